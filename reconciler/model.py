@@ -1,0 +1,129 @@
+"""The plan's types and nothing else: what plan() produces and render/apply consume.
+
+Rules that build these live in plan.py and kinds/; renderers in render.py. Every type is a frozen
+dataclass whose invariants are checked on construction, so a malformed plan cannot exist.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Action(StrEnum):
+    """What a change does, spelled as users read it."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    DEACTIVATE = "deactivate"
+    ADOPT = "adopt"  # exists and matches; the reconciler starts managing it
+    UNMANAGED = "unmanaged"  # exists, undeclared, never managed by us: reported, never touched
+    NOOP = "no-op"
+
+
+#: Actions that modify the database. A plan made only of the others is empty.
+MUTATING = frozenset({Action.CREATE, Action.UPDATE, Action.DELETE, Action.DEACTIVATE, Action.ADOPT})
+#: Actions that remove or disable something that exists.
+DESTRUCTIVE = frozenset({Action.DELETE, Action.DEACTIVATE})
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One differing field. Sensitive fields never carry values, only the fact that they differ."""
+
+    path: str
+    old: Any = None
+    new: Any = None
+    sensitive: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise ValueError("FieldChange.path must not be empty")
+        if self.sensitive and (self.old is not None or self.new is not None):
+            raise ValueError(f"sensitive field {self.path!r} must not carry values")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One resource's transition. `before`/`after` are the kind's own field mappings; `reason` is for people."""
+
+    kind: str
+    key: str
+    action: Action
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+    fields: tuple[FieldChange, ...] = ()
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.action is Action.CREATE and self.before is not None:
+            raise ValueError(f"{self.kind} {self.key}: a create has no 'before'")
+        if self.action is Action.CREATE and self.after is None:
+            raise ValueError(f"{self.kind} {self.key}: a create needs 'after'")
+        if self.action is Action.DELETE and self.after is not None:
+            raise ValueError(f"{self.kind} {self.key}: a delete has no 'after'")
+        if self.action in (Action.DELETE, Action.DEACTIVATE, Action.UPDATE) and self.before is None:
+            raise ValueError(f"{self.kind} {self.key}: a {self.action} needs 'before'")
+        if self.action is Action.UPDATE and not self.fields:
+            raise ValueError(f"{self.kind} {self.key}: an update needs at least one field change")
+
+    @property
+    def mutating(self) -> bool:
+        return self.action in MUTATING
+
+    @property
+    def destructive(self) -> bool:
+        return self.action in DESTRUCTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A preflight fact about the database that the plan cannot express as a change."""
+
+    severity: Severity
+    code: str
+    message: str
+    fix: str = ""
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity is Severity.ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An ordered list of changes plus the findings that explain the context."""
+
+    changes: tuple[Change, ...] = ()
+    findings: tuple[Finding, ...] = field(default=())
+
+    @property
+    def mutating(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.mutating)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.mutating
+
+    @property
+    def destructive(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.destructive)
+
+    @property
+    def blocking_findings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.blocking)
+
+    def counts(self) -> dict[str, int]:
+        """Number of changes per action, every action present (zero included), in Action order."""
+        counted = Counter(c.action for c in self.changes)
+        return {a.value: counted.get(a, 0) for a in Action}
