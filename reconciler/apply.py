@@ -1,0 +1,266 @@
+"""Executes a Plan: one transaction, under an advisory lock, re-planned inside the lock and verified.
+
+Sequence: lock → read live → plan → (saved plan: refuse if stale) → statements per kind (creates and
+updates in registry order, deletes in reverse) → ownership records and one history row → re-read and
+re-plan, which must be empty → commit. Any error rolls everything back and names the failing change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from reconciler import db, render
+from reconciler.errors import ApplyFailed, LockHeld, PlanStale, UnsafePlan
+from reconciler.kinds import REGISTRY
+from reconciler.kinds.base import LiveState, PlanOptions, fingerprint
+from reconciler.model import DESTRUCTIVE, Action, Change, Plan
+from reconciler.plan import plan as make_plan
+
+#: Advisory lock key (two int4s, so pg_locks shows it as classid/objid): "sche" "dule" in ASCII.
+LOCK_KEY = (0x73636865, 0x64756C65)
+INTERNAL = frozenset({"_row", "jobid", "id"})
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    history_id: int | None
+
+
+def live_fingerprint(live: LiveState) -> str:
+    """Digest of everything read from the database (secrets only by their digest)."""
+    text = repr(sorted((k, repr(v)) for k, v in live.kinds.items())) + repr(sorted(live.managed))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _lock(conn: psycopg.Connection[Any], lock_timeout: float | None) -> None:
+    with conn.cursor() as cur:
+        if lock_timeout is None or lock_timeout <= 0:
+            cur.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", LOCK_KEY)
+            row = cur.fetchone()
+            if row and row[0]:
+                return
+        else:
+            try:
+                cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout * 1000)}ms")))
+                cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", LOCK_KEY)
+                cur.execute("SET LOCAL lock_timeout = DEFAULT")
+                return
+            except psycopg.errors.LockNotAvailable:
+                conn.rollback()
+        raise LockHeld(f"another reconciler holds the lock ({_holder(conn)})",
+                       hint="wait for it, or pass --lock-timeout SECONDS to wait")
+
+
+def _holder(conn: psycopg.Connection[Any]) -> str:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                """SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.client_addr::text, 'local')
+                     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                    WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s AND l.granted""",
+                LOCK_KEY,
+            )
+            row = cur.fetchone()
+    except psycopg.Error:
+        return "holder unknown"
+    if row is None:
+        return "holder unknown"
+    return f"pid {row[0]}, application_name {row[1]}, client {row[2]}"
+
+
+def _quiet_logging(conn: psycopg.Connection[Any], plan: Plan) -> None:
+    """Keep secret parameters out of the server log where this role may say so (superusers only)."""
+    if not any(c.kind == "secret" and c.mutating for c in plan.changes):
+        return
+    with conn.cursor() as cur:
+        cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        row = cur.fetchone()
+        if not (row and row[0]):
+            return
+        for setting, value in (("log_statement", "none"), ("log_min_error_statement", "panic"),
+                               ("log_min_duration_statement", "-1"), ("log_parameter_max_length", "0"),
+                               ("log_parameter_max_length_on_error", "0")):
+            cur.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(setting), sql.Literal(value)))
+
+
+def _ensure_ownership(conn: psycopg.Connection[Any]) -> None:
+    ddl = files("reconciler").joinpath("sql/ownership.sql").read_text()
+    with db.translated("creating the reconciler schema"), conn.cursor() as cur:
+        cur.execute(ddl)  # type: ignore[arg-type]
+
+
+def _execute(conn: psycopg.Connection[Any], plan: Plan, caps: Any) -> None:
+    forward = [c for c in plan.changes if c.mutating and c.action not in DESTRUCTIVE]
+    backward = [c for c in plan.changes if c.action in DESTRUCTIVE]
+    steps = [(kind, [c for c in forward if c.kind == kind.KIND]) for kind in REGISTRY]
+    steps += [(kind, [c for c in backward if c.kind == kind.KIND]) for kind in reversed(REGISTRY)]
+    with conn.cursor() as cur:
+        for kind, changes in steps:
+            changes = [c for c in changes if c.action is not Action.ADOPT]
+            if not changes:
+                continue
+            for statement in kind.statements(changes, caps):
+                try:
+                    cur.execute(statement.query, statement.params or None)
+                except psycopg.Error as e:
+                    raise db.translate(e, f"{statement.description or kind.KIND} failed") from e
+
+
+def _record(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, command: str, version: str) -> int:
+    protected = _protected(manifest)
+    upserts, removals = [], []
+    for change in plan.changes:
+        kind = next((k for k in REGISTRY if k.KIND == change.kind), None)
+        if kind is None or not kind.PRUNABLE or change.action is Action.UNMANAGED:
+            continue
+        if change.action is Action.DELETE and change.reason != "duplicate rows":
+            removals.append((change.kind, change.key))
+        elif change.action in (Action.CREATE, Action.UPDATE, Action.ADOPT, Action.NOOP) and change.after is not None \
+                and not change.reason.startswith("not declared"):
+            upserts.append((change.kind, change.key, _fingerprint(change.after), (change.kind, change.key) in protected))
+        elif change.action is Action.DEACTIVATE:
+            pass  # still managed: a deactivated job can be re-declared or deleted later
+    with db.translated("recording ownership"), conn.cursor() as cur:
+        if upserts:
+            cur.executemany(
+                """INSERT INTO reconciler.managed (kind, key, fingerprint, protect) VALUES (%s, %s, %s, %s)
+                   ON CONFLICT (kind, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
+                       protect = EXCLUDED.protect, last_applied = now()""",
+                upserts,
+            )
+        if removals:
+            cur.executemany("DELETE FROM reconciler.managed WHERE kind = %s AND key = %s", removals)
+        cur.execute(
+            """INSERT INTO reconciler.history (tool_version, command, manifest_digest, summary, plan_text, changes)
+               VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
+            (version, command, manifest.digest(), render.summary_line(plan), render.to_text(plan),
+             json.dumps(history_changes(plan))),
+        )
+        row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _protected(manifest: Any) -> set[tuple[str, str]]:
+    out = {("job", j.name) for j in manifest.jobs if j.protect}
+    out |= {("trigger", t.name) for t in manifest.triggers if t.protect}
+    out |= {("secret", s.name) for s in manifest.secrets if s.protect}
+    return out
+
+
+def _fingerprint(after: Mapping[str, Any]) -> str:
+    return fingerprint({k: v for k, v in after.items() if k not in INTERNAL and render._plain(v)})
+
+
+def _redacted(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if values is None:
+        return None
+    return {k: (v if render._plain(v) else render.SENSITIVE) for k, v in values.items() if k != "_row"}
+
+
+def history_changes(plan: Plan) -> list[dict[str, Any]]:
+    """Every mutating change with full before/after (secrets redacted): enough to restore by hand."""
+    return [
+        {"kind": c.kind, "key": c.key, "action": c.action.value, "reason": c.reason,
+         "before": _redacted(c.before), "after": _redacted(c.after)}
+        for c in plan.changes if c.mutating
+    ]
+
+
+def apply(
+    url: str,
+    manifest: Any,
+    secret_values: Mapping[str, Any],
+    render_command: Callable[[Any], str],
+    options: PlanOptions,
+    *,
+    lock_timeout: float | None = None,
+    statement_timeout: float | None = 30.0,
+    saved: Mapping[str, Any] | None = None,
+    command: str = "apply",
+    version: str = "",
+    on_plan: Callable[[Plan], None] | None = None,
+) -> ApplyResult:
+    declared = [e.name for e in manifest.extensions]
+    conn = db.connect(url)
+    try:
+        with db.translated("starting the transaction"), conn.cursor() as cur:
+            if statement_timeout:
+                cur.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(
+                    sql.Literal(f"{int(statement_timeout * 1000)}ms")))
+        _lock(conn, lock_timeout)
+        live = db.read_live(conn, declared)
+        plan = make_plan(manifest, live, secret_values, render_command, options)
+        if saved is not None:
+            _check_saved(saved, live, plan)
+        if on_plan is not None:
+            on_plan(plan)
+        if plan.blocking_findings:
+            raise UnsafePlan("refusing to apply: " + "; ".join(f.message for f in plan.blocking_findings),
+                             hint="fix the findings above first")
+        if plan.is_empty:
+            conn.rollback()
+            return ApplyResult(plan, None)
+        _quiet_logging(conn, plan)
+        _ensure_ownership(conn)
+        _execute(conn, plan, live.capabilities)
+        history_id = _record(conn, manifest, plan, command, version)
+        after = make_plan(manifest, db.read_live(conn, declared), secret_values, render_command,
+                          PlanOptions(prune=options.prune))
+        if not after.is_empty:
+            left = ", ".join(f"{c.action.value} {c.kind} {c.key}" for c in after.mutating)
+            raise ApplyFailed(f"changes did not stick, rolled back: {left}",
+                              hint="something in the database rewrites these objects (a trigger or another tool?)")
+        with db.translated("committing"):
+            conn.commit()
+        return ApplyResult(plan, history_id)
+    except BaseException:
+        with contextlib.suppress(psycopg.Error):
+            conn.rollback()
+        raise
+    finally:
+        conn.close()
+
+
+def saved_plan_document(plan: Plan, live: LiveState, manifest: Any) -> dict[str, Any]:
+    doc = render.to_data(plan)
+    doc["live_fingerprint"] = live_fingerprint(live)
+    doc["manifest_digest"] = manifest.digest()
+    return doc
+
+
+def _check_saved(saved: Mapping[str, Any], live: LiveState, plan: Plan) -> None:
+    if saved.get("live_fingerprint") != live_fingerprint(live):
+        raise PlanStale("saved plan is stale: the database changed since it was made",
+                        hint="run reconcile --dry-run --out again and review the new plan")
+    if render.to_data(plan).get("changes") != saved.get("changes"):
+        raise PlanStale("saved plan is stale: the manifest or its secret sources changed since it was made",
+                        hint="run reconcile --dry-run --out again and review the new plan")
+
+
+def read_and_plan(url: str, manifest: Any, secret_values: Mapping[str, Any], render_command: Callable[[Any], str],
+                  options: PlanOptions) -> tuple[LiveState, Plan]:
+    """Dry run: one read-only transaction, never a write."""
+    conn = db.connect(url)
+    try:
+        with db.translated("starting a read-only transaction"), conn.cursor() as cur:
+            cur.execute("SET TRANSACTION READ ONLY")
+        live = db.read_live(conn, [e.name for e in manifest.extensions])
+        conn.rollback()
+    finally:
+        conn.close()
+    return live, make_plan(manifest, live, secret_values, render_command, options)
+
+
+def changes_of(plan: Plan, kind: str) -> Sequence[Change]:
+    return [c for c in plan.changes if c.kind == kind]

@@ -1,0 +1,192 @@
+"""The `reconcile` command: plan (the default), apply, and the sub-commands around them.
+
+This is an edge: it loads the manifest, resolves secrets from the environment, connects, and turns
+ReconcilerErrors into one line on stderr with an exit code. Exit codes: 0 success, 1 error (click's
+usage errors included), 2 with --detailed-exitcode when the plan is not empty, 3 lock held.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler import __version__, logs
+from reconciler.errors import ManifestError, ReconcilerError
+from reconciler.kinds.base import PlanOptions
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_LOCKED = 0, 1, 2, 3
+
+
+class ReconcileGroup(click.Group):
+    """A group whose usage errors exit 1 (our 2 means 'plan not empty') and whose user errors are one line."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.UsageError as e:
+            e.show()
+            sys.exit(EXIT_ERROR)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(EXIT_ERROR)
+        except click.exceptions.ClickException as e:
+            e.show()
+            sys.exit(EXIT_ERROR)
+        except ReconcilerError as e:
+            click.echo(f"error: {e.one_line()}" if not isinstance(e, ManifestError) else e.one_line(), err=True)
+            sys.exit(e.exit_code)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _load(files: Sequence[str]) -> Any:
+    from reconciler.manifest import load_manifest
+
+    return load_manifest(list(files) or ["scheduler.yaml"])
+
+
+def _secrets(manifest: Any) -> Any:
+    from reconciler.secrets import resolve_secrets
+
+    return resolve_secrets(manifest, os.environ)
+
+
+def _url(database_url: str | None) -> str:
+    if not database_url:
+        raise ReconcilerError("no database given", hint="pass --database-url or set DATABASE_URL")
+    return database_url
+
+
+def _render(plan: Any, fmt: str, verbose: bool, name: str) -> str:
+    from reconciler import render
+
+    if fmt == "json":
+        return render.to_json(plan, verbose=verbose)
+    if fmt == "markdown":
+        return render.to_markdown(plan, verbose=verbose, manifest_name=name)
+    return render.to_text(plan, verbose=verbose, colour=sys.stdout.isatty(), manifest_name=name)
+
+
+def _render_command() -> Any:
+    from reconciler.trigger_sql import render_command
+
+    return render_command
+
+
+file_option = click.option("-f", "--file", "files", multiple=True, metavar="FILE",
+                           help="Manifest file; repeat to overlay (later files win). Default ./scheduler.yaml.")
+
+
+@click.group(cls=ReconcileGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reconcile")
+@click.option("--dry-run", "dry_run", is_flag=True, help="Print the plan and change nothing (the default).")
+@click.option("--apply", "apply_plan", is_flag=False, flag_value="-", default=None, metavar="[PLAN.json]",
+              help="Apply the plan; with a saved plan file, apply exactly that plan or refuse if stale.")
+@file_option
+@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan is not empty or has blocking findings.")
+@click.option("-v", "--verbose", is_flag=True, help="Also show objects that are already in sync.")
+@click.option("--prune", is_flag=True, help="Apply the manifest's prune policies to managed objects no longer declared.")
+@click.option("--rotate", multiple=True, metavar="SECRET", help="Generate a new value for this secret (repeatable).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="With --dry-run: save the plan for --apply.")
+@click.option("--lock-timeout", type=float, default=None, metavar="SECONDS",
+              help="Wait this long for another reconciler's lock (default: do not wait; exit 3).")
+@click.option("--statement-timeout", type=float, default=30.0, show_default=True, metavar="SECONDS")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning")
+@click.pass_context
+def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple[str, ...], database_url: str | None,
+         fmt: str, detailed_exitcode: bool, verbose: bool, prune: bool, rotate: tuple[str, ...], out_file: str | None,
+         lock_timeout: float | None, statement_timeout: float, log_level: str) -> int:
+    """Keep pg_cron, pg_net, Vault secrets and scheduled_jobs exactly as scheduler.yaml declares.
+
+    Without a sub-command: plan (--dry-run, the default) or --apply.
+    """
+    logs.configure(log_level)
+    if ctx.invoked_subcommand is not None:
+        return EXIT_OK
+    if dry_run and apply_plan is not None:
+        raise click.UsageError("--dry-run and --apply are mutually exclusive")
+    if out_file and apply_plan is not None:
+        raise click.UsageError("--out goes with --dry-run")
+    manifest = _load(files)
+    for warning in manifest.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    unknown = sorted(set(rotate) - {s.name for s in manifest.secrets})
+    if unknown:
+        raise click.UsageError(f"--rotate names undeclared secret(s): {', '.join(unknown)}")
+    values = _secrets(manifest)
+    url = _url(database_url)
+    options = PlanOptions(prune=prune, rotate=frozenset(rotate))
+    name = ", ".join(files) or "scheduler.yaml"
+    if apply_plan is None:
+        return _dry_run(manifest, values, url, options, fmt, verbose, detailed_exitcode, out_file, name)
+    return _apply(manifest, values, url, options, fmt, verbose, apply_plan, lock_timeout, statement_timeout, name)
+
+
+def _dry_run(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str, verbose: bool,
+             detailed: bool, out_file: str | None, name: str) -> int:
+    from reconciler.apply import read_and_plan, saved_plan_document
+
+    live, plan = read_and_plan(url, manifest, values, _render_command(), options)
+    click.echo(_render(plan, fmt, verbose, name), nl=False)
+    if out_file:
+        Path(out_file).write_text(json.dumps(saved_plan_document(plan, live, manifest), indent=2) + "\n")
+    if detailed and (not plan.is_empty or plan.blocking_findings):
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str, verbose: bool, apply_plan: str,
+           lock_timeout: float | None, statement_timeout: float, name: str) -> int:
+    from reconciler.apply import apply
+
+    saved = None
+    if apply_plan != "-":
+        try:
+            saved = json.loads(Path(apply_plan).read_text())
+        except (OSError, ValueError) as e:
+            raise ReconcilerError(f"cannot read saved plan {apply_plan}: {e}") from e
+    shown: list[Any] = []
+    result = apply(url, manifest, values, _render_command(), options, lock_timeout=lock_timeout,
+                   statement_timeout=statement_timeout, saved=saved, command=" ".join(sys.argv[1:]) or "apply",
+                   version=__version__, on_plan=shown.append)
+    click.echo(_render(result.plan, fmt, verbose, name), nl=False)
+    if fmt == "text" and not result.plan.is_empty:
+        click.echo(f"Apply complete (history #{result.history_id}).")
+    logs.get().info("apply_finished", changes=len(result.plan.mutating), history_id=result.history_id)
+    return EXIT_OK
+
+
+@main.command("history")
+@click.argument("count", type=int, default=10, required=False)
+@click.option("--show", "show_id", type=int, help="Show one apply in full: its plan and before/after of each change.")
+@click.option("--database-url", envvar="DATABASE_URL", metavar="URL")
+def history_command(count: int, show_id: int | None, database_url: str | None) -> int:
+    """List past applies (newest first), or show one with --show ID."""
+    from reconciler import history
+
+    url = _url(database_url)
+    if show_id is not None:
+        click.echo(history.show(url, show_id), nl=False)
+    else:
+        click.echo(history.listing(url, count), nl=False)
+    return EXIT_OK
+
+
+def _register_optional() -> None:
+    try:
+        from reconciler.cli_manifest import schema_command, validate_command
+    except ImportError:  # pragma: no cover - during development only
+        return
+    main.add_command(validate_command, "validate")
+    main.add_command(schema_command, "schema")
+
+
+_register_optional()

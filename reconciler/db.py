@@ -1,0 +1,159 @@
+"""Connections, capability detection and reading the live state: the reconciler's input edge.
+
+All live state is read in two round trips whatever the number of objects: one query for the
+capabilities (settings, relations, privileges), then one pipelined batch with a query per kind plus
+the ownership records. Driver errors are translated once, here, into ReconcilerErrors by SQLSTATE.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerr
+from psycopg import sql
+
+from reconciler.errors import ApplyFailed, DatabaseUnavailable, PermissionDenied, ReconcilerError
+from reconciler.kinds import REGISTRY
+from reconciler.kinds.base import Capabilities, LiveState, Managed
+
+APPLICATION_NAME = "reconcile"
+SETTINGS = (
+    "shared_preload_libraries",
+    "cron.database_name",
+    "cron.timezone",
+    "cron.use_background_workers",
+    "pg_net.database_name",
+    "log_statement",
+    "log_min_error_statement",
+    "log_parameter_max_length",
+    "log_parameter_max_length_on_error",
+    "server_version",
+)
+RELATIONS = (
+    "public.scheduled_jobs",
+    "public.job_executions",
+    "vault.secrets",
+    "vault.decrypted_secrets",
+    "cron.job",
+    "cron.job_run_details",
+    "net.http_request_queue",
+    "net._http_response",
+    "reconciler.managed",
+    "reconciler.history",
+)
+
+CAPABILITIES_QUERY = """
+SELECT current_setting('server_version_num')::int,
+       current_user, current_database(),
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+       (SELECT coalesce(json_object_agg(name, setting), '{}') FROM pg_settings WHERE name = ANY(%(settings)s)),
+       ARRAY(SELECT r FROM unnest(%(relations)s::text[]) r WHERE to_regclass(r) IS NOT NULL),
+       ARRAY(SELECT attname::text FROM pg_attribute
+              WHERE attrelid = to_regclass('public.scheduled_jobs') AND attnum > 0 AND NOT attisdropped),
+       EXISTS (SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                WHERE i.indrelid = to_regclass('public.scheduled_jobs') AND i.indisunique
+                  AND i.indnatts = 1 AND a.attname = 'job_name'),
+       coalesce((SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
+                  WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'vault')
+                    AND p.proname = '_crypto_aead_det_decrypt'), false)
+         AND CASE WHEN to_regclass('vault.decrypted_secrets') IS NULL THEN false
+                  ELSE has_table_privilege('vault.decrypted_secrets', 'SELECT') END,
+       coalesce((SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
+                  JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname = 'vault' AND p.proname IN ('create_secret', 'update_secret')), false),
+       coalesce((SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
+                  JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname = 'cron' AND p.proname = 'alter_job'), false)
+"""
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for messages."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def translate(error: psycopg.Error, doing: str) -> ReconcilerError:
+    """One driver error into one user-facing error, by SQLSTATE class."""
+    diag = getattr(error, "diag", None)
+    primary = (diag.message_primary if diag is not None else None) or str(error).strip().splitlines()[0]
+    detail = diag.message_detail if diag is not None else None
+    sqlstate = getattr(error, "sqlstate", None) or ""
+    text = f"{doing}: {primary}" + (f" ({detail})" if detail else "")
+    if isinstance(error, pgerr.InsufficientPrivilege):
+        return PermissionDenied(text, hint="grant the privilege named above to the reconciler's role")
+    if isinstance(error, psycopg.OperationalError) and not sqlstate:
+        return DatabaseUnavailable(text)
+    if sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03", "53300"):
+        return DatabaseUnavailable(text)
+    retryable = sqlstate in ("40001", "40P01", "55P03", "57014")
+    return ApplyFailed(f"{text} [SQLSTATE {sqlstate}]" if sqlstate else text, retryable=retryable)
+
+
+def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 10) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
+                               application_name=APPLICATION_NAME)
+    except psycopg.OperationalError as e:
+        reason = " ".join(str(e).split()).replace(url, redact_url(url))
+        if "password authentication failed" in reason or "no password supplied" in reason:
+            raise DatabaseUnavailable(f"authentication failed: {reason}") from e
+        raise DatabaseUnavailable(f"cannot connect to the database: {reason}",
+                                  hint="check --database-url / DATABASE_URL and that the server is running") from e
+    except psycopg.ProgrammingError as e:  # malformed connection string
+        raise ReconcilerError(f"invalid database URL: {' '.join(str(e).split())}") from e
+
+
+@contextmanager
+def translated(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except psycopg.Error as e:
+        raise translate(e, doing) from e
+
+
+def read_capabilities(conn: psycopg.Connection[Any]) -> Capabilities:
+    with translated("reading server capabilities"), conn.cursor() as cur:
+        cur.execute(CAPABILITIES_QUERY, {"settings": list(SETTINGS), "relations": list(RELATIONS)})
+        row = cur.fetchone()
+    assert row is not None
+    (version, user, database, superuser, settings, relations, job_columns, unique,
+     can_decrypt, can_create, can_alter) = row
+    return Capabilities(
+        server_version_num=version, current_user=user, database=database, is_superuser=bool(superuser),
+        settings=settings, relations=frozenset(relations), job_columns=frozenset(job_columns),
+        job_name_unique=unique, can_decrypt_secrets=can_decrypt, can_create_secrets=can_create,
+        can_alter_cron_jobs=can_alter,
+    )
+
+
+def read_live(conn: psycopg.Connection[Any], declared_extensions: Sequence[str] = ()) -> LiveState:
+    """Everything the planner needs, in two round trips (capabilities, then one pipeline)."""
+    caps = read_capabilities(conn)
+    queries = {kind.KIND: kind.read_query(caps, declared_extensions) for kind in REGISTRY}
+    ownership_ready = caps.has("reconciler.managed")
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    managed_rows: list[tuple[Any, ...]] = []
+    with translated("reading the live state"):
+        cursors = {}
+        with conn.pipeline():
+            for name, statement in queries.items():
+                if statement is None:
+                    continue
+                cur = conn.cursor()
+                cur.execute(statement.query, statement.params or None)
+                cursors[name] = cur
+            managed_cur = None
+            if ownership_ready:
+                managed_cur = conn.cursor()
+                managed_cur.execute(sql.SQL("SELECT kind, key, fingerprint, protect FROM reconciler.managed"))
+        for name, cur in cursors.items():
+            rows[name] = cur.fetchall()
+        if managed_cur is not None:
+            managed_rows = managed_cur.fetchall()
+    kinds = {kind.KIND: kind.from_rows(rows.get(kind.KIND, []), caps) for kind in REGISTRY}
+    managed = {(k, key): Managed(k, key, fp, protect) for k, key, fp, protect in managed_rows}
+    return LiveState(caps, kinds, managed, ownership_ready)

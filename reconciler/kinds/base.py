@@ -1,0 +1,174 @@
+"""What every resource kind shares: the live-state snapshot, the planning context and statement type.
+
+A kind is a module with the same verbs (see kinds/__init__.py). This module holds only the types they
+exchange and two small helpers, so a kind never imports another kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:  # planning must not load the driver; only apply and readers do
+    from psycopg import sql
+
+from reconciler.model import FieldChange
+
+
+class Statement(NamedTuple):
+    """One SQL statement; values (secrets above all) travel only in `params`, never in the text."""
+
+    query: sql.Composable
+    params: tuple[Any, ...] = ()
+    description: str = ""
+
+    def text(self) -> str:
+        return self.query.as_string(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the connected server and role can do, read once with the live state."""
+
+    server_version_num: int = 0
+    current_user: str = ""
+    database: str = ""
+    is_superuser: bool = False
+    settings: Mapping[str, str] = field(default_factory=dict)
+    relations: frozenset[str] = frozenset()  # qualified names of the relations that exist
+    job_columns: frozenset[str] = frozenset()  # columns of public.scheduled_jobs
+    job_name_unique: bool = False
+    can_decrypt_secrets: bool = False
+    can_create_secrets: bool = False
+    can_alter_cron_jobs: bool = False
+
+    def setting(self, name: str) -> str | None:
+        return self.settings.get(name)
+
+    def has(self, relation: str) -> bool:
+        return relation in self.relations
+
+
+@dataclass(frozen=True, slots=True)
+class Managed:
+    """One row of reconciler.managed: an object this tool created or adopted."""
+
+    kind: str
+    key: str
+    fingerprint: str
+    protect: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """Everything read from the database, per kind, plus capabilities and ownership records."""
+
+    capabilities: Capabilities
+    kinds: Mapping[str, Any]  # kind name -> that kind's own live mapping
+    managed: Mapping[tuple[str, str], Managed] = field(default_factory=dict)
+    ownership_ready: bool = False  # reconciler.managed exists
+
+    def of(self, kind: str) -> Any:
+        return self.kinds[kind]
+
+    def is_managed(self, kind: str, key: str) -> bool:
+        return (kind, key) in self.managed
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """What deriving the desired state needs besides the manifest; all resolved before planning."""
+
+    capabilities: Capabilities
+    secret_values: Mapping[str, Any]  # name -> SecretValue
+    render_command: Callable[[Any], str]  # TriggerSpec -> the SQL text cron.job.command should hold
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    prune: bool = False
+    rotate: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class PlanContext:
+    """Everything a kind's diff may look at besides its own desired and live mappings."""
+
+    live: LiveState
+    options: PlanOptions
+    prune_policy: str  # this kind's policy from the manifest: off | report | deactivate | delete
+    create_tables: bool = False
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.live.capabilities
+
+
+def fingerprint(values: Mapping[str, Any]) -> str:
+    """A stable digest of a kind's normalised fields, recorded in reconciler.managed."""
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def field_changes(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    names: Sequence[str],
+    normalisers: Mapping[str, Callable[[Any], Any]] | None = None,
+) -> tuple[FieldChange, ...]:
+    """One FieldChange per named field whose normalised values differ; shows the raw values."""
+    normalisers = normalisers or {}
+    changes = []
+    for name in names:
+        norm = normalisers.get(name, _identity)
+        old, new = before.get(name), after.get(name)
+        if norm(old) != norm(new):
+            changes.append(FieldChange(name, old, new))
+    return tuple(changes)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def in_sync(kind: str, key: str, before: Mapping[str, Any], after: Mapping[str, Any], ctx: PlanContext):
+    """The change for an object that matches its declaration: adopt it if we do not manage it yet."""
+    from reconciler.model import Action, Change
+
+    if ctx.live.is_managed(kind, key):
+        return Change(kind, key, Action.NOOP, before=before, after=after)
+    return Change(kind, key, Action.ADOPT, before=before, after=after, reason="exists, not yet managed")
+
+
+def undeclared(
+    kind: str,
+    key: str,
+    before: Mapping[str, Any],
+    ctx: PlanContext,
+    *,
+    deactivated: Mapping[str, Any] | None = None,
+    reason: str = "not declared",
+):
+    """The change for a live object no longer declared: prune it per policy, only if we manage it.
+
+    `deactivated` is the object's fields after deactivation, for kinds that support that policy.
+    """
+    from reconciler.model import Action, Change
+
+    managed = ctx.live.managed.get((kind, key))
+    if managed is None:
+        return Change(kind, key, Action.UNMANAGED, before=before, after=before, reason=reason)
+    if managed.protect:
+        return Change(kind, key, Action.NOOP, before=before, after=before, reason=f"{reason}; protected")
+    if not ctx.options.prune:
+        return Change(kind, key, Action.NOOP, before=before, after=before, reason=f"{reason}; pruning is off")
+    if ctx.prune_policy in ("off", "report"):
+        return Change(kind, key, Action.NOOP, before=before, after=before, reason=f"{reason}; prune policy {ctx.prune_policy}")
+    if ctx.prune_policy == "deactivate" and deactivated is not None:
+        if dict(deactivated) == dict(before):
+            return Change(kind, key, Action.NOOP, before=before, after=before, reason=f"{reason}; already inactive")
+        return Change(kind, key, Action.DEACTIVATE, before=before, after=deactivated, reason=reason)
+    return Change(kind, key, Action.DELETE, before=before, reason=reason)

@@ -1,0 +1,145 @@
+"""Kind `extension`: rows of pg_extension for the declared extensions. Never dropped, never pruned."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.kinds.base import Capabilities, Inputs, PlanContext, Statement
+from reconciler.model import Action, Change, FieldChange, Finding, Severity
+
+KIND = "extension"
+PRUNABLE = False
+#: The extensions the stack knows, read even when undeclared so preflight can describe them.
+KNOWN = ("pg_cron", "pg_net", "supabase_vault")
+
+
+@dataclass(frozen=True, slots=True)
+class LiveExtension:
+    name: str
+    available: bool
+    default_version: str | None
+    installed_version: str | None
+    schema: str | None
+    relocatable: bool
+
+    @property
+    def installed(self) -> bool:
+        return self.installed_version is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredExtension:
+    name: str
+    schema: str | None
+    version: str | None
+    declared_as: str
+
+
+def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement:
+    from psycopg import sql
+
+    query = sql.SQL(
+        """SELECT a.name, true, a.default_version, e.extversion, n.nspname, coalesce(e.extrelocatable, false)
+             FROM pg_available_extensions a
+             LEFT JOIN pg_extension e ON e.extname = a.name
+             LEFT JOIN pg_namespace n ON n.oid = e.extnamespace
+            WHERE a.name = ANY(%s)
+           UNION ALL
+           SELECT e.extname, false, NULL, e.extversion, n.nspname, e.extrelocatable
+             FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+            WHERE e.extname = ANY(%s)
+              AND NOT EXISTS (SELECT FROM pg_available_extensions a WHERE a.name = e.extname)"""
+    )
+    wanted = sorted(set(KNOWN) | set(declared))
+    return Statement(query, (wanted, wanted))
+
+
+def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, LiveExtension]:
+    return {row[0]: LiveExtension(*row) for row in rows}
+
+
+def desired(manifest: Any, inputs: Inputs) -> dict[str, DesiredExtension]:
+    return {
+        ext.name: DesiredExtension(ext.name, ext.schema_name, ext.version, getattr(ext, "declared_as", None) or ext.name)
+        for ext in manifest.extensions
+    }
+
+
+def diff(
+    want: Mapping[str, DesiredExtension], live: Mapping[str, LiveExtension], ctx: PlanContext
+) -> list[Change]:
+    changes: list[Change] = []
+    for name, spec in want.items():
+        have = live.get(name)
+        after = {"name": name, "schema": spec.schema, "version": spec.version}
+        if have is None or not have.installed:
+            changes.append(Change(KIND, name, Action.CREATE, after=after, reason="missing"))
+            continue
+        before = {"name": name, "schema": have.schema, "version": have.installed_version}
+        fields: list[FieldChange] = []
+        reasons: list[str] = []
+        if spec.schema and have.schema != spec.schema and have.relocatable:
+            fields.append(FieldChange("schema", have.schema, spec.schema))
+            reasons.append("wrong schema")
+        if spec.version and have.installed_version != spec.version:
+            fields.append(FieldChange("version", have.installed_version, spec.version))
+            reasons.append("version differs")
+        if fields:
+            changes.append(
+                Change(KIND, name, Action.UPDATE, before=before, after=after, fields=tuple(fields),
+                       reason=", ".join(reasons))
+            )
+        else:
+            changes.append(Change(KIND, name, Action.NOOP, before=before, after=after))
+    return changes
+
+
+def findings(want: Mapping[str, DesiredExtension], live: Mapping[str, LiveExtension], ctx: PlanContext) -> list[Finding]:
+    out = []
+    for name, spec in want.items():
+        have = live.get(name)
+        if spec.declared_as != name:
+            out.append(Finding(Severity.INFO, "extension_alias", f'extension "{spec.declared_as}" is an alias of "{name}"',
+                               f'declare it as "{name}"'))
+        if have is None or (not have.available and not have.installed):
+            out.append(Finding(Severity.ERROR, "extension_unavailable",
+                               f"extension {name} is not available on this server",
+                               "install its package on the server (on Supabase: Database > Extensions)"))
+        elif have.installed and spec.schema and have.schema != spec.schema and not have.relocatable:
+            out.append(Finding(Severity.WARNING, "extension_wrong_schema",
+                               f"extension {name} is installed in schema {have.schema}, declared {spec.schema}; "
+                               "it is not relocatable, so this cannot be fixed safely",
+                               f"declare schema: {have.schema}, or move it by hand (DROP EXTENSION {name} drops its data)"))
+    return out
+
+
+def statements(changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
+    return [s for c in changes for s in sql_for(c)]
+
+
+def sql_for(change: Change) -> list[Statement]:
+    from psycopg import sql
+
+    assert change.after is not None
+    name = change.after["name"]
+    ident = sql.Identifier(name)
+    if change.action is Action.CREATE:
+        query = sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(ident)
+        if change.after.get("schema"):
+            query += sql.SQL(" WITH SCHEMA {}").format(sql.Identifier(change.after["schema"]))
+        if change.after.get("version"):
+            query += sql.SQL(" VERSION {}").format(sql.Literal(change.after["version"]))
+        return [Statement(query, description=f"create extension {name}")]
+    statements = []
+    for fc in change.fields:
+        if fc.path == "schema":
+            statements.append(Statement(
+                sql.SQL("ALTER EXTENSION {} SET SCHEMA {}").format(ident, sql.Identifier(fc.new)),
+                description=f"move extension {name} to schema {fc.new}"))
+        elif fc.path == "version":
+            statements.append(Statement(
+                sql.SQL("ALTER EXTENSION {} UPDATE TO {}").format(ident, sql.Literal(fc.new)),
+                description=f"update extension {name} to {fc.new}"))
+    return statements

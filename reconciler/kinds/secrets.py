@@ -1,0 +1,143 @@
+"""Kind `secret`: rows of vault.secrets by name, compared by SHA-256 digest computed inside the database.
+
+Values reach this module only as SecretValue objects; they leave it only as bound parameters of
+vault.create_secret / vault.update_secret, never inside SQL text, a Change's fields, or a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.kinds.base import Capabilities, Inputs, PlanContext, Statement, in_sync, undeclared
+from reconciler.model import Action, Change, FieldChange, Finding, Severity
+
+KIND = "secret"
+PRUNABLE = True
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSecret:
+    id: str
+    name: str
+    description: str
+    digest: str | None  # None when the role may not decrypt (then value drift cannot be seen)
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredSecret:
+    name: str
+    description: str
+    value: Any  # SecretValue; Any keeps this module free of the manifest's imports
+    generated: bool
+    on_drift: str
+
+
+def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement | None:
+    from psycopg import sql
+
+    if not caps.has("vault.secrets"):
+        return None
+    if caps.can_decrypt_secrets:
+        query = sql.SQL(
+            "SELECT id::text, name, description, encode(sha256(convert_to(decrypted_secret, 'UTF8')), 'hex')"
+            " FROM vault.decrypted_secrets WHERE name IS NOT NULL ORDER BY name"
+        )
+    else:
+        query = sql.SQL("SELECT id::text, name, description, NULL FROM vault.secrets WHERE name IS NOT NULL ORDER BY name")
+    return Statement(query)
+
+
+def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, LiveSecret]:
+    return {row[1]: LiveSecret(*row) for row in rows}
+
+
+def desired(manifest: Any, inputs: Inputs) -> dict[str, DesiredSecret]:
+    out = {}
+    for spec in manifest.secrets:
+        value = inputs.secret_values[spec.name]
+        out[spec.name] = DesiredSecret(spec.name, spec.description, value, spec.generate is not None, spec.on_drift)
+    return out
+
+
+def diff(want: Mapping[str, DesiredSecret], live: Mapping[str, LiveSecret], ctx: PlanContext) -> list[Change]:
+    changes: list[Change] = []
+    for name, spec in want.items():
+        have = live.get(name)
+        after = {"name": name, "description": spec.description, "value": spec.value}
+        if have is None:
+            fields = (FieldChange("value", sensitive=True), FieldChange("description", None, spec.description))
+            changes.append(Change(KIND, name, Action.CREATE, after=after, fields=fields, reason="missing"))
+            continue
+        before = {"id": have.id, "name": name, "description": have.description}
+        after["id"] = have.id
+        fields_list: list[FieldChange] = []
+        reasons: list[str] = []
+        if _value_differs(spec, have, ctx):
+            fields_list.append(FieldChange("value", sensitive=True))
+            reasons.append("rotated" if name in ctx.options.rotate else "value changed outside git")
+        if (have.description or "") != spec.description:
+            fields_list.append(FieldChange("description", have.description, spec.description))
+            reasons.append("description changed")
+        if fields_list:
+            changes.append(Change(KIND, name, Action.UPDATE, before=before, after=after, fields=tuple(fields_list),
+                                  reason=", ".join(reasons)))
+        else:
+            changes.append(in_sync(KIND, name, before, after, ctx))
+    for name, have in live.items():
+        if name not in want:
+            before = {"id": have.id, "name": name, "description": have.description}
+            changes.append(undeclared(KIND, name, before, ctx))
+    return changes
+
+
+def _value_differs(spec: DesiredSecret, have: LiveSecret, ctx: PlanContext) -> bool:
+    if spec.name in ctx.options.rotate:
+        return True
+    if spec.generated or have.digest is None or spec.on_drift != "correct":
+        return False
+    return bool(have.digest != spec.value.digest)
+
+
+def findings(want: Mapping[str, DesiredSecret], live: Mapping[str, LiveSecret], ctx: PlanContext) -> list[Finding]:
+    out = []
+    for name, spec in want.items():
+        have = live.get(name)
+        if have is None or spec.generated:
+            continue
+        if have.digest is None:
+            out.append(Finding(Severity.WARNING, "secret_digest_unreadable",
+                               f"secret {name}: its value cannot be compared (no permission to decrypt)",
+                               "GRANT EXECUTE ON FUNCTION vault._crypto_aead_det_decrypt TO the reconciler's role"))
+        elif spec.on_drift == "report" and have.digest != spec.value.digest:
+            out.append(Finding(Severity.WARNING, "secret_value_drift",
+                               f"secret {name}: the value in the vault differs from its source (on_drift: report)",
+                               "set on_drift: correct to overwrite it, or update the source"))
+    return out
+
+
+def statements(changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
+    return [s for c in changes for s in sql_for(c)]
+
+
+def sql_for(change: Change) -> list[Statement]:
+    from psycopg import sql
+
+    if change.action is Action.CREATE:
+        assert change.after is not None
+        return [Statement(sql.SQL("SELECT vault.create_secret(%s, %s, %s)"),
+                          (change.after["value"].reveal(), change.key, change.after["description"]),
+                          f"create secret {change.key}")]
+    if change.action is Action.UPDATE:
+        assert change.after is not None
+        changed = {f.path for f in change.fields}
+        value = change.after["value"].reveal() if "value" in changed else None
+        description = change.after["description"] if "description" in changed else None
+        return [Statement(sql.SQL("SELECT vault.update_secret(%s::uuid, %s, NULL, %s)"),
+                          (change.after["id"], value, description), f"update secret {change.key}")]
+    if change.action is Action.DELETE:
+        assert change.before is not None
+        return [Statement(sql.SQL("DELETE FROM vault.secrets WHERE id = %s::uuid"), (change.before["id"],),
+                          f"delete secret {change.key}")]
+    return []

@@ -1,0 +1,188 @@
+"""Kind `trigger`: entries of cron.job keyed by jobname, changed only through the cron.* functions.
+
+Hosted Supabase gives `postgres` no DML on cron.job, so: cron.schedule() creates and updates in place
+(the jobid and its run history survive), cron.alter_job() fixes `active`, database and username, and
+cron.unschedule(jobid) prunes. Commands are compared by their parsed form, schedules by their canonical form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from psycopg import sql
+from reconciler import cron
+from reconciler.kinds.base import (
+    Capabilities,
+    Inputs,
+    PlanContext,
+    Statement,
+    field_changes,
+    in_sync,
+    undeclared,
+)
+from reconciler.model import Action, Change, FieldChange, Finding, Severity
+from reconciler.sqltext import normalise_sql
+
+KIND = "trigger"
+PRUNABLE = True
+FIELDS = ("schedule", "command", "active", "database", "username")
+
+
+@dataclass(frozen=True, slots=True)
+class LiveTrigger:
+    jobid: int
+    jobname: str | None
+    schedule: str
+    command: str
+    active: bool
+    database: str
+    username: str
+
+    def fields(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in ("jobname", *FIELDS)} | {"jobid": self.jobid}
+
+
+def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement | None:
+    from psycopg import sql
+
+    if not caps.has("cron.job"):
+        return None
+    return Statement(sql.SQL(
+        "SELECT jobid, jobname, schedule, command, active, database, username FROM cron.job ORDER BY jobid"
+    ))
+
+
+def key_for(name: str, username: str | None, current_user: str) -> str:
+    """Names are unique per user in pg_cron; jobs of other users are keyed name@user."""
+    return name if username in (None, current_user) else f"{name}@{username}"
+
+
+def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, LiveTrigger]:
+    out = {}
+    for row in rows:
+        trigger = LiveTrigger(*row)
+        name = trigger.jobname if trigger.jobname is not None else f"(unnamed #{trigger.jobid})"
+        out[key_for(name, trigger.username, caps.current_user)] = trigger
+    return out
+
+
+def desired(manifest: Any, inputs: Inputs) -> dict[str, dict[str, Any]]:
+    caps, render_command = inputs.capabilities, inputs.render_command
+    out = {}
+    for trig in manifest.triggers:
+        out[key_for(trig.name, trig.username, caps.current_user)] = {
+            "jobname": trig.name,
+            "schedule": trig.schedule,
+            "command": render_command(trig),
+            "active": trig.active,
+            "database": trig.database or caps.database,
+            "username": trig.username or caps.current_user,
+        }
+    return out
+
+
+NORMALISERS = {
+    "schedule": lambda v: cron.normalise(v) if isinstance(v, str) else v,
+    "command": lambda v: normalise_sql(v) if isinstance(v, str) else v,
+}
+
+
+def diff(want: Mapping[str, Mapping[str, Any]], live: Mapping[str, LiveTrigger], ctx: PlanContext) -> list[Change]:
+    changes: list[Change] = []
+    for key, after in want.items():
+        have = live.get(key)
+        if have is None:
+            changes.append(Change(KIND, key, Action.CREATE, after=dict(after), reason="missing"))
+            continue
+        before = have.fields()
+        fields = field_changes(before, after, FIELDS, NORMALISERS)
+        full_after = {**after, "jobid": have.jobid}
+        if fields:
+            changes.append(Change(KIND, key, Action.UPDATE, before=before, after=full_after, fields=fields,
+                                  reason=_why(fields)))
+        else:
+            changes.append(in_sync(KIND, key, before, full_after, ctx))
+    for key, have in live.items():
+        if key not in want:
+            changes.append(undeclared(KIND, key, have.fields(), ctx))
+    return changes
+
+
+def _why(fields: Sequence[FieldChange]) -> str:
+    paths = [f.path for f in fields]
+    if paths == ["active"]:
+        return "disabled" if not fields[0].old else "enabled outside git"
+    return "changed outside git: " + ", ".join(paths)
+
+
+def findings(want: Mapping[str, Any], live: Mapping[str, LiveTrigger], ctx: PlanContext) -> list[Finding]:
+    out = []
+    for key, spec in want.items():
+        if len(spec["jobname"].encode()) > 63:
+            out.append(Finding(Severity.ERROR, "trigger_name_too_long",
+                               f"trigger {key}: pg_cron stores names as type name (63 bytes); it would be cut",
+                               "use a name of at most 63 bytes"))
+    return out
+
+
+def statements(changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
+    out: list[Statement] = []
+    for change in changes:
+        out.extend(_statements(change, caps))
+    return out
+
+
+def _jobid_of(after: Mapping[str, Any]) -> tuple[sql.Composable, tuple[Any, ...]]:
+    from psycopg import sql
+
+    if after.get("jobid") is not None:
+        return sql.SQL("%s::bigint"), (after["jobid"],)
+    return (sql.SQL("(SELECT jobid FROM cron.job WHERE jobname = %s AND username = %s)"),
+            (after["jobname"], after["username"]))
+
+
+def _statements(change: Change, caps: Capabilities) -> list[Statement]:
+    from psycopg import sql
+
+    if change.action is Action.DELETE:
+        assert change.before is not None
+        return [Statement(sql.SQL("SELECT cron.unschedule(%s::bigint)"), (change.before["jobid"],),
+                          f"unschedule trigger {change.key}")]
+    if change.action not in (Action.CREATE, Action.UPDATE):
+        return []
+    after = change.after
+    assert after is not None
+    changed = {f.path for f in change.fields} if change.action is Action.UPDATE else set(FIELDS)
+    out = []
+    own = after["username"] == caps.current_user and after["database"] == caps.database
+    if change.action is Action.CREATE and not own:
+        out.append(Statement(
+            sql.SQL("SELECT cron.schedule_in_database(%s, %s, %s, %s, %s, %s)"),
+            (after["jobname"], after["schedule"], after["command"], after["database"], after["username"], after["active"]),
+            f"schedule trigger {change.key} in database {after['database']} as {after['username']}",
+        ))
+        return out
+    if changed & {"schedule", "command"}:
+        if own:
+            out.append(Statement(sql.SQL("SELECT cron.schedule(%s, %s, %s)"),
+                                 (after["jobname"], after["schedule"], after["command"]),
+                                 f"schedule trigger {change.key}"))
+        else:
+            jobid, params = _jobid_of(after)
+            out.append(Statement(sql.SQL("SELECT cron.alter_job({}, schedule := %s, command := %s)").format(jobid),
+                                 (*params, after["schedule"], after["command"]), f"alter trigger {change.key}"))
+    alter = [f for f in ("database", "username") if f in changed and change.action is Action.UPDATE]
+    if alter:
+        jobid, params = _jobid_of(after)
+        assigns = sql.SQL(", ").join(sql.SQL("{} := %s").format(sql.Identifier(f)) for f in alter)
+        out.append(Statement(sql.SQL("SELECT cron.alter_job({}, {})").format(jobid, assigns),
+                             (*params, *(after[f] for f in alter)), f"move trigger {change.key}"))
+    if ("active" in changed and change.action is Action.UPDATE) or (change.action is Action.CREATE and not after["active"]):
+        jobid, params = _jobid_of(after)
+        out.append(Statement(sql.SQL("SELECT cron.alter_job({}, active := %s)").format(jobid),
+                             (*params, after["active"]),
+                             f"{'enable' if after['active'] else 'disable'} trigger {change.key}"))
+    return out

@@ -1,0 +1,198 @@
+"""Plans as text (like a Terraform plan), JSON (versioned schema) and Markdown (pull-request comments).
+
+Redaction is by construction: only plain JSON values (str, int, float, bool, None, lists and dicts of
+them) are ever shown; anything else, above all a SecretValue, and every sensitive FieldChange prints as
+`(sensitive)`. Renderers read a Plan and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reconciler.model import Action, Change, FieldChange, Plan
+
+FORMAT_VERSION = "1"
+SENSITIVE = "(sensitive)"
+#: Internal bookkeeping fields never shown (row identities, database-assigned ids).
+HIDDEN_FIELDS = frozenset({"_row", "id", "jobid", "name", "jobname", "job_name"})
+SYMBOLS = {
+    Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.DEACTIVATE: "!",
+    Action.ADOPT: "=", Action.UNMANAGED: "?", Action.NOOP: " ",
+}
+COLOURS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.DELETE: "red", Action.DEACTIVATE: "red",
+           Action.ADOPT: "cyan", Action.UNMANAGED: "magenta"}
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def shown_fields(change: Change) -> tuple[FieldChange, ...]:
+    """The field lines a change displays: its own diffs, or for create/delete every visible field."""
+    if change.action is Action.UPDATE or (change.fields and change.action is Action.CREATE):
+        return tuple(_safe(f) for f in change.fields)
+    if change.action is Action.CREATE:
+        return tuple(_safe(FieldChange(k, None, v) if _plain(v) else FieldChange(k, sensitive=True))
+                     for k, v in (change.after or {}).items() if k not in HIDDEN_FIELDS)
+    if change.action is Action.DELETE:
+        return tuple(_safe(FieldChange(k, v, None) if _plain(v) else FieldChange(k, sensitive=True))
+                     for k, v in (change.before or {}).items() if k not in HIDDEN_FIELDS)
+    if change.action is Action.DEACTIVATE:
+        before, after = change.before or {}, change.after or {}
+        return tuple(FieldChange(k, before.get(k), after.get(k)) for k in after
+                     if k not in HIDDEN_FIELDS and before.get(k) != after.get(k) and _plain(after.get(k)))
+    return ()
+
+
+def _safe(f: FieldChange) -> FieldChange:
+    if f.sensitive or (_plain(f.old) and _plain(f.new)):
+        return f
+    return FieldChange(f.path, sensitive=True)
+
+
+def _value(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _field_line(f: FieldChange, action: Action) -> str:
+    if f.sensitive:
+        if action is Action.UPDATE:
+            return f"{f.path}: {SENSITIVE} changed"
+        return f"{f.path}: {SENSITIVE}"
+    if action is Action.CREATE:
+        return f"{f.path}: {_value(f.new)}"
+    if action is Action.DELETE:
+        return f"{f.path}: {_value(f.old)}"
+    return f"{f.path}: {_value(f.old)} → {_value(f.new)}"
+
+
+def visible(plan: Plan, verbose: bool) -> list[Change]:
+    return [c for c in plan.changes if verbose or c.action is not Action.NOOP]
+
+
+def summary_line(plan: Plan) -> str:
+    if plan.is_empty:
+        return "No changes. The database matches the manifest."
+    n = plan.counts()
+    text = f"Plan: {n['create']} to create, {n['update']} to update, {n['delete']} to delete"
+    if n["deactivate"]:
+        text += f", {n['deactivate']} to deactivate"
+    if n["adopt"]:
+        text += f", {n['adopt']} to adopt"
+    return text + "."
+
+
+def to_text(plan: Plan, *, verbose: bool = False, colour: bool = False, manifest_name: str = "scheduler.yaml") -> str:
+    import click
+
+    def paint(text: str, action: Action) -> str:
+        return click.style(text, fg=COLOURS.get(action)) if colour and action in COLOURS else text
+
+    lines: list[str] = []
+    changes = visible(plan, verbose)
+    if any(c.mutating for c in changes):
+        lines.append("The reconciler will perform the following actions:")
+        lines.append("")
+    for change in changes:
+        head = f"{SYMBOLS[change.action]} {change.kind} {change.key}: {change.action.value}"
+        if change.reason:
+            head += f" ({change.reason})"
+        lines.append(paint("  " + head, change.action))
+        for f in shown_fields(change):
+            lines.append("      " + _field_line(f, change.action))
+    if plan.destructive:
+        lines.append("")
+        lines.append(paint(f"  Warning: {len(plan.destructive)} change(s) delete or deactivate existing objects:",
+                           Action.DELETE))
+        for change in plan.destructive:
+            lines.append(paint(f"    {change.action.value} {change.kind} {change.key}", Action.DELETE))
+    if plan.findings:
+        lines.append("")
+        lines.append("Findings:")
+        for finding in plan.findings:
+            lines.append(f"  {finding.severity.value}: {finding.message}")
+            if finding.fix:
+                lines.append(f"      fix: {finding.fix}")
+    if lines:
+        lines.append("")
+    if plan.is_empty:
+        lines.append(f"No changes. The database matches {manifest_name}.")
+    else:
+        lines.append(summary_line(plan))
+    return "\n".join(lines) + "\n"
+
+
+def to_data(plan: Plan, *, verbose: bool = False) -> dict[str, Any]:
+    """The JSON document (format_version 1). Documented in docs/plan-json.md."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "empty": plan.is_empty,
+        "changes": [
+            {
+                "kind": c.kind,
+                "key": c.key,
+                "action": c.action.value,
+                "reason": c.reason,
+                "fields": [_field_data(f) for f in shown_fields(c)],
+            }
+            for c in visible(plan, verbose)
+        ],
+        "summary": plan.counts(),
+        "findings": [
+            {"severity": f.severity.value, "code": f.code, "message": f.message, "fix": f.fix} for f in plan.findings
+        ],
+    }
+
+
+def _field_data(f: FieldChange) -> dict[str, Any]:
+    if f.sensitive:
+        return {"path": f.path, "old": None, "new": None, "sensitive": True}
+    return {"path": f.path, "old": f.old, "new": f.new, "sensitive": False}
+
+
+def to_json(plan: Plan, *, verbose: bool = False) -> str:
+    return json.dumps(to_data(plan, verbose=verbose), indent=2, ensure_ascii=False) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(plan: Plan, *, verbose: bool = False, manifest_name: str = "scheduler.yaml") -> str:
+    counts = plan.counts()
+    lines = [f"### Reconciler plan for `{manifest_name}`", ""]
+    lines.append(f"**{summary_line(plan) if not plan.is_empty else 'No changes. The database matches ' + manifest_name + '.'}**")
+    lines.append("")
+    lines += ["| action | count |", "| --- | ---: |"]
+    lines += [f"| {a} | {n} |" for a, n in counts.items() if n and a != Action.NOOP.value]
+    if plan.destructive:
+        lines += ["", f"> **Warning:** {len(plan.destructive)} change(s) delete or deactivate existing objects."]
+    if plan.findings:
+        lines += ["", "| severity | finding | fix |", "| --- | --- | --- |"]
+        lines += [f"| {f.severity.value} | {_md_cell(f.message)} | {_md_cell(f.fix)} |" for f in plan.findings]
+    changes = visible(plan, verbose)
+    if changes:
+        lines += ["", "<details><summary>Changes</summary>", "", "```diff"]
+        lines += list(_diff_lines(changes))
+        lines += ["```", "", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def _diff_lines(changes: Iterable[Change]) -> Iterable[str]:
+    for change in changes:
+        symbol = {"~": "!", "=": " ", "?": "#"}.get(SYMBOLS[change.action], SYMBOLS[change.action])
+        head = f"{symbol} {change.kind} {change.key}: {change.action.value}"
+        yield head + (f" ({change.reason})" if change.reason else "")
+        for f in shown_fields(change):
+            yield "      " + _field_line(f, change.action).replace("```", "'''")
+
+
+RENDERERS = {"text": to_text, "json": to_json, "markdown": to_markdown}

@@ -1,0 +1,23 @@
+"""Normalisation of SQL text for drift comparison: two commands that parse alike are equal.
+
+Comments, whitespace, keyword case and `:=` versus `=>` do not count as drift; anything that changes the
+parse tree (a literal, an identifier, an argument) does. Text PostgreSQL cannot parse is compared with
+its whitespace collapsed.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pglast import parser
+from pglast.stream import RawStream
+
+
+@lru_cache(maxsize=4096)
+def normalise_sql(text: str) -> str:
+    try:
+        return str(RawStream()(text.strip().rstrip(";")))
+    except (parser.ParseError, ValueError, RecursionError):
+        return " ".join(text.split())
+    except Exception:  # pglast can raise internal errors on exotic input; never let drift detection crash
+        return " ".join(text.split())

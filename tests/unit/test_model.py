@@ -1,0 +1,44 @@
+"""The plan types refuse malformed plans."""
+
+import pytest
+
+from reconciler.model import Action, Change, FieldChange, Finding, Plan, Severity
+
+
+def test_sensitive_field_cannot_carry_values():
+    with pytest.raises(ValueError, match="must not carry values"):
+        FieldChange("value", "old-secret", "new-secret", sensitive=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        pytest.param({"action": Action.CREATE, "before": {}, "after": {}}, "has no 'before'", id="create-with-before"),
+        pytest.param({"action": Action.CREATE}, "needs 'after'", id="create-without-after"),
+        pytest.param({"action": Action.DELETE, "before": {}, "after": {}}, "has no 'after'", id="delete-with-after"),
+        pytest.param({"action": Action.UPDATE, "before": {}, "after": {}}, "at least one field", id="update-no-fields"),
+        pytest.param({"action": Action.DEACTIVATE, "after": {}}, "needs 'before'", id="deactivate-no-before"),
+    ],
+)
+def test_change_invariants(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Change("job", "x", **kwargs)
+
+
+def test_plan_counts_and_emptiness():
+    plan = Plan((
+        Change("job", "a", Action.CREATE, after={"x": 1}),
+        Change("job", "b", Action.NOOP, before={}, after={}),
+        Change("trigger", "c", Action.DELETE, before={"x": 1}),
+        Change("job", "d", Action.UNMANAGED, before={}, after={}),
+    ), (Finding(Severity.WARNING, "w", "warn"),))
+    assert not plan.is_empty
+    assert plan.counts() == {"create": 1, "update": 0, "delete": 1, "deactivate": 0, "adopt": 0, "unmanaged": 1, "no-op": 1}
+    assert [c.key for c in plan.destructive] == ["c"]
+    assert plan.blocking_findings == ()
+
+
+def test_plan_of_only_noops_and_unmanaged_is_empty():
+    plan = Plan((Change("job", "b", Action.NOOP, before={}, after={}),
+                 Change("job", "d", Action.UNMANAGED, before={}, after={})))
+    assert plan.is_empty

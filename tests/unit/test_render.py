@@ -1,0 +1,96 @@
+"""Renderers on hand-built plans: exact text, JSON shape, Markdown, and redaction by construction."""
+
+import json
+
+from reconciler import render
+from reconciler.model import Action, Change, FieldChange, Finding, Plan, Severity
+
+
+class FakeSecret:
+    """Stands in for a SecretValue: an object that is not plain JSON."""
+
+    def __repr__(self):
+        return "LEAKED-VALUE"
+
+    __str__ = __repr__
+
+
+PLAN = Plan(
+    (
+        Change("extension", "pg_net", Action.CREATE, after={"name": "pg_net", "schema": "extensions", "version": None},
+               reason="missing"),
+        Change("secret", "cron_secret", Action.UPDATE, before={"id": "1", "name": "cron_secret", "description": ""},
+               after={"id": "1", "name": "cron_secret", "description": "", "value": FakeSecret()},
+               fields=(FieldChange("value", sensitive=True),), reason="value changed outside git"),
+        Change("job", "ttl_cleanup", Action.UPDATE, before={"job_name": "ttl_cleanup", "schedule": "0 3 * * *"},
+               after={"job_name": "ttl_cleanup", "schedule": "0 4 * * *"},
+               fields=(FieldChange("schedule", "0 3 * * *", "0 4 * * *"),), reason="changed outside git: schedule"),
+        Change("job", "ok", Action.NOOP, before={}, after={}),
+        Change("trigger", "old", Action.DELETE, before={"jobid": 7, "jobname": "old", "schedule": "* * * * *"},
+               reason="not declared"),
+    ),
+    (Finding(Severity.WARNING, "cron_timezone", "cron.timezone is CET", "set cron.timezone = 'UTC'"),),
+)
+
+EXPECTED_TEXT = """\
+The reconciler will perform the following actions:
+
+  + extension pg_net: create (missing)
+      schema: "extensions"
+      version: null
+  ~ secret cron_secret: update (value changed outside git)
+      value: (sensitive) changed
+  ~ job ttl_cleanup: update (changed outside git: schedule)
+      schedule: "0 3 * * *" → "0 4 * * *"
+  - trigger old: delete (not declared)
+      schedule: "* * * * *"
+
+  Warning: 1 change(s) delete or deactivate existing objects:
+    delete trigger old
+
+Findings:
+  warning: cron.timezone is CET
+      fix: set cron.timezone = 'UTC'
+
+Plan: 1 to create, 2 to update, 1 to delete.
+"""
+
+
+def test_text_plan_exact():
+    assert render.to_text(PLAN) == EXPECTED_TEXT
+
+
+def test_text_verbose_shows_noops():
+    assert "  job ok: no-op" in render.to_text(PLAN, verbose=True)
+    assert "job ok" not in render.to_text(PLAN)
+
+
+def test_empty_plan_text():
+    assert render.to_text(Plan(), manifest_name="scheduler.yaml") == "No changes. The database matches scheduler.yaml.\n"
+
+
+def test_json_schema_shape():
+    doc = json.loads(render.to_json(PLAN))
+    assert doc["format_version"] == "1"
+    assert doc["summary"]["create"] == 1 and doc["summary"]["update"] == 2 and doc["summary"]["delete"] == 1
+    secret = next(c for c in doc["changes"] if c["kind"] == "secret")
+    assert secret == {"kind": "secret", "key": "cron_secret", "action": "update", "reason": "value changed outside git",
+                      "fields": [{"path": "value", "old": None, "new": None, "sensitive": True}]}
+    assert doc["findings"] == [{"severity": "warning", "code": "cron_timezone", "message": "cron.timezone is CET",
+                                "fix": "set cron.timezone = 'UTC'"}]
+    assert {c["kind"] for c in doc["changes"]} <= {"extension", "secret", "job", "trigger", "table"}
+
+
+def test_markdown_has_table_and_details():
+    md = render.to_markdown(PLAN)
+    assert "| create | 1 |" in md and "| update | 2 |" in md and "| delete | 1 |" in md
+    assert "<details><summary>Changes</summary>" in md
+    assert "! job ttl_cleanup: update" in md
+    assert "**Warning:** 1 change(s)" in md
+
+
+def test_non_plain_values_are_redacted_in_every_format():
+    leaky = Plan((Change("secret", "s", Action.CREATE, after={"name": "s", "value": FakeSecret(), "description": "d"}),))
+    for out in (render.to_text(leaky), render.to_json(leaky), render.to_markdown(leaky)):
+        assert "LEAKED-VALUE" not in out
+        assert "(sensitive)" in out or '"sensitive": true' in out
