@@ -164,6 +164,36 @@ def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str,
     return EXIT_OK
 
 
+@main.command("down")
+@file_option
+@click.option("--dry-run", "dry_run", is_flag=True, help="Print the rollback plan and change nothing (the default).")
+@click.option("--apply", "do_apply", is_flag=True, help="Apply the rollback.")
+@click.option("--include-secrets", is_flag=True, help="Also delete the Vault secrets this tool manages.")
+@click.option("--database-url", envvar="DATABASE_URL", metavar="URL")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--lock-timeout", type=float, default=None, metavar="SECONDS")
+def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_secrets: bool,
+                 database_url: str | None, fmt: str, lock_timeout: float | None) -> int:
+    """Roll back: unschedule managed triggers, deactivate managed jobs; never drop extensions."""
+    from reconciler.apply import apply, read_and_plan
+    from reconciler.down import down_manifest
+
+    if dry_run and do_apply:
+        raise click.UsageError("--dry-run and --apply are mutually exclusive")
+    manifest = down_manifest(_load(files), include_secrets=include_secrets)
+    url = _url(database_url)
+    options = PlanOptions(prune=True)
+    name = "reconcile down"
+    if not do_apply:
+        _, plan = read_and_plan(url, manifest, {}, _render_command(), options)
+        click.echo(_render(plan, fmt, False, name), nl=False)
+        return EXIT_OK
+    result = apply(url, manifest, {}, _render_command(), options, lock_timeout=lock_timeout, command="down",
+                   version=__version__)
+    click.echo(_render(result.plan, fmt, False, name), nl=False)
+    return EXIT_OK
+
+
 @main.command("history")
 @click.argument("count", type=int, default=10, required=False)
 @click.option("--show", "show_id", type=int, help="Show one apply in full: its plan and before/after of each change.")

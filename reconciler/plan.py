@@ -123,13 +123,13 @@ def preflight(manifest: Any, caps: Capabilities, live: LiveState) -> list[Findin
 
 def _schedule_support(manifest: Any, version: tuple[int, int]) -> list[Finding]:
     out = []
-    items = [("jobs", j.name, j.schedule) for j in manifest.jobs] + [("triggers", t.name, t.schedule) for t in manifest.triggers]
-    for section, name, schedule in items:
+    # Only triggers' schedules reach pg_cron; jobs' schedules are read by the application.
+    for name, schedule in ((t.name, t.schedule) for t in manifest.triggers):
         try:
             parsed = cron.parse(schedule)
         except cron.CronError:
             continue  # the manifest loader reports invalid schedules
-        if section == "triggers" and parsed.min_version > version:
+        if parsed.min_version > version:
             out.append(Finding(Severity.ERROR, "pg_cron_too_old",
                                f"trigger {name}: schedule {schedule!r} needs pg_cron "
                                f"{parsed.min_version[0]}.{parsed.min_version[1]}+, the database has "

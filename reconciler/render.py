@@ -41,7 +41,7 @@ def shown_fields(change: Change) -> tuple[FieldChange, ...]:
         return tuple(_safe(f) for f in change.fields)
     if change.action is Action.CREATE:
         return tuple(_safe(FieldChange(k, None, v) if _plain(v) else FieldChange(k, sensitive=True))
-                     for k, v in (change.after or {}).items() if k not in HIDDEN_FIELDS)
+                     for k, v in (change.after or {}).items() if k not in HIDDEN_FIELDS and v is not None)
     if change.action is Action.DELETE:
         return tuple(_safe(FieldChange(k, v, None) if _plain(v) else FieldChange(k, sensitive=True))
                      for k, v in (change.before or {}).items() if k not in HIDDEN_FIELDS)
@@ -62,7 +62,20 @@ def _value(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False)
 
 
+def _block(text: str, indent: str) -> str:
+    return "\n".join(indent + line for line in text.splitlines())
+
+
 def _field_line(f: FieldChange, action: Action) -> str:
+    """One field as text; multi-line strings (SQL commands) as indented blocks."""
+    multiline = any(isinstance(v, str) and "\n" in v for v in (f.old, f.new))
+    if multiline and not f.sensitive:
+        pad = "        "
+        if action is Action.CREATE:
+            return f"{f.path}: |\n{_block(str(f.new), pad)}"
+        if action is Action.DELETE:
+            return f"{f.path}: |\n{_block(str(f.old), pad)}"
+        return f"{f.path}:\n      old: |\n{_block(str(f.old), pad + '  ')}\n      new: |\n{_block(str(f.new), pad + '  ')}"
     if f.sensitive:
         if action is Action.UPDATE:
             return f"{f.path}: {SENSITIVE} changed"

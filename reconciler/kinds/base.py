@@ -123,8 +123,10 @@ def field_changes(
     normalisers = normalisers or {}
     changes = []
     for name in names:
-        norm = normalisers.get(name, _identity)
         old, new = before.get(name), after.get(name)
+        if old == new:  # the common in-sync case needs no normalisation
+            continue
+        norm = normalisers.get(name, _identity)
         if norm(old) != norm(new):
             changes.append(FieldChange(name, old, new))
     return tuple(changes)

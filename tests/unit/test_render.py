@@ -37,7 +37,6 @@ The reconciler will perform the following actions:
 
   + extension pg_net: create (missing)
       schema: "extensions"
-      version: null
   ~ secret cron_secret: update (value changed outside git)
       value: (sensitive) changed
   ~ job ttl_cleanup: update (changed outside git: schedule)
@@ -94,3 +93,10 @@ def test_non_plain_values_are_redacted_in_every_format():
     for out in (render.to_text(leaky), render.to_json(leaky), render.to_markdown(leaky)):
         assert "LEAKED-VALUE" not in out
         assert "(sensitive)" in out or '"sensitive": true' in out
+
+
+def test_multiline_command_is_an_indented_block():
+    change = Change("trigger", "t", Action.UPDATE, before={"command": "SELECT 1\nFROM a"}, after={"command": "SELECT 2\nFROM a"},
+                    fields=(FieldChange("command", "SELECT 1\nFROM a", "SELECT 2\nFROM a"),), reason="changed outside git: command")
+    text = render.to_text(Plan((change,)))
+    assert "      command:\n      old: |\n          SELECT 1\n          FROM a\n      new: |\n          SELECT 2\n" in text

@@ -1,0 +1,21 @@
+"""`reconcile down`: the runbook's rollback, expressed as a plan over an emptied manifest.
+
+Everything the reconciler manages is pruned as if undeclared: triggers unscheduled, jobs deactivated,
+secrets deleted only when asked. Extensions are never dropped and unmanaged objects never touched;
+protected objects stay. Applying it goes through the same locked, verified, recorded apply.
+"""
+
+from __future__ import annotations
+
+from reconciler.manifest import Manifest, PrunePolicy, TablesSpec
+
+
+def down_manifest(manifest: Manifest, *, include_secrets: bool) -> Manifest:
+    return manifest.model_copy(update={
+        "extensions": (),
+        "jobs": (),
+        "triggers": (),
+        "secrets": (),
+        "tables": TablesSpec(create_missing=False),
+        "prune": PrunePolicy(jobs="deactivate", triggers="delete", secrets="delete" if include_secrets else "off"),
+    })
