@@ -42,23 +42,45 @@ def live_fingerprint(live: LiveState) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _lock(conn: psycopg.Connection[Any], lock_timeout: float | None) -> None:
+def _begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, statement_timeout: float | None) -> None:
+    """BEGIN, timeouts and the advisory lock in one round trip; raises LockHeld when another apply runs."""
+    timeout = sql.Literal(f"{int(statement_timeout * 1000)}ms" if statement_timeout else "0")
+    key = sql.SQL(", ").join(sql.Literal(k) for k in LOCK_KEY)
+    wait = lock_timeout is not None and lock_timeout > 0
+    if wait:
+        query = sql.SQL("BEGIN; SELECT set_config('statement_timeout', {}, true), set_config('lock_timeout', {}, true);"
+                        " SELECT pg_advisory_xact_lock({}), true AS acquired; SET LOCAL lock_timeout = DEFAULT").format(
+            timeout, sql.Literal(f"{int(lock_timeout * 1000)}ms"), key)  # type: ignore[operator]
+    else:
+        query = sql.SQL("BEGIN; SELECT set_config('statement_timeout', {}, true), pg_try_advisory_xact_lock({}) AS acquired").format(
+            timeout, key)
     with conn.cursor() as cur:
-        if lock_timeout is None or lock_timeout <= 0:
-            cur.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", LOCK_KEY)
-            row = cur.fetchone()
-            if row and row[0]:
-                return
-        else:
-            try:
-                cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout * 1000)}ms")))
-                cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", LOCK_KEY)
-                cur.execute("SET LOCAL lock_timeout = DEFAULT")
-                return
-            except psycopg.errors.LockNotAvailable:
-                conn.rollback()
-        raise LockHeld(f"another reconciler holds the lock ({_holder(conn)})",
+        try:
+            cur.execute(query)
+        except psycopg.errors.LockNotAvailable:
+            _rollback(conn)
+            raise LockHeld(f"another reconciler holds the lock ({_holder(conn)})",
+                           hint="wait for it, or pass a longer --lock-timeout") from None
+        except psycopg.Error as e:
+            _rollback(conn)
+            raise db.translate(e, "starting the transaction") from e
+        acquired = False
+        while True:  # one result set per statement; the lock's is the one with an `acquired` column
+            if cur.description is not None and cur.description[-1].name == "acquired":
+                row = cur.fetchone()
+                acquired = bool(row and row[-1])
+            if not cur.nextset():
+                break
+    if not acquired:
+        holder = _holder(conn)
+        _rollback(conn)
+        raise LockHeld(f"another reconciler holds the lock ({holder})",
                        hint="wait for it, or pass --lock-timeout SECONDS to wait")
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    with contextlib.suppress(psycopg.Error):
+        conn.execute("ROLLBACK")
 
 
 def _holder(conn: psycopg.Connection[Any]) -> str:
@@ -192,13 +214,10 @@ def apply(
     on_plan: Callable[[Plan], None] | None = None,
 ) -> ApplyResult:
     declared = [e.name for e in manifest.extensions]
-    conn = db.connect(url)
+    # autocommit with an explicit BEGIN lets the BEGIN, the timeouts and the lock share one round trip
+    conn = db.connect(url, autocommit=True)
     try:
-        with db.translated("starting the transaction"), conn.cursor() as cur:
-            if statement_timeout:
-                cur.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(
-                    sql.Literal(f"{int(statement_timeout * 1000)}ms")))
-        _lock(conn, lock_timeout)
+        _begin_locked(conn, lock_timeout, statement_timeout)
         live = db.read_live(conn, declared)
         plan = make_plan(manifest, live, secret_values, render_command, options)
         if saved is not None:
@@ -209,7 +228,7 @@ def apply(
             raise UnsafePlan("refusing to apply: " + "; ".join(f.message for f in plan.blocking_findings),
                              hint="fix the findings above first")
         if plan.is_empty:
-            conn.rollback()
+            _rollback(conn)
             return ApplyResult(plan, None)
         _quiet_logging(conn, plan)
         _ensure_ownership(conn)
@@ -222,11 +241,10 @@ def apply(
             raise ApplyFailed(f"changes did not stick, rolled back: {left}",
                               hint="something in the database rewrites these objects (a trigger or another tool?)")
         with db.translated("committing"):
-            conn.commit()
+            conn.execute("COMMIT")
         return ApplyResult(plan, history_id)
     except BaseException:
-        with contextlib.suppress(psycopg.Error):
-            conn.rollback()
+        _rollback(conn)
         raise
     finally:
         conn.close()
@@ -251,12 +269,12 @@ def _check_saved(saved: Mapping[str, Any], live: LiveState, plan: Plan) -> None:
 def read_and_plan(url: str, manifest: Any, secret_values: Mapping[str, Any], render_command: Callable[[Any], str],
                   options: PlanOptions) -> tuple[LiveState, Plan]:
     """Dry run: one read-only transaction, never a write."""
-    conn = db.connect(url)
+    conn = db.connect(url, autocommit=True)
     try:
-        with db.translated("starting a read-only transaction"), conn.cursor() as cur:
-            cur.execute("SET TRANSACTION READ ONLY")
+        with db.translated("starting a read-only transaction"):
+            conn.execute("BEGIN READ ONLY")
         live = db.read_live(conn, [e.name for e in manifest.extensions])
-        conn.rollback()
+        _rollback(conn)
     finally:
         conn.close()
     return live, make_plan(manifest, live, secret_values, render_command, options)
