@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: a local Supabase-like database in the runbook's audited state
+# (tables empty, no extensions), then reconcile --dry-run, --apply, and a second plan that is empty.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+
+python3 -m localdb up --with-app-tables >/dev/null
+export DATABASE_URL="$(python3 -m localdb url)"
+# Demo values; in production these come from your secret store (see README: secret sources).
+export SUPABASE_URL="${SUPABASE_URL:-http://127.0.0.1:54321}"
+export SUPABASE_SERVICE_ROLE_KEY="${SUPABASE_SERVICE_ROLE_KEY:-demo-service-role-key}"
+export CRON_SECRET="${CRON_SECRET:-$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')}"
+
+echo "== reconcile validate"
+reconcile validate
+echo
+echo "== reconcile --dry-run   (against $DATABASE_URL)"
+reconcile --dry-run
+echo
+echo "== reconcile --apply"
+reconcile --apply
+echo
+echo "== reconcile --dry-run --detailed-exitcode   (a second run plans nothing: exit 0)"
+reconcile --dry-run --detailed-exitcode
+echo
+echo "The local database keeps running: DATABASE_URL=$DATABASE_URL ; stop it with: python3 -m localdb down"
