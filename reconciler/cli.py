@@ -79,6 +79,31 @@ def _render_command() -> Any:
     return render_command
 
 
+class Duration(click.ParamType):
+    """Seconds as `60`, `60s`, `1.5s`, `2m` or `1h`."""
+
+    name = "duration"
+    UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value).strip().lower()
+        for unit in ("ms", "s", "m", "h"):
+            if text.endswith(unit):
+                number, factor = text[: -len(unit)], self.UNITS[unit]
+                break
+        else:
+            number, factor = text, 1
+        try:
+            seconds = float(number) * factor
+        except ValueError:
+            self.fail(f"{value!r} is not a duration (use e.g. 60s, 2m, 1.5s)", param, ctx)
+        if seconds <= 0:
+            self.fail(f"{value!r} must be positive", param, ctx)
+        return seconds
+
+
 file_option = click.option("-f", "--file", "files", multiple=True, metavar="FILE",
                            help="Manifest file; repeat to overlay (later files win). Default ./scheduler.yaml.")
 
@@ -99,18 +124,35 @@ file_option = click.option("-f", "--file", "files", multiple=True, metavar="FILE
 @click.option("--lock-timeout", type=float, default=None, metavar="SECONDS",
               help="Wait this long for another reconciler's lock (default: do not wait; exit 3).")
 @click.option("--statement-timeout", type=float, default=30.0, show_default=True, metavar="SECONDS")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
+              help="Default: warning; info with --watch.")
+@click.option("--watch", is_flag=True, help="Run continuously: reconcile every --interval (with --apply) or report drift.")
+@click.option("--interval", type=Duration(), default="60s", show_default=True, help="With --watch: time between cycles.")
+@click.option("--http-port", type=int, default=8080, show_default=True,
+              help="With --watch: port for /healthz, /readyz, /metrics (-1 disables).")
+@click.option("--http-host", default="127.0.0.1", show_default=True,
+              help="With --watch: address to listen on (0.0.0.0 in a container).")
 @click.pass_context
 def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple[str, ...], database_url: str | None,
          fmt: str, detailed_exitcode: bool, verbose: bool, prune: bool, rotate: tuple[str, ...], out_file: str | None,
-         lock_timeout: float | None, statement_timeout: float, log_level: str) -> int:
+         lock_timeout: float | None, statement_timeout: float, log_level: str | None, watch: bool, interval: float,
+         http_port: int, http_host: str) -> int:
     """Keep pg_cron, pg_net, Vault secrets and scheduled_jobs exactly as scheduler.yaml declares.
 
-    Without a sub-command: plan (--dry-run, the default) or --apply.
+    Without a sub-command: plan (--dry-run, the default) or --apply; --watch keeps doing it.
     """
-    logs.configure(log_level)
+    logs.configure(log_level or ("info" if watch else "warning"))
     if ctx.invoked_subcommand is not None:
         return EXIT_OK
+    if watch:
+        if apply_plan not in (None, "-") or out_file or rotate:
+            raise click.UsageError("--watch takes --apply without a plan file, and no --out or --rotate")
+        from reconciler.controller import Controller, Settings
+
+        settings = Settings(files=list(files) or ["scheduler.yaml"], url=_url(database_url), apply=apply_plan == "-",
+                            prune=prune, interval=interval, http_host=http_host, http_port=http_port,
+                            lock_timeout=lock_timeout, statement_timeout=statement_timeout)
+        return Controller(settings).run()
     if dry_run and apply_plan is not None:
         raise click.UsageError("--dry-run and --apply are mutually exclusive")
     if out_file and apply_plan is not None:

@@ -1,0 +1,301 @@
+"""`reconcile --watch`: the long-running loop that notices drift and corrects (or reports) it.
+
+Each cycle: reload the manifest if its files changed (an invalid edit is reported and the last valid
+manifest kept), resolve secrets, read, plan, then apply (with --apply) or only report. Cycles never
+overlap; they are spaced by the interval with a little jitter. Retryable errors (database down, lock
+contention) back off exponentially from about 1 s up to the interval; permanent ones are reported once
+per interval. SIGTERM/SIGINT finish the running cycle and exit 0; SIGHUP starts a cycle now.
+Health, readiness and Prometheus metrics are served over HTTP from a side thread.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from reconciler.errors import LockHeld, ManifestError, ReconcilerError
+from reconciler.kinds.base import PlanOptions
+from reconciler.model import Plan
+
+log = structlog.get_logger("reconciler.controller")
+
+
+@dataclass
+class Settings:
+    files: Sequence[str]
+    url: str
+    apply: bool = False
+    prune: bool = False
+    interval: float = 60.0
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    lock_timeout: float | None = None
+    statement_timeout: float | None = 30.0
+    jitter: float = 0.1
+    min_backoff: float = 1.0
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.cycles = Counter("reconciler_cycles", "Reconcile cycles by result (success, drift, error, skipped).",
+                              ["result"], registry=self.registry)
+        self.duration = Histogram("reconciler_cycle_duration_seconds", "Duration of one reconcile cycle.",
+                                  registry=self.registry,
+                                  buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        self.drifted = Gauge("reconciler_drifted_resources", "Resources whose live state differs from the manifest.",
+                             ["kind"], registry=self.registry)
+        self.applied = Counter("reconciler_changes_applied", "Changes applied, by kind and action.",
+                               ["kind", "action"], registry=self.registry)
+        self.last_success = Gauge("reconciler_last_success_timestamp_seconds",
+                                  "Unix time of the last successful cycle.", registry=self.registry)
+        self.lock_contention = Counter("reconciler_lock_contention", "Cycles skipped because another reconciler held the lock.",
+                                       registry=self.registry)
+        self.manifest_valid = Gauge("reconciler_manifest_valid", "1 when the manifest on disk is valid.",
+                                    registry=self.registry)
+        for result in ("success", "drift", "error", "skipped"):
+            self.cycles.labels(result)
+        for kind in ("extension", "table", "secret", "job", "trigger"):
+            self.drifted.labels(kind)
+
+
+class Controller:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.started = time.monotonic()
+        self.last_cycle_started: float | None = None
+        self.last_cycle_ok = False
+        self.manifest: Any = None
+        self.manifest_error: str | None = None
+        self._manifest_signature: tuple[Any, ...] | None = None
+        self._failures = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def run(self) -> int:
+        self._install_signals()
+        self._serve_http()
+        log.info("controller_started", interval=self.settings.interval, apply=self.settings.apply,
+                 http_port=self.http_port, files=list(self.settings.files))
+        try:
+            while not self.stop.is_set():
+                delay = self.cycle()
+                self.wake.clear()
+                self._sleep(delay)
+        finally:
+            if self._server is not None:
+                self._server.shutdown()
+                self._server.server_close()
+            log.info("controller_stopped")
+        return 0
+
+    def _sleep(self, delay: float) -> None:
+        deadline = time.monotonic() + delay
+        while not self.stop.is_set() and not self.wake.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self.wake.wait(min(remaining, 0.2))
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTERM, lambda *_: self._request_stop("SIGTERM"))
+        signal.signal(signal.SIGINT, lambda *_: self._request_stop("SIGINT"))
+        signal.signal(signal.SIGHUP, lambda *_: self.wake.set())
+
+    def _request_stop(self, why: str) -> None:
+        self.stop.set()
+        self.wake.set()
+
+    # --- one cycle -------------------------------------------------------------------------------
+    def cycle(self) -> float:
+        """Run one cycle; return how long to wait before the next."""
+        cycle_id = uuid.uuid4().hex[:12]
+        structlog.contextvars.bind_contextvars(cycle_id=cycle_id)
+        self.last_cycle_started = time.monotonic()
+        t0 = time.perf_counter()
+        summary: dict[str, Any] = {"applied": False, "drift_found": False, "counts": {}}
+        result, error, retryable = "success", None, False
+        try:
+            self._reload_manifest()
+            if self.manifest is None:
+                raise ReconcilerError(f"no valid manifest: {self.manifest_error}")
+            plan = self._reconcile()
+            summary["counts"] = _counts(plan)
+            summary["drift_found"] = not plan.is_empty
+            summary["applied"] = self.settings.apply and not plan.is_empty
+            self._record_drift(plan)
+            result = "success" if plan.is_empty or self.settings.apply else "drift"
+        except LockHeld as e:
+            result, error, retryable = "skipped", e.one_line(), True
+            self.metrics.lock_contention.inc()
+            log.info("cycle_skipped_lock_held", detail=e.one_line())
+        except ReconcilerError as e:
+            result, error, retryable = "error", e.one_line(), e.retryable
+        duration = time.perf_counter() - t0
+        self.metrics.cycles.labels(result).inc()
+        self.metrics.duration.observe(duration)
+        ok = result in ("success", "drift") and self.manifest_error is None
+        if result in ("success", "drift"):
+            self.metrics.last_success.set(time.time())
+        if result != "skipped":
+            self.last_cycle_ok = ok
+        if result == "error":
+            self._failures = self._failures + 1 if retryable else 0
+        else:
+            self._failures = 0
+        log.info("cycle_finished", result=result, duration_ms=round(duration * 1000, 1), error=error,
+                 retryable=retryable if error else None, **summary)
+        structlog.contextvars.unbind_contextvars("cycle_id")
+        return self._next_delay(result, retryable)
+
+    def _next_delay(self, result: str, retryable: bool) -> float:
+        interval = self.settings.interval
+        if result == "error" and retryable:
+            base = min(interval, self.settings.min_backoff * (2 ** (self._failures - 1)))
+            delay = base * random.uniform(0.5, 1.0)
+            log.info("backoff", seconds=round(delay, 2), failures=self._failures)
+            return delay
+        return interval * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
+
+    def _reload_manifest(self) -> None:
+        from reconciler.manifest import load_manifest
+
+        signature = _signature(self.settings.files)
+        if signature == self._manifest_signature and (self.manifest is not None or self.manifest_error is not None):
+            return
+        self._manifest_signature = signature
+        try:
+            manifest = load_manifest(list(self.settings.files))
+        except ManifestError as e:
+            self.manifest_error = e.one_line()
+            self.metrics.manifest_valid.set(0)
+            log.error("manifest_invalid", problems=[str(p) for p in e.problems],
+                      keeping="last valid manifest" if self.manifest is not None else "none")
+            return
+        if self.manifest is not None:
+            log.info("manifest_reloaded", digest=manifest.digest())
+        self.manifest, self.manifest_error = manifest, None
+        self.metrics.manifest_valid.set(1)
+
+    def _reconcile(self) -> Plan:
+        from reconciler.apply import apply, read_and_plan
+        from reconciler.secrets import resolve_secrets
+        from reconciler.trigger_sql import render_command
+
+        values = resolve_secrets(self.manifest, self.settings.environ)
+        options = PlanOptions(prune=self.settings.prune)
+        if not self.settings.apply:
+            _, plan = read_and_plan(self.settings.url, self.manifest, values, render_command, options)
+            for change in plan.mutating:
+                log.warning("drift_detected", kind=change.kind, key=change.key, action=change.action.value,
+                            reason=change.reason)
+            return plan
+        result = apply(self.settings.url, self.manifest, values, render_command, options,
+                       lock_timeout=self.settings.lock_timeout, statement_timeout=self.settings.statement_timeout,
+                       command="--watch --apply", version=_version())
+        for change in result.plan.mutating:
+            self.metrics.applied.labels(change.kind, change.action.value).inc()
+            log.info("change_applied", kind=change.kind, key=change.key, action=change.action.value,
+                     reason=change.reason, history_id=result.history_id)
+        return result.plan
+
+    def _record_drift(self, plan: Plan) -> None:
+        drifted: dict[str, int] = {}
+        for change in plan.mutating:
+            drifted[change.kind] = drifted.get(change.kind, 0) + 1
+        for kind in ("extension", "table", "secret", "job", "trigger"):
+            # After an apply the drift is corrected; the gauge reports what is still different.
+            self.metrics.drifted.labels(kind).set(0 if self.settings.apply else drifted.get(kind, 0))
+
+    # --- HTTP ------------------------------------------------------------------------------------
+    @property
+    def http_port(self) -> int | None:
+        return self._server.server_address[1] if self._server is not None else None
+
+    def healthy(self) -> bool:
+        limit = 3 * self.settings.interval + 5
+        reference = self.last_cycle_started if self.last_cycle_started is not None else self.started
+        return time.monotonic() - reference <= limit
+
+    def ready(self) -> tuple[bool, str]:
+        if self.manifest_error is not None:
+            return False, "manifest invalid: " + self.manifest_error.splitlines()[0]
+        if not self.last_cycle_ok:
+            return False, "last cycle did not succeed"
+        return True, "ok"
+
+    def _serve_http(self) -> None:
+        if self.settings.http_port < 0:
+            return
+        controller = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                if self.path == "/healthz":
+                    ok = controller.healthy()
+                    self._send(200 if ok else 503, b"ok\n" if ok else b"no cycle started recently\n", "text/plain")
+                elif self.path == "/readyz":
+                    ok, why = controller.ready()
+                    self._send(200 if ok else 503, (why + "\n").encode(), "text/plain")
+                elif self.path == "/metrics":
+                    self._send(200, generate_latest(controller.metrics.registry), CONTENT_TYPE_LATEST)
+                else:
+                    self._send(404, b"not found\n", "text/plain")
+
+            def _send(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # probes every few seconds: keep logs quiet
+                return
+
+        self._server = ThreadingHTTPServer((self.settings.http_host, self.settings.http_port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="http", daemon=True).start()
+
+
+def _signature(files: Sequence[str]) -> tuple[Any, ...]:
+    out = []
+    for name in files:
+        try:
+            st = Path(name).stat()
+            out.append((name, st.st_ino, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((name, None, None, None))
+    return tuple(out)
+
+
+def _counts(plan: Plan) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for change in plan.mutating:
+        counts.setdefault(change.kind, {}).setdefault(change.action.value, 0)
+        counts[change.kind][change.action.value] += 1
+    return counts
+
+
+def _version() -> str:
+    from reconciler import __version__
+
+    return __version__
