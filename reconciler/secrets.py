@@ -1,0 +1,167 @@
+"""Secret values: read from their declared sources at run time and held so they cannot leak by accident.
+
+Data flow: Manifest.secrets (sources only) ──resolve_secrets(environ)──▶ {name: SecretValue}, which
+kinds/secrets.py compares with the database by digest and passes to `vault.create_secret` /
+`vault.update_secret` as bound parameters. A SecretValue prints as `(sensitive)`, reprs as a digest
+prefix, refuses pickling and JSON, and gives up its value only through `.reveal()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets as _random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+from reconciler.errors import SecretSourceError
+from reconciler.manifest import Manifest, SecretSpec
+
+__all__ = ["SecretValue", "generate_value", "resolve_secret", "resolve_secrets"]
+
+
+class SecretValue:
+    """A secret's plaintext, kept out of repr, str, format, logs, pickles and JSON."""
+
+    __slots__ = ("__value", "digest", "generated")
+
+    def __init__(self, value: str, *, generated: bool = False) -> None:
+        if not isinstance(value, str):
+            raise TypeError("a secret value must be a str")
+        self.__value = value
+        #: SHA-256 (lowercase hex) of the UTF-8 bytes, as PostgreSQL's
+        #: `encode(sha256(convert_to(v, 'UTF8')), 'hex')` computes it.
+        self.digest: str = hashlib.sha256(value.encode("utf-8")).hexdigest()
+        #: True when the value was generated randomly (used only if the secret does not exist yet).
+        self.generated: bool = generated
+
+    def reveal(self) -> str:
+        """The plaintext. Call it only where the value is handed to the database as a parameter."""
+        return self.__value
+
+    def __repr__(self) -> str:
+        return f"SecretValue(sha256:{self.digest[:8]}…)"
+
+    def __str__(self) -> str:
+        return "(sensitive)"
+
+    def __format__(self, spec: str) -> str:
+        return format("(sensitive)", spec)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SecretValue):
+            return NotImplemented
+        return hmac.compare_digest(self.digest, other.digest)
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def __len__(self) -> int:
+        return len(self.__value)
+
+    def __bool__(self) -> bool:
+        return bool(self.__value)
+
+    def __copy__(self) -> SecretValue:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SecretValue:
+        return self
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("a SecretValue cannot be pickled")
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a SecretValue cannot be pickled")
+
+    def __getstate__(self) -> NoReturn:
+        raise TypeError("a SecretValue cannot be pickled")
+
+
+def generate_value(n_bytes: int = 32, encoding: str = "base64url") -> str:
+    """A fresh random value: `n_bytes` from the OS CSPRNG as hex or unpadded base64url."""
+    raw = _random.token_bytes(n_bytes)
+    if encoding == "hex":
+        return raw.hex()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _from_file(path_text: str) -> tuple[str | None, str]:
+    path = Path(path_text)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, f"file {path_text} not found"
+    except IsADirectoryError:
+        return None, f"{path_text} is a directory, not a file"
+    except PermissionError:
+        return None, f"file {path_text} is not readable (permission denied)"
+    except OSError as exc:
+        return None, f"file {path_text} cannot be read ({exc.strerror or type(exc).__name__})"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, f"file {path_text} is not valid UTF-8"
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n"):
+        text = text[:-1]
+    if not text:
+        return None, f"file {path_text} is empty"
+    return text, ""
+
+
+def resolve_secret(spec: SecretSpec, environ: Mapping[str, str]) -> SecretValue:
+    """One secret's value from its source; SecretSourceError (naming the source, never a value) if missing."""
+    value, why = _resolve(spec, environ)
+    if value is None:
+        raise SecretSourceError(f"missing secret sources: {spec.name} ({why})")
+    return value
+
+
+def _resolve(spec: SecretSpec, environ: Mapping[str, str]) -> tuple[SecretValue | None, str]:
+    if spec.generate is not None:
+        return SecretValue(generate_value(spec.generate.n_bytes, spec.generate.encoding), generated=True), ""
+    if spec.from_env is not None:
+        text = environ.get(spec.from_env)
+        if text is None:
+            return None, f"environment variable {spec.from_env} is not set"
+        if not text:
+            return None, f"environment variable {spec.from_env} is empty"
+        where = f"environment variable {spec.from_env}"
+    elif spec.from_file is not None:
+        text, why = _from_file(spec.from_file)
+        if text is None:
+            return None, why
+        where = f"file {spec.from_file}"
+    else:  # the model guarantees exactly one source
+        return None, "no source declared"
+    if "\x00" in text:
+        return None, f"{where} contains a NUL byte (PostgreSQL text cannot store it)"
+    return SecretValue(text), ""
+
+
+def resolve_secrets(manifest: Manifest, environ: Mapping[str, str]) -> dict[str, SecretValue]:
+    """Every declared secret's value, by name, in manifest order.
+
+    `generate` sources give a fresh random value on each call (the planner uses it only when the secret
+    does not exist yet). Every missing or unusable source is reported together in one SecretSourceError,
+    sorted by secret name; its message names sources, never values.
+    """
+    values: dict[str, SecretValue] = {}
+    missing: list[tuple[str, str]] = []
+    for spec in manifest.secrets:
+        value, why = _resolve(spec, environ)
+        if value is None:
+            missing.append((spec.name, why))
+        else:
+            values[spec.name] = value
+    if missing:
+        listed = ", ".join(f"{name} ({why})" for name, why in sorted(missing))
+        raise SecretSourceError(
+            f"missing secret sources: {listed}",
+            hint="set the variables or mount the files, or use `generate:` for values the reconciler may create",
+        )
+    return values

@@ -1,0 +1,188 @@
+"""render_command: exact text for the runbook trigger, determinism, and quoting that hostile strings cannot escape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pglast
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pglast import ast
+from pglast.visitors import Visitor
+from pydantic import ValidationError
+
+from reconciler.manifest import TriggerSpec
+from reconciler.trigger_sql import render_command
+
+RUNBOOK_TRIGGER = {
+    "name": "master-scheduler",
+    "schedule": "* * * * *",
+    "http_post": {
+        "url": {"secret": "project_url", "append": "/functions/v1/run-scheduled-jobs"},
+        "headers": {"Content-Type": "application/json", "x-cron-secret": {"secret": "cron_secret"}},
+        "body": {"triggered_by": "pg_cron", "timestamp": {"now": "text"}},
+    },
+}
+
+EXPECTED = """\
+SELECT net.http_post(
+  url := (SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = 'project_url') || '/functions/v1/run-scheduled-jobs',
+  headers := jsonb_build_object(
+    'Content-Type', 'application/json',
+    'x-cron-secret', (SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = 'cron_secret')
+  ),
+  body := jsonb_build_object(
+    'triggered_by', 'pg_cron',
+    'timestamp', now()::text
+  )
+) AS request_id"""
+
+HOSTILE = [
+    "it's",
+    "$$; DROP TABLE cron.job; --",
+    "\\'; SELECT 1; --",
+    "back\\slash\\",
+    "'); SELECT pg_sleep(10); --",
+    "$q$ $$ $x$",
+    "line\nbreak",
+    "/* comment */ -- x",
+    "e'x'",
+    "\u00e9\u2603\U0001f600",
+]
+
+
+class _Strings(Visitor):
+    def __init__(self) -> None:
+        self.strings: list[str] = []
+        self.functions: list[str] = []
+
+    def visit_A_Const(self, ancestors: Any, node: ast.A_Const) -> None:
+        if isinstance(node.val, ast.String):
+            self.strings.append(node.val.sval)
+
+    def visit_FuncCall(self, ancestors: Any, node: ast.FuncCall) -> None:
+        self.functions.append(".".join(n.sval for n in node.funcname))
+
+
+def parsed(text: str) -> _Strings:
+    statements = pglast.parse_sql(text)
+    assert len(statements) == 1
+    assert isinstance(statements[0].stmt, ast.SelectStmt)
+    visitor = _Strings()
+    visitor(statements[0])
+    return visitor
+
+
+def trigger(**post: Any) -> TriggerSpec:
+    return TriggerSpec.model_validate({"name": "t", "schedule": "* * * * *", "http_post": post})
+
+
+def test_runbook_trigger_exact_text() -> None:
+    assert render_command(TriggerSpec.model_validate(RUNBOOK_TRIGGER)) == EXPECTED
+
+
+def test_runbook_trigger_parses_and_embeds_no_value() -> None:
+    found = parsed(EXPECTED)
+    assert "net.http_post" in found.functions
+    assert found.strings.count("project_url") == 1 and found.strings.count("cron_secret") == 1
+
+
+def test_deterministic() -> None:
+    texts = {render_command(TriggerSpec.model_validate(RUNBOOK_TRIGGER)) for _ in range(5)}
+    assert len(texts) == 1
+
+
+def test_command_trigger_is_returned_as_written() -> None:
+    spec = TriggerSpec(name="vacuum", schedule="0 3 * * *", command="VACUUM ANALYZE public.job_executions;  ")
+    assert render_command(spec) == "VACUUM ANALYZE public.job_executions;  "
+
+
+def test_literal_url_timeout_prepend_and_nested_body() -> None:
+    spec = trigger(
+        url="https://example.com/run",
+        headers={"Authorization": {"secret": "service_role_key", "prepend": "Bearer "}},
+        body={
+            "n": 5,
+            "ratio": 0.5,
+            "ok": True,
+            "none": None,
+            "tags": ["a", 1],
+            "meta": {"k": "v"},
+            "empty": {},
+        },
+        timeout_milliseconds=2000,
+    )
+    assert (
+        render_command(spec)
+        == """\
+SELECT net.http_post(
+  url := 'https://example.com/run',
+  headers := jsonb_build_object(
+    'Authorization', 'Bearer ' || (SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = 'service_role_key')
+  ),
+  body := jsonb_build_object(
+    'n', 5,
+    'ratio', 0.5,
+    'ok', true,
+    'none', NULL,
+    'tags', jsonb_build_array(
+      'a',
+      1
+    ),
+    'meta', jsonb_build_object(
+      'k', 'v'
+    ),
+    'empty', jsonb_build_object()
+  ),
+  timeout_milliseconds := 2000
+) AS request_id"""
+    )
+    parsed(render_command(spec))
+
+
+def test_empty_headers_and_body() -> None:
+    text = render_command(trigger(url="https://example.com"))
+    assert "headers := jsonb_build_object()" in text and "body := jsonb_build_object()" in text
+    parsed(text)
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_strings_stay_string_constants(hostile: str) -> None:
+    spec = trigger(
+        url={"secret": "project_url", "append": "/x" + hostile.replace("\n", "")},
+        headers={"x-h": hostile.replace("\n", "")},
+        body={hostile: hostile, "nested": [hostile, {hostile: hostile}]},
+    )
+    found = parsed(render_command(spec))
+    one_line = hostile.replace("\n", "")
+    assert found.strings.count(hostile) == 5 + (hostile == one_line)  # body: key, value, item, key, value
+    assert one_line in found.strings  # the header value
+    assert "/x" + one_line in found.strings
+    assert found.functions.count("net.http_post") == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40))
+def test_any_text_round_trips(value: str) -> None:
+    try:
+        spec = trigger(url="https://example.com", body={"k": value, value: 1})
+    except ValidationError:
+        return  # control characters are rejected before rendering
+    found = parsed(render_command(spec))
+    assert value in found.strings
+
+
+@pytest.mark.parametrize("where", ["body", "header", "append", "secret"])
+def test_nul_bytes_are_rejected_at_validation(where: str) -> None:
+    post: dict[str, Any] = {"url": "https://example.com"}
+    if where == "body":
+        post["body"] = {"k": "a\x00b"}
+    elif where == "header":
+        post["headers"] = {"x-h": "a\x00b"}
+    elif where == "append":
+        post["url"] = {"secret": "project_url", "append": "/a\x00b"}
+    else:
+        post["url"] = {"secret": "project\x00url"}
+    with pytest.raises(ValidationError, match="NUL byte"):
+        trigger(**post)
