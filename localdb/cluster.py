@@ -1,0 +1,409 @@
+"""A throwaway local PostgreSQL 15 that behaves like a Supabase database, for tests and local runs.
+
+`Cluster` owns one directory (`root`): the private PostgreSQL tree (`pgtree.py`), the data directory,
+the socket directory, the server log and the pg_net stand-in worker (`networker.py`). `up()` creates
+the cluster on first use (atomically: a half-made data directory is never left behind), starts it and
+the worker, and returns the URL for role `postgres`; `down()` stops both. The test harness
+(`tests/fix_db.py`) and the CLI (`python -m localdb`) are thin layers over this class.
+
+Profiles: `supabase` (bootstrap superuser `supabase_admin`, `postgres` an ordinary role with the
+grants hosted Supabase gives it) and `vanilla` (plain PostgreSQL, superuser `postgres`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+from localdb import pgtree
+from localdb.errors import LocalDbError
+from localdb.pgtree import SystemInstall, Tree, ensure_tree
+
+DEFAULT_PORT = 54329
+PROFILES = ("supabase", "vanilla")
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+WORKER_MODULE = "localdb.networker"
+WORKER_START_TIMEOUT = 30
+# The kernel's limit on a Unix socket path (sun_path) including the terminating NUL.
+MAX_SOCKET_PATH = 107
+
+# Durability is worthless for a throwaway cluster and costs most of the start and test time.
+_SETTINGS = {
+    "listen_addresses": "'127.0.0.1'",
+    "shared_preload_libraries": "'pg_cron'",
+    "cron.database_name": "'{database}'",
+    "cron.host": "'{sockdir}'",
+    "unix_socket_directories": "'{sockdir}'",
+    "unix_socket_permissions": "0777",
+    "port": "{port}",
+    "max_connections": "200",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "checkpoint_timeout": "1h",
+    "shared_buffers": "32MB",
+    "log_destination": "'stderr'",
+    "logging_collector": "off",
+    "log_line_prefix": "'%m [%p] %q%u@%d '",
+    "timezone": "'UTC'",
+    "log_timezone": "'UTC'",
+}
+
+_HBA = """\
+# localdb: trust, and only from this machine (socket, loopback)
+local   all   all                 trust
+host    all   all   127.0.0.1/32  trust
+host    all   all   ::1/128       trust
+"""
+
+
+class Cluster:
+    """One local cluster living in `root`; every method is safe to call in any state."""
+
+    def __init__(self, root: Path | str, port: int = DEFAULT_PORT, profile: str = "supabase",
+                 database: str = "postgres", system: SystemInstall | None = None) -> None:
+        if profile not in PROFILES:
+            raise LocalDbError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+        self.root = Path(root).absolute()
+        self.port = int(port)
+        self.profile = profile
+        self.database = database
+        # Looked up at call time so tests can point localdb at a missing install.
+        self.system = system or pgtree.SYSTEM
+        self.datadir = self.root / "data"
+        self.sockdir = self.root / "run"
+        self.log_file = self.root / "postgres.log"
+        self.worker_pid_file = self.root / "networker.pid"
+        self.worker_log_file = self.root / "networker.log"
+        self.worker_ready_file = self.root / "networker.ready"
+        self._meta_file = self.root / "localdb.json"
+
+    def __repr__(self) -> str:
+        return f"Cluster(root={str(self.root)!r}, port={self.port}, profile={self.profile!r})"
+
+    @property
+    def superuser(self) -> str:
+        return "supabase_admin" if self.profile == "supabase" else "postgres"
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def up(self) -> str:
+        """Create (first time) and start the server and the pg_net worker; return `url()`."""
+        self._check_socket_path()
+        with self._locked():
+            self._check_profile()  # before ensure_tree rewrites the profile's control files
+            tree = ensure_tree(self.root / "pgtree", self.profile, self.system)
+            if not self.datadir.is_dir():
+                self._create(tree)
+            running = self.running_port()
+            if running is not None and running != self.port:
+                raise LocalDbError(f"the cluster in {self.root} already runs on port {running}, "
+                                   f"not {self.port}; run `python -m localdb down` first")
+            # The worker's start-up (mostly imports) overlaps with the server's.
+            worker = self._start_worker()
+            if running is None:
+                try:
+                    self._start(tree, self.datadir, listen=True)
+                except BaseException:
+                    self._stop_worker()
+                    raise
+            if worker is not None:
+                self._wait_worker_ready(worker)
+        return self.url()
+
+    def down(self) -> None:
+        """Stop the worker and the server; nothing to do when they are not running."""
+        with self._locked():
+            self._stop_worker()
+            if self.running_port() is not None:
+                # The tree as it is: rebuilding it under the wrong profile would flip its controls.
+                self._pg_ctl(Tree(self.root / "pgtree"), "stop", "-D", str(self.datadir),
+                             "-m", "fast", "-w", "-t", "60")
+
+    def restart(self) -> None:
+        """Restart only the server (the worker reconnects by itself), as a crash or upgrade would."""
+        with self._locked():
+            self._pg_ctl(Tree(self.root / "pgtree"), "restart", "-D", str(self.datadir), "-l", str(self.log_file),
+                         "-m", "fast", "-w", "-t", "60", "-o", f"-p {self.port}")
+
+    def is_running(self) -> bool:
+        return self.running_port() is not None
+
+    def running_port(self) -> int | None:
+        """The port the server of this root listens on, read from its socket lock file."""
+        if not self.sockdir.is_dir():
+            return None
+        for lock in self.sockdir.glob(".s.PGSQL.*.lock"):
+            pid = _first_int(lock)
+            if pid and _alive(pid) and lock.with_suffix("").exists():
+                return int(lock.name.split(".")[3])
+        return None
+
+    def url(self, role: str = "postgres", database: str | None = None) -> str:
+        host = quote(str(self.sockdir), safe="/")
+        dbname = quote(database or self.database)
+        return f"postgresql://{quote(role)}@/{dbname}?host={host}&port={self.port}"
+
+    def tcp_url(self, role: str = "postgres") -> str:
+        return f"postgresql://{quote(role)}@127.0.0.1:{self.port}/{quote(self.database)}"
+
+    def superuser_url(self) -> str:
+        return self.url(self.superuser)
+
+    def worker_pid(self) -> int | None:
+        """The pg_net worker's pid when it runs."""
+        pid = _first_int(self.worker_pid_file)
+        return pid if pid and _is_worker(pid) else None
+
+    # -- creation ------------------------------------------------------------------------------
+
+    def _create(self, tree: Tree) -> None:
+        staging = self.root / f"data.tmp{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            self._prepare_dirs(staging)
+            self._run(tree.bin("initdb"), "-D", str(staging), "-U", self.superuser, "-A", "trust",
+                      "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
+                      what="initdb")
+            self._write_config(staging)
+            self._start(tree, staging, listen=False)
+            try:
+                self._bootstrap()
+            finally:
+                self._pg_ctl(tree, "stop", "-D", str(staging), "-m", "fast", "-w", "-t", "60")
+            staging.rename(self.datadir)
+            self._meta_file.write_text(json.dumps({"profile": self.profile}) + "\n")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def _prepare_dirs(self, staging: Path) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.sockdir.mkdir(exist_ok=True)
+        self.log_file.touch()
+        staging.mkdir(mode=0o700)
+        owner = _server_owner()
+        if owner is not None:
+            for path in (self.sockdir, self.log_file, staging):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+            _check_traversable(self.root, owner)
+
+    def _write_config(self, datadir: Path) -> None:
+        values = {"database": self.database, "sockdir": str(self.sockdir), "port": self.port}
+        lines = [f"{key} = {value.format(**values)}" for key, value in _SETTINGS.items()]
+        with (datadir / "postgresql.conf").open("a") as conf:
+            conf.write("\n# localdb\n" + "\n".join(lines) + "\n")
+        (datadir / "pg_hba.conf").write_text(_HBA)
+
+    def _bootstrap(self) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url(self.superuser, "postgres"), autocommit=True) as conn:
+            if self.database != "postgres":
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+        if self.profile != "supabase":
+            return
+        with psycopg.connect(self.superuser_url(), autocommit=True) as conn:
+            conn.execute((SQL_DIR / "supabase_bootstrap.sql").read_text())
+            conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO postgres").format(
+                sql.Identifier(self.database)))
+
+    def _check_profile(self) -> None:
+        made = recorded_profile(self.root)
+        if made is not None and made != self.profile:
+            raise LocalDbError(f"the cluster in {self.root} was made with profile {made!r}, "
+                               f"not {self.profile!r}; use another --root")
+
+    def _check_socket_path(self) -> None:
+        path = self.sockdir / f".s.PGSQL.{self.port}"
+        if len(str(path)) > MAX_SOCKET_PATH - 1:
+            raise LocalDbError(f"socket path {path} is longer than {MAX_SOCKET_PATH - 1} bytes; "
+                               "choose a shorter --root")
+
+    # -- server process ------------------------------------------------------------------------
+
+    def _start(self, tree: Tree, datadir: Path, *, listen: bool) -> None:
+        # The port lives in the options, not only in the file, so `--port` works on an old cluster.
+        options = f"-p {self.port}" + ("" if listen else " -c listen_addresses=''")
+        try:
+            self._pg_ctl(tree, "start", "-D", str(datadir), "-l", str(self.log_file), "-w",
+                         "-t", "60", "-o", options)
+        except LocalDbError as exc:
+            raise LocalDbError(f"{exc}; server log: {self._last_log_line()}") from None
+
+    def _pg_ctl(self, tree: Tree, *args: str) -> None:
+        self._run(tree.bin("pg_ctl"), "-s", *args, what=f"pg_ctl {args[0]}")
+
+    def _run(self, *argv: str, what: str) -> None:
+        owner = _server_owner()
+        extra = {} if owner is None else {"user": owner.pw_uid, "group": owner.pw_gid,
+                                          "extra_groups": []}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C"
+        proc = subprocess.run(argv, cwd=self.root, env=env, capture_output=True, text=True,
+                              check=False, **extra)
+        if proc.returncode != 0:
+            lines = (proc.stderr or proc.stdout).strip().splitlines() or ["(no output)"]
+            raise LocalDbError(f"{what} failed: {lines[-1]}")
+
+    def _last_log_line(self) -> str:
+        try:
+            lines = self.log_file.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return lines[-1] if lines else "(empty)"
+
+    # -- pg_net worker -------------------------------------------------------------------------
+
+    def _start_worker(self) -> subprocess.Popen | None:
+        """Spawn the worker unless one runs already; it connects as soon as the server accepts."""
+        if self.worker_pid() is not None:
+            return None
+        env = dict(os.environ)
+        package_parent = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+        with contextlib.suppress(FileNotFoundError):
+            self.worker_ready_file.unlink()
+        with self.worker_log_file.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", WORKER_MODULE, "--dsn", self.superuser_url(),
+                 "--pid-file", str(self.worker_pid_file),
+                 "--ready-file", str(self.worker_ready_file)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=self.root,
+                start_new_session=True)
+        tmp = self.worker_pid_file.with_suffix(".tmp")
+        tmp.write_text(f"{proc.pid}\n")
+        tmp.replace(self.worker_pid_file)
+        return proc
+
+    def _wait_worker_ready(self, proc: subprocess.Popen) -> None:
+        # Callers queue requests right after up(); the worker must be listening by then.
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if _first_int(self.worker_ready_file) == proc.pid:
+                return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        last = self.worker_log_file.read_text(errors="replace").strip().splitlines() or ["(no log)"]
+        raise LocalDbError(f"the pg_net worker did not start within {WORKER_START_TIMEOUT} s: "
+                           f"{last[-1]} (see {self.worker_log_file})")
+
+    def _stop_worker(self) -> None:
+        pid = self.worker_pid()
+        for path in (self.worker_pid_file, self.worker_ready_file):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while _alive(pid) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.02)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Two `up`s at once (two terminals, parallel test sessions) must not both run initdb.
+        self.root.mkdir(parents=True, exist_ok=True)
+        if _server_owner() is not None:  # the postgres OS user must reach the socket and log
+            self.root.chmod(self.root.stat().st_mode | 0o055)
+        with (self.root / ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def create_app_tables(conn) -> None:
+    """Create public.scheduled_jobs and public.job_executions, empty, owned by the connected role."""
+    conn.execute((SQL_DIR / "app_tables.sql").read_text())
+
+
+def _server_owner() -> pwd.struct_passwd | None:
+    """The OS user the server runs as: `postgres` when we are root (initdb refuses root), else us."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        raise LocalDbError("running as root needs an OS user named postgres to own the server "
+                           "(package postgresql-15 creates it)") from None
+
+
+def recorded_profile(root: Path | str) -> str | None:
+    """The profile the cluster in `root` was created with, if there is one."""
+    try:
+        return json.loads((Path(root) / "localdb.json").read_text())["profile"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _check_traversable(root: Path, owner: pwd.struct_passwd) -> None:
+    for directory in [root, *root.parents]:
+        mode = directory.stat()
+        if mode.st_uid != owner.pw_uid and not mode.st_mode & 0o001:
+            raise LocalDbError(f"the postgres OS user cannot enter {directory}; "
+                               f"chmod o+x it or choose another --root")
+
+
+def _first_int(path: Path) -> int | None:
+    try:
+        first = path.read_text().split("\n", 1)[0].strip()
+    except OSError:
+        return None
+    return int(first) if first.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+def _reap(pid: int) -> None:
+    # The worker is our child when this process started it; collect it so it does not linger.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return WORKER_MODULE.encode() in cmdline and _alive(pid)
