@@ -489,7 +489,10 @@ def brute_force(
         if not day_ok(t):
             t = (t + timedelta(days=1)).replace(hour=0, minute=0)
             continue
-        if t.minute in minutes and t.hour in hours:
+        if t.hour not in hours:  # the whole hour cannot match
+            t = t.replace(minute=0) + timedelta(hours=1)
+            continue
+        if t.minute in minutes:
             found.append(t)
         t += timedelta(minutes=1)
     return found, end
