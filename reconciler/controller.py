@@ -2,9 +2,9 @@
 
 Each cycle: reload the manifest if its files changed (an invalid edit is reported and the last valid
 manifest kept), resolve secrets, read, plan, then apply (with --apply) or only report. Cycles never
-overlap; they are spaced by the interval with a little jitter. Retryable errors (database down, lock
-contention) back off exponentially from about 1 s up to the interval; permanent ones are reported once
-per interval. SIGTERM/SIGINT finish the running cycle and exit 0; SIGHUP starts a cycle now.
+overlap; they are spaced by the interval with a little jitter. Retryable errors (database down) back
+off exponentially from about 1 s up to the interval; permanent ones are reported once per interval; a
+cycle skipped because another replica holds the lock simply waits for the next interval. SIGTERM/SIGINT finish the running cycle and exit 0; SIGHUP starts a cycle now.
 Health, readiness and Prometheus metrics are served over HTTP from a side thread.
 """
 
@@ -96,8 +96,9 @@ class Controller:
                  http_port=self.http_port, files=list(self.settings.files))
         try:
             while not self.stop.is_set():
-                delay = self.cycle()
+                # cleared before the cycle, so a SIGHUP that arrives during it starts the next one at once
                 self.wake.clear()
+                delay = self.cycle()
                 self._sleep(delay)
         finally:
             if self._server is not None:
