@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -48,9 +49,12 @@ def _begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, sta
     key = sql.SQL(", ").join(sql.Literal(k) for k in LOCK_KEY)
     wait = lock_timeout is not None and lock_timeout > 0
     if wait:
-        query = sql.SQL("BEGIN; SELECT set_config('statement_timeout', {}, true), set_config('lock_timeout', {}, true);"
-                        " SELECT pg_advisory_xact_lock({}), true AS acquired; SET LOCAL lock_timeout = DEFAULT").format(
-            timeout, sql.Literal(f"{int(lock_timeout * 1000)}ms"), key)  # type: ignore[operator]
+        # Only lock_timeout bounds the wait (a shorter statement_timeout would cut it and turn "lock held"
+        # into a generic error); the statement timeout starts once the lock is ours.
+        query = sql.SQL("BEGIN; SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', {}, true);"
+                        " SELECT pg_advisory_xact_lock({}), true AS acquired;"
+                        " SELECT set_config('statement_timeout', {}, true); SET LOCAL lock_timeout = DEFAULT").format(
+            sql.Literal(f"{int(lock_timeout * 1000)}ms"), key, timeout)  # type: ignore[operator]
     else:
         query = sql.SQL("BEGIN; SELECT set_config('statement_timeout', {}, true), pg_try_advisory_xact_lock({}) AS acquired").format(
             timeout, key)
@@ -165,12 +169,17 @@ def _record(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, command: s
         cur.execute(
             """INSERT INTO reconciler.history (tool_version, command, manifest_digest, summary, plan_text, changes)
                VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
-            (version, command, manifest.digest(), render.summary_line(plan), render.to_text(plan),
+            (version, _redact_command(command), manifest.digest(), render.summary_line(plan), render.to_text(plan),
              json.dumps(history_changes(plan))),
         )
         row = cur.fetchone()
     assert row is not None
     return int(row[0])
+
+
+def _redact_command(command: str) -> str:
+    """The command line as recorded in history, without a password given in --database-url."""
+    return re.sub(r"(?i)\b(password\s*=\s*)('[^']*'|\S+)", r"\1***", db.redact_url(command))
 
 
 def _protected(manifest: Any) -> set[tuple[str, str]]:

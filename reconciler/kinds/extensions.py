@@ -115,6 +115,17 @@ def findings(want: Mapping[str, DesiredExtension], live: Mapping[str, LiveExtens
     return out
 
 
+#: Creates the schema named by the transaction-local setting reconciler.extension_schema when it is
+#: missing; the name travels as a bound parameter of set_config, never inside this text.
+_CREATE_SCHEMA_IF_MISSING = """DO $reconciler$
+BEGIN
+    IF to_regnamespace(quote_ident(current_setting('reconciler.extension_schema'))) IS NULL THEN
+        EXECUTE format('CREATE SCHEMA %I', current_setting('reconciler.extension_schema'));
+    END IF;
+END
+$reconciler$"""
+
+
 def statements(changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
     return [s for c in changes for s in sql_for(c)]
 
@@ -126,12 +137,20 @@ def sql_for(change: Change) -> list[Statement]:
     name = change.after["name"]
     ident = sql.Identifier(name)
     if change.action is Action.CREATE:
+        out = []
         query = sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(ident)
-        if change.after.get("schema"):
-            query += sql.SQL(" WITH SCHEMA {}").format(sql.Identifier(change.after["schema"]))
+        schema = change.after.get("schema")
+        if schema:
+            query += sql.SQL(" WITH SCHEMA {}").format(sql.Identifier(schema))
+            if schema != "pg_catalog":
+                # Vanilla PostgreSQL has no `extensions` schema. Create it only when absent: even
+                # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database, which a role may lack.
+                out.append(Statement(sql.SQL("SELECT set_config('reconciler.extension_schema', %s, true)"),
+                                     (schema,), f"create schema {schema}"))
+                out.append(Statement(sql.SQL(_CREATE_SCHEMA_IF_MISSING), (), f"create schema {schema}"))
         if change.after.get("version"):
             query += sql.SQL(" VERSION {}").format(sql.Literal(change.after["version"]))
-        return [Statement(query, description=f"create extension {name}")]
+        return [*out, Statement(query, description=f"create extension {name}")]
     statements = []
     for fc in change.fields:
         if fc.path == "schema":

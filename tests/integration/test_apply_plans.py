@@ -1,0 +1,160 @@
+"""Issue 5: saved plans, `tables: {create_missing: true}` and generated secrets, against the real database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.fix_db import DbTarget
+from tests.integration.apply_support import (
+    JOB_NAMES,
+    SECRETS_ENV,
+    assert_converged,
+    assert_no_markers,
+    assert_ok,
+    cron_job,
+    dump,
+    execute,
+    jobs,
+    query,
+    reconcile,
+    secret_digests,
+    write_manifest,
+)
+
+# -- saved plans ---------------------------------------------------------------------------------------
+
+
+def test_saved_plan_applies_and_contains_no_secret(supabase_like: DbTarget, tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.json"
+    made = reconcile(supabase_like.url, "--dry-run", "--out", str(plan_file))
+    assert_ok(made)
+    text = plan_file.read_text()
+    assert_no_markers(text)
+    for value in SECRETS_ENV.values():  # nor any recognisable part of one
+        assert value[-12:] not in text
+
+    result = reconcile(supabase_like.url, "--apply", str(plan_file))
+    assert_ok(result)
+    assert "Apply complete" in result.stdout
+    assert set(jobs(supabase_like.superuser_url)) == set(JOB_NAMES)
+    assert_converged(supabase_like.url)
+
+
+def test_stale_saved_plan_is_refused_and_changes_nothing(supabase_like: DbTarget, tmp_path: Path) -> None:
+    su = supabase_like.superuser_url
+    assert_ok(reconcile(supabase_like.url, "--apply"))
+    execute(su, "UPDATE public.scheduled_jobs SET schedule = '*/7 * * * *' WHERE job_name = 'fetch_google_news'")
+    plan_file = tmp_path / "plan.json"
+    assert_ok(reconcile(supabase_like.url, "--dry-run", "--out", str(plan_file)))
+    assert "fetch_google_news" in plan_file.read_text()
+
+    execute(su, "UPDATE public.scheduled_jobs SET schedule = '*/9 * * * *' WHERE job_name = 'ttl_cleanup'")
+    before = dump(su)
+    result = reconcile(supabase_like.url, "--apply", str(plan_file))
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: saved plan is stale")
+    assert result.stderr.count("\n") == 1
+    assert dump(su) == before
+
+    # The manifest changing in between is refused as well.
+    fresh = tmp_path / "fresh.json"
+    assert_ok(reconcile(supabase_like.url, "--dry-run", "--out", str(fresh)))
+    other = write_manifest(tmp_path, lambda d: d["jobs"][0].update(description="edited"))
+    stale = reconcile(supabase_like.url, "--apply", str(fresh), manifest=other)
+    assert stale.exit_code == 1
+    assert "saved plan is stale" in stale.stderr
+    assert dump(su) == before
+
+    assert_ok(reconcile(supabase_like.url, "--apply", str(fresh)))
+    assert_converged(supabase_like.url)
+
+
+# -- tables: {create_missing: true} -------------------------------------------------------------------
+
+
+def _create_tables(data: dict[str, Any]) -> None:
+    data["tables"] = {"create_missing": True}
+
+
+def test_create_missing_makes_both_tables_on_an_empty_database(empty_db: DbTarget, tmp_path: Path) -> None:
+    su = empty_db.superuser_url
+    manifest = write_manifest(tmp_path, _create_tables)
+    plan = reconcile(empty_db.url, "--detailed-exitcode", manifest=manifest)
+    assert plan.exit_code == 2
+    assert "table public.scheduled_jobs: create (missing)" in plan.stdout
+    assert "table public.job_executions: create (missing)" in plan.stdout
+
+    assert_ok(reconcile(empty_db.url, "--apply", manifest=manifest))
+    assert_converged(empty_db.url, manifest)
+    assert set(jobs(su)) == set(JOB_NAMES)
+    unique = query(su, """SELECT count(*) FROM pg_index i JOIN pg_attribute a
+                            ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                           WHERE i.indrelid = 'public.scheduled_jobs'::regclass AND i.indisunique
+                             AND i.indnatts = 1 AND a.attname = 'job_name'""")
+    assert unique == [(1,)]
+    assert query(su, "SELECT to_regclass('public.job_executions') IS NOT NULL") == [(True,)]
+
+    # Without create_missing the same empty database is a blocking finding, not a change.
+    execute(su, "DROP TABLE public.job_executions, public.scheduled_jobs")
+    blocked = reconcile(empty_db.url, "--apply")
+    assert blocked.exit_code == 1
+    assert "public.scheduled_jobs does not exist" in blocked.stderr
+    assert query(su, "SELECT to_regclass('public.scheduled_jobs')") == [(None,)]
+
+
+def test_existing_table_missing_a_column_is_reported_never_altered(supabase_like: DbTarget, tmp_path: Path) -> None:
+    su = supabase_like.superuser_url
+    execute(su, "ALTER TABLE public.scheduled_jobs DROP COLUMN endpoint")
+    manifest = write_manifest(tmp_path, _create_tables)
+    before = dump(su)
+
+    plan = reconcile(supabase_like.url, "--detailed-exitcode", manifest=manifest)
+    assert plan.exit_code == 2
+    assert "error: public.scheduled_jobs lacks column(s): endpoint" in plan.stdout
+
+    result = reconcile(supabase_like.url, "--apply", manifest=manifest)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: refusing to apply: public.scheduled_jobs lacks column(s): endpoint")
+    assert result.stderr.count("\n") == 1
+    assert dump(su) == before
+    assert "endpoint" not in [c for c, _ in dump(su)["public.scheduled_jobs columns"]]
+
+
+# -- generated secrets ---------------------------------------------------------------------------------
+
+
+def _generated(data: dict[str, Any]) -> None:
+    data["secrets"]["cron_secret"] = {"generate": {"bytes": 32}, "description": "generated"}
+
+
+def test_generated_secret_is_created_once_and_rotated_on_request(supabase_like: DbTarget, tmp_path: Path) -> None:
+    su = supabase_like.superuser_url
+    manifest = write_manifest(tmp_path, _generated)
+    first = reconcile(supabase_like.url, "--apply", manifest=manifest)
+    assert_ok(first)
+    digest = secret_digests(su)["cron_secret"]
+    value = query(su, "SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = 'cron_secret'")[0][0]
+    assert len(value) >= 43  # 32 bytes, base64url
+    master = cron_job(su)
+    assert master is not None
+
+    for _ in range(2):
+        again = reconcile(supabase_like.url, "--apply", manifest=manifest)
+        assert_ok(again)
+        assert "No changes." in again.stdout
+        assert secret_digests(su)["cron_secret"] == digest
+    assert_converged(supabase_like.url, manifest)
+
+    plan = reconcile(supabase_like.url, "--rotate", "cron_secret", "--detailed-exitcode", manifest=manifest)
+    assert plan.exit_code == 2
+    assert "secret cron_secret: update (rotated)" in plan.stdout
+    rotated = reconcile(supabase_like.url, "--rotate", "cron_secret", "--apply", manifest=manifest)
+    assert_ok(rotated)
+    new_value = query(su, "SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = 'cron_secret'")[0][0]
+    assert secret_digests(su)["cron_secret"] != digest
+    for text in (first.output, again.output, plan.output, rotated.output):
+        assert value not in text and new_value not in text
+    assert cron_job(su) == master
+    assert_converged(supabase_like.url, manifest)
