@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from reconciler import __version__, logs
-from reconciler.errors import ManifestError, ReconcilerError
+from reconciler.errors import ManifestError, ReconcilerError, UnsafePlan
 from reconciler.kinds.base import PlanOptions
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_LOCKED = 0, 1, 2, 3
@@ -31,7 +31,9 @@ class ReconcileGroup(click.Group):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.UsageError as e:
-            e.show()
+            # One line, like every other user error (click's own show() adds the usage and a blank line).
+            where = e.ctx.command_path if e.ctx is not None else "reconcile"
+            click.echo(f"error: {' '.join(e.format_message().split())} (see {where} --help)", err=True)
             sys.exit(EXIT_ERROR)
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
@@ -196,9 +198,15 @@ def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str,
         except (OSError, ValueError) as e:
             raise ReconcilerError(f"cannot read saved plan {apply_plan}: {e}") from e
     shown: list[Any] = []
-    result = apply(url, manifest, values, _render_command(), options, lock_timeout=lock_timeout,
-                   statement_timeout=statement_timeout, saved=saved, command=" ".join(sys.argv[1:]) or "apply",
-                   version=__version__, on_plan=shown.append)
+    try:
+        result = apply(url, manifest, values, _render_command(), options, lock_timeout=lock_timeout,
+                       statement_timeout=statement_timeout, saved=saved, command=" ".join(sys.argv[1:]) or "apply",
+                       version=__version__, on_plan=shown.append)
+    except UnsafePlan:
+        # The error says "fix the findings above": show them (with their fixes), as the dry run would.
+        if shown:
+            click.echo(_render(shown[-1], fmt, verbose, name), nl=False)
+        raise
     click.echo(_render(result.plan, fmt, verbose, name), nl=False)
     if fmt == "text" and not result.plan.is_empty:
         click.echo(f"Apply complete (history #{result.history_id}).")
@@ -259,6 +267,11 @@ def _register_optional() -> None:
         return
     main.add_command(validate_command, "validate")
     main.add_command(schema_command, "schema")
+    try:
+        from reconciler.cli_verify import verify_command
+    except ImportError:  # pragma: no cover - during development only
+        return
+    main.add_command(verify_command, "verify")
 
 
 _register_optional()

@@ -128,9 +128,11 @@ def diff(want: Mapping[str, Mapping[str, Any]], live: LiveJobs, ctx: PlanContext
             before = {"job_name": name, **row.fields}
             change = undeclared(KIND, name, before, ctx, deactivated={**before, "is_active": False})
             changes.append(_with_row(change, row))
-    for row in live.orphans:
+    # Orphans are numbered in read order (created_at, id): the row id (a random uuid) would make the
+    # plan differ between otherwise identical databases; apply uses `_row`, never the key.
+    for number, row in enumerate(live.orphans, 1):
         before = {"job_name": None, **row.fields, "_row": row.row_id}
-        key = f"{ORPHAN} {row.row_id}"
+        key = f"{ORPHAN} #{number}"
         if ctx.options.prune and ctx.prune_policy != "off":
             changes.append(Change(KIND, key, Action.DELETE, before=before, reason="orphan row (job_name is NULL)"))
         else:

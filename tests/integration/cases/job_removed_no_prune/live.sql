@@ -1,0 +1,1 @@
+-- nothing: the setup is the live state

@@ -1,0 +1,2 @@
+-- master-scheduler unscheduled by hand.
+SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'master-scheduler';
