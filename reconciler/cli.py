@@ -162,23 +162,53 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
     manifest = _load(files)
     for warning in manifest.warnings:
         click.echo(f"warning: {warning}", err=True)
-    unknown = sorted(set(rotate) - {s.name for s in manifest.secrets})
-    if unknown:
-        raise click.UsageError(f"--rotate names undeclared secret(s): {', '.join(unknown)}")
+    _check_rotate(manifest, rotate)
     values = _secrets(manifest)
     url = _url(database_url)
     options = PlanOptions(prune=prune, rotate=frozenset(rotate))
     name = ", ".join(files) or "scheduler.yaml"
-    if apply_plan is None:
-        return _dry_run(manifest, values, url, options, fmt, verbose, detailed_exitcode, out_file, name)
-    return _apply(manifest, values, url, options, fmt, verbose, apply_plan, lock_timeout, statement_timeout, name)
+    edge = _edge(manifest)
+    try:
+        if apply_plan is None:
+            return _dry_run(manifest, values, url, options, fmt, verbose, detailed_exitcode, out_file, name, edge)
+        return _apply(manifest, values, url, options, fmt, verbose, apply_plan, lock_timeout, statement_timeout,
+                      name, edge)
+    finally:
+        if edge is not None:
+            edge.close()
+
+
+def _check_rotate(manifest: Any, rotate: Sequence[str]) -> None:
+    declared = {s.name: s for s in manifest.secrets}
+    unknown = sorted(set(rotate) - set(declared))
+    if unknown:
+        raise click.UsageError(f"--rotate names undeclared secret(s): {', '.join(unknown)}")
+    sourced = sorted(name for name in rotate if declared[name].generate is None)
+    if sourced:
+        raise click.UsageError(f"--rotate {', '.join(sourced)}: the value comes from its source; change the source "
+                               "instead (rotation generates values only for secrets declared with generate:)")
+
+
+def _edge(manifest: Any) -> Any:
+    from reconciler.edge import connect
+
+    return connect(manifest, os.environ)
+
+
+def _command_line(apply_plan: str, options: PlanOptions) -> str:
+    """What reconciler.history records as the command: the mode and options, never a URL or value."""
+    words = ["--apply"] + ([apply_plan] if apply_plan != "-" else [])
+    if options.prune:
+        words.append("--prune")
+    words += [f"--rotate {name}" for name in sorted(options.rotate)]
+    return " ".join(words)
 
 
 def _dry_run(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str, verbose: bool,
-             detailed: bool, out_file: str | None, name: str) -> int:
+             detailed: bool, out_file: str | None, name: str, edge: Any) -> int:
     from reconciler.apply import read_and_plan, saved_plan_document
 
-    live, plan = read_and_plan(url, manifest, values, _render_command(), options)
+    live, plan = read_and_plan(url, manifest, values, _render_command(), options, edge)
     click.echo(_render(plan, fmt, verbose, name), nl=False)
     if out_file:
         Path(out_file).write_text(json.dumps(saved_plan_document(plan, live, manifest), indent=2) + "\n")
@@ -188,7 +218,7 @@ def _dry_run(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: st
 
 
 def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str, verbose: bool, apply_plan: str,
-           lock_timeout: float | None, statement_timeout: float, name: str) -> int:
+           lock_timeout: float | None, statement_timeout: float, name: str, edge: Any) -> int:
     from reconciler.apply import apply
 
     saved = None
@@ -200,8 +230,8 @@ def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str,
     shown: list[Any] = []
     try:
         result = apply(url, manifest, values, _render_command(), options, lock_timeout=lock_timeout,
-                       statement_timeout=statement_timeout, saved=saved, command=" ".join(sys.argv[1:]) or "apply",
-                       version=__version__, on_plan=shown.append)
+                       statement_timeout=statement_timeout, saved=saved, command=_command_line(apply_plan, options),
+                       version=__version__, on_plan=shown.append, edge=edge)
     except UnsafePlan:
         # The error says "fix the findings above": show them (with their fixes), as the dry run would.
         if shown:

@@ -199,20 +199,27 @@ class Controller:
 
     def _reconcile(self) -> Plan:
         from reconciler.apply import apply, read_and_plan
+        from reconciler.edge import connect as connect_edge
         from reconciler.secrets import resolve_secrets
         from reconciler.trigger_sql import render_command
 
         values = resolve_secrets(self.manifest, self.settings.environ)
         options = PlanOptions(prune=self.settings.prune)
-        if not self.settings.apply:
-            _, plan = read_and_plan(self.settings.url, self.manifest, values, render_command, options)
-            for change in plan.mutating:
-                log.warning("drift_detected", kind=change.kind, key=change.key, action=change.action.value,
-                            reason=change.reason)
-            return plan
-        result = apply(self.settings.url, self.manifest, values, render_command, options,
-                       lock_timeout=self.settings.lock_timeout, statement_timeout=self.settings.statement_timeout,
-                       command="--watch --apply", version=_version())
+        edge = connect_edge(self.manifest, self.settings.environ)
+        try:
+            if not self.settings.apply:
+                _, plan = read_and_plan(self.settings.url, self.manifest, values, render_command, options, edge)
+                for change in plan.mutating:
+                    log.warning("drift_detected", kind=change.kind, key=change.key, action=change.action.value,
+                                reason=change.reason)
+                return plan
+            result = apply(self.settings.url, self.manifest, values, render_command, options,
+                           lock_timeout=self.settings.lock_timeout, statement_timeout=self.settings.statement_timeout,
+                           command="--watch --apply" + (" --prune" if self.settings.prune else ""),
+                           version=_version(), edge=edge)
+        finally:
+            if edge is not None:
+                edge.close()
         for change in result.plan.mutating:
             self.metrics.applied.labels(change.kind, change.action.value).inc()
             log.info("change_applied", kind=change.kind, key=change.key, action=change.action.value,

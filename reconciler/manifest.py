@@ -517,6 +517,65 @@ class TriggerSpec(_Model):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Edge Function secrets (Supabase Management API)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _check_edge_name(value: str) -> str:
+    if value.upper().startswith("SUPABASE_"):
+        raise _fail(f"{_quote(value)} is reserved: names starting with SUPABASE_ are set by Supabase")
+    return value
+
+
+EdgeSecretName = Annotated[
+    str,
+    AfterValidator(_pattern(r"[A-Za-z_][A-Za-z0-9_]*", 'letters, digits and "_", starting with a letter or "_"')),
+    AfterValidator(_check_edge_name),
+    Field(json_schema_extra={"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}),
+]
+_EDGE_SOURCES = ("secret", "from_env", "from_file")
+
+
+class EdgeSecretSource(_Model):
+    """Where an Edge Function secret's value comes from: a declared Vault secret, or its own source."""
+
+    secret: SecretName | None = Field(default=None, description="A declared Vault secret whose value it mirrors.")
+    from_env: EnvName | None = Field(default=None, description="Environment variable holding the value.")
+    from_file: Annotated[str, AfterValidator(_check_single_line), AfterValidator(_check_not_blank)] | None = (
+        Field(default=None, description="File holding the value (one trailing newline is stripped).")
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EdgeSecretSource:
+        given = [s for s in _EDGE_SOURCES if getattr(self, s) is not None]
+        if len(given) != 1:
+            got = f"got {', '.join(given)}" if given else "got none"
+            raise _fail(f"needs exactly one source: secret, from_env or from_file ({got})")
+        return self
+
+    @property
+    def generate(self) -> None:  # the shape secrets.resolve_secret expects; Edge secrets never generate
+        return None
+
+
+class EdgeFunctionsSpec(_Model):
+    """Edge Function secrets kept equal to their sources through the Supabase Management API."""
+
+    project_ref: Annotated[str, AfterValidator(_pattern(r"[a-z0-9]{4,64}", "a project ref: lowercase letters and digits"))] | None = Field(
+        default=None, description="The project ref; when omitted, read from SUPABASE_PROJECT_REF."
+    )
+    api_url: Annotated[str, AfterValidator(_check_url)] = Field(
+        default="https://api.supabase.com", description="Management API base URL (overridable for tests)."
+    )
+    access_token_env: EnvName = Field(
+        default="SUPABASE_ACCESS_TOKEN", description="Environment variable holding the Management API token."
+    )
+    secrets: dict[EdgeSecretName, EdgeSecretSource] = Field(
+        default_factory=dict, description='Edge Function secret name to source, e.g. CRON_SECRET: {secret: cron_secret}.'
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Tables, pruning, the manifest
 # ---------------------------------------------------------------------------------------------------------
 
@@ -545,6 +604,7 @@ class PrunePolicy(_Model):
     jobs: Annotated[Literal["off", "report", "deactivate", "delete"], BeforeValidator(_off)] = "deactivate"
     triggers: Annotated[Literal["off", "report", "delete"], BeforeValidator(_off)] = "delete"
     secrets: Annotated[Literal["off", "report", "delete"], BeforeValidator(_off)] = "off"
+    edge_secrets: Annotated[Literal["off", "report", "delete"], BeforeValidator(_off)] = "delete"
 
 
 _COLLECTIONS = ("extensions", "secrets", "jobs", "triggers")
@@ -564,6 +624,9 @@ class Manifest(_Model):
     triggers: tuple[TriggerSpec, ...] = ()
     tables: TablesSpec = TablesSpec()
     prune: PrunePolicy = PrunePolicy()
+    edge_functions: EdgeFunctionsSpec | None = Field(
+        default=None, description="Optional: Edge Function secrets kept equal to Vault secrets or their own sources."
+    )
     source_files: SkipJsonSchema[tuple[str, ...]] = ()
     warnings: SkipJsonSchema[tuple[str, ...]] = ()
 
@@ -729,6 +792,16 @@ def _cross_problems(data: Mapping[str, Any]) -> list[tuple[Loc, Loc, str]]:
                         problems.append(
                             (field_loc, pos_loc, f"unknown secret {_quote(name)} (declared: {listed})")
                         )
+    edge = data.get("edge_functions")
+    edge_secrets = edge.get("secrets") if isinstance(edge, Mapping) else None
+    if isinstance(edge_secrets, Mapping):
+        for edge_name, source in edge_secrets.items():
+            name = source.get("secret") if isinstance(source, Mapping) else None
+            if isinstance(name, str) and name not in declared:
+                loc = ("edge_functions", "secrets", edge_name, "secret")
+                shown = (d if _PLAIN_KEY.fullmatch(d) else _quote(d) for d in declared)
+                listed = ", ".join(shown) if declared else "none"
+                problems.append((loc, loc, f"unknown secret {_quote(name)} (declared: {listed})"))
     return problems
 
 

@@ -43,7 +43,8 @@ def plan(
 
 
 def _policy(manifest: Any, kind: str) -> str:
-    return {"job": manifest.prune.jobs, "trigger": manifest.prune.triggers, "secret": manifest.prune.secrets}.get(kind, "off")
+    return {"job": manifest.prune.jobs, "trigger": manifest.prune.triggers, "secret": manifest.prune.secrets,
+            "edge_secret": manifest.prune.edge_secrets}.get(kind, "off")
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

@@ -143,6 +143,11 @@ def _resolve(spec: SecretSpec, environ: Mapping[str, str]) -> tuple[SecretValue 
     return SecretValue(text), ""
 
 
+def edge_key(edge_name: str) -> str:
+    """Where an Edge Function secret with its own source is kept among the resolved values."""
+    return f"edge_functions.{edge_name}"
+
+
 def resolve_secrets(manifest: Manifest, environ: Mapping[str, str]) -> dict[str, SecretValue]:
     """Every declared secret's value, by name, in manifest order.
 
@@ -158,6 +163,15 @@ def resolve_secrets(manifest: Manifest, environ: Mapping[str, str]) -> dict[str,
             missing.append((spec.name, why))
         else:
             values[spec.name] = value
+    edge = manifest.edge_functions
+    for edge_name, source in (edge.secrets.items() if edge is not None else ()):
+        if source.secret is not None:
+            continue  # mirrors a Vault secret, resolved above
+        value, why = _resolve(source, environ)  # type: ignore[arg-type]
+        if value is None:
+            missing.append((f"edge_functions.{edge_name}", why))
+        else:
+            values[edge_key(edge_name)] = value
     if missing:
         listed = ", ".join(f"{name} ({why})" for name, why in sorted(missing))
         raise SecretSourceError(

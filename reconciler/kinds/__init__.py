@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from reconciler.kinds import extensions, jobs, secrets, tables, triggers
+from reconciler.kinds import edge_secrets, extensions, jobs, secrets, tables, triggers
 
-REGISTRY: tuple[ModuleType, ...] = (extensions, tables, secrets, jobs, triggers)
+REGISTRY: tuple[ModuleType, ...] = (extensions, tables, secrets, jobs, triggers, edge_secrets)
 
 
 def by_name(kind: str) -> ModuleType:

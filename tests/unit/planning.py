@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from reconciler.kinds import extensions, jobs, secrets, triggers
+from reconciler.kinds import edge_secrets, extensions, jobs, secrets, triggers
 from reconciler.kinds.base import Capabilities, LiveState, Managed
 from reconciler.manifest import load_manifest
 from reconciler.trigger_sql import render_command
@@ -57,6 +57,7 @@ def live(*, capabilities: Capabilities | None = None, installed: dict[str, str] 
         "secret": secrets.from_rows(list(secret_rows), c),
         "job": jobs.from_rows(list(job_rows), c),
         "trigger": triggers.from_rows(list(trigger_rows), c),
+        "edge_secret": edge_secrets.from_rows([], c),
     }
     records = {(k, key): Managed(k, key, "fp", protect) for k, key, protect in managed}
     return LiveState(c, kinds, records, bool(managed))
