@@ -66,7 +66,8 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "edge":
         from localdb.edge import edge_command
 
-        cluster = Cluster(args.root, port=_port(None), profile=args.profile)
+        cluster = Cluster(args.root, port=_port(None),
+                          profile=args.profile or recorded_profile(args.root) or "supabase")
         return edge_command(cluster, args.action or "status", args.port, args.secret_env, args.database_url)
     profile = args.profile or recorded_profile(args.root) or "supabase"
     cluster = Cluster(args.root, port=_port(args.port), profile=profile)

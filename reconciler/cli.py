@@ -290,18 +290,10 @@ def history_command(count: int, show_id: int | None, database_url: str | None) -
     return EXIT_OK
 
 
-def _register_optional() -> None:
-    try:
-        from reconciler.cli_manifest import schema_command, validate_command
-    except ImportError:  # pragma: no cover - during development only
-        return
-    main.add_command(validate_command, "validate")
-    main.add_command(schema_command, "schema")
-    try:
-        from reconciler.cli_verify import verify_command
-    except ImportError:  # pragma: no cover - during development only
-        return
-    main.add_command(verify_command, "verify")
+# Sub-commands that live in their own modules (they never import this one, so no cycle).
+from reconciler.cli_manifest import schema_command, validate_command  # noqa: E402
+from reconciler.cli_verify import verify_command  # noqa: E402
 
-
-_register_optional()
+main.add_command(validate_command, "validate")
+main.add_command(schema_command, "schema")
+main.add_command(verify_command, "verify")

@@ -8,7 +8,8 @@ bash scripts/install.sh
 python3 -m localdb up --with-app-tables >/dev/null
 export DATABASE_URL="$(python3 -m localdb url)"
 # Demo values; in production these come from your secret store (see README: secret sources).
-export SUPABASE_URL="${SUPABASE_URL:-http://127.0.0.1:54321}"
+# project_url points at the local run-scheduled-jobs stand-in started below (localdb/edge.py).
+export SUPABASE_URL="http://127.0.0.1:54321"
 export SUPABASE_SERVICE_ROLE_KEY="${SUPABASE_SERVICE_ROLE_KEY:-demo-service-role-key}"
 export CRON_SECRET="${CRON_SECRET:-$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')}"
 
@@ -24,4 +25,12 @@ echo
 echo "== reconcile --dry-run --detailed-exitcode   (a second run plans nothing: exit 0)"
 reconcile --dry-run --detailed-exitcode
 echo
-echo "The local database keeps running: DATABASE_URL=$DATABASE_URL ; stop it with: python3 -m localdb down"
+echo "== the Edge Function stand-in run-scheduled-jobs on :54321, accepting the same CRON_SECRET"
+python3 -m localdb edge stop >/dev/null   # a stand-in from an earlier run may hold another secret
+python3 -m localdb edge start --port 54321 --secret-env CRON_SECRET
+echo
+echo "== reconcile verify --wait 90s   (pg_cron 1.4 fires at minute boundaries: up to a minute)"
+reconcile verify --wait 90s
+echo
+echo "The local database keeps running: DATABASE_URL=$DATABASE_URL ; stop it with:"
+echo "  python3 -m localdb edge stop && python3 -m localdb down"

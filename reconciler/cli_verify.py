@@ -1,0 +1,131 @@
+"""`reconcile verify`: is the declared scheduler actually firing? An edge like cli.py.
+
+Flow: load the manifest → plan (drift and preflight findings, via `apply.read_and_plan`; a missing
+secret source becomes a failed `preflight` check, not an error, because the runtime checks do not need
+secret values) → read the evidence (`verify_read.Reader`), with --wait once a second until every
+active trigger has run since the check began and its request was answered, or the deadline passes →
+`verify.run_checks` → text, json or markdown on stdout.
+
+Exit codes: 0 nothing failed (warnings allowed), 1 error (a ReconcilerError, one line on stderr; usage
+errors too), 2 a check failed. The lead registers `verify_command` on the main group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from reconciler.errors import ManifestError, ReconcilerError, SecretSourceError
+
+# reconciler.cli imports this module while it initialises (to register the command), so nothing from it
+# is imported at module level here: either import order works.
+EXIT_ERROR = 1
+POLL_SECONDS = 1.0
+SENSITIVE = "(sensitive)"
+
+
+class _Duration(click.ParamType):
+    """cli.Duration (`90s`, `2m`, `1.5s`), looked up when used."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        from reconciler.cli import Duration
+
+        return Duration().convert(value, param, ctx)
+
+
+file_option = click.option("-f", "--file", "files", multiple=True, metavar="FILE",
+                           help="Manifest file; repeat to overlay (later files win). Default ./scheduler.yaml.")
+
+
+class _VerifyCommand(click.Command):
+    """Usage errors exit 1 and ReconcilerErrors print one line, also when invoked on its own."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.ClickException as e:
+            e.show()
+            sys.exit(EXIT_ERROR)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(EXIT_ERROR)
+        except ReconcilerError as e:
+            click.echo(e.one_line() if isinstance(e, ManifestError) else f"error: {e.one_line()}", err=True)
+            sys.exit(e.exit_code)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def scrub(text: str, values: Sequence[str]) -> str:
+    """Belt and braces: no resolved secret value may reach the output, whatever a check printed."""
+    for value in sorted((v for v in values if len(v) >= 6), key=len, reverse=True):
+        text = text.replace(value, SENSITIVE)
+    return text
+
+
+def collect(url: str, manifest: Any, values: Any, plan_error: str | None, wait: float | None,
+            manifest_name: str) -> list[Any]:
+    """Plan, read (and poll with --wait), judge. Returns the CheckResults."""
+    from reconciler import db, verify
+    from reconciler.apply import read_and_plan
+    from reconciler.cli import _render_command
+    from reconciler.kinds.base import PlanOptions
+    from reconciler.verify_read import Reader, declared_triggers
+
+    plan = None
+    if values is not None:
+        _, plan = read_and_plan(url, manifest, values, _render_command(), PlanOptions())
+    conn = db.connect(url, autocommit=True)
+    try:
+        reader = Reader(conn, declared_triggers(manifest))
+        evidence = reader.read()
+        if wait is not None:
+            deadline = time.monotonic() + wait
+            while not verify.settled(evidence) and time.monotonic() < deadline:
+                time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
+                evidence = reader.read()
+    finally:
+        conn.close()
+    evidence = dataclasses.replace(evidence, plan=plan, plan_error=plan_error, manifest_name=manifest_name,
+                                   waited=None if wait is None else timedelta(seconds=wait))
+    return verify.run_checks(evidence)
+
+
+@click.command("verify", cls=_VerifyCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@file_option
+@click.option("--wait", type=_Duration(), default=None, metavar="DURATION",
+              help="Wait up to this long (e.g. 90s) for each trigger's next run and its HTTP answer.")
+@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.pass_context
+def verify_command(ctx: click.Context, files: tuple[str, ...], wait: float | None, database_url: str | None,
+                   fmt: str) -> None:
+    """Check that the scheduler actually fires: drift, trigger runs, HTTP answers, executions, job freshness,
+    history size and literal secrets. Exit 0 when nothing fails, 2 when a check fails, 1 on error."""
+    from reconciler import verify
+    from reconciler.cli import _load, _secrets, _url
+
+    manifest = _load(files)
+    for warning in manifest.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    url = _url(database_url)
+    values, plan_error = None, None
+    try:
+        values = _secrets(manifest)
+    except SecretSourceError as e:
+        plan_error = e.one_line()
+    results = collect(url, manifest, values, plan_error, wait, ", ".join(files) or "scheduler.yaml")
+    render = {"json": verify.to_json, "markdown": verify.to_markdown}.get(fmt, verify.to_text)
+    secrets = [v.reveal() for v in (values or {}).values()]
+    click.echo(scrub(render(results), secrets), nl=False)
+    ctx.exit(verify.exit_code(results))

@@ -1,0 +1,200 @@
+"""Reads the evidence `reconcile verify` judges: the I/O half of verify.py.
+
+Where it sits: `cli_verify.py` opens one autocommit, read-only connection and calls `Reader.read()` once,
+or once a second with --wait; each call runs a handful of small queries and returns a `verify.Evidence`
+(without the plan). A relation that is absent or not readable is recorded in `Evidence.unavailable`
+instead of failing the whole command.
+
+Secrets stay in the database: queued request URLs are cut down to their path in SQL (the base URL is
+the project_url secret), and nothing reads vault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import errors as pgerr
+
+from reconciler import db, verify
+from reconciler.verify import (
+    CronJob,
+    CronRun,
+    DeclaredTrigger,
+    Evidence,
+    ExecutionRow,
+    HttpResponse,
+    ObservedRequest,
+    ScheduledJob,
+    TableStats,
+    TextField,
+)
+
+__all__ = ["Reader", "declared_triggers"]
+
+ROW_LIMIT = 2000
+RELATIONS = ("cron.job", "cron.job_run_details", "net.http_request_queue", "net._http_response",
+             "public.scheduled_jobs", "public.job_executions")
+
+_HEAD = """
+SELECT now(), current_database(), current_setting('pg_net.database_name', true),
+       ARRAY(SELECT r FROM unnest(%s::text[]) r WHERE to_regclass(r) IS NOT NULL)
+"""
+_CRON_JOBS = "SELECT jobid, jobname::text, schedule, command, active FROM cron.job ORDER BY jobid"
+_RUNS = f"""
+SELECT jobid, runid, status, left(return_message, 500), start_time, end_time
+  FROM cron.job_run_details
+ WHERE jobid = ANY(%(ids)s) AND start_time IS NOT NULL
+   AND (start_time >= %(since)s
+        OR runid IN (SELECT max(runid) FROM cron.job_run_details WHERE jobid = ANY(%(ids)s) GROUP BY jobid))
+ ORDER BY start_time DESC
+ LIMIT {ROW_LIMIT}
+"""
+_RESPONSES = f"""
+SELECT id, status_code, timed_out, left(error_msg, 500), created
+  FROM net._http_response WHERE created >= %s ORDER BY created DESC LIMIT {ROW_LIMIT}
+"""
+# Only the path: scheme and authority (the project_url secret) and the query are cut off in the database.
+_QUEUE = f"""
+SELECT id, split_part(split_part(regexp_replace(url, '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*', ''), '?', 1), '#', 1)
+  FROM net.http_request_queue ORDER BY id LIMIT {ROW_LIMIT}
+"""
+_EXECUTIONS = f"""
+SELECT s.job_name, e.started_at, e.status, left(e.error_message, 500)
+  FROM public.job_executions e LEFT JOIN public.scheduled_jobs s ON s.id = e.job_id
+ WHERE e.started_at >= %s ORDER BY e.started_at DESC LIMIT {ROW_LIMIT}
+"""
+_SCHEDULED = "SELECT to_jsonb(s) FROM public.scheduled_jobs s"
+_STATS = {
+    "cron.job_run_details": "SELECT count(*), min(start_time) FROM cron.job_run_details",
+    "net._http_response": "SELECT count(*), min(created) FROM net._http_response",
+}
+
+
+def declared_triggers(manifest: Any) -> tuple[DeclaredTrigger, ...]:
+    """The manifest's triggers as verify sees them: endpoint path and display form, never a secret value."""
+    from reconciler.manifest import SecretRef
+
+    out = []
+    for trig in manifest.triggers:
+        post = trig.http_post
+        if post is None:
+            out.append(DeclaredTrigger(trig.name, trig.schedule))
+            continue
+        if isinstance(post.url, SecretRef):
+            path = urlsplit("http://x" + post.url.append).path if post.url.append.startswith("/") else post.url.append
+            endpoint = f"{post.url.prepend}{{{post.url.secret}}}{post.url.append}"
+        else:
+            parts = urlsplit(str(post.url))
+            path = parts.path
+            endpoint = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        secret = None
+        for header, value in post.headers.items():
+            if header.lower() == "x-cron-secret" and isinstance(value, SecretRef):
+                secret = value.secret
+        timeout = post.timeout_milliseconds or verify.DEFAULT_TIMEOUT_MS
+        out.append(DeclaredTrigger(trig.name, trig.schedule, path or "/", endpoint, secret, int(timeout)))
+    return tuple(out)
+
+
+def _ts(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _texts(source: str, key: str, row: dict[str, Any], prefix: str = "") -> list[TextField]:
+    out = []
+    for column, value in row.items():
+        if isinstance(value, str):
+            out.append(TextField(source, key, prefix + column, value))
+        elif isinstance(value, dict):
+            out += _texts(source, key, value, f"{prefix}{column}.")
+        elif isinstance(value, list):
+            out += _texts(source, key, {str(i): v for i, v in enumerate(value)}, f"{prefix}{column}.")
+    return out
+
+
+class Reader:
+    """Reads evidence over one connection; remembers queued requests across polls (first-seen times)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], declared: Sequence[DeclaredTrigger]) -> None:
+        self.conn = conn
+        self.declared = tuple(declared)
+        self.check_start: datetime | None = None
+        self._seen: dict[int, tuple[str, datetime]] = {}
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("SET default_transaction_read_only = on")
+
+    def _rows(self, query: str, params: Any, relation: str, unavailable: dict[str, str]) -> list[tuple[Any, ...]]:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(query, params)
+                return cur.fetchall()
+        except (pgerr.InsufficientPrivilege, pgerr.UndefinedTable, pgerr.UndefinedColumn,
+                pgerr.InvalidSchemaName, pgerr.UndefinedFunction) as e:
+            unavailable[relation] = " ".join(str(e.diag.message_primary or e).split())
+            return []
+        except psycopg.Error as e:
+            raise db.translate(e, f"reading {relation}") from e
+
+    def read(self) -> Evidence:
+        unavailable: dict[str, str] = {}
+        with db.translated("reading the verify evidence"):
+            head = self.conn.execute(_HEAD, (list(RELATIONS),)).fetchone()
+        assert head is not None
+        now, database, pg_net_database, present = head
+        if self.check_start is None:
+            self.check_start = now
+        since = min(self.check_start, now - verify.lookback(self.declared))
+        for rel in RELATIONS:
+            if rel not in present:
+                unavailable[rel] = "does not exist"
+
+        def rows(rel: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+            if rel in unavailable:
+                return []
+            return self._rows(query, params, rel, unavailable)
+
+        cron_jobs = tuple(CronJob(*r) for r in rows("cron.job", _CRON_JOBS))
+        ids = [j.jobid for j in cron_jobs if j.jobname in {t.name for t in self.declared}]
+        runs = tuple(CronRun(*r) for r in rows("cron.job_run_details", _RUNS, {"ids": ids, "since": since})) if ids else ()
+        responses = tuple(HttpResponse(*r) for r in rows("net._http_response", _RESPONSES, (since,)))
+        queued = rows("net.http_request_queue", _QUEUE)
+        queued_ids = set()
+        for rid, path in queued:
+            queued_ids.add(rid)
+            self._seen.setdefault(rid, (path, now))
+        answered = {r.id for r in responses}
+        requests = tuple(ObservedRequest(rid, path, first, rid in queued_ids)
+                         for rid, (path, first) in sorted(self._seen.items())
+                         if rid in queued_ids or rid in answered)
+        executions = tuple(ExecutionRow(*r) for r in rows("public.job_executions", _EXECUTIONS, (since,)))
+        scheduled, texts = [], []
+        for (doc,) in rows("public.scheduled_jobs", _SCHEDULED):
+            name = str(doc.get("job_name") or doc.get("id") or "?")
+            scheduled.append(ScheduledJob(name, str(doc.get("schedule") or ""), bool(doc.get("is_active", True)),
+                                          _ts(doc.get("last_run_at")), _ts(doc.get("created_at"))))
+            texts += _texts("public.scheduled_jobs", name, doc)
+        for job in cron_jobs:
+            texts.append(TextField("cron.job", job.jobname or f"#{job.jobid}", "command", job.command))
+        tables = []
+        for rel, query in _STATS.items():
+            got = rows(rel, query)
+            if got:
+                tables.append(TableStats(rel, int(got[0][0]), got[0][1]))
+            else:
+                tables.append(TableStats(rel, None, note=unavailable.get(rel, "")))
+        return Evidence(
+            now=now, check_start=self.check_start, declared=self.declared, cron_jobs=cron_jobs, runs=runs,
+            responses=responses, requests=requests, executions=executions, scheduled_jobs=tuple(scheduled),
+            tables=tuple(tables), texts=tuple(texts), database=database, pg_net_database=pg_net_database,
+            unavailable=unavailable,
+        )
