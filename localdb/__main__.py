@@ -11,6 +11,8 @@ exit status 1. `status` exits 3 when the cluster is not running, as `pg_ctl stat
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 from pathlib import Path
@@ -80,6 +82,10 @@ def run(argv: list[str] | None = None) -> int:
         _seed(cluster)
         print(cluster.url())
     elif args.command == "down":
+        from localdb.edge import edge_command
+
+        with contextlib.redirect_stdout(io.StringIO()):  # the edge stand-in too, if the demo started it
+            edge_command(cluster, "stop", None, "CRON_SECRET", None)
         cluster.down()
         print("stopped")
     elif args.command == "url":
