@@ -264,12 +264,18 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
     url = _url(database_url)
     options = PlanOptions(prune=True)
     name = "reconcile down"
-    if not do_apply:
-        _, plan = read_and_plan(url, manifest, {}, _render_command(), options)
-        click.echo(_render(plan, fmt, False, name), nl=False)
-        return EXIT_OK
-    result = apply(url, manifest, {}, _render_command(), options, lock_timeout=lock_timeout, command="down",
-                   version=__version__)
+    edge = _edge(manifest)
+    try:
+        if not do_apply:
+            _, plan = read_and_plan(url, manifest, {}, _render_command(), options, edge)
+            click.echo(_render(plan, fmt, False, name), nl=False)
+            return EXIT_OK
+        result = apply(url, manifest, {}, _render_command(), options, lock_timeout=lock_timeout,
+                       command="down" + (" --include-secrets" if include_secrets else ""), version=__version__,
+                       edge=edge)
+    finally:
+        if edge is not None:
+            edge.close()
     click.echo(_render(result.plan, fmt, False, name), nl=False)
     return EXIT_OK
 

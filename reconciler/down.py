@@ -11,11 +11,15 @@ from reconciler.manifest import Manifest, PrunePolicy, TablesSpec
 
 
 def down_manifest(manifest: Manifest, *, include_secrets: bool) -> Manifest:
+    edge = manifest.edge_functions
     return manifest.model_copy(update={
+        # Edge Function secrets are secrets: pruned (deleted) only with --include-secrets.
+        "edge_functions": edge.model_copy(update={"secrets": {}}) if edge is not None and include_secrets else None,
         "extensions": (),
         "jobs": (),
         "triggers": (),
         "secrets": (),
         "tables": TablesSpec(create_missing=False),
-        "prune": PrunePolicy(jobs="deactivate", triggers="delete", secrets="delete" if include_secrets else "off"),
+        "prune": PrunePolicy(jobs="deactivate", triggers="delete", secrets="delete" if include_secrets else "off",
+                             edge_secrets="delete" if include_secrets else "off"),
     })

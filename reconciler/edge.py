@@ -46,9 +46,12 @@ class EdgePlane:
 
 
 def connect(manifest: Any, environ: Mapping[str, str], **kwargs: Any) -> EdgePlane | None:
-    """None when the manifest declares no Edge Function secrets; else the plane, possibly skipped."""
+    """None without an `edge_functions:` section; else the plane, possibly skipped.
+
+    An empty `secrets: {}` still names the project, so managed names left there can be pruned.
+    """
     edge = manifest.edge_functions
-    if edge is None or not edge.secrets:
+    if edge is None:
         return None
     token = environ.get(edge.access_token_env)
     if not token:

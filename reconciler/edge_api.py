@@ -63,10 +63,16 @@ class EdgeApi:
 
     def list_digests(self) -> dict[str, str]:
         """name -> SHA-256 hex digest of the value, as the API reports it."""
-        body = self._request("GET", self._path).json()
+        response = self._request("GET", self._path)
+        try:
+            body = response.json()
+        except ValueError:  # not JSON (a proxy's HTML page...): a one-line error, not a traceback
+            body = None
         if not isinstance(body, list):
             raise EdgeApiError("unexpected answer from the Management API (secrets list is not a list)")
-        return {str(item["name"]): str(item.get("value", "")).lower() for item in body if isinstance(item, Mapping)}
+        if not all(isinstance(item, Mapping) and isinstance(item.get("name"), str) for item in body):
+            raise EdgeApiError("unexpected answer from the Management API (a secrets list entry has no name)")
+        return {item["name"]: str(item.get("value", "")).lower() for item in body}
 
     def upsert(self, values: Mapping[str, str]) -> None:
         if values:
@@ -105,7 +111,10 @@ def _backoff(attempt: int) -> float:
 
 
 def _retry_after(response: httpx.Response, attempt: int) -> float:
-    for header in ("retry-after", "x-ratelimit-reset"):
+    # x-ratelimit-reset comes with every answer and tells when the rate window resets: it says how long
+    # to wait only when the rate limit was hit (429), not after a 5xx (which would wait out the window).
+    headers = ("retry-after", "x-ratelimit-reset") if response.status_code == 429 else ("retry-after",)
+    for header in headers:
         value = response.headers.get(header)
         if value:
             try:

@@ -53,8 +53,11 @@ def desired(manifest: Any, inputs: Inputs) -> dict[str, DesiredEdgeSecret]:
     out = {}
     for name, source in edge.secrets.items():
         if source.secret is not None:
+            # The loader guarantees the Vault secret is declared, but derived manifests (`reconcile down`
+            # empties `secrets`) may not carry it: then nothing is known about its policy.
+            vault = next((s for s in manifest.secrets if s.name == source.secret), None)
             out[name] = DesiredEdgeSecret(name, source.secret, inputs.secret_values.get(source.secret),
-                                          manifest.secret(source.secret).on_drift)
+                                          vault.on_drift if vault is not None else "correct")
         else:
             out[name] = DesiredEdgeSecret(name, None, inputs.secret_values[edge_key(name)])
     return out
