@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import threading
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager

@@ -48,8 +48,9 @@ def main() -> None:
                 round_trips = trips()
             with db.connect(url, autocommit=True) as conn:  # timed without the proxy in the way
                 db.read_live(conn, declared)
-                read_ms, live = median_ms(lambda conn=conn: db.read_live(conn, declared), args.repeat)
-            plan_ms, result = median_ms(lambda: plan(manifest, live, values, render_command, PlanOptions()), args.repeat)
+                read_ms, live = median_ms(lambda conn=conn, declared=declared: db.read_live(conn, declared), args.repeat)
+            plan_ms, result = median_ms(
+                lambda m=manifest, lv=live, v=values: plan(m, lv, v, render_command, PlanOptions()), args.repeat)
             assert result.is_empty, "benchmark state is not in sync"
             rows.append((n, round_trips, read_ms, plan_ms))
     print("| jobs | round trips (read) | read median ms | plan median ms | read + plan ms |")

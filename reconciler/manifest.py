@@ -12,6 +12,7 @@ in every file is reported at once as one ManifestError.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -90,12 +91,16 @@ def _quote(value: str) -> str:
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINE_BREAK = re.compile(r"[\r\n]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _check_text(value: str) -> str:
     """Reject what PostgreSQL text cannot hold (NUL) and control characters nobody means to write."""
     if "\x00" in value:
         raise _fail("contains a NUL byte (PostgreSQL text cannot store it)")
+    surrogate = _SURROGATE.search(value)
+    if surrogate:  # only reachable from Python (the YAML loader refuses them): UTF-8 cannot encode one
+        raise _fail(f"contains the lone surrogate U+{ord(surrogate.group()):04X} (not valid Unicode)")
     match = _CONTROL.search(value)
     if match:
         raise _fail(f"contains the control character U+{ord(match.group()):04X}")
@@ -141,7 +146,8 @@ ResourceName = Annotated[
     str,
     AfterValidator(
         _pattern(
-            r"(?i)[a-z0-9][a-z0-9_-]*",
+            # Not (?i)[a-z]: with IGNORECASE, Python's [a-z] also matches U+0130, U+0131, U+017F, U+212A.
+            r"[A-Za-z0-9][A-Za-z0-9_-]*",
             'use letters, digits, "_" and "-", starting with a letter or digit',
             max_bytes=_MAX_NAME_BYTES,
         )
@@ -1471,5 +1477,17 @@ def _dedupe(problems: list[ManifestProblem], order: Mapping[str, int]) -> list[M
     for p in sorted(problems, key=_sort_key(order)):
         if p not in seen:
             seen.add(p)
-            out.append(p)
+            out.append(dataclasses.replace(p, field=_printable(p.field), message=_printable(p.message)))
     return out
+
+
+def _printable(text: str) -> str:
+    """`text` with every unprintable character escaped, so a problem stays one line and reads as stored.
+
+    Messages quote the offending value; a U+2028 or U+0085 in it would split the line, a U+202E would
+    reorder it on screen, and a zero-width character would hide. Escaped as \\uXXXX (\\UXXXXXXXX)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else (f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}") for c in text
+    )
