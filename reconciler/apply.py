@@ -18,9 +18,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from reconciler import db, render
+from reconciler import db, faults, render
 from reconciler.edge import EdgePlane
-from reconciler.errors import ApplyFailed, LockHeld, PlanStale, UnsafePlan
+from reconciler.errors import ApplyFailed, DatabaseUnavailable, LockHeld, PlanStale, UnsafePlan
 from reconciler.kinds import REGISTRY
 from reconciler.kinds.base import LiveState, PlanOptions, fingerprint
 from reconciler.model import DESTRUCTIVE, Action, Change, Plan
@@ -29,6 +29,9 @@ from reconciler.plan import plan as make_plan
 #: Advisory lock key (two int4s, so pg_locks shows it as classid/objid): "sche" "dule" in ASCII.
 LOCK_KEY = (0x73636865, 0x64756C65)
 INTERNAL = frozenset({"_row", "jobid", "id"})
+#: How long one statement inside the apply waits for a table or row lock when --lock-timeout is not
+#: given (an application session holding ACCESS EXCLUSIVE on scheduled_jobs, say); then it fails.
+DEFAULT_LOCK_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,13 @@ def live_fingerprint(live: LiveState) -> str:
 
 
 def _begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, statement_timeout: float | None) -> None:
-    """BEGIN, timeouts and the advisory lock in one round trip; raises LockHeld when another apply runs."""
-    timeout = sql.Literal(f"{int(statement_timeout * 1000)}ms" if statement_timeout else "0")
+    """BEGIN, timeouts and the advisory lock in one round trip; raises LockHeld when another apply runs.
+
+    Inside the transaction every statement waits at most `lock_timeout` (DEFAULT_LOCK_TIMEOUT when not
+    given) for a table or row lock, and runs at most `statement_timeout`.
+    """
+    timeout = sql.Literal(_ms(statement_timeout))
+    in_tx_lock = sql.Literal(_ms(lock_timeout if lock_timeout and lock_timeout > 0 else DEFAULT_LOCK_TIMEOUT))
     key = sql.SQL(", ").join(sql.Literal(k) for k in LOCK_KEY)
     wait = lock_timeout is not None and lock_timeout > 0
     if wait:
@@ -53,11 +61,12 @@ def _begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, sta
         # into a generic error); the statement timeout starts once the lock is ours.
         query = sql.SQL("BEGIN; SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', {}, true);"
                         " SELECT pg_advisory_xact_lock({}), true AS acquired;"
-                        " SELECT set_config('statement_timeout', {}, true); SET LOCAL lock_timeout = DEFAULT").format(
-            sql.Literal(f"{int(lock_timeout * 1000)}ms"), key, timeout)  # type: ignore[operator]
+                        " SELECT set_config('statement_timeout', {}, true)").format(
+            in_tx_lock, key, timeout)  # type: ignore[operator]
     else:
-        query = sql.SQL("BEGIN; SELECT set_config('statement_timeout', {}, true), pg_try_advisory_xact_lock({}) AS acquired").format(
-            timeout, key)
+        query = sql.SQL("BEGIN; SELECT set_config('statement_timeout', {}, true), set_config('lock_timeout', {}, true),"
+                        " pg_try_advisory_xact_lock({}) AS acquired").format(timeout, in_tx_lock, key)
+    faults.point("begin")
     with conn.cursor() as cur:
         try:
             cur.execute(query)
@@ -82,6 +91,10 @@ def _begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, sta
                        hint="wait for it, or pass --lock-timeout SECONDS to wait")
 
 
+def _ms(seconds: float | None) -> str:
+    return f"{max(1, int(seconds * 1000))}ms" if seconds else "0"
+
+
 def _rollback(conn: psycopg.Connection[Any]) -> None:
     with contextlib.suppress(psycopg.Error):
         conn.execute("ROLLBACK")
@@ -104,19 +117,20 @@ def _holder(conn: psycopg.Connection[Any]) -> str:
     return f"pid {row[0]}, application_name {row[1]}, client {row[2]}"
 
 
-def _quiet_logging(conn: psycopg.Connection[Any], plan: Plan) -> None:
-    """Keep secret parameters out of the server log where this role may say so (superusers only)."""
-    if not any(c.kind == "secret" and c.mutating for c in plan.changes):
+def _quiet_logging(conn: psycopg.Connection[Any], plan: Plan, caps: Any) -> None:
+    """Turn statement and parameter logging off for this transaction where the role may (superusers).
+
+    Secret values already travel as COPY data, which is never logged; this also keeps the statements
+    themselves out of a verbose log.
+    """
+    if not caps.is_superuser or not any(c.kind == "secret" and c.mutating for c in plan.changes):
         return
-    with conn.cursor() as cur:
-        cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        row = cur.fetchone()
-        if not (row and row[0]):
-            return
-        for setting, value in (("log_statement", "none"), ("log_min_error_statement", "panic"),
-                               ("log_min_duration_statement", "-1"), ("log_parameter_max_length", "0"),
-                               ("log_parameter_max_length_on_error", "0")):
-            cur.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(setting), sql.Literal(value)))
+    settings = (("log_statement", "none"), ("log_min_error_statement", "panic"), ("log_min_duration_statement", "-1"),
+                ("log_parameter_max_length", "0"), ("log_parameter_max_length_on_error", "0"))
+    query = sql.SQL("SELECT {}").format(sql.SQL(", ").join(
+        sql.SQL("set_config({}, {}, true)").format(sql.Literal(k), sql.Literal(v)) for k, v in settings))
+    with db.translated("turning statement logging off for the secret writes"), conn.cursor() as cur:
+        cur.execute(query)
 
 
 def _ensure_ownership(conn: psycopg.Connection[Any]) -> None:
@@ -136,8 +150,9 @@ def _execute(conn: psycopg.Connection[Any], plan: Plan, caps: Any) -> None:
             if not changes:
                 continue
             for statement in kind.statements(changes, caps):
+                faults.point(f"statement.{kind.KIND}")
                 try:
-                    cur.execute(statement.query, statement.params or None)
+                    statement.run(cur)
                 except psycopg.Error as e:
                     raise db.translate(e, f"{statement.description or kind.KIND} failed") from e
 
@@ -157,6 +172,7 @@ def _record(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, command: s
         elif change.action is Action.DEACTIVATE:
             pass  # still managed: a deactivated job can be re-declared or deleted later
     with db.translated("recording ownership"), conn.cursor() as cur:
+        faults.point("record.managed")
         if upserts:
             cur.executemany(
                 """INSERT INTO reconciler.managed (kind, key, fingerprint, protect) VALUES (%s, %s, %s, %s)
@@ -166,6 +182,7 @@ def _record(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, command: s
             )
         if removals:
             cur.executemany("DELETE FROM reconciler.managed WHERE kind = %s AND key = %s", removals)
+        faults.point("record.history")
         cur.execute(
             """INSERT INTO reconciler.history (tool_version, command, manifest_digest, summary, plan_text, changes)
                VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
@@ -220,6 +237,7 @@ def apply(
 ) -> ApplyResult:
     # autocommit with an explicit BEGIN lets the BEGIN, the timeouts and the lock share one round trip
     conn = db.connect(url, autocommit=True)
+    pid = conn.info.backend_pid
     try:
         _begin_locked(conn, lock_timeout, statement_timeout)
         live = _read(conn, manifest, edge)
@@ -234,7 +252,9 @@ def apply(
         if plan.is_empty:
             _rollback(conn)
             return ApplyResult(plan, None)
-        _quiet_logging(conn, plan)
+        faults.point("quiet_logging")
+        _quiet_logging(conn, plan, live.capabilities)
+        faults.point("ownership")
         _ensure_ownership(conn)
         _execute(conn, plan, live.capabilities)
         history_id = _record(conn, manifest, plan, command, version)
@@ -242,20 +262,52 @@ def apply(
             # Last, just before the verification and COMMIT: the window in which the vault and the Edge
             # Functions disagree is as short as it can be (one HTTP call and the commit).
             edge.apply_changes(conn, plan)
+        faults.point("verify")
         after = make_plan(manifest, _read(conn, manifest, edge), secret_values, render_command,
                           PlanOptions(prune=options.prune))
         if not after.is_empty:
             left = ", ".join(f"{c.action.value} {c.kind} {c.key}" for c in after.mutating)
             raise ApplyFailed(f"changes did not stick, rolled back: {left}",
                               hint="something in the database rewrites these objects (a trigger or another tool?)")
-        with db.translated("committing"):
-            conn.execute("COMMIT")
+        faults.point("commit")
+        _commit(conn)
         return ApplyResult(plan, history_id)
+    except ApplyFailed as e:
+        _rollback(conn)
+        raise _explain_wait(e, url, pid) from e.__cause__
     except BaseException:
         _rollback(conn)
         raise
     finally:
         conn.close()
+
+
+def _commit(conn: psycopg.Connection[Any]) -> None:
+    try:
+        conn.execute("COMMIT")
+    except psycopg.Error as e:
+        if db.connection_lost(e):
+            # The COMMIT may or may not have reached the server: say so instead of "nothing changed".
+            raise DatabaseUnavailable(
+                f"the database connection was lost during COMMIT ({' '.join(str(e).split())}): the apply may or may "
+                "not have been committed", hint="run reconcile again: it re-reads the database and applies only "
+                "what is still missing") from e
+        raise db.translate(e, "committing") from e
+
+
+def _explain_wait(error: ApplyFailed, url: str, pid: int | None) -> ApplyFailed:
+    """A statement that gave up waiting (lock or statement timeout) names who it waited for, if anyone."""
+    cause = error.__cause__
+    if not isinstance(cause, (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled)):
+        return error
+    blockers = db.lock_blockers(url, pid)
+    if not blockers:
+        if isinstance(cause, psycopg.errors.QueryCanceled):
+            return error
+        blockers = ["a session that could not be identified (a row lock held by a long transaction, or it has finished:"
+                    " see pg_stat_activity)"]
+    return ApplyFailed(f"{error.message}; blocked by {'; '.join(blockers)}; rolled back, nothing changed",
+                       hint="retry once that session ends, or pass a longer --lock-timeout", retryable=True)
 
 
 def saved_plan_document(plan: Plan, live: LiveState, manifest: Any) -> dict[str, Any]:

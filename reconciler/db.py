@@ -16,6 +16,7 @@ import psycopg
 from psycopg import errors as pgerr
 from psycopg import sql
 
+from reconciler import faults
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, PermissionDenied, ReconcilerError
 from reconciler.kinds import REGISTRY
 from reconciler.kinds.base import Capabilities, LiveState, Managed
@@ -67,7 +68,34 @@ SELECT current_setting('server_version_num')::int,
                  WHERE n.nspname = 'vault' AND p.proname IN ('create_secret', 'update_secret')), false),
        coalesce((SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
                   JOIN pg_namespace n ON n.oid = p.pronamespace
-                 WHERE n.nspname = 'cron' AND p.proname = 'alter_job'), false)
+                 WHERE n.nspname = 'cron' AND p.proname = 'alter_job'), false),
+       json_build_object(
+         'database.create', has_database_privilege(current_database(), 'CREATE'),
+         'database.temp', has_database_privilege(current_database(), 'TEMP'),
+         'cron.usage', (SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = 'cron'),
+         'cron.schedule', ((SELECT bool_or(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
+             WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'cron') AND p.proname = 'schedule')),
+         'cron.unschedule', ((SELECT bool_or(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
+             WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'cron') AND p.proname = 'unschedule')),
+         'vault.usage', (SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = 'vault'),
+         'vault.secrets.delete', CASE WHEN to_regclass('vault.secrets') IS NULL THEN NULL
+                                      ELSE has_table_privilege('vault.secrets', 'DELETE') END,
+         'jobs.select', CASE WHEN to_regclass('public.scheduled_jobs') IS NULL THEN NULL
+                             ELSE has_table_privilege('public.scheduled_jobs', 'SELECT') END,
+         'jobs.insert', CASE WHEN to_regclass('public.scheduled_jobs') IS NULL THEN NULL
+                             ELSE has_table_privilege('public.scheduled_jobs', 'INSERT') END,
+         'jobs.update', CASE WHEN to_regclass('public.scheduled_jobs') IS NULL THEN NULL
+                             ELSE has_table_privilege('public.scheduled_jobs', 'UPDATE') END,
+         'jobs.delete', CASE WHEN to_regclass('public.scheduled_jobs') IS NULL THEN NULL
+                             ELSE has_table_privilege('public.scheduled_jobs', 'DELETE') END,
+         -- NULL where the object does not exist yet: unknown, not denied (it may be created by this apply)
+         'reconciler.write', CASE WHEN to_regclass('reconciler.managed') IS NULL
+                                  THEN has_database_privilege(current_database(), 'CREATE')
+                                  ELSE has_table_privilege('reconciler.managed', 'INSERT, UPDATE, DELETE')
+                                       AND has_table_privilege('reconciler.history', 'INSERT') END),
+       coalesce((SELECT json_object_agg(v.name, v.superuser AND NOT v.trusted)
+                   FROM pg_available_extension_versions v JOIN pg_available_extensions a
+                     ON a.name = v.name AND a.default_version = v.version), '{}')
 """
 
 
@@ -76,19 +104,38 @@ def redact_url(url: str) -> str:
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
+#: The server ended the session (pg_terminate_backend, shutdown, crash) or the link broke.
+CONNECTION_LOST = ("57P01", "57P02")
+
+
+def connection_lost(error: BaseException) -> bool:
+    """True when `error` means the connection is gone (the server rolls back its open transaction)."""
+    if not isinstance(error, psycopg.Error):
+        return False
+    sqlstate = getattr(error, "sqlstate", None) or ""
+    if sqlstate in CONNECTION_LOST or sqlstate.startswith("08"):
+        return True
+    return isinstance(error, psycopg.OperationalError) and not sqlstate
+
+
 def translate(error: psycopg.Error, doing: str) -> ReconcilerError:
     """One driver error into one user-facing error, by SQLSTATE class."""
     diag = getattr(error, "diag", None)
-    primary = (diag.message_primary if diag is not None else None) or str(error).strip().splitlines()[0]
+    lines = str(error).strip().splitlines()
+    primary = (diag.message_primary if diag is not None else None) or (lines[0] if lines else type(error).__name__)
     detail = diag.message_detail if diag is not None else None
     sqlstate = getattr(error, "sqlstate", None) or ""
     text = f"{doing}: {primary}" + (f" ({detail})" if detail else "")
     if isinstance(error, pgerr.InsufficientPrivilege):
         return PermissionDenied(text, hint="grant the privilege named above to the reconciler's role")
-    if isinstance(error, psycopg.OperationalError) and not sqlstate:
-        return DatabaseUnavailable(text)
-    if sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03", "53300"):
-        return DatabaseUnavailable(text)
+    if connection_lost(error):
+        # The server rolls back whatever transaction the session had open; COMMIT is the exception
+        # (apply.py says so itself: there the outcome is unknown).
+        return DatabaseUnavailable(
+            f"the database connection was lost ({text})" + (f" [SQLSTATE {sqlstate}]" if sqlstate else ""),
+            hint="retry: an unfinished transaction was rolled back by the server, nothing changed")
+    if sqlstate in ("57P03", "53300"):
+        return DatabaseUnavailable(text + f" [SQLSTATE {sqlstate}]")
     retryable = sqlstate in ("40001", "40P01", "55P03", "57014")
     return ApplyFailed(f"{text} [SQLSTATE {sqlstate}]" if sqlstate else text, retryable=retryable)
 
@@ -116,17 +163,19 @@ def translated(doing: str) -> Iterator[None]:
 
 
 def read_capabilities(conn: psycopg.Connection[Any]) -> Capabilities:
+    faults.point("read.capabilities")
     with translated("reading server capabilities"), conn.cursor() as cur:
         cur.execute(CAPABILITIES_QUERY, {"settings": list(SETTINGS), "relations": list(RELATIONS)})
         row = cur.fetchone()
     assert row is not None
     (version, user, database, superuser, settings, relations, job_columns, unique,
-     can_decrypt, can_create, can_alter) = row
+     can_decrypt, can_create, can_alter, privileges, needs_superuser) = row
     return Capabilities(
         server_version_num=version, current_user=user, database=database, is_superuser=bool(superuser),
         settings=settings, relations=frozenset(relations), job_columns=frozenset(job_columns),
         job_name_unique=unique, can_decrypt_secrets=can_decrypt, can_create_secrets=can_create,
-        can_alter_cron_jobs=can_alter,
+        can_alter_cron_jobs=can_alter, privileges=privileges,
+        superuser_only_extensions=frozenset(name for name, only in needs_superuser.items() if only),
     )
 
 
@@ -137,6 +186,7 @@ def read_live(conn: psycopg.Connection[Any], declared_extensions: Sequence[str] 
     ownership_ready = caps.has("reconciler.managed")
     rows: dict[str, list[tuple[Any, ...]]] = {}
     managed_rows: list[tuple[Any, ...]] = []
+    faults.point("read.live")
     with translated("reading the live state"):
         cursors = {}
         with conn.pipeline():
@@ -157,3 +207,37 @@ def read_live(conn: psycopg.Connection[Any], declared_extensions: Sequence[str] 
     kinds = {kind.KIND: kind.from_rows(rows.get(kind.KIND, []), caps) for kind in REGISTRY}
     managed = {(k, key): Managed(k, key, fp, protect) for k, key, fp, protect in managed_rows}
     return LiveState(caps, kinds, managed, ownership_ready)
+
+
+#: Lock modes that conflict with the RowExclusiveLock every write takes (and ACCESS EXCLUSIVE, which
+#: blocks reads too): a session holding one of these on a relation the apply uses can make it wait.
+BLOCKING_MODES = ("ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
+
+BLOCKERS_QUERY = """
+SELECT l.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.usename::text, '?'), l.mode,
+       format('%%I.%%I', n.nspname, c.relname)
+  FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND l.pid <> %(pid)s
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND l.relation IN (SELECT to_regclass(r) FROM unnest(%(relations)s::text[]) r)
+   AND l.mode = ANY(%(modes)s)
+ ORDER BY l.mode = 'AccessExclusiveLock' DESC, l.pid
+ LIMIT 5
+"""
+
+
+def lock_blockers(url: str, pid: int | None) -> list[str]:
+    """Who holds a conflicting lock on a relation the apply uses, as `pid N (application_name X, ...)`.
+
+    Asked over a second short connection after a statement gave up waiting (lock or statement timeout);
+    best effort: an empty list when nobody is found or the question itself fails.
+    """
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5, application_name=APPLICATION_NAME) as conn:
+            conn.execute("SET statement_timeout = '2s'")
+            rows = conn.execute(BLOCKERS_QUERY, {"pid": pid or 0, "relations": list(RELATIONS),
+                                                 "modes": list(BLOCKING_MODES)}).fetchall()
+    except psycopg.Error:
+        return []
+    return [f"pid {p} (application_name {app}, user {user}) holding {mode} on {rel}" for p, app, user, mode, rel in rows]

@@ -39,7 +39,60 @@ def plan(
         backward.append([c for c in changes if c.action in DESTRUCTIVE])
         findings.extend(kind.findings(want, have, ctx))
     ordered = forward + [c for group in reversed(backward) for c in group]
+    findings.extend(privilege_findings(ordered, live.capabilities))
     return Plan(tuple(ordered), tuple(_dedupe(findings)))
+
+
+#: privilege key -> (what it allows, the GRANT that gives it; {user} and {db} are filled in)
+GRANTS = {
+    "database.temp": ("stage secret values in a temporary table", "GRANT TEMPORARY ON DATABASE {db} TO {user}"),
+    "vault.usage": ("use schema vault", "GRANT USAGE ON SCHEMA vault TO {user}"),
+    "vault.secrets.delete": ("delete pruned Vault secrets", "GRANT DELETE ON vault.secrets TO {user}"),
+    "jobs.insert": ("insert rows into public.scheduled_jobs", "GRANT INSERT ON public.scheduled_jobs TO {user}"),
+    "jobs.update": ("update rows of public.scheduled_jobs", "GRANT UPDATE ON public.scheduled_jobs TO {user}"),
+    "jobs.delete": ("delete rows of public.scheduled_jobs", "GRANT DELETE ON public.scheduled_jobs TO {user}"),
+    "cron.usage": ("use schema cron", "GRANT USAGE ON SCHEMA cron TO {user}"),
+    "cron.schedule": ("call cron.schedule", "GRANT EXECUTE ON FUNCTION cron.schedule(text, text, text) TO {user}"),
+    "cron.unschedule": ("call cron.unschedule", "GRANT EXECUTE ON FUNCTION cron.unschedule(bigint) TO {user}"),
+    "reconciler.write": ("record ownership and history in schema reconciler",
+                         "GRANT CREATE ON DATABASE {db} TO {user} (or ALL on the reconciler schema's tables)"),
+}
+
+
+def _needed(change: Change) -> tuple[str, ...]:
+    """The privileges a change needs beyond reading (what the GRANTS table names)."""
+    kind, action = change.kind, change.action
+    if kind == "secret":
+        return ("vault.secrets.delete",) if action is Action.DELETE else ("database.temp", "vault.usage")
+    if kind == "job":
+        return {Action.CREATE: ("jobs.insert",), Action.DELETE: ("jobs.delete",)}.get(action, ("jobs.update",))
+    if kind == "trigger":
+        if action is Action.DELETE:
+            return ("cron.usage", "cron.unschedule")
+        return ("cron.usage", "cron.schedule")
+    return ()
+
+
+def privilege_findings(changes: tuple[Change, ...] | list[Change], caps: Capabilities) -> list[Finding]:
+    """One error per privilege the plan needs and the role lacks, naming the GRANT that fixes it."""
+    out: list[Finding] = []
+    mutating = [c for c in changes if c.mutating]
+    if not mutating or caps.is_superuser:
+        return out
+    for change in mutating:
+        if change.kind == "extension" and change.action is Action.CREATE and change.key in caps.superuser_only_extensions:
+            out.append(Finding(Severity.ERROR, "extension_needs_superuser",
+                               f"extension {change.key} can only be created by a superuser on this server "
+                               f"and {caps.current_user} is not one",
+                               f"have a superuser run CREATE EXTENSION {change.key} (on Supabase: Database > Extensions)"))
+    wanted = {"reconciler.write"} | {p for c in mutating if c.action is not Action.ADOPT for p in _needed(c)}
+    for key in sorted(wanted):
+        if not caps.may(key):
+            what, grant = GRANTS[key]
+            out.append(Finding(Severity.ERROR, "missing_privilege",
+                               f"{caps.current_user} may not {what}",
+                               grant.format(user=caps.current_user, db=caps.database)))
+    return out
 
 
 def _policy(manifest: Any, kind: str) -> str:
@@ -114,11 +167,12 @@ def preflight(manifest: Any, caps: Capabilities, live: LiveState) -> list[Findin
                            f"{caps.current_user} may not call cron.alter_job, so a disabled trigger cannot be re-enabled",
                            f"GRANT EXECUTE ON FUNCTION cron.alter_job TO {caps.current_user}"))
     logging = caps.setting("log_statement")
-    if manifest.secrets and logging in ("all", "mod") and not caps.is_superuser:
-        out.append(Finding(Severity.WARNING, "secret_writes_logged",
-                           f"log_statement is '{logging}': the server log would record secret values written "
-                           "as statement parameters, and this role may not turn that off for its session",
-                           "set log_statement to 'ddl' or 'none', or run the reconciler as a role that may SET it"))
+    if manifest.secrets and logging in ("all", "mod"):
+        out.append(Finding(Severity.WARNING, "statement_logging",
+                           f"log_statement is '{logging}': the server logs statements; the reconciler stages secret "
+                           "values through COPY so they never appear in a logged statement or its parameters, "
+                           "but other clients' secret writes would be logged",
+                           "set log_statement to 'ddl' or 'none'"))
     return out
 
 

@@ -19,14 +19,28 @@ from reconciler.model import FieldChange
 
 
 class Statement(NamedTuple):
-    """One SQL statement; values (secrets above all) travel only in `params`, never in the text."""
+    """One SQL statement; values travel only in `params` (or `copy_rows`), never in the text.
+
+    With `copy_rows` the statement is a `COPY ... FROM STDIN` and the rows are its data: secret values
+    travel that way, because COPY data is never written to the server log (statement logging records
+    bound parameters, and a failing statement is logged with its parameters too).
+    """
 
     query: sql.Composable
     params: tuple[Any, ...] = ()
     description: str = ""
+    copy_rows: tuple[tuple[Any, ...], ...] | None = None
 
     def text(self) -> str:
         return self.query.as_string(None)
+
+    def run(self, cursor: Any) -> None:
+        if self.copy_rows is None:
+            cursor.execute(self.query, self.params or None)
+            return
+        with cursor.copy(self.query) as copy:
+            for row in self.copy_rows:
+                copy.write_row(row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +58,12 @@ class Capabilities:
     can_decrypt_secrets: bool = False
     can_create_secrets: bool = False
     can_alter_cron_jobs: bool = False
+    privileges: Mapping[str, bool | None] = field(default_factory=dict)  # see db.CAPABILITIES_QUERY
+    superuser_only_extensions: frozenset[str] = frozenset()  # not trusted: only a superuser may create them
+
+    def may(self, privilege: str) -> bool:
+        """Whether the role holds `privilege`; unknown (the object does not exist yet) counts as yes."""
+        return self.is_superuser or self.privileges.get(privilege) is not False
 
     def setting(self, name: str) -> str | None:
         return self.settings.get(name)

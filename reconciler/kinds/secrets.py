@@ -117,8 +117,33 @@ def findings(want: Mapping[str, DesiredSecret], live: Mapping[str, LiveSecret], 
     return out
 
 
+STAGING = "reconciler_secret_values"
+
+
 def statements(changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
-    return [s for c in changes for s in sql_for(c)]
+    """Values are staged by COPY into a transaction-local temp table, then passed by sub-select."""
+    from psycopg import sql
+
+    staged = tuple((c.key, c.after["value"].reveal()) for c in changes  # type: ignore[index]
+                   if c.action is Action.CREATE or (c.action is Action.UPDATE and _value_changes(c)))
+    out: list[Statement] = []
+    if staged:
+        table = sql.Identifier("pg_temp", STAGING)
+        out.append(Statement(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (name text PRIMARY KEY, value text NOT NULL)"
+                                     " ON COMMIT DROP").format(sql.Identifier(STAGING)), (), "stage secret values"))
+        out.append(Statement(sql.SQL("COPY {} (name, value) FROM STDIN").format(table), (),
+                             f"stage {len(staged)} secret value(s)", copy_rows=staged))
+    for change in changes:
+        out.extend(sql_for(change))
+    return out
+
+
+def _value_changes(change: Change) -> bool:
+    return any(f.path == "value" for f in change.fields)
+
+
+def _staged(name_param: str = "%s") -> str:
+    return f"(SELECT value FROM pg_temp.{STAGING} WHERE name = {name_param})"
 
 
 def sql_for(change: Change) -> list[Statement]:
@@ -126,16 +151,16 @@ def sql_for(change: Change) -> list[Statement]:
 
     if change.action is Action.CREATE:
         assert change.after is not None
-        return [Statement(sql.SQL("SELECT vault.create_secret(%s, %s, %s)"),
-                          (change.after["value"].reveal(), change.key, change.after["description"]),
-                          f"create secret {change.key}")]
+        return [Statement(sql.SQL(f"SELECT vault.create_secret({_staged()}, %s, %s)"),
+                          (change.key, change.key, change.after["description"]), f"create secret {change.key}")]
     if change.action is Action.UPDATE:
         assert change.after is not None
         changed = {f.path for f in change.fields}
-        value = change.after["value"].reveal() if "value" in changed else None
         description = change.after["description"] if "description" in changed else None
-        return [Statement(sql.SQL("SELECT vault.update_secret(%s::uuid, %s, NULL, %s)"),
-                          (change.after["id"], value, description), f"update secret {change.key}")]
+        value = sql.SQL(_staged()) if "value" in changed else sql.SQL("NULL::text")
+        params = (change.key,) if "value" in changed else ()
+        return [Statement(sql.SQL("SELECT vault.update_secret(%s::uuid, {}, NULL, %s)").format(value),
+                          (change.after["id"], *params, description), f"update secret {change.key}")]
     if change.action is Action.DELETE:
         assert change.before is not None
         return [Statement(sql.SQL("DELETE FROM vault.secrets WHERE id = %s::uuid"), (change.before["id"],),
