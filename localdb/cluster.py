@@ -338,8 +338,14 @@ class Cluster:
 
 
 def create_app_tables(conn) -> None:
-    """Create public.scheduled_jobs and public.job_executions, empty, owned by the connected role."""
-    conn.execute((SQL_DIR / "app_tables.sql").read_text())
+    """Create public.scheduled_jobs and public.job_executions, empty, owned by the connected role.
+
+    The DDL is the reconciler's own (`tables: {create_missing: true}` uses it too): the application's
+    tables as the audited database had them, IF NOT EXISTS so seeding is idempotent.
+    """
+    from importlib.resources import files
+
+    conn.execute(files("reconciler").joinpath("sql/app_tables.sql").read_text())
 
 
 def _server_owner() -> pwd.struct_passwd | None:
