@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
@@ -23,7 +23,7 @@ from reconciler.edge import EdgePlane
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, LockHeld, PlanStale, UnsafePlan
 from reconciler.kinds import REGISTRY
 from reconciler.kinds.base import LiveState, PlanOptions, fingerprint
-from reconciler.model import DESTRUCTIVE, Action, Change, Plan
+from reconciler.model import DESTRUCTIVE, Action, Plan
 from reconciler.plan import plan as make_plan
 
 #: Advisory lock key (two int4s, so pg_locks shows it as classid/objid): "sche" "dule" in ASCII.
@@ -343,7 +343,3 @@ def read_and_plan(url: str, manifest: Any, secret_values: Mapping[str, Any], ren
     finally:
         conn.close()
     return live, make_plan(manifest, live, secret_values, render_command, options)
-
-
-def changes_of(plan: Plan, kind: str) -> Sequence[Change]:
-    return [c for c in plan.changes if c.kind == kind]

@@ -191,8 +191,3 @@ def _schedule_support(manifest: Any, version: tuple[int, int]) -> list[Finding]:
                                f"{version[0]}.{version[1]}",
                                "use a classic 5-field schedule or upgrade pg_cron"))
     return out
-
-
-def summary_counts(plan_: Plan) -> dict[str, int]:
-    counts = plan_.counts()
-    return {a: n for a, n in counts.items() if a not in (Action.NOOP.value,)}

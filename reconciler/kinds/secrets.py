@@ -101,16 +101,13 @@ def _value_differs(spec: DesiredSecret, have: LiveSecret, ctx: PlanContext) -> b
 
 
 def findings(want: Mapping[str, DesiredSecret], live: Mapping[str, LiveSecret], ctx: PlanContext) -> list[Finding]:
+    """Value drift that on_drift: report keeps (an unreadable digest is the preflight's vault_no_decrypt)."""
     out = []
     for name, spec in want.items():
         have = live.get(name)
-        if have is None or spec.generated:
+        if have is None or spec.generated or have.digest is None:
             continue
-        if have.digest is None:
-            out.append(Finding(Severity.WARNING, "secret_digest_unreadable",
-                               f"secret {name}: its value cannot be compared (no permission to decrypt)",
-                               "GRANT EXECUTE ON FUNCTION vault._crypto_aead_det_decrypt TO the reconciler's role"))
-        elif spec.on_drift == "report" and have.digest != spec.value.digest:
+        if spec.on_drift == "report" and have.digest != spec.value.digest:
             out.append(Finding(Severity.WARNING, "secret_value_drift",
                                f"secret {name}: the value in the vault differs from its source (on_drift: report)",
                                "set on_drift: correct to overwrite it, or update the source"))
