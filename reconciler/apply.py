@@ -173,15 +173,20 @@ def _record(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, command: s
             pass  # still managed: a deactivated job can be re-declared or deleted later
     with db.translated("recording ownership"), conn.cursor() as cur:
         faults.point("record.managed")
+        # One set-based statement each, so the round trips do not grow with the number of objects.
         if upserts:
-            cur.executemany(
-                """INSERT INTO reconciler.managed (kind, key, fingerprint, protect) VALUES (%s, %s, %s, %s)
+            upserts = list({(u[0], u[1]): u for u in upserts}.values())  # ON CONFLICT may touch a row once
+            cur.execute(
+                """INSERT INTO reconciler.managed (kind, key, fingerprint, protect)
+                   SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::boolean[])
                    ON CONFLICT (kind, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
                        protect = EXCLUDED.protect, last_applied = now()""",
-                upserts,
+                tuple(list(column) for column in zip(*upserts, strict=True)),
             )
         if removals:
-            cur.executemany("DELETE FROM reconciler.managed WHERE kind = %s AND key = %s", removals)
+            cur.execute("""DELETE FROM reconciler.managed m USING unnest(%s::text[], %s::text[]) AS r(kind, key)
+                            WHERE m.kind = r.kind AND m.key = r.key""",
+                        tuple(list(column) for column in zip(*removals, strict=True)))
         faults.point("record.history")
         cur.execute(
             """INSERT INTO reconciler.history (tool_version, command, manifest_digest, summary, plan_text, changes)
