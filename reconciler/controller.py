@@ -285,7 +285,7 @@ class Controller:
 
 
 def _signature(files: Sequence[str]) -> tuple[Any, ...]:
-    out = []
+    out: list[tuple[str, int | None, int | None, int | None]] = []
     for name in files:
         try:
             st = Path(name).stat()

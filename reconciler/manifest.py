@@ -802,12 +802,12 @@ def _cross_problems(data: Mapping[str, Any]) -> list[tuple[Loc, Loc, str]]:
     edge_secrets = edge.get("secrets") if isinstance(edge, Mapping) else None
     if isinstance(edge_secrets, Mapping):
         for edge_name, source in edge_secrets.items():
-            name = source.get("secret") if isinstance(source, Mapping) else None
-            if isinstance(name, str) and name not in declared:
+            ref = source.get("secret") if isinstance(source, Mapping) else None
+            if isinstance(ref, str) and ref not in declared:
                 loc = ("edge_functions", "secrets", edge_name, "secret")
                 shown = (d if _PLAIN_KEY.fullmatch(d) else _quote(d) for d in declared)
                 listed = ", ".join(shown) if declared else "none"
-                problems.append((loc, loc, f"unknown secret {_quote(name)} (declared: {listed})"))
+                problems.append((loc, loc, f"unknown secret {_quote(ref)} (declared: {listed})"))
     return problems
 
 

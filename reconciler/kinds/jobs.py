@@ -192,14 +192,14 @@ def statements(changes: Sequence[Change], caps: Capabilities) -> list[Statement]
             arrays,
             f"insert {len(creates)} job row(s)",
         ))
-    updates: dict[tuple[str, ...], list[Change]] = defaultdict(list)
+    updates: dict[tuple[str, ...], list[Change]] = defaultdict(list)  # changed columns -> rows
     for c in changes:
         if c.action is Action.UPDATE:
             updates[tuple(f.path for f in c.fields)].append(c)
         elif c.action is Action.DEACTIVATE:
             updates[("is_active",)].append(c)
-    for cols, group in updates.items():
-        out.append(_update(table, ident, caps, cols, group))
+    for columns, group in updates.items():
+        out.append(_update(table, ident, caps, columns, group))
     deletes = [c for c in changes if c.action is Action.DELETE]
     if deletes:
         rows = [c.before["_row"] for c in deletes]  # type: ignore[index]
@@ -218,7 +218,7 @@ def _update(table: sql.Composable, ident: sql.Composable, caps: Capabilities, co
             group: list[Change]) -> Statement:
     from psycopg import sql
 
-    assignments = [sql.SQL("{} = v.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in cols]
+    assignments: list[sql.Composable] = [sql.SQL("{} = v.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in cols]
     if "updated_at" in caps.job_columns:
         assignments.append(sql.SQL("updated_at = now()"))
     rows = [c.before["_row"] for c in group]  # type: ignore[index]
