@@ -17,34 +17,9 @@ from typing import Any
 import click
 
 from reconciler import __version__, logs
-from reconciler.errors import ManifestError, ReconcilerError, UnsafePlan
+from reconciler.cli_support import EXIT_CHANGES, EXIT_OK, Duration, Group, file_option
+from reconciler.errors import ReconcilerError, UnsafePlan
 from reconciler.kinds.base import PlanOptions
-
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_LOCKED = 0, 1, 2, 3
-
-
-class ReconcileGroup(click.Group):
-    """A group whose usage errors exit 1 (our 2 means 'plan not empty') and whose user errors are one line."""
-
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
-             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
-        try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.UsageError as e:
-            # One line, like every other user error (click's own show() adds the usage and a blank line).
-            where = e.ctx.command_path if e.ctx is not None else "reconcile"
-            click.echo(f"error: {' '.join(e.format_message().split())} (see {where} --help)", err=True)
-            sys.exit(EXIT_ERROR)
-        except click.exceptions.Abort:
-            click.echo("Aborted.", err=True)
-            sys.exit(EXIT_ERROR)
-        except click.exceptions.ClickException as e:
-            e.show()
-            sys.exit(EXIT_ERROR)
-        except ReconcilerError as e:
-            click.echo(f"error: {e.one_line()}" if not isinstance(e, ManifestError) else e.one_line(), err=True)
-            sys.exit(e.exit_code)
-        sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 def _load(files: Sequence[str]) -> Any:
@@ -81,36 +56,7 @@ def _render_command() -> Any:
     return render_command
 
 
-class Duration(click.ParamType):
-    """Seconds as `60`, `60s`, `1.5s`, `2m` or `1h`."""
-
-    name = "duration"
-    UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        if isinstance(value, (int, float)):
-            return float(value)
-        text = str(value).strip().lower()
-        for unit in ("ms", "s", "m", "h"):
-            if text.endswith(unit):
-                number, factor = text[: -len(unit)], self.UNITS[unit]
-                break
-        else:
-            number, factor = text, 1
-        try:
-            seconds = float(number) * factor
-        except ValueError:
-            self.fail(f"{value!r} is not a duration (use e.g. 60s, 2m, 1.5s)", param, ctx)
-        if seconds <= 0:
-            self.fail(f"{value!r} must be positive", param, ctx)
-        return seconds
-
-
-file_option = click.option("-f", "--file", "files", multiple=True, metavar="FILE",
-                           help="Manifest file; repeat to overlay (later files win). Default ./scheduler.yaml.")
-
-
-@click.group(cls=ReconcileGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconcile")
 @click.option("--dry-run", "dry_run", is_flag=True, help="Print the plan and change nothing (the default).")
 @click.option("--apply", "apply_plan", is_flag=False, flag_value="-", default=None, metavar="[PLAN.json]",

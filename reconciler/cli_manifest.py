@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import click
 
+from reconciler.cli_support import file_option
 from reconciler.errors import ManifestError
 from reconciler.manifest import DEFAULT_CRON_VERSION, Manifest, load_manifest, manifest_json_schema
 
@@ -60,14 +61,7 @@ def _next_runs(schedule: str, start: datetime, count: int, version: tuple[int, i
 
 
 @click.command("validate")
-@click.option(
-    "-f",
-    "--file",
-    "files",
-    multiple=True,
-    metavar="FILE",
-    help="Manifest file; repeat to apply overlays (later files override earlier ones). Default: ./scheduler.yaml",
-)
+@file_option
 @click.option(
     "--show-next",
     type=click.IntRange(1, 100),

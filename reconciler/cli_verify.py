@@ -13,7 +13,6 @@ errors too), 2 a check failed. The lead registers `verify_command` on the main g
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -21,49 +20,11 @@ from typing import Any
 
 import click
 
-from reconciler.errors import ManifestError, ReconcilerError, SecretSourceError
+from reconciler.cli_support import Command, Duration, file_option
+from reconciler.errors import SecretSourceError
 
-# reconciler.cli imports this module while it initialises (to register the command), so nothing from it
-# is imported at module level here: either import order works.
-EXIT_ERROR = 1
 POLL_SECONDS = 1.0
 SENSITIVE = "(sensitive)"
-
-
-class _Duration(click.ParamType):
-    """cli.Duration (`90s`, `2m`, `1.5s`), looked up when used."""
-
-    name = "duration"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        from reconciler.cli import Duration
-
-        return Duration().convert(value, param, ctx)
-
-
-file_option = click.option("-f", "--file", "files", multiple=True, metavar="FILE",
-                           help="Manifest file; repeat to overlay (later files win). Default ./scheduler.yaml.")
-
-
-class _VerifyCommand(click.Command):
-    """Usage errors exit 1 and ReconcilerErrors print one line, also when invoked on its own."""
-
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
-             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
-        try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.ClickException as e:
-            e.show()
-            sys.exit(EXIT_ERROR)
-        except click.exceptions.Abort:
-            click.echo("Aborted.", err=True)
-            sys.exit(EXIT_ERROR)
-        except ReconcilerError as e:
-            click.echo(e.one_line() if isinstance(e, ManifestError) else f"error: {e.one_line()}", err=True)
-            sys.exit(e.exit_code)
-        if not standalone_mode:
-            return code
-        sys.exit(code if isinstance(code, int) else 0)
 
 
 def scrub(text: str, values: Sequence[str]) -> str:
@@ -101,9 +62,9 @@ def collect(url: str, manifest: Any, values: Any, plan_error: str | None, wait: 
     return verify.run_checks(evidence)
 
 
-@click.command("verify", cls=_VerifyCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("verify", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @file_option
-@click.option("--wait", type=_Duration(), default=None, metavar="DURATION",
+@click.option("--wait", type=Duration(), default=None, metavar="DURATION",
               help="Wait up to this long (e.g. 90s) for each trigger's next run and its HTTP answer.")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
