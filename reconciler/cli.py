@@ -173,6 +173,10 @@ def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str,
             saved = json.loads(Path(apply_plan).read_text())
         except (OSError, ValueError) as e:
             raise ReconcilerError(f"cannot read saved plan {apply_plan}: {e}") from e
+        if not (isinstance(saved, dict) and isinstance(saved.get("live_fingerprint"), str)
+                and isinstance(saved.get("changes"), list)):
+            raise ReconcilerError(f"{apply_plan} is not a saved plan",
+                                  hint="make one with reconcile --dry-run --out FILE")
     shown: list[Any] = []
     try:
         result = apply(url, manifest, values, _render_command(), options, lock_timeout=lock_timeout,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import (
     JOB_NAMES,
@@ -39,6 +41,19 @@ def test_saved_plan_applies_and_contains_no_secret(supabase_like: DbTarget, tmp_
     assert "Apply complete" in result.stdout
     assert set(jobs(supabase_like.superuser_url)) == set(JOB_NAMES)
     assert_converged(supabase_like.url)
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '{"changes": 5}', "not json", ""], ids=["list", "no-fingerprint",
+                                                                                     "not-json", "empty"])
+def test_a_file_that_is_not_a_saved_plan_is_one_line(supabase_like: DbTarget, tmp_path: Path, content: str) -> None:
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(content)
+    before = dump(supabase_like.superuser_url)
+    result = reconcile(supabase_like.url, "--apply", str(plan_file))
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert str(plan_file) in result.stderr
+    assert dump(supabase_like.superuser_url) == before
 
 
 def test_stale_saved_plan_is_refused_and_changes_nothing(supabase_like: DbTarget, tmp_path: Path) -> None:
