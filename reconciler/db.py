@@ -92,10 +92,7 @@ SELECT current_setting('server_version_num')::int,
          'reconciler.write', CASE WHEN to_regclass('reconciler.managed') IS NULL
                                   THEN has_database_privilege(current_database(), 'CREATE')
                                   ELSE has_table_privilege('reconciler.managed', 'INSERT, UPDATE, DELETE')
-                                       AND has_table_privilege('reconciler.history', 'INSERT') END),
-       coalesce((SELECT json_object_agg(v.name, v.superuser AND NOT v.trusted)
-                   FROM pg_available_extension_versions v JOIN pg_available_extensions a
-                     ON a.name = v.name AND a.default_version = v.version), '{}')
+                                       AND has_table_privilege('reconciler.history', 'INSERT') END)
 """
 
 
@@ -169,13 +166,12 @@ def read_capabilities(conn: psycopg.Connection[Any]) -> Capabilities:
         row = cur.fetchone()
     assert row is not None
     (version, user, database, superuser, settings, relations, job_columns, unique,
-     can_decrypt, can_create, can_alter, privileges, needs_superuser) = row
+     can_decrypt, can_create, can_alter, privileges) = row
     return Capabilities(
         server_version_num=version, current_user=user, database=database, is_superuser=bool(superuser),
         settings=settings, relations=frozenset(relations), job_columns=frozenset(job_columns),
         job_name_unique=unique, can_decrypt_secrets=can_decrypt, can_create_secrets=can_create,
         can_alter_cron_jobs=can_alter, privileges=privileges,
-        superuser_only_extensions=frozenset(name for name, only in needs_superuser.items() if only),
     )
 
 

@@ -79,12 +79,6 @@ def privilege_findings(changes: tuple[Change, ...] | list[Change], caps: Capabil
     mutating = [c for c in changes if c.mutating]
     if not mutating or caps.is_superuser:
         return out
-    for change in mutating:
-        if change.kind == "extension" and change.action is Action.CREATE and change.key in caps.superuser_only_extensions:
-            out.append(Finding(Severity.ERROR, "extension_needs_superuser",
-                               f"extension {change.key} can only be created by a superuser on this server "
-                               f"and {caps.current_user} is not one",
-                               f"have a superuser run CREATE EXTENSION {change.key} (on Supabase: Database > Extensions)"))
     wanted = {"reconciler.write"} | {p for c in mutating if c.action is not Action.ADOPT for p in _needed(c)}
     for key in sorted(wanted):
         if not caps.may(key):

@@ -59,7 +59,6 @@ class Capabilities:
     can_create_secrets: bool = False
     can_alter_cron_jobs: bool = False
     privileges: Mapping[str, bool | None] = field(default_factory=dict)  # see db.CAPABILITIES_QUERY
-    superuser_only_extensions: frozenset[str] = frozenset()  # not trusted: only a superuser may create them
 
     def may(self, privilege: str) -> bool:
         """Whether the role holds `privilege`; unknown (the object does not exist yet) counts as yes."""

@@ -23,6 +23,7 @@ class LiveExtension:
     installed_version: str | None
     schema: str | None
     relocatable: bool
+    needs_superuser: bool = False  # not trusted: only a superuser may create it
 
     @property
     def installed(self) -> bool:
@@ -41,13 +42,15 @@ def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement:
     from psycopg import sql
 
     query = sql.SQL(
-        """SELECT a.name, true, a.default_version, e.extversion, n.nspname, coalesce(e.extrelocatable, false)
+        """SELECT a.name, true, a.default_version, e.extversion, n.nspname, coalesce(e.extrelocatable, false),
+                  coalesce(v.superuser AND NOT v.trusted, false)
              FROM pg_available_extensions a
+             LEFT JOIN pg_available_extension_versions v ON v.name = a.name AND v.version = a.default_version
              LEFT JOIN pg_extension e ON e.extname = a.name
              LEFT JOIN pg_namespace n ON n.oid = e.extnamespace
             WHERE a.name = ANY(%s)
            UNION ALL
-           SELECT e.extname, false, NULL, e.extversion, n.nspname, e.extrelocatable
+           SELECT e.extname, false, NULL, e.extversion, n.nspname, e.extrelocatable, false
              FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
             WHERE e.extname = ANY(%s)
               AND NOT EXISTS (SELECT FROM pg_available_extensions a WHERE a.name = e.extname)"""
@@ -107,6 +110,11 @@ def findings(want: Mapping[str, DesiredExtension], live: Mapping[str, LiveExtens
             out.append(Finding(Severity.ERROR, "extension_unavailable",
                                f"extension {name} is not available on this server",
                                "install its package on the server (on Supabase: Database > Extensions)"))
+        elif not have.installed and have.needs_superuser and not ctx.capabilities.is_superuser:
+            out.append(Finding(Severity.ERROR, "extension_needs_superuser",
+                               f"extension {name} can only be created by a superuser on this server and "
+                               f"{ctx.capabilities.current_user} is not one",
+                               f"have a superuser run CREATE EXTENSION {name} (on Supabase: Database > Extensions)"))
         elif have.installed and spec.schema and have.schema != spec.schema and not have.relocatable:
             out.append(Finding(Severity.WARNING, "extension_wrong_schema",
                                f"extension {name} is installed in schema {have.schema}, declared {spec.schema}; "

@@ -45,7 +45,8 @@ def caps(*relations: str, **kw: Any) -> Capabilities:
 def ext_rows(installed: dict[str, str] | None = None) -> list[tuple]:
     installed = installed or {}
     defaults = {"pg_cron": "1.4-1", "pg_net": "0.20.4", "supabase_vault": "0.3.1"}
-    return [(n, True, v, v if n in installed else None, installed.get(n), False) for n, v in defaults.items()]
+    return [(n, True, v, v if n in installed else None, installed.get(n), False, False)
+            for n, v in defaults.items()]
 
 
 def live(*, capabilities: Capabilities | None = None, installed: dict[str, str] | None = None,
