@@ -207,13 +207,13 @@ def _protected(manifest: Any) -> set[tuple[str, str]]:
 
 
 def _fingerprint(after: Mapping[str, Any]) -> str:
-    return fingerprint({k: v for k, v in after.items() if k not in INTERNAL and render._plain(v)})
+    return fingerprint({k: v for k, v in after.items() if k not in INTERNAL and render.is_plain(v)})
 
 
 def _redacted(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if values is None:
         return None
-    return {k: (v if render._plain(v) else render.SENSITIVE) for k, v in values.items() if k != "_row"}
+    return {k: (v if render.is_plain(v) else render.SENSITIVE) for k, v in values.items() if k != "_row"}
 
 
 def history_changes(plan: Plan) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ def plan(
     inputs = Inputs(live.capabilities, secret_values, render_command)
     forward: list[Change] = []
     backward: list[list[Change]] = []
-    findings: list[Finding] = list(preflight(manifest, live.capabilities, live))
+    findings: list[Finding] = list(preflight(manifest, live))
     for kind in REGISTRY:
         ctx = PlanContext(live, options, _policy(manifest, kind.KIND), create_tables=manifest.tables.create_missing)
         want = kind.desired(manifest, inputs)
@@ -114,8 +114,9 @@ def _version_tuple(text: str | None) -> tuple[int, int] | None:
         return None
 
 
-def preflight(manifest: Any, caps: Capabilities, live: LiveState) -> list[Finding]:
+def preflight(manifest: Any, live: LiveState) -> list[Finding]:
     """Facts about the server that decide whether the plan can work at all, each with its fix."""
+    caps = live.capabilities
     out: list[Finding] = []
     extensions = live.of("extension")
     declared = {e.name for e in manifest.extensions}

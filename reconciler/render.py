@@ -25,13 +25,14 @@ COLOURS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.DELETE: "red"
            Action.ADOPT: "cyan", Action.UNMANAGED: "magenta"}
 
 
-def _plain(value: Any) -> bool:
+def is_plain(value: Any) -> bool:
+    """True for plain JSON values only: the only values renderers and history ever show."""
     if value is None or isinstance(value, (str, bool, int, float)):
         return True
     if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
+        return all(is_plain(v) for v in value)
     if isinstance(value, Mapping):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+        return all(isinstance(k, str) and is_plain(v) for k, v in value.items())
     return False
 
 
@@ -40,20 +41,20 @@ def shown_fields(change: Change) -> tuple[FieldChange, ...]:
     if change.action is Action.UPDATE or (change.fields and change.action is Action.CREATE):
         return tuple(_safe(f) for f in change.fields)
     if change.action is Action.CREATE:
-        return tuple(_safe(FieldChange(k, None, v) if _plain(v) else FieldChange(k, sensitive=True))
+        return tuple(_safe(FieldChange(k, None, v) if is_plain(v) else FieldChange(k, sensitive=True))
                      for k, v in (change.after or {}).items() if k not in HIDDEN_FIELDS and v is not None)
     if change.action is Action.DELETE:
-        return tuple(_safe(FieldChange(k, v, None) if _plain(v) else FieldChange(k, sensitive=True))
+        return tuple(_safe(FieldChange(k, v, None) if is_plain(v) else FieldChange(k, sensitive=True))
                      for k, v in (change.before or {}).items() if k not in HIDDEN_FIELDS)
     if change.action is Action.DEACTIVATE:
         before, after = change.before or {}, change.after or {}
         return tuple(FieldChange(k, before.get(k), after.get(k)) for k in after
-                     if k not in HIDDEN_FIELDS and before.get(k) != after.get(k) and _plain(after.get(k)))
+                     if k not in HIDDEN_FIELDS and before.get(k) != after.get(k) and is_plain(after.get(k)))
     return ()
 
 
 def _safe(f: FieldChange) -> FieldChange:
-    if f.sensitive or (_plain(f.old) and _plain(f.new)):
+    if f.sensitive or (is_plain(f.old) and is_plain(f.new)):
         return f
     return FieldChange(f.path, sensitive=True)
 

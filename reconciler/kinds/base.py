@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:  # planning must not load the driver; only apply and readers do
     from psycopg import sql
 
-from reconciler.model import FieldChange
+from reconciler.model import Action, Change, FieldChange
 
 
 class Statement(NamedTuple):
@@ -155,10 +155,8 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def in_sync(kind: str, key: str, before: Mapping[str, Any], after: Mapping[str, Any], ctx: PlanContext):
+def in_sync(kind: str, key: str, before: Mapping[str, Any], after: Mapping[str, Any], ctx: PlanContext) -> Change:
     """The change for an object that matches its declaration: adopt it if we do not manage it yet."""
-    from reconciler.model import Action, Change
-
     if ctx.live.is_managed(kind, key):
         return Change(kind, key, Action.NOOP, before=before, after=after)
     return Change(kind, key, Action.ADOPT, before=before, after=after, reason="exists, not yet managed")
@@ -172,13 +170,11 @@ def undeclared(
     *,
     deactivated: Mapping[str, Any] | None = None,
     reason: str = "not declared",
-):
+) -> Change:
     """The change for a live object no longer declared: prune it per policy, only if we manage it.
 
     `deactivated` is the object's fields after deactivation, for kinds that support that policy.
     """
-    from reconciler.model import Action, Change
-
     managed = ctx.live.managed.get((kind, key))
     if managed is None:
         return Change(kind, key, Action.UNMANAGED, before=before, after=before, reason=reason)
