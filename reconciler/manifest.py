@@ -286,6 +286,13 @@ class ExtensionSpec(_Model):
 _SECRET_SOURCES = ("from_env", "from_file", "generate")
 
 
+def _exactly_one_source(model: BaseModel, sources: tuple[str, ...]) -> None:
+    given = [name for name in sources if getattr(model, name) is not None]
+    if len(given) != 1:
+        got = f"got {', '.join(given)}" if given else "got none"
+        raise _fail(f"needs exactly one source: {', '.join(sources[:-1])} or {sources[-1]} ({got})")
+
+
 class GenerateSpec(_Model):
     """Generate a random value, used only when the secret does not exist yet (it is never compared)."""
 
@@ -324,10 +331,7 @@ class SecretSpec(_Model):
 
     @model_validator(mode="after")
     def _one_source(self) -> SecretSpec:
-        given = [s for s in _SECRET_SOURCES if getattr(self, s) is not None]
-        if len(given) != 1:
-            got = f"got {', '.join(given)}" if given else "got none"
-            raise _fail(f"needs exactly one source: from_env, from_file or generate ({got})")
+        _exactly_one_source(self, _SECRET_SOURCES)
         return self
 
     @property
@@ -553,10 +557,7 @@ class EdgeSecretSource(_Model):
 
     @model_validator(mode="after")
     def _one_source(self) -> EdgeSecretSource:
-        given = [s for s in _EDGE_SOURCES if getattr(self, s) is not None]
-        if len(given) != 1:
-            got = f"got {', '.join(given)}" if given else "got none"
-            raise _fail(f"needs exactly one source: secret, from_env or from_file ({got})")
+        _exactly_one_source(self, _EDGE_SOURCES)
         return self
 
     @property
