@@ -3,6 +3,9 @@
 Sequence: lock → read live → plan → (saved plan: refuse if stale) → statements per kind (creates and
 updates in registry order, deletes in reverse) → ownership records and one history row → re-read and
 re-plan, which must be empty → commit. Any error rolls everything back and names the failing change.
+The lock keeps other reconcilers out but not people: what someone changed after the read is corrected
+in the same transaction before the commit (see _converge); what this apply changed but did not stick
+fails it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from reconciler.edge import EdgePlane
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, LockHeld, PlanStale, UnsafePlan
 from reconciler.kinds import REGISTRY
 from reconciler.kinds.base import LiveState, PlanOptions, fingerprint
-from reconciler.model import DESTRUCTIVE, Action, Plan
+from reconciler.model import DESTRUCTIVE, Action, Change, Plan
 from reconciler.plan import plan as make_plan
 
 #: Advisory lock key (two int4s, so pg_locks shows it as classid/objid): "sche" "dule" in ASCII.
@@ -34,10 +37,18 @@ INTERNAL = frozenset({"_row", "jobid", "id"})
 DEFAULT_LOCK_TIMEOUT = 10.0
 
 
+#: How many times the apply re-plans and corrects inside its transaction when someone else changed the
+#: database between its read and its verification, before it concludes that its changes do not stick.
+CONVERGE_PASSES = 3
+
+
 @dataclass(frozen=True)
 class ApplyResult:
     plan: Plan
     history_id: int | None
+    #: Changes made beyond `plan` because someone else changed the database while this apply ran
+    #: (the advisory lock only keeps other reconcilers out); the same transaction corrected them.
+    corrections: tuple[Change, ...] = ()
 
 
 def live_fingerprint(live: LiveState) -> str:
@@ -157,7 +168,9 @@ def _execute(conn: psycopg.Connection[Any], plan: Plan, caps: Any) -> None:
                     raise db.translate(e, f"{statement.description or kind.KIND} failed") from e
 
 
-def _record(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, command: str, version: str) -> int:
+def _record(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, command: str, version: str,
+            history_id: int | None = None) -> int:
+    """Ownership records for `plan` and its history row: a new one, or `history_id` rewritten."""
     protected = _protected(manifest)
     upserts, removals = [], []
     for change in plan.changes:
@@ -188,12 +201,14 @@ def _record(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, command: s
                             WHERE m.kind = r.kind AND m.key = r.key""",
                         tuple(list(column) for column in zip(*removals, strict=True)))
         faults.point("record.history")
-        cur.execute(
-            """INSERT INTO reconciler.history (tool_version, command, manifest_digest, summary, plan_text, changes)
-               VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
-            (version, command, manifest.digest(), render.summary_line(plan), render.to_text(plan),
-             json.dumps(history_changes(plan))),
-        )
+        described = (render.summary_line(plan), render.to_text(plan), json.dumps(history_changes(plan)))
+        if history_id is None:
+            cur.execute(
+                """INSERT INTO reconciler.history (tool_version, command, manifest_digest, summary, plan_text, changes)
+                   VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""", (version, command, manifest.digest(), *described))
+        else:
+            cur.execute("UPDATE reconciler.history SET summary = %s, plan_text = %s, changes = %s WHERE id = %s"
+                        " RETURNING id", (*described, history_id))
         row = cur.fetchone()
     assert row is not None
     return int(row[0])
@@ -267,16 +282,13 @@ def apply(
             # Last, just before the verification and COMMIT: the window in which the vault and the Edge
             # Functions disagree is as short as it can be (one HTTP call and the commit).
             edge.apply_changes(conn, plan)
-        faults.point("verify")
-        after = make_plan(manifest, _read(conn, manifest, edge), secret_values, render_command,
-                          PlanOptions(prune=options.prune))
-        if not after.is_empty:
-            left = ", ".join(f"{c.action.value} {c.kind} {c.key}" for c in after.mutating)
-            raise ApplyFailed(f"changes did not stick, rolled back: {left}",
-                              hint="something in the database rewrites these objects (a trigger or another tool?)")
+        corrections = _converge(conn, manifest, plan, secret_values, render_command, options, edge,
+                                live.capabilities, saved is not None)
+        if corrections:
+            _record(conn, manifest, Plan(plan.changes + corrections, plan.findings), command, version, history_id)
         faults.point("commit")
         _commit(conn)
-        return ApplyResult(plan, history_id)
+        return ApplyResult(plan, history_id, corrections)
     except ApplyFailed as e:
         _rollback(conn)
         raise _explain_wait(e, url, pid) from e.__cause__
@@ -285,6 +297,48 @@ def apply(
         raise
     finally:
         conn.close()
+
+
+def _converge(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, secret_values: Mapping[str, Any],
+              render_command: Callable[[Any], str], options: PlanOptions, edge: EdgePlane | None, caps: Any,
+              saved: bool) -> tuple[Change, ...]:
+    """Re-read and re-plan inside the transaction until the plan is empty; the corrections it made.
+
+    The advisory lock keeps other reconcilers out, not people: a row deleted or a trigger edited after
+    this apply's read shows up here. Such a change is corrected in the same transaction (a saved plan
+    refuses instead: it was approved as it was). A change this transaction already made that shows up
+    again does not stick (a trigger or another tool rewrites it): that fails the apply.
+    """
+    made = {_signature(c) for c in plan.mutating}
+    corrections: list[Change] = []
+    for _ in range(CONVERGE_PASSES):
+        faults.point("verify")
+        after = make_plan(manifest, _read(conn, manifest, edge), secret_values, render_command,
+                          PlanOptions(prune=options.prune))
+        if after.is_empty:
+            return tuple(corrections)
+        repeated = [c for c in after.mutating if _signature(c) in made]
+        if repeated:
+            raise ApplyFailed(f"changes did not stick, rolled back: {_listed(repeated)}",
+                              hint="something in the database rewrites these objects (a trigger or another tool?)")
+        if saved:
+            raise PlanStale(f"the database changed while the saved plan was applied ({_listed(after.mutating)}); "
+                            "rolled back, nothing was changed", hint="make a new plan with --dry-run --out FILE")
+        _execute(conn, after, caps)
+        if edge is not None:
+            edge.apply_changes(conn, after)
+        made |= {_signature(c) for c in after.mutating}
+        corrections += after.mutating
+    raise ApplyFailed(f"the database kept changing during the apply, rolled back: {_listed(after.mutating)}",
+                      hint="something else changes these objects continuously; find it, then run again")
+
+
+def _signature(change: Change) -> tuple[str, str, str, frozenset[str]]:
+    return change.kind, change.key, change.action.value, frozenset(f.path for f in change.fields)
+
+
+def _listed(changes: Any) -> str:
+    return ", ".join(f"{c.action.value} {c.kind} {c.key}" for c in changes)
 
 
 def _commit(conn: psycopg.Connection[Any]) -> None:

@@ -190,7 +190,12 @@ def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str,
     click.echo(_render(result.plan, fmt, verbose, name), nl=False)
     if fmt == "text" and not result.plan.is_empty:
         click.echo(f"Apply complete (history #{result.history_id}).")
-    logs.get().info("apply_finished", changes=len(result.plan.mutating), history_id=result.history_id)
+    if result.corrections:
+        # stderr, so a JSON or Markdown plan on stdout stays parseable
+        click.echo("warning: changed by someone else during the apply, corrected in the same transaction: "
+                   + ", ".join(f"{c.action.value} {c.kind} {c.key}" for c in result.corrections), err=True)
+    logs.get().info("apply_finished", changes=len(result.plan.mutating), history_id=result.history_id,
+                    corrections=len(result.corrections))
     return EXIT_OK
 
 

@@ -220,10 +220,11 @@ class Controller:
         finally:
             if edge is not None:
                 edge.close()
-        for change in result.plan.mutating:
+        for change in result.plan.mutating + result.corrections:
             self.metrics.applied.labels(change.kind, change.action.value).inc()
             log.info("change_applied", kind=change.kind, key=change.key, action=change.action.value,
-                     reason=change.reason, history_id=result.history_id)
+                     reason=change.reason, history_id=result.history_id,
+                     during_apply=change in result.corrections)
         return result.plan
 
     def _record_drift(self, plan: Plan) -> None:
