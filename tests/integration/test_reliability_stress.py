@@ -225,9 +225,12 @@ def test_32_reconcilers_with_drift_never_deadlock_or_duplicate(audited_db: DbTar
     dup_secrets = max(s[3] for s in r.samples)
     max_conn = max(s[4] for s in r.samples)
     max_reconcile = max(s[5] for s in r.samples)
+    # drift injected between an apply's read and its verification, corrected in the same transaction
+    corrected = sum("changed by someone else during the apply" in out for out in r.outputs) + sum(
+        1 for log in controller_logs for e in _events(log) if e.get("during_apply"))
     print(f"\n32-way run {DURATION:.0f}s: CLI runs {sum(r.exit_codes.values())} exit codes {dict(r.exit_codes)}; "
           f"controller cycles {dict(cycles)}; applies that changed something {applies}; drift injected "
-          f"{dict(r.drift)}; samples {len(r.samples)}; max connections {max_conn} (reconcile {max_reconcile}); "
+          f"{dict(r.drift)}; corrected during an apply {corrected}; samples {len(r.samples)}; max connections {max_conn} (reconcile {max_reconcile}); "
           f"errors {r.errors[:3] + controller_errors[:3]}")
     assert len(r.samples) > 100
     assert dup_cron == 0 and triggers == {1} and dup_rows == 0 and dup_secrets == 0, (dup_cron, triggers, dup_rows)
