@@ -319,26 +319,22 @@ def _converge(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, secret_v
             return tuple(corrections)
         repeated = [c for c in after.mutating if _signature(c) in made]
         if repeated:
-            raise ApplyFailed(f"changes did not stick, rolled back: {_listed(repeated)}",
+            raise ApplyFailed(f"changes did not stick, rolled back: {render.listed(repeated)}",
                               hint="something in the database rewrites these objects (a trigger or another tool?)")
         if saved:
-            raise PlanStale(f"the database changed while the saved plan was applied ({_listed(after.mutating)}); "
+            raise PlanStale(f"the database changed while the saved plan was applied ({render.listed(after.mutating)}); "
                             "rolled back, nothing was changed", hint="make a new plan with --dry-run --out FILE")
         _execute(conn, after, caps)
         if edge is not None:
             edge.apply_changes(conn, after)
         made |= {_signature(c) for c in after.mutating}
         corrections += after.mutating
-    raise ApplyFailed(f"the database kept changing during the apply, rolled back: {_listed(after.mutating)}",
+    raise ApplyFailed(f"the database kept changing during the apply, rolled back: {render.listed(after.mutating)}",
                       hint="something else changes these objects continuously; find it, then run again")
 
 
 def _signature(change: Change) -> tuple[str, str, str, frozenset[str]]:
     return change.kind, change.key, change.action.value, frozenset(f.path for f in change.fields)
-
-
-def _listed(changes: Any) -> str:
-    return ", ".join(f"{c.action.value} {c.kind} {c.key}" for c in changes)
 
 
 def _commit(conn: psycopg.Connection[Any]) -> None:

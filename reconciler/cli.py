@@ -165,6 +165,7 @@ def _dry_run(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: st
 
 def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str, verbose: bool, apply_plan: str,
            lock_timeout: float | None, statement_timeout: float, name: str, edge: Any) -> int:
+    from reconciler import render
     from reconciler.apply import apply
 
     saved = None
@@ -193,7 +194,7 @@ def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str,
     if result.corrections:
         # stderr, so a JSON or Markdown plan on stdout stays parseable
         click.echo("warning: changed by someone else during the apply, corrected in the same transaction: "
-                   + ", ".join(f"{c.action.value} {c.kind} {c.key}" for c in result.corrections), err=True)
+                   + render.listed(result.corrections), err=True)
     logs.get().info("apply_finished", changes=len(result.plan.mutating), history_id=result.history_id,
                     corrections=len(result.corrections))
     return EXIT_OK

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -203,6 +204,11 @@ def _check_url(value: str) -> str:
     _check_single_line(value)
     if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
         raise _fail(f'must be an absolute "https://" or "http://" URL, got {_quote(value)}')
+    try:
+        parts = urlsplit(value)
+        _ = parts.port, parts.hostname  # raise on a port out of range or not a number, or a broken [IPv6]
+    except ValueError:
+        raise _fail(f"is not a valid URL (host, or a port from 0 to 65535), got {_quote(value)}") from None
     return value
 
 

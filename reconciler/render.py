@@ -92,6 +92,11 @@ def visible(plan: Plan, verbose: bool) -> list[Change]:
     return [c for c in plan.changes if verbose or c.action is not Action.NOOP]
 
 
+def listed(changes: Iterable[Change]) -> str:
+    """Changes named in one line ("create job a, update trigger b"), for messages and warnings."""
+    return ", ".join(f"{c.action.value} {c.kind} {c.key}" for c in changes)
+
+
 def summary_line(plan: Plan) -> str:
     if plan.is_empty:
         return "No changes. The database matches the manifest."

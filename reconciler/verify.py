@@ -272,8 +272,10 @@ class _Http:
 
 def _http_evidence(ev: Evidence, trig: DeclaredTrigger, job: CronJob, since: datetime) -> _Http:
     runs = [r for r in _runs_of(ev, job.jobid) if r.start_time >= since]
-    ours = {r.id for r in ev.requests if trig.path is not None and _same_path(r.path, trig.path)}
-    others = {r.id for r in ev.requests} - ours
+    # Without a known path ("/" or none) a request cannot be told apart from another trigger's: by time only.
+    known = trig.path is not None and trig.path.strip("/") != ""
+    ours = {r.id for r in ev.requests if known and _same_path(r.path, trig.path or "")}
+    others = {r.id for r in ev.requests} - ours if known else set()
     reach = timedelta(milliseconds=trig.timeout_ms) + RESPONSE_MARGIN
     sent = [r for r in runs if r.status == "succeeded"]
 
@@ -298,7 +300,9 @@ def _http_evidence(ev: Evidence, trig: DeclaredTrigger, job: CronJob, since: dat
 
 
 def _same_path(seen: str, declared: str) -> bool:
-    return seen.rstrip("/") == declared.rstrip("/") or seen.endswith(declared.rstrip("/"))
+    """The same path, or `seen` ends with it at a segment boundary (project_url may carry a path prefix)."""
+    seen, declared = seen.rstrip("/"), declared.strip("/")
+    return seen.lstrip("/") == declared or seen.endswith("/" + declared)
 
 
 def _outcome(resp: HttpResponse) -> str:
@@ -426,6 +430,12 @@ def check_runs(ev: Evidence, trig: DeclaredTrigger) -> CheckResult:
             return CheckResult(name, Status.FAIL, f"trigger {trig.name} has never run", tuple(facts),
                                "a new trigger first runs at its next scheduled time: run `reconcile verify "
                                "--wait 90s`; if it still never runs, " + not_firing_fix)
+        if in_window and not finished:
+            return CheckResult(name, Status.FAIL,
+                               f"{len(in_window)} run(s) started in the window, none finished (newest: "
+                               f"{newest.status}, {_ago(ev.now, newest.start_time)})", tuple(facts),
+                               "a run that does not finish is blocked: look for lock waits in pg_stat_activity "
+                               "(application_name 'pg_cron') and for the command's statement_timeout")
         if not finished:
             return CheckResult(name, Status.FAIL,
                                f"last run {_ago(ev.now, newest.start_time)}: more than two periods "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -64,7 +64,7 @@ SELECT id, split_part(split_part(regexp_replace(url, '^[A-Za-z][A-Za-z0-9+.-]*:/
   FROM net.http_request_queue ORDER BY id LIMIT {ROW_LIMIT}
 """
 _EXECUTIONS = f"""
-SELECT s.job_name, e.started_at, e.status, left(e.error_message, 500)
+SELECT s.job_name, e.started_at::timestamptz, e.status, left(e.error_message, 500)
   FROM public.job_executions e LEFT JOIN public.scheduled_jobs s ON s.id = e.job_id
  WHERE e.started_at >= %s ORDER BY e.started_at DESC LIMIT {ROW_LIMIT}
 """
@@ -105,9 +105,11 @@ def _ts(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     try:
-        return datetime.fromisoformat(str(value))
+        value = datetime.fromisoformat(str(value))
     except ValueError:
         return None
+    # A `timestamp without time zone` column in an application table: the server stores UTC (Supabase).
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _texts(source: str, key: str, row: dict[str, Any], prefix: str = "") -> list[TextField]:

@@ -251,6 +251,41 @@ def test_requests_seen_in_the_queue_correlate_by_id() -> None:
     assert "responses in the window: 1× HTTP 200" in result.evidence
 
 
+def test_a_trigger_without_a_known_path_does_not_claim_other_requests() -> None:
+    # A literal URL with no path: another function's stuck request must not make this trigger fail.
+    trig = replace(TRIGGER, path="/")
+    ev = healthy(declared=(trig,), requests=(ObservedRequest(30, "/functions/v1/other-function", at(-180)),))
+    result = check(ev, "master-scheduler: http")
+    assert result.status is Status.PASS, result
+
+
+@pytest.mark.parametrize("seen, mine", [
+    ("/functions/v1/run-scheduled-jobs", True),
+    ("/functions/v1/run-scheduled-jobs/", True),
+    ("/prefix/functions/v1/run-scheduled-jobs", True),
+    ("/xfunctions/v1/run-scheduled-jobs", False),
+    ("/functions/v1/other", False),
+], ids=["same", "trailing-slash", "prefixed", "not-a-segment-boundary", "other"])
+def test_requests_are_matched_to_a_trigger_by_whole_path_segments(seen: str, mine: bool) -> None:
+    assert verify._same_path(seen, TRIGGER.path or "") is mine
+
+
+def test_runs_that_started_but_never_finished_are_named_as_such() -> None:
+    started = CronRun(7, 3, "running", "", at(-20), None)
+    result = check(healthy(runs=(started,)), "master-scheduler: runs")
+    assert result.status is Status.FAIL
+    assert result.summary == "1 run(s) started in the window, none finished (newest: running, 20s ago)"
+    assert "lock waits" in result.fix
+
+
+def test_naive_timestamps_in_application_tables_are_read_as_utc() -> None:
+    from reconciler.verify_read import _ts
+
+    assert _ts("2026-03-02T12:00:00") == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    assert _ts("2026-03-02T12:00:00+02:00") == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    assert _ts("not a time") is None
+
+
 def test_stuck_queue_means_the_worker_is_not_sending() -> None:
     ev = healthy(responses=(), runs=(run(3, -30), run(2, -90)), pg_net_database="postgres", database="app",
                  requests=(ObservedRequest(11, "/functions/v1/run-scheduled-jobs", at(-2)),
