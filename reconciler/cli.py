@@ -68,15 +68,15 @@ def _render_command() -> Any:
 @click.option("-v", "--verbose", is_flag=True, help="Also show objects that are already in sync.")
 @click.option("--prune", is_flag=True, help="Apply the manifest's prune policies to managed objects no longer declared.")
 @click.option("--rotate", multiple=True, metavar="SECRET", help="Generate a new value for this secret (repeatable).")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="With --dry-run: save the plan for --apply.")
-@click.option("--lock-timeout", type=float, default=None, metavar="SECONDS",
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, writable=True), help="With --dry-run: save the plan for --apply.")
+@click.option("--lock-timeout", type=Duration(), default=None, metavar="SECONDS",
               help="Wait this long for another reconciler's lock (default: do not wait; exit 3).")
-@click.option("--statement-timeout", type=float, default=30.0, show_default=True, metavar="SECONDS")
+@click.option("--statement-timeout", type=Duration(), default=30.0, show_default=True, metavar="SECONDS")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
               help="Default: warning; info with --watch.")
 @click.option("--watch", is_flag=True, help="Run continuously: reconcile every --interval (with --apply) or report drift.")
 @click.option("--interval", type=Duration(), default="60s", show_default=True, help="With --watch: time between cycles.")
-@click.option("--http-port", type=int, default=8080, show_default=True,
+@click.option("--http-port", type=click.IntRange(-1, 65535), default=8080, show_default=True,
               help="With --watch: port for /healthz, /readyz, /metrics (-1 disables).")
 @click.option("--http-host", default="127.0.0.1", show_default=True,
               help="With --watch: address to listen on (0.0.0.0 in a container).")
@@ -157,7 +157,10 @@ def _dry_run(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: st
     live, plan = read_and_plan(url, manifest, values, _render_command(), options, edge)
     click.echo(_render(plan, fmt, verbose, name), nl=False)
     if out_file:
-        Path(out_file).write_text(json.dumps(saved_plan_document(plan, live, manifest), indent=2) + "\n")
+        try:
+            Path(out_file).write_text(json.dumps(saved_plan_document(plan, live, manifest), indent=2) + "\n")
+        except OSError as e:
+            raise ReconcilerError(f"cannot write saved plan {out_file}: {e.strerror or e}") from e
     if detailed and (not plan.is_empty or plan.blocking_findings):
         return EXIT_CHANGES
     return EXIT_OK
@@ -207,7 +210,7 @@ def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str,
 @click.option("--include-secrets", is_flag=True, help="Also delete the Vault secrets this tool manages.")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
-@click.option("--lock-timeout", type=float, default=None, metavar="SECONDS")
+@click.option("--lock-timeout", type=Duration(), default=None, metavar="SECONDS")
 def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_secrets: bool,
                  database_url: str | None, fmt: str, lock_timeout: float | None) -> int:
     """Roll back: unschedule managed triggers, deactivate managed jobs; never drop extensions."""
@@ -237,8 +240,8 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
 
 
 @main.command("history")
-@click.argument("count", type=int, default=10, required=False)
-@click.option("--show", "show_id", type=int, help="Show one apply in full: its plan and before/after of each change.")
+@click.argument("count", type=click.IntRange(min=1), default=10, required=False)
+@click.option("--show", "show_id", type=click.IntRange(min=1), help="Show one apply in full: its plan and before/after of each change.")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL")
 def history_command(count: int, show_id: int | None, database_url: str | None) -> int:
     """List past applies (newest first), or show one with --show ID."""

@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 
 import click
 
-from reconciler.cli_support import file_option
-from reconciler.errors import ManifestError
+from reconciler.cli_support import Command, file_option
 from reconciler.manifest import DEFAULT_CRON_VERSION, Manifest, load_manifest, manifest_json_schema
 
 __all__ = ["schema_command", "summary_line", "validate_command"]
@@ -60,7 +59,7 @@ def _next_runs(schedule: str, start: datetime, count: int, version: tuple[int, i
     return ", ".join(r.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") for r in runs)
 
 
-@click.command("validate")
+@click.command("validate", cls=Command)
 @file_option
 @click.option(
     "--show-next",
@@ -84,12 +83,7 @@ def validate_command(
     files = files or ("scheduler.yaml",)
     version = _CRON_VERSIONS.get(cron_version, DEFAULT_CRON_VERSION)
     reference = _parse_start(start)
-    try:
-        manifest = load_manifest(list(files), cron_version=version)
-    except ManifestError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        raise SystemExit(1) from None
+    manifest = load_manifest(list(files), cron_version=version)  # a ManifestError prints every problem
     click.echo(summary_line(manifest, files))
     for warning in manifest.warnings:
         click.echo(f"warning: {warning}")
@@ -101,7 +95,7 @@ def validate_command(
                 click.echo(f"  {kind} {spec.name} ({spec.schedule}): {runs}")
 
 
-@click.command("schema")
+@click.command("schema", cls=Command)
 def schema_command() -> None:
     """Print the manifest's JSON Schema (for editors: `# yaml-language-server: $schema=...`)."""
     click.echo(json.dumps(manifest_json_schema(), indent=2, ensure_ascii=False))

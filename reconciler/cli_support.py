@@ -6,6 +6,7 @@ importing the main group, which imports them to register them.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -40,8 +41,8 @@ class Duration(click.ParamType):
             seconds = float(number) * factor
         except ValueError:
             self.fail(f"{value!r} is not a duration (use e.g. 60s, 2m, 1.5s)", param, ctx)
-        if seconds <= 0:
-            self.fail(f"{value!r} must be positive", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"{value!r} must be a positive, finite duration", param, ctx)
         return seconds
 
 

@@ -280,7 +280,11 @@ class Controller:
             def log_message(self, format: str, *args: Any) -> None:  # probes every few seconds: keep logs quiet
                 return
 
-        self._server = ThreadingHTTPServer((self.settings.http_host, self.settings.http_port), Handler)
+        try:
+            self._server = ThreadingHTTPServer((self.settings.http_host, self.settings.http_port), Handler)
+        except OSError as e:
+            raise ReconcilerError(f"cannot listen on {self.settings.http_host}:{self.settings.http_port}: "
+                                  f"{e.strerror or e}", hint="choose another --http-port (-1 disables)") from e
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name="http", daemon=True).start()
 

@@ -148,7 +148,9 @@ def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 10) ->
         raise DatabaseUnavailable(f"cannot connect to the database: {reason}",
                                   hint="check --database-url / DATABASE_URL and that the server is running") from e
     except psycopg.ProgrammingError as e:  # malformed connection string
-        raise ReconcilerError(f"invalid database URL: {' '.join(str(e).split())}") from e
+        # libpq quotes the string it could not parse, password included: never echo it
+        raise ReconcilerError("invalid database URL", hint="expected postgresql://user:password@host:port/db "
+                              "or key=value pairs (host=... dbname=...)") from e
 
 
 @contextmanager

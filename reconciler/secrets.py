@@ -140,6 +140,10 @@ def _resolve(spec: SecretSpec, environ: Mapping[str, str]) -> tuple[SecretValue 
         return None, "no source declared"
     if "\x00" in text:
         return None, f"{where} contains a NUL byte (PostgreSQL text cannot store it)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # invalid bytes in the environment arrive as lone surrogates
+        return None, f"{where} is not valid UTF-8"
     return SecretValue(text), ""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 
 import psycopg
@@ -100,6 +101,31 @@ def test_server_refusing_the_role_is_one_line_with_the_servers_reason(audited_db
     assert f'connection to server at "127.0.0.1", port {port} failed: FATAL: role "no_such_role" does not exist' in line
 
 
+def test_a_malformed_url_never_echoes_its_password() -> None:
+    line = one_line_error(invoke(["--dry-run"], "postgres:s3cretpw@db.example.com/postgres"))
+    assert line.startswith("error: invalid database URL (expected postgresql://"), line
+    assert "s3cretpw" not in line
+
+
+def test_a_port_already_in_use_is_one_line(audited_db: DbTarget) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_line_error(invoke(["--watch", "--http-host", "127.0.0.1", "--http-port", str(port)],
+                                     audited_db.url))
+    assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: "), line
+    assert "--http-port" in line
+
+
+def test_an_unwritable_saved_plan_is_one_line_after_the_plan(audited_db: DbTarget, tmp_path: Path) -> None:
+    target = tmp_path / "no-such-dir" / "plan.json"
+    run = invoke(["--dry-run", "--out", str(target)], audited_db.url)
+    assert run.exit_code == 1 and "Traceback" not in run.stderr, str(run)
+    assert run.stderr == f"error: cannot write saved plan {target}: No such file or directory\n"
+    assert not target.exists()
+
+
 def test_no_database_given() -> None:
     line = one_line_error(invoke(["--dry-run"], None))
     assert line == "error: no database given (pass --database-url or set DATABASE_URL)"
@@ -145,6 +171,13 @@ def test_missing_secret_variable_names_it_and_no_value(audited_db: DbTarget) -> 
     pytest.param(["--apply", "--out", "plan.json"], id="out-with-apply"),
     pytest.param(["--rotate", "no_such_secret"], id="rotate-undeclared"),
     pytest.param(["--lock-timeout", "soon"], id="bad-float"),
+    pytest.param(["--statement-timeout", "inf"], id="infinite-timeout"),
+    pytest.param(["--statement-timeout", "nan"], id="nan-timeout"),
+    pytest.param(["--lock-timeout", "-1"], id="negative-timeout"),
+    pytest.param(["--watch", "--interval", "inf"], id="infinite-interval"),
+    pytest.param(["--watch", "--http-port", "70000"], id="port-out-of-range"),
+    pytest.param(["history", "0"], id="history-count-zero"),
+    pytest.param(["history", "--show", "-3"], id="history-show-negative"),
     pytest.param(["history", "--bogus"], id="subcommand-unknown-option"),
     pytest.param(["no-such-command"], id="unknown-command"),
 ])

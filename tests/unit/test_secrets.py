@@ -184,3 +184,19 @@ def test_nul_in_environment_value_is_refused() -> None:
     m = manifest_with({"a": {"from_env": "A"}})
     with pytest.raises(SecretSourceError, match="contains a NUL byte"):
         resolve_secrets(m, {"A": "x\x00y"})
+
+
+def test_invalid_utf8_in_environment_value_is_refused_without_showing_it() -> None:
+    m = manifest_with({"a": {"from_env": "A"}})
+    # how Python hands over an environment variable holding the bytes ff fe 73 65 63
+    undecodable = b"\xff\xfesec".decode("utf-8", "surrogateescape")
+    with pytest.raises(SecretSourceError, match="environment variable A is not valid UTF-8") as refused:
+        resolve_secrets(m, {"A": undecodable})
+    assert "sec" not in str(refused.value).replace("secret", "")
+
+
+@pytest.mark.parametrize("args", [["--show-next", "0"], ["--bogus"]], ids=["out-of-range", "unknown-option"])
+def test_validate_alone_turns_usage_errors_into_one_line_exit_1(args: list[str]) -> None:
+    result = CliRunner().invoke(validate_command, args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
