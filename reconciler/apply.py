@@ -24,7 +24,7 @@ from psycopg import sql
 from reconciler import db, faults, render
 from reconciler.edge import EdgePlane
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, LockHeld, PlanStale, UnsafePlan
-from reconciler.kinds import REGISTRY
+from reconciler.kinds import REGISTRY, by_name, edge_secrets
 from reconciler.kinds.base import LiveState, PlanOptions, fingerprint
 from reconciler.model import DESTRUCTIVE, Action, Change, Plan
 from reconciler.plan import plan as make_plan
@@ -172,34 +172,31 @@ def _record(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, command: s
             history_id: int | None = None) -> int:
     """Ownership records for `plan` and its history row: a new one, or `history_id` rewritten."""
     protected = _protected(manifest)
-    upserts, removals = [], []
+    upserts, removals = {}, set()
     for change in plan.changes:
-        kind = next((k for k in REGISTRY if k.KIND == change.kind), None)
-        if kind is None or not kind.PRUNABLE or change.action is Action.UNMANAGED:
+        if not by_name(change.kind).PRUNABLE:
             continue
-        if change.action is Action.DELETE and change.reason != "duplicate rows":
-            removals.append((change.kind, change.key))
-        elif change.action in (Action.CREATE, Action.UPDATE, Action.ADOPT, Action.NOOP) and change.after is not None \
-                and not change.reason.startswith("not declared"):
-            upserts.append((change.kind, change.key, _fingerprint(change.after), (change.kind, change.key) in protected))
-        elif change.action is Action.DEACTIVATE:
-            pass  # still managed: a deactivated job can be re-declared or deleted later
+        if change.action in (Action.CREATE, Action.UPDATE, Action.ADOPT, Action.NOOP) and change.after is not None:
+            # ON CONFLICT may touch a row once: one entry per key
+            upserts[(change.kind, change.key)] = (_fingerprint(change.after), (change.kind, change.key) in protected)
+        elif change.action is Action.DELETE:
+            removals.add((change.kind, change.key))
+    removals -= upserts.keys()  # a declared job's duplicate rows are deleted, the job stays ours
     with db.translated("recording ownership"), conn.cursor() as cur:
         faults.point("record.managed")
         # One set-based statement each, so the round trips do not grow with the number of objects.
         if upserts:
-            upserts = list({(u[0], u[1]): u for u in upserts}.values())  # ON CONFLICT may touch a row once
             cur.execute(
                 """INSERT INTO reconciler.managed (kind, key, fingerprint, protect)
                    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::boolean[])
                    ON CONFLICT (kind, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
                        protect = EXCLUDED.protect, last_applied = now()""",
-                tuple(list(column) for column in zip(*upserts, strict=True)),
+                tuple(list(column) for column in zip(*((*key, *value) for key, value in upserts.items()), strict=True)),
             )
         if removals:
             cur.execute("""DELETE FROM reconciler.managed m USING unnest(%s::text[], %s::text[]) AS r(kind, key)
                             WHERE m.kind = r.kind AND m.key = r.key""",
-                        tuple(list(column) for column in zip(*removals, strict=True)))
+                        tuple(list(column) for column in zip(*sorted(removals), strict=True)))
         faults.point("record.history")
         described = (render.summary_line(plan), render.to_text(plan), json.dumps(history_changes(plan)))
         if history_id is None:
@@ -274,16 +271,17 @@ def apply(
             return ApplyResult(plan, None)
         faults.point("quiet_logging")
         _quiet_logging(conn, plan, live.capabilities)
-        faults.point("ownership")
-        _ensure_ownership(conn)
+        if not (live.ownership_ready and live.capabilities.has("reconciler.history")):
+            # CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database: only when something is missing
+            faults.point("ownership")
+            _ensure_ownership(conn)
         _execute(conn, plan, live.capabilities)
         history_id = _record(conn, manifest, plan, command, version)
         if edge is not None:
             # Last, just before the verification and COMMIT: the window in which the vault and the Edge
             # Functions disagree is as short as it can be (one HTTP call and the commit).
             edge.apply_changes(conn, plan)
-        corrections = _converge(conn, manifest, plan, secret_values, render_command, options, edge,
-                                live.capabilities, saved is not None)
+        corrections = _converge(conn, manifest, plan, secret_values, render_command, options, edge, saved is not None)
         if corrections:
             _record(conn, manifest, Plan(plan.changes + corrections, plan.findings), command, version, history_id)
         faults.point("commit")
@@ -300,37 +298,50 @@ def apply(
 
 
 def _converge(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, secret_values: Mapping[str, Any],
-              render_command: Callable[[Any], str], options: PlanOptions, edge: EdgePlane | None, caps: Any,
+              render_command: Callable[[Any], str], options: PlanOptions, edge: EdgePlane | None,
               saved: bool) -> tuple[Change, ...]:
     """Re-read and re-plan inside the transaction until the plan is empty; the corrections it made.
 
     The advisory lock keeps other reconcilers out, not people: a row deleted or a trigger edited after
     this apply's read shows up here. Such a change is corrected in the same transaction (a saved plan
-    refuses instead: it was approved as it was). A change this transaction already made that shows up
-    again does not stick (a trigger or another tool rewrites it): that fails the apply.
+    refuses instead: it was approved as it was), at most CONVERGE_PASSES times, each one verified. A
+    change this transaction already made that shows up again does not stick (a trigger or another tool
+    rewrites it): that fails the apply.
     """
     made = {_signature(c) for c in plan.mutating}
     corrections: list[Change] = []
-    for _ in range(CONVERGE_PASSES):
+    rolled_back = "rolled back" + _edge_note(plan, edge)
+    for passes_left in range(CONVERGE_PASSES, -1, -1):
         faults.point("verify")
-        after = make_plan(manifest, _read(conn, manifest, edge), secret_values, render_command,
-                          PlanOptions(prune=options.prune))
+        live = _read(conn, manifest, edge)
+        after = make_plan(manifest, live, secret_values, render_command, PlanOptions(prune=options.prune))
         if after.is_empty:
             return tuple(corrections)
         repeated = [c for c in after.mutating if _signature(c) in made]
         if repeated:
-            raise ApplyFailed(f"changes did not stick, rolled back: {render.listed(repeated)}",
+            raise ApplyFailed(f"changes did not stick, {rolled_back}: {render.listed(repeated)}",
                               hint="something in the database rewrites these objects (a trigger or another tool?)")
         if saved:
             raise PlanStale(f"the database changed while the saved plan was applied ({render.listed(after.mutating)}); "
-                            "rolled back, nothing was changed", hint="make a new plan with --dry-run --out FILE")
-        _execute(conn, after, caps)
+                            + (rolled_back if _edge_note(plan, edge) else "rolled back, nothing was changed"),
+                            hint="make a new plan with --dry-run --out FILE")
+        if not passes_left:
+            raise ApplyFailed(f"the database kept changing during the apply, {rolled_back}: "
+                              f"{render.listed(after.mutating)}",
+                              hint="something else changes these objects continuously; find it, then run again")
+        _execute(conn, after, live.capabilities)
         if edge is not None:
             edge.apply_changes(conn, after)
         made |= {_signature(c) for c in after.mutating}
         corrections += after.mutating
-    raise ApplyFailed(f"the database kept changing during the apply, rolled back: {render.listed(after.mutating)}",
-                      hint="something else changes these objects continuously; find it, then run again")
+    raise AssertionError("unreachable: the last pass returns or raises")
+
+
+def _edge_note(plan: Plan, edge: EdgePlane | None) -> str:
+    """What a rollback cannot undo: Edge Function secrets were sent over HTTP before the verification."""
+    if edge is None or edge.api is None or not any(c.kind == edge_secrets.KIND and c.mutating for c in plan.changes):
+        return ""
+    return " (except the Edge Function secrets, already sent: run reconcile again to bring the vault back in line)"
 
 
 def _signature(change: Change) -> tuple[str, str, str, frozenset[str]]:

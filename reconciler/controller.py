@@ -27,8 +27,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
+from reconciler.kinds import REGISTRY
 from reconciler.kinds.base import PlanOptions
 from reconciler.model import Plan
+
+#: Every kind, for the drift gauge's labels (edge_secret included).
+KINDS = tuple(kind.KIND for kind in REGISTRY)
 
 log = structlog.get_logger("reconciler.controller")
 
@@ -69,7 +73,7 @@ class Metrics:
                                     registry=self.registry)
         for result in ("success", "drift", "error", "skipped"):
             self.cycles.labels(result)
-        for kind in ("extension", "table", "secret", "job", "trigger"):
+        for kind in KINDS:
             self.drifted.labels(kind)
 
 
@@ -231,7 +235,7 @@ class Controller:
         drifted: dict[str, int] = {}
         for change in plan.mutating:
             drifted[change.kind] = drifted.get(change.kind, 0) + 1
-        for kind in ("extension", "table", "secret", "job", "trigger"):
+        for kind in KINDS:
             # After an apply the drift is corrected; the gauge reports what is still different.
             self.metrics.drifted.labels(kind).set(0 if self.settings.apply else drifted.get(kind, 0))
 

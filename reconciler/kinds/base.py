@@ -173,19 +173,20 @@ def undeclared(
 ) -> Change:
     """The change for a live object no longer declared: prune it per policy, only if we manage it.
 
-    `deactivated` is the object's fields after deactivation, for kinds that support that policy.
+    `deactivated` is the object's fields after deactivation, for kinds that support that policy. A change
+    left alone has no `after`: nothing declares one, so apply records no ownership for it.
     """
     managed = ctx.live.managed.get((kind, key))
     if managed is None:
-        return Change(kind, key, Action.UNMANAGED, before=before, after=before, reason=reason)
+        return Change(kind, key, Action.UNMANAGED, before=before, reason=reason)
     if managed.protect:
-        return Change(kind, key, Action.NOOP, before=before, after=before, reason=f"{reason}; protected")
+        return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; protected")
     if not ctx.options.prune:
-        return Change(kind, key, Action.NOOP, before=before, after=before, reason=f"{reason}; pruning is off")
+        return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; pruning is off")
     if ctx.prune_policy in ("off", "report"):
-        return Change(kind, key, Action.NOOP, before=before, after=before, reason=f"{reason}; prune policy {ctx.prune_policy}")
+        return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; prune policy {ctx.prune_policy}")
     if ctx.prune_policy == "deactivate" and deactivated is not None:
         if dict(deactivated) == dict(before):
-            return Change(kind, key, Action.NOOP, before=before, after=before, reason=f"{reason}; already inactive")
+            return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; already inactive")
         return Change(kind, key, Action.DEACTIVATE, before=before, after=deactivated, reason=reason)
     return Change(kind, key, Action.DELETE, before=before, reason=reason)

@@ -133,11 +133,10 @@ def diff(want: Mapping[str, Mapping[str, Any]], live: LiveJobs, ctx: PlanContext
     for number, row in enumerate(live.orphans, 1):
         before = {"job_name": None, **row.fields, "_row": row.row_id}
         key = f"{ORPHAN} #{number}"
-        if ctx.options.prune and ctx.prune_policy != "off":
+        if ctx.options.prune and ctx.prune_policy not in ("off", "report"):
             changes.append(Change(KIND, key, Action.DELETE, before=before, reason="orphan row (job_name is NULL)"))
         else:
-            changes.append(Change(KIND, key, Action.UNMANAGED, before=before, after=before,
-                                  reason="orphan row (job_name is NULL)"))
+            changes.append(Change(KIND, key, Action.UNMANAGED, before=before, reason="orphan row (job_name is NULL)"))
     return changes
 
 

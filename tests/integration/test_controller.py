@@ -103,6 +103,9 @@ def test_apply_corrects_injected_drift_and_counts_it(audited_db: DbTarget, tmp_p
         assert metric(after, "reconciler_cycles_total", result="error") == 0
         assert 0 <= time.time() - metric(after, "reconciler_last_success_timestamp_seconds") < 5
         assert metric(after, "reconciler_drifted_resources", kind="job") == 0
+        # every kind is exported, Edge Function secrets included, even while it is in sync
+        assert {dict(labels)["kind"] for (name, labels) in after if name == "reconciler_drifted_resources"} \
+            == {"extension", "table", "secret", "job", "trigger", "edge_secret"}
         assert metric(after, "reconciler_manifest_valid") == 1
         assert metric(after, "reconciler_cycle_duration_seconds_count") >= 2
         assert object_counts(su) == CONVERGED_COUNTS

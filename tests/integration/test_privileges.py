@@ -52,14 +52,7 @@ def test_missing_job_grant_is_named_and_apply_refused(audited_db, limited_role, 
     _prepare(audited_db)
     with psycopg.connect(audited_db.superuser_url, autocommit=True) as conn:
         conn.execute(sql.SQL(revoke.format(r="{}")).format(sql.Identifier(ROLE)))
-        # reading the tables the plan compares needs these; they are not what is being tested here
-        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA vault, cron TO {}").format(sql.Identifier(ROLE)))
-        conn.execute(sql.SQL("GRANT SELECT ON vault.decrypted_secrets, vault.secrets, cron.job TO {}").format(
-            sql.Identifier(ROLE)))
-        conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION vault._crypto_aead_det_decrypt, vault.create_secret, "
-                             "vault.update_secret TO {}").format(sql.Identifier(ROLE)))
-        conn.execute(sql.SQL("GRANT ALL ON SCHEMA reconciler TO {0}; GRANT ALL ON ALL TABLES IN SCHEMA reconciler TO {0};"
-                             " GRANT ALL ON ALL SEQUENCES IN SCHEMA reconciler TO {0}").format(sql.Identifier(ROLE)))
+        _grant_reading_and_records(conn)
     plan = reconcile(limited_role, "--dry-run", "--format", "json", "--detailed-exitcode")
     assert plan.exit_code == 2, plan.output
     findings = json.loads(plan.stdout)["findings"]
@@ -77,6 +70,31 @@ def test_missing_job_grant_is_named_and_apply_refused(audited_db, limited_role, 
     assert reconcile(limited_role, "--dry-run", "--detailed-exitcode").exit_code == 0
 
 
+def _grant_reading_and_records(conn):
+    """Reading the tables the plan compares, and writing the reconciler's own records."""
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA vault, cron TO {}").format(sql.Identifier(ROLE)))
+    conn.execute(sql.SQL("GRANT SELECT ON vault.decrypted_secrets, vault.secrets, cron.job TO {}").format(
+        sql.Identifier(ROLE)))
+    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION vault._crypto_aead_det_decrypt, vault.create_secret, "
+                         "vault.update_secret TO {}").format(sql.Identifier(ROLE)))
+    conn.execute(sql.SQL("GRANT ALL ON SCHEMA reconciler TO {0}; GRANT ALL ON ALL TABLES IN SCHEMA reconciler TO {0};"
+                         " GRANT ALL ON ALL SEQUENCES IN SCHEMA reconciler TO {0}").format(sql.Identifier(ROLE)))
+
+
+def test_without_create_on_the_database_applies_once_the_reconciler_schema_exists(audited_db, limited_role):
+    """CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists: not run then."""
+    _prepare(audited_db)
+    with psycopg.connect(audited_db.superuser_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("REVOKE CREATE ON DATABASE postgres FROM {}").format(sql.Identifier(ROLE)))
+        _grant_reading_and_records(conn)
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(ROLE)))
+        (may_create,) = conn.execute("SELECT has_database_privilege('postgres', 'CREATE')").fetchone()
+        conn.execute("RESET ROLE")
+    assert may_create is False
+    assert_ok(reconcile(limited_role, "--apply"))
+    assert reconcile(limited_role, "--dry-run", "--detailed-exitcode").exit_code == 0
+
+
 def test_untrusted_extension_needs_a_superuser(vanilla_db):
     """On plain PostgreSQL pg_cron is not trusted: a role that is not a superuser is told so up front."""
     with psycopg.connect(vanilla_db.superuser_url, autocommit=True) as conn:
@@ -89,7 +107,9 @@ def test_untrusted_extension_needs_a_superuser(vanilla_db):
         findings = json.loads(result.stdout)["findings"]
         needs = [f for f in findings if f["code"] == "extension_needs_superuser"]
         assert "pg_cron" in {f["message"].split()[1] for f in needs}
-        assert reconcile(url, "--apply").exit_code == 1
+        refused = reconcile(url, "--apply")
+        assert refused.exit_code == 1 and "refusing to apply" in refused.stderr and "pg_cron" in refused.stderr, \
+            refused.stderr
     finally:
         with psycopg.connect(vanilla_db.superuser_url, autocommit=True) as conn:
             conn.execute("DROP TABLE IF EXISTS public.scheduled_jobs")

@@ -133,6 +133,14 @@ def test_duplicates_and_orphans():
     assert {c.reason for c in pruned.mutating} == {"duplicate rows", "orphan row (job_name is NULL)"}
 
 
+def test_prune_policy_report_never_deletes_orphan_rows():
+    rows = [job_row(j.name, row_id=str(i)) for i, j in enumerate(MANIFEST.jobs)] + [job_row(None, row_id="orphan")]
+    reporting = MANIFEST.model_copy(update={"prune": MANIFEST.prune.model_copy(update={"jobs": "report"})})
+    p = plan(reporting, in_sync_live(job_rows=rows), VALUES, render_command, PlanOptions(prune=True))
+    (orphan,) = [c for c in p.changes if "orphan" in c.reason]
+    assert orphan.action is Action.UNMANAGED and p.is_empty
+
+
 def test_deletes_run_after_creates_in_reverse_kind_order():
     triggers = [_trigger_row(jobid=9, jobname="old")]
     managed = [("trigger", "old", False), ("job", "retired", False)]
@@ -141,8 +149,8 @@ def test_deletes_run_after_creates_in_reverse_kind_order():
                   capabilities=caps("public.scheduled_jobs", "cron.job", "reconciler.managed")), prune=True)
     actions = [(c.action, c.kind) for c in p.mutating]
     first_destructive = next(i for i, (a, _) in enumerate(actions) if a in (Action.DELETE, Action.DEACTIVATE))
-    assert all(a not in (Action.DELETE, Action.DEACTIVATE) for a, _ in actions[:first_destructive])
-    assert [k for a, k in actions[first_destructive:]] == ["trigger", "job"]
+    assert first_destructive > 0 and {a for a, _ in actions[:first_destructive]} == {Action.CREATE}
+    assert actions[first_destructive:] == [(Action.DELETE, "trigger"), (Action.DEACTIVATE, "job")]
 
 
 def test_existing_matching_objects_are_adopted_when_not_managed():
