@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # planning must not load the driver; only apply and readers d
     from psycopg import sql
 
 from reconciler.model import Action, Change, FieldChange
+from reconciler.secrets import SecretValue
 
 
 class Statement(NamedTuple):
@@ -40,7 +41,7 @@ class Statement(NamedTuple):
             return
         with cursor.copy(self.query) as copy:
             for row in self.copy_rows:
-                copy.write_row(row)
+                copy.write_row(tuple(v.reveal() if isinstance(v, SecretValue) else v for v in row))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +154,20 @@ def field_changes(
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def vault_value_written(*, rotating: bool, generated: bool, on_drift: str, live_digest: str | None,
+                        source_digest: str | None) -> bool:
+    """Whether an apply writes the source value over an existing Vault secret.
+
+    The `secret` kind acts on it and `edge_secret` mirrors what the vault will hold: one rule, so the
+    two can never disagree (an unreadable digest, say, writes nothing to either).
+    """
+    if rotating:
+        return True
+    if generated or live_digest is None or source_digest is None or on_drift != "correct":
+        return False
+    return live_digest != source_digest
 
 
 def in_sync(kind: str, key: str, before: Mapping[str, Any], after: Mapping[str, Any], ctx: PlanContext) -> Change:

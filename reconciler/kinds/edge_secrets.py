@@ -12,7 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.kinds.base import Capabilities, Inputs, PlanContext, Statement, in_sync, undeclared
+from reconciler.kinds.base import (
+    Capabilities,
+    Inputs,
+    PlanContext,
+    Statement,
+    in_sync,
+    undeclared,
+    vault_value_written,
+)
 from reconciler.model import Action, Change, FieldChange, Finding, Severity
 
 KIND = "edge_secret"
@@ -67,11 +75,11 @@ def _vault_value_after_plan(spec: DesiredEdgeSecret, ctx: PlanContext) -> tuple[
     """(digest, SecretValue or None) the mirrored vault secret holds once this plan is applied."""
     live_secret = ctx.live.of("secret").get(spec.vault_secret)
     value = spec.value
-    if live_secret is None or spec.vault_secret in ctx.options.rotate:
+    if live_secret is None or vault_value_written(
+            rotating=spec.vault_secret in ctx.options.rotate, generated=getattr(value, "generated", False),
+            on_drift=spec.on_drift, live_digest=live_secret.digest,
+            source_digest=value.digest if value is not None else None):
         return (value.digest if value is not None else None), value
-    generated = getattr(value, "generated", False)
-    if not generated and spec.on_drift == "correct" and value is not None:
-        return value.digest, value
     return live_secret.digest, None
 
 

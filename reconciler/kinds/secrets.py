@@ -8,10 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.kinds.base import Capabilities, Inputs, PlanContext, Statement, in_sync, undeclared
+from reconciler.kinds.base import (
+    Capabilities,
+    Inputs,
+    PlanContext,
+    Statement,
+    in_sync,
+    undeclared,
+    vault_value_written,
+)
 from reconciler.model import Action, Change, FieldChange, Finding, Severity
+
+if TYPE_CHECKING:  # planning must not load the driver
+    from psycopg import sql
 
 KIND = "secret"
 PRUNABLE = True
@@ -93,11 +104,8 @@ def diff(want: Mapping[str, DesiredSecret], live: Mapping[str, LiveSecret], ctx:
 
 
 def _value_differs(spec: DesiredSecret, have: LiveSecret, ctx: PlanContext) -> bool:
-    if spec.name in ctx.options.rotate:
-        return True
-    if spec.generated or have.digest is None or spec.on_drift != "correct":
-        return False
-    return bool(have.digest != spec.value.digest)
+    return vault_value_written(rotating=spec.name in ctx.options.rotate, generated=spec.generated,
+                               on_drift=spec.on_drift, live_digest=have.digest, source_digest=spec.value.digest)
 
 
 def findings(want: Mapping[str, DesiredSecret], live: Mapping[str, LiveSecret], ctx: PlanContext) -> list[Finding]:
@@ -121,7 +129,8 @@ def statements(changes: Sequence[Change], caps: Capabilities) -> list[Statement]
     """Values are staged by COPY into a transaction-local temp table, then passed by sub-select."""
     from psycopg import sql
 
-    staged = tuple((c.key, c.after["value"].reveal()) for c in changes  # type: ignore[index]
+    # SecretValue objects, revealed only while the COPY writes them: a Statement's repr shows no value
+    staged = tuple((c.key, c.after["value"]) for c in changes  # type: ignore[index]
                    if c.action is Action.CREATE or (c.action is Action.UPDATE and _value_changes(c)))
     out: list[Statement] = []
     if staged:
@@ -139,8 +148,11 @@ def _value_changes(change: Change) -> bool:
     return any(f.path == "value" for f in change.fields)
 
 
-def _staged(name_param: str = "%s") -> str:
-    return f"(SELECT value FROM pg_temp.{STAGING} WHERE name = {name_param})"
+def _staged() -> sql.Composed:
+    """The staged value of the secret named by the next parameter."""
+    from psycopg import sql
+
+    return sql.SQL("(SELECT value FROM {} WHERE name = %s)").format(sql.Identifier("pg_temp", STAGING))
 
 
 def sql_for(change: Change) -> list[Statement]:
@@ -148,13 +160,13 @@ def sql_for(change: Change) -> list[Statement]:
 
     if change.action is Action.CREATE:
         assert change.after is not None
-        return [Statement(sql.SQL(f"SELECT vault.create_secret({_staged()}, %s, %s)"),
+        return [Statement(sql.SQL("SELECT vault.create_secret({}, %s, %s)").format(_staged()),
                           (change.key, change.key, change.after["description"]), f"create secret {change.key}")]
     if change.action is Action.UPDATE:
         assert change.after is not None
         changed = {f.path for f in change.fields}
         description = change.after["description"] if "description" in changed else None
-        value = sql.SQL(_staged()) if "value" in changed else sql.SQL("NULL::text")
+        value = _staged() if "value" in changed else sql.SQL("NULL::text")
         params = (change.key,) if "value" in changed else ()
         return [Statement(sql.SQL("SELECT vault.update_secret(%s::uuid, {}, NULL, %s)").format(value),
                           (change.after["id"], *params, description), f"update secret {change.key}")]

@@ -81,20 +81,3 @@ def test_preflight_mentions_statement_logging(audited_db, statement_logging):
     result = reconcile(audited_db.url, "--dry-run", "--format", "json")
     assert result.exit_code == 0
     assert '"code": "statement_logging"' in result.stdout
-
-
-def test_plan_shows_values_are_staged_not_parameters():
-    from reconciler.kinds import secrets
-    from reconciler.model import Action, Change, FieldChange
-
-    class Value:
-        def reveal(self) -> str:
-            return "top-secret-value"
-
-    change = Change("secret", "s", Action.CREATE, after={"name": "s", "description": "", "value": Value()},
-                    fields=(FieldChange("value", sensitive=True),))
-    statements = secrets.statements([change], caps=None)  # type: ignore[arg-type]
-    for statement in statements:
-        assert "top-secret-value" not in statement.text()
-        assert "top-secret-value" not in repr(statement.params)
-    assert statements[1].copy_rows == (("s", "top-secret-value"),)

@@ -171,3 +171,25 @@ def test_preflight_findings():
 def test_plan_module_does_not_import_the_driver():
     code = "import sys, reconciler.plan; sys.exit(1 if 'psycopg' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def _vault_and_edge(cron_secret_digest):
+    """The plan's cron_secret change and the mirrored Edge Function secret's, for one live vault digest."""
+    from reconciler.kinds import edge_secrets
+    from reconciler.kinds.base import PlanContext
+
+    rows = [(f"id-{s.name}", s.name, s.description,
+             cron_secret_digest if s.name == "cron_secret" else VALUES[s.name].digest) for s in MANIFEST.secrets]
+    state = in_sync_live(secret_rows=rows)
+    want = {"CRON_SECRET": edge_secrets.DesiredEdgeSecret("CRON_SECRET", "cron_secret", VALUES["cron_secret"])}
+    edge_live = edge_secrets.EdgeLive(True, "", {"CRON_SECRET": "digest-of-an-old-value"})
+    (edge_change,) = edge_secrets.diff(want, edge_live, PlanContext(state, PlanOptions(), "off"))
+    (vault_change,) = by(make(state), "secret", "cron_secret")
+    return vault_change.action, edge_change.action
+
+
+def test_edge_secret_and_vault_agree_on_whether_the_value_is_written():
+    # an unreadable vault digest: the vault is not written, so the Edge Function must not get the source value
+    assert _vault_and_edge(None) == (Action.NOOP, Action.ADOPT)
+    # a readable digest that differs: both are written
+    assert _vault_and_edge("digest-of-an-old-value") == (Action.UPDATE, Action.UPDATE)

@@ -200,3 +200,23 @@ def test_validate_alone_turns_usage_errors_into_one_line_exit_1(args: list[str])
     result = CliRunner().invoke(validate_command, args)
     assert result.exit_code == 1, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+
+
+def test_secret_statements_carry_no_plaintext_until_the_copy_runs() -> None:
+    from psycopg import sql
+
+    from reconciler.kinds import secrets as secret_kind
+    from reconciler.kinds.base import Capabilities
+    from reconciler.model import Action, Change, FieldChange
+
+    value = SecretValue("sv-plaintext-marker")
+    change = Change("secret", "cron_secret", Action.CREATE, after={"name": "cron_secret", "description": "", "value": value},
+                    fields=(FieldChange("value", sensitive=True),))
+    statements = secret_kind.statements([change], Capabilities())
+    shown = repr(statements) + "".join(s.query.as_string(None) for s in statements)
+    assert "sv-plaintext-marker" not in shown
+    assert "pg_temp" in shown and all(isinstance(s.query, sql.Composable) for s in statements)
+
+    # the value is revealed only by Statement.run, inside the COPY (tests/integration: the vault holds it)
+    (copy_statement,) = [s for s in statements if s.copy_rows is not None]
+    assert copy_statement.copy_rows == (("cron_secret", value),)
