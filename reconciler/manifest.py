@@ -46,6 +46,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 from reconciler.errors import ManifestError, ManifestProblem
+from reconciler.files import read_limited
 
 __all__ = [
     "DEFAULT_CRON_VERSION",
@@ -1062,19 +1063,9 @@ def _read_file(path: str | Path, label: str) -> tuple[str | None, list[ManifestP
     ) -> tuple[None, list[ManifestProblem]]:
         return None, [ManifestProblem(label, line, column, "", message)]
 
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        return problem("file not found")
-    except IsADirectoryError:
-        return problem("is a directory, not a file")
-    except PermissionError:
-        return problem("cannot read the file: permission denied")
-    except OSError as exc:
-        return problem(f"cannot read the file: {exc.strerror or exc.__class__.__name__}")
-    if len(raw) > MAX_FILE_BYTES:
-        return problem(f"file is larger than {MAX_FILE_BYTES // 1024} KiB: not a manifest")
+    raw, why = read_limited(path, MAX_FILE_BYTES)
+    if raw is None:
+        return problem(f"file {why}" + (": not a manifest" if why.startswith("is larger") else ""))
     bom = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
     raw = raw[bom:]
     try:

@@ -13,10 +13,10 @@ import hashlib
 import hmac
 import secrets as _random
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, NoReturn
 
 from reconciler.errors import SecretSourceError
+from reconciler.files import read_limited
 from reconciler.manifest import Manifest, SecretSpec
 
 __all__ = ["SecretValue", "generate_value", "resolve_secret", "resolve_secrets"]
@@ -88,18 +88,14 @@ def generate_value(n_bytes: int = 32, encoding: str = "base64url") -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+#: A secret file holds a key or a token; a bigger file is a wrong path (/dev/zero, a log), not a secret.
+MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
 def _from_file(path_text: str) -> tuple[str | None, str]:
-    path = Path(path_text)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None, f"file {path_text} not found"
-    except IsADirectoryError:
-        return None, f"{path_text} is a directory, not a file"
-    except PermissionError:
-        return None, f"file {path_text} is not readable (permission denied)"
-    except OSError as exc:
-        return None, f"file {path_text} cannot be read ({exc.strerror or type(exc).__name__})"
+    raw, why = read_limited(path_text, MAX_SECRET_FILE_BYTES)
+    if raw is None:
+        return None, f"file {path_text} {why}"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -425,7 +425,7 @@ def test_default_file_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_directory_and_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dir.yaml").mkdir()
-    assert problems_of(["dir.yaml"]) == ["dir.yaml: is a directory, not a file"]
+    assert problems_of(["dir.yaml"]) == ["dir.yaml: file is a directory"]
 
 
 def test_huge_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

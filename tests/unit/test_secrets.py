@@ -110,7 +110,7 @@ def test_all_missing_sources_are_reported_together(tmp_path: Path) -> None:
         resolve_secrets(m, {"BLANK": "", "FINE": "MARKER-fine"})
     assert info.value.message == (
         "missing secret sources: "
-        f"a_dir ({tmp_path} is a directory, not a file), "
+        f"a_dir (file {tmp_path} is a directory), "
         f"binary_file (file {tmp_path / 'binary'} is not valid UTF-8), "
         "blank (environment variable BLANK is empty), "
         "cron_secret (environment variable CRON_SECRET is not set), "
@@ -220,3 +220,13 @@ def test_secret_statements_carry_no_plaintext_until_the_copy_runs() -> None:
     # the value is revealed only by Statement.run, inside the COPY (tests/integration: the vault holds it)
     (copy_statement,) = [s for s in statements if s.copy_rows is not None]
     assert copy_statement.copy_rows == (("cron_secret", value),)
+
+
+def test_a_secret_file_that_never_ends_is_refused_after_64_kib(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.write_text("x" * (64 * 1024 + 1))
+    m = manifest_with({"endless": {"from_file": "/dev/zero"}, "big": {"from_file": str(big)}})
+    with pytest.raises(SecretSourceError) as refused:
+        resolve_secrets(m, {})
+    assert "endless (file /dev/zero is larger than 64 KiB)" in refused.value.message
+    assert f"big (file {big} is larger than 64 KiB)" in refused.value.message
