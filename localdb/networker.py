@@ -178,6 +178,8 @@ def _exchange(parts: SplitResult, method: str, headers: dict[str, str], body: by
             return resp.status, resp.getheaders(), resp.read()
         except TimeoutError:
             raise _Timeout("http") from None
+        except ValueError:  # a header value with a line break or outside Latin-1: its text holds the value
+            raise _Failed("A libcurl function was given a bad argument") from None
         except http.client.RemoteDisconnected:
             raise _Failed("Server returned nothing (no headers, no data)") from None
         except (http.client.HTTPException, OSError):
@@ -327,7 +329,8 @@ class Worker:
         try:
             self.writer.write(send(req), req.table_oid)
         except Exception as exc:  # a delivery thread must never die silently
-            log("delivery_failed", id=req.id, error=repr(exc))
+            # the type only: an exception's text may quote a header, and headers carry secrets
+            log("delivery_failed", id=req.id, error=type(exc).__name__)
 
     def should_stop(self) -> bool:
         if self.stopping.is_set():

@@ -59,6 +59,15 @@ def test_refused_connection(net):
     assert response["headers"] is None and response["content"] is None
 
 
+@pytest.mark.parametrize("value", ["line\nbreak-s3cr3t", "non-latin-\u2603-s3cr3t"], ids=["line-break", "non-latin-1"])
+def test_a_header_that_cannot_be_sent_is_an_error_row_and_never_logged(supabase_like, net, http_server, value):
+    rid = net.execute("SELECT net.http_post(%s, '{}', headers => jsonb_build_object('x-cron-secret', %s::text))",
+                      (http_server.url + "/run", value)).fetchone()[0]
+    response = wait_response(net, rid)
+    assert (response["status_code"], response["error_msg"]) == (None, "A libcurl function was given a bad argument")
+    assert "s3cr3t" not in supabase_like.cluster.worker_log_file.read_text(errors="replace")
+
+
 def test_timeout(net, http_server):
     rid = net.execute("SELECT net.http_get(%s, timeout_milliseconds => 300)",
                       (http_server.url + "/slow?s=2",)).fetchone()[0]
