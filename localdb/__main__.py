@@ -59,8 +59,11 @@ def _port(arg: int | None) -> int:
 def _seed(cluster: Cluster) -> None:
     import psycopg
 
-    with psycopg.connect(cluster.url(), autocommit=True) as conn:
-        create_app_tables(conn)
+    try:
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            create_app_tables(conn)
+    except psycopg.Error as exc:
+        raise LocalDbError(f"cannot create the application tables: {' '.join(str(exc).split())}") from exc
 
 
 def run(argv: list[str] | None = None) -> int:

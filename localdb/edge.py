@@ -166,11 +166,6 @@ class EdgeFunction:
         log("started", port=self.port)
         return self
 
-    def serve_forever(self) -> None:
-        self.start()
-        assert self._thread is not None
-        self._thread.join()
-
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
@@ -237,6 +232,12 @@ def edge_command(cluster: Any, action: str, port: int | None, secret_env: str, d
     if not os.environ.get(secret_env):
         raise LocalDbError(f"environment variable {secret_env} is not set or empty: it holds the secret "
                            "the stand-in accepts as x-cron-secret")
+    with socket.socket() as probe:  # else readiness below would be "something answers", not "we do"
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise LocalDbError(f"port {port} is in use ({exc.strerror}): stop what listens there or pass --port") \
+                from None
     dsn = database_url or cluster.url()
     cluster.root.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,13 @@ def test_edge_command_line(audited_db: DbTarget, tmp_path: Path) -> None:
     missing = subprocess.run([*base, "start", *args, "--secret-env", "NOT_SET_ANYWHERE"], cwd=ROOT, env=env,
                              capture_output=True, text=True)
     assert missing.returncode == 1 and "NOT_SET_ANYWHERE is not set" in missing.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        busy = subprocess.run([*base, "start", *args, "--secret-env", "EDGE_SECRET", "--database-url",
+                               audited_db.url], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert busy.returncode == 1 and f"port {port} is in use" in busy.stderr, busy.stderr
+    assert busy.stdout == ""
     started = subprocess.run([*base, "start", *args, "--secret-env", "EDGE_SECRET", "--database-url",
                               audited_db.url], cwd=ROOT, env=env, capture_output=True, text=True)
     try:
