@@ -13,6 +13,7 @@ errors too), 2 a check failed. The lead registers `verify_command` on the main g
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -20,17 +21,18 @@ from typing import Any
 
 import click
 
+from reconciler import render
 from reconciler.cli_support import Command, Duration, file_option
 from reconciler.errors import SecretSourceError
+from reconciler.secrets import resolvable_secrets
 
 POLL_SECONDS = 1.0
-SENSITIVE = "(sensitive)"
 
 
 def scrub(text: str, values: Sequence[str]) -> str:
     """Belt and braces: no resolved secret value may reach the output, whatever a check printed."""
     for value in sorted((v for v in values if len(v) >= 6), key=len, reverse=True):
-        text = text.replace(value, SENSITIVE)
+        text = text.replace(value, render.SENSITIVE)
     return text
 
 
@@ -84,9 +86,10 @@ def verify_command(ctx: click.Context, files: tuple[str, ...], wait: float | Non
     try:
         values = _secrets(manifest)
     except SecretSourceError as e:
-        plan_error = e.one_line()
+        plan_error = e.one_line()  # no plan then, but every value that does resolve is still scrubbed
+    known = values if values is not None else resolvable_secrets(manifest, os.environ)
     results = collect(url, manifest, values, plan_error, wait, ", ".join(files) or "scheduler.yaml")
-    render = {"json": verify.to_json, "markdown": verify.to_markdown}.get(fmt, verify.to_text)
-    secrets = [v.reveal() for v in (values or {}).values()]
-    click.echo(scrub(render(results), secrets), nl=False)
+    to_output = {"json": verify.to_json, "markdown": verify.to_markdown}.get(fmt, verify.to_text)
+    secrets = [v.reveal() for v in known.values()]
+    click.echo(scrub(to_output(results), secrets), nl=False)
     ctx.exit(verify.exit_code(results))

@@ -19,7 +19,7 @@ from reconciler.errors import SecretSourceError
 from reconciler.files import read_limited
 from reconciler.manifest import Manifest, SecretSpec
 
-__all__ = ["SecretValue", "generate_value", "resolve_secret", "resolve_secrets"]
+__all__ = ["SecretValue", "generate_value", "resolvable_secrets", "resolve_secrets"]
 
 
 class SecretValue:
@@ -109,14 +109,6 @@ def _from_file(path_text: str) -> tuple[str | None, str]:
     return text, ""
 
 
-def resolve_secret(spec: SecretSpec, environ: Mapping[str, str]) -> SecretValue:
-    """One secret's value from its source; SecretSourceError (naming the source, never a value) if missing."""
-    value, why = _resolve(spec, environ)
-    if value is None:
-        raise SecretSourceError(f"missing secret sources: {spec.name} ({why})")
-    return value
-
-
 def _resolve(spec: SecretSpec, environ: Mapping[str, str]) -> tuple[SecretValue | None, str]:
     if spec.generate is not None:
         return SecretValue(generate_value(spec.generate.n_bytes, spec.generate.encoding), generated=True), ""
@@ -155,6 +147,22 @@ def resolve_secrets(manifest: Manifest, environ: Mapping[str, str]) -> dict[str,
     does not exist yet). Every missing or unusable source is reported together in one SecretSourceError,
     sorted by secret name; its message names sources, never values.
     """
+    values, missing = _resolve_all(manifest, environ)
+    if missing:
+        listed = ", ".join(f"{name} ({why})" for name, why in sorted(missing))
+        raise SecretSourceError(
+            f"missing secret sources: {listed}",
+            hint="set the variables or mount the files, or use `generate:` for values the reconciler may create",
+        )
+    return values
+
+
+def resolvable_secrets(manifest: Manifest, environ: Mapping[str, str]) -> dict[str, SecretValue]:
+    """The values whose sources resolve, the others left out: enough to keep them out of any output."""
+    return _resolve_all(manifest, environ)[0]
+
+
+def _resolve_all(manifest: Manifest, environ: Mapping[str, str]) -> tuple[dict[str, SecretValue], list[tuple[str, str]]]:
     values: dict[str, SecretValue] = {}
     missing: list[tuple[str, str]] = []
     for spec in manifest.secrets:
@@ -169,13 +177,7 @@ def resolve_secrets(manifest: Manifest, environ: Mapping[str, str]) -> dict[str,
             continue  # mirrors a Vault secret, resolved above
         value, why = _resolve(source, environ)  # type: ignore[arg-type]
         if value is None:
-            missing.append((f"edge_functions.{edge_name}", why))
+            missing.append((edge_key(edge_name), why))
         else:
             values[edge_key(edge_name)] = value
-    if missing:
-        listed = ", ".join(f"{name} ({why})" for name, why in sorted(missing))
-        raise SecretSourceError(
-            f"missing secret sources: {listed}",
-            hint="set the variables or mount the files, or use `generate:` for values the reconciler may create",
-        )
-    return values
+    return values, missing

@@ -127,6 +127,19 @@ def test_missing_secret_sources_fail_preflight_only(audited_db: DbTarget) -> Non
     assert "secret literals" in checks
 
 
+def test_a_missing_source_still_scrubs_every_value_that_resolves(audited_db: DbTarget) -> None:
+    key = ENV["SUPABASE_SERVICE_ROLE_KEY"]
+    with psycopg.connect(audited_db.url, autocommit=True) as conn:  # a job name the jobs check will print
+        conn.execute("INSERT INTO public.scheduled_jobs (job_name, job_type, schedule, endpoint, is_active)"
+                     " VALUES (%s, 't', '*/5 * * * *', '/functions/v1/a', true)", (f"job-{key}",))
+    result = CliRunner().invoke(main, ["verify", "-f", str(MANIFEST), "--format", "json"],
+                                env={**ENV, "CRON_SECRET": None, "DATABASE_URL": audited_db.url},
+                                catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    assert "job-(sensitive)" in result.stdout
+    assert key not in result.output
+
+
 def test_stuck_queue_and_housekeeping(audited_db: DbTarget) -> None:
     """A worker that takes nothing from the queue (a trigger keeps every row), a run 90 s ago whose request
     is still queued, and a big, old run history: the not-sending diagnosis and a housekeeping warning."""
