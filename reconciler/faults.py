@@ -14,6 +14,8 @@ RECONCILER_FAULT holds one or more comma-separated specs:
     kill-before-statement:N             SIGKILL this process just before point N
     sleep-before-statement:N:SECONDS    sleep SECONDS just before point N (then carry on)
     kill-at:NAME / sleep-at:NAME:SECONDS the same at the first point called NAME (e.g. `commit`)
+    wait-at:NAME:PATH                   at the first point called NAME, wait until the file PATH exists
+                                        (at most 60 s): the test edits the database, then creates it
     trace                               write `fault-point N NAME` to stderr at every point
 
 When RECONCILER_FAULT is unset or empty, `point` is a function that does nothing: the variable is
@@ -34,10 +36,11 @@ ENV = "RECONCILER_FAULT"
 
 @dataclass(frozen=True)
 class Fault:
-    action: str  # "kill" or "sleep"
+    action: str  # "kill", "sleep" or "wait"
     number: int | None = None  # before the point with this number...
     name: str | None = None  # ...or at the first point with this name
     seconds: float = 0.0
+    resume_file: str = ""  # "wait": carry on once this file exists
 
 
 def parse(text: str) -> tuple[list[Fault], bool]:
@@ -50,8 +53,11 @@ def parse(text: str) -> tuple[list[Fault], bool]:
             continue
         head, _, rest = spec.partition(":")
         action, _, where = head.partition("-")
-        args = rest.split(":") if rest else []
+        args = rest.split(":", 1) if rest else []
         try:
+            if action == "wait" and where == "at" and len(args) == 2 and all(args):
+                faults.append(Fault(action, name=args[0], resume_file=args[1]))
+                continue
             if action not in ("kill", "sleep") or where not in ("before-statement", "at"):
                 raise ValueError
             if len(args) != (1 if action == "kill" else 2):
@@ -87,6 +93,10 @@ class _Injector:
                 if fault.action == "kill":
                     sys.stderr.flush()
                     os.kill(os.getpid(), signal.SIGKILL)
+                if fault.action == "wait":
+                    deadline = time.monotonic() + 60
+                    while not os.path.exists(fault.resume_file) and time.monotonic() < deadline:
+                        time.sleep(0.02)
                 time.sleep(fault.seconds)
 
 

@@ -104,6 +104,23 @@ def run(url: str, *args: str, manifest: Path = MANIFEST, fault: str | None = Non
     return proc.returncode, stdout, stderr
 
 
+def wait_for_point(proc: subprocess.Popen[str], name: str) -> None:
+    """Read a RECONCILER_FAULT=trace run's stderr until it reaches the point `name`."""
+    assert proc.stderr is not None
+    while True:
+        line = proc.stderr.readline()
+        assert line, f"the apply ended before point {name}"
+        if line.startswith("fault-point ") and line.split()[-1] == name:
+            return
+
+
+def paused_at(url: str, point: str, resume_file: Path, *args: str) -> subprocess.Popen[str]:
+    """`reconcile --apply ARGS` in its own process, held at `point` until `resume_file` is created."""
+    proc = spawn(url, "--apply", *args, fault=f"trace,wait-at:{point}:{resume_file}")
+    wait_for_point(proc, point)
+    return proc
+
+
 def trace_points(stderr: str) -> list[tuple[int, str]]:
     """The `fault-point N NAME` lines a RECONCILER_FAULT=trace run wrote."""
     out = []

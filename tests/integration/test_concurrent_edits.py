@@ -9,7 +9,6 @@ this apply made that something rewrites still fails the apply, and nothing is co
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from tests.fix_db import DbTarget
@@ -17,8 +16,8 @@ from tests.integration.apply_support import execute, query
 from tests.integration.reliability_support import (
     describe_difference,
     one_line,
+    paused_at,
     run,
-    spawn,
     state,
 )
 
@@ -36,27 +35,17 @@ def _converged_then_drifted(url: str, su: str) -> str:
     return str(other)
 
 
-def _paused_at_verify(url: str, *args: str) -> subprocess.Popen[str]:
-    """An apply in its own process, paused for 3 s just before its verification re-read."""
-    proc = spawn(url, "--apply", *args, fault="trace,sleep-at:verify:3")
-    assert proc.stderr is not None
-    while True:
-        line = proc.stderr.readline()
-        assert line, "the apply ended before its verification"
-        if line.split()[-1:] == ["verify"]:
-            return proc
-
-
 def _edit_behind_its_back(su: str, other_job: str) -> None:
     execute(su, "DELETE FROM public.scheduled_jobs WHERE job_name = %s", (other_job,))
     execute(su, "UPDATE cron.job SET active = false WHERE jobname = 'master-scheduler'")
 
 
-def test_edits_made_during_an_apply_are_corrected_in_the_same_transaction(audited_db: DbTarget) -> None:
+def test_edits_made_during_an_apply_are_corrected_in_the_same_transaction(audited_db: DbTarget, tmp_path: Path) -> None:
     url, su = audited_db.url, audited_db.superuser_url
     other = _converged_then_drifted(url, su)
-    proc = _paused_at_verify(url)
+    proc = paused_at(url, "verify", tmp_path / "resume")
     _edit_behind_its_back(su, other)
+    (tmp_path / "resume").touch()
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr and "did not stick" not in stderr
@@ -80,9 +69,10 @@ def test_a_saved_plan_refuses_edits_made_during_its_apply_and_commits_nothing(au
     code, _, stderr = run(url, "--dry-run", "--out", str(saved))
     assert code == 0, stderr
     assert any(c["key"] == DRIFTED_JOB for c in json.loads(saved.read_text())["changes"])
-    proc = _paused_at_verify(url, str(saved))
+    proc = paused_at(url, "verify", tmp_path / "resume", str(saved))
     _edit_behind_its_back(su, other)
     before = state(su)  # the edits are in; the apply must not add to them
+    (tmp_path / "resume").touch()
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1, stderr
     message = one_line(stderr)

@@ -86,8 +86,8 @@ def test_apply_corrects_injected_drift_and_counts_it(audited_db: DbTarget, tmp_p
 
         _inject_drift(su)
         injected = time.monotonic()
-        wait_until("the drift corrected", lambda: _drift_corrected(su), timeout=3.0)
-        assert time.monotonic() - injected <= 3.0
+        wait_until("the drift corrected", lambda: _drift_corrected(su), timeout=10.0)
+        assert time.monotonic() - injected <= 10.0  # a few 1 s cycles; the product promise is within a minute
         fixes = w.wait_event("change_applied", 3, where=lambda e: e.get("key") in (JOB, "master-scheduler")
                              and e.get("action") == "update", count=2)
         assert {e["kind"] for e in fixes} == {"job", "trigger"}

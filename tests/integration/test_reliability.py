@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -22,10 +23,10 @@ from tests.integration.reliability_support import (
     InProcess,
     describe_difference,
     one_line,
+    paused_at,
     reconciler_backends,
     reset_to_audited,
     run,
-    spawn,
     state,
     trace_points,
     wait_backends_gone,
@@ -47,13 +48,15 @@ def test_fault_hook_costs_nothing_when_unset() -> None:
     ("sleep-before-statement:3:1.5", [faults.Fault("sleep", number=3, seconds=1.5)]),
     ("trace,kill-at:commit", [faults.Fault("kill", name="commit")]),
     ("sleep-at:statement.job:2", [faults.Fault("sleep", name="statement.job", seconds=2.0)]),
-], ids=["kill-number", "sleep-number", "trace-and-name", "sleep-name"])
+    ("wait-at:verify:/tmp/go", [faults.Fault("wait", name="verify", resume_file="/tmp/go")]),
+], ids=["kill-number", "sleep-number", "trace-and-name", "sleep-name", "wait-name"])
 def test_fault_specs_parse(spec: str, expected: list[faults.Fault]) -> None:
     assert faults.parse(spec)[0] == expected
 
 
 @pytest.mark.parametrize("spec", ["kill", "kill-before-statement:0", "sleep-before-statement:3",
-                                  "explode-at:commit", "kill-before-statement:x"])
+                                  "explode-at:commit", "kill-before-statement:x", "wait-at:verify",
+                                  "wait-before-statement:3:/tmp/go"])
 def test_malformed_fault_specs_are_refused(spec: str) -> None:
     with pytest.raises(ValueError, match="RECONCILER_FAULT"):
         faults.parse(spec)
@@ -90,20 +93,15 @@ def test_kill_at_statement_verify_and_commit_points_leaves_before_or_after(audit
 
 
 @pytest.mark.parametrize("where", ["statement.job", "commit"])
-def test_terminated_backend_fails_with_one_retryable_line(audited_db: DbTarget, where: str) -> None:
+def test_terminated_backend_fails_with_one_retryable_line(audited_db: DbTarget, where: str, tmp_path: Path) -> None:
     """pg_terminate_backend on the paused apply: exit 1, one line that says retry, nothing applied."""
     url, su = audited_db.url, audited_db.superuser_url
     before = state(su)
-    proc = spawn(url, "--apply", fault=f"trace,sleep-at:{where}:2")
-    assert proc.stderr is not None
-    while True:  # read the trace until the apply is paused at the point
-        line = proc.stderr.readline()
-        assert line, "the apply ended before reaching the point"
-        if line.split()[-1:] == [where]:
-            break
-    pids = wait_for(lambda: [p for p, st, _ in reconciler_backends(su) if st == "idle in transaction"], 5, "the paused backend")
+    proc = paused_at(url, where, tmp_path / "resume")
+    pids = wait_for(lambda: [p for p, st, _ in reconciler_backends(su) if st == "idle in transaction"], 10, "the paused backend")
     assert len(pids) == 1
     execute(su, "SELECT pg_terminate_backend(%s)", (pids[0],))
+    (tmp_path / "resume").touch()
     stdout, rest = proc.communicate(timeout=30)
     assert proc.returncode == 1, rest
     message = one_line(rest)
@@ -144,7 +142,7 @@ def test_access_exclusive_on_scheduled_jobs_waits_lock_timeout_then_names_the_bl
     assert f"pid {holder_pid} (application_name rel-blocker" in line, line
     assert "holding AccessExclusiveLock on public.scheduled_jobs" in line, line
     assert "lock timeout" in line and "55P03" in line and "--lock-timeout" in line
-    assert 1.0 <= waited < 4.0, waited
+    assert 1.0 <= waited < DEFAULT_LOCK_TIMEOUT - 1, waited  # --lock-timeout 1 was used, not the default
     assert state(su) == before
     assert_ok(reconcile(url, "--apply"))
     assert_converged(url)
@@ -170,7 +168,7 @@ def test_lock_on_cron_job_mid_apply_rolls_back_everything(audited_db: DbTarget, 
     assert result.exit_code == 1, result.output
     line = one_line(result.stderr)
     assert f"pid {holder_pid} (application_name rel-blocker" in line and "on cron.job" in line, line
-    assert 1.0 <= waited < 4.0, waited
+    assert 1.0 <= waited < DEFAULT_LOCK_TIMEOUT - 1, waited  # --lock-timeout 1 was used, not the default
     assert state(su) == before
     assert_ok(reconcile(url, "--apply"))
     assert_converged(url)
@@ -191,7 +189,7 @@ def test_statement_timeout_also_bounds_a_lock_wait_and_names_the_blocker(audited
     assert result.exit_code == 1, result.output
     line = one_line(result.stderr)
     assert "statement timeout" in line and "57014" in line and f"pid {holder_pid}" in line, line
-    assert 1.0 <= waited < 4.0, waited
+    assert 1.0 <= waited < DEFAULT_LOCK_TIMEOUT - 1, waited  # --lock-timeout 1 was used, not the default
     assert state(su) == before
 
 

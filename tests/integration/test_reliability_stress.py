@@ -31,6 +31,7 @@ from tests.integration.reliability_support import (
     state,
     trace_points,
     wait_backends_gone,
+    wait_for_point,
 )
 
 KILL_POINTS = 20
@@ -47,7 +48,7 @@ def test_sigkill_at_20_points_and_at_random_times_leaves_before_or_after(audited
     # The clean, traced apply: the reference "after" state, the points, and how long the apply itself
     # takes once connected (random kills land in that window, not in the interpreter's start-up).
     proc = spawn(url, "--apply", manifest=manifest, fault="trace")
-    _wait_for_point(proc, "begin")
+    wait_for_point(proc, "begin")
     started = time.monotonic()
     _, rest = proc.communicate(timeout=60)
     clean_seconds = time.monotonic() - started
@@ -84,7 +85,7 @@ def test_sigkill_at_20_points_and_at_random_times_leaves_before_or_after(audited
         reset_to_audited(_resetter, url)
         delay = rng.uniform(0, clean_seconds)
         proc = spawn(url, "--apply", manifest=manifest, fault="trace")
-        _wait_for_point(proc, "begin")
+        wait_for_point(proc, "begin")
         time.sleep(delay)
         alive = proc.poll() is None
         proc.kill()
@@ -96,14 +97,6 @@ def test_sigkill_at_20_points_and_at_random_times_leaves_before_or_after(audited
     print(f"\nkill matrix: {len(chosen)} points {[n for n, _ in chosen]}, random kills {RANDOM_KILLS} "
           f"(seed {SEED}, clean apply {clean_seconds:.2f}s): {Counter(o for _, o in outcomes)}; "
           f"every next apply converged\n" + "\n".join(f"  {label}: {o}" for label, o in outcomes))
-
-
-def _wait_for_point(proc: Any, name: str) -> None:
-    while True:
-        line = proc.stderr.readline()
-        assert line, f"the apply ended before point {name}"
-        if line.startswith("fault-point ") and line.split()[-1] == name:
-            return
 
 
 # -- 32 reconcilers --------------------------------------------------------------------------------------

@@ -31,7 +31,13 @@ def statement_logging(audited_db) -> Iterator[None]:
         conn.execute("ALTER SYSTEM SET log_statement = 'all'")
         conn.execute("ALTER SYSTEM SET log_min_error_statement = 'error'")  # the default, said explicitly
         conn.execute("SELECT pg_reload_conf()")
-    time.sleep(0.3)  # the postmaster signals backends; new connections read the new settings
+    deadline = time.monotonic() + 10  # the postmaster signals backends; new connections read the new settings
+    while True:
+        with psycopg.connect(audited_db.superuser_url, autocommit=True) as conn:
+            if conn.execute("SHOW log_statement").fetchone() == ("all",):
+                break
+        assert time.monotonic() < deadline, "log_statement = 'all' did not take effect"
+        time.sleep(0.05)
     try:
         yield
     finally:
