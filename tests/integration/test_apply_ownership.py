@@ -138,10 +138,10 @@ def test_history_never_records_the_database_password(supabase_like: DbTarget,
     monkeypatch.setattr(sys, "argv", ["reconcile", *args])
     result = CliRunner().invoke(main, args, env=SECRETS_ENV, catch_exceptions=False)
     assert_ok(result)
-    [(history_id, command, _, _)] = history_rows(supabase_like.superuser_url)
+    [(history_id, command, summary, changes)] = history_rows(supabase_like.superuser_url)
     assert command == "--apply" and "postgresql://" not in command
     shown = reconcile_sub(supabase_like.url, "history", "--show", str(history_id), manifest=None)
-    assert "apply-pw-marker-41c9" not in shown.output + command
+    assert "apply-pw-marker-41c9" not in "\n".join((result.output, shown.output, command, summary, json.dumps(changes)))
 
 
 def test_protected_items_are_never_pruned(supabase_like: DbTarget, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from tests.integration.apply_support import (
     cron_job,
     dump,
     execute,
+    history_rows,
     jobs,
     query,
     reconcile,
@@ -169,7 +171,8 @@ def test_generated_secret_is_created_once_and_rotated_on_request(supabase_like: 
     assert_ok(rotated)
     new_value = query(su, "SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = 'cron_secret'")[0][0]
     assert secret_digests(su)["cron_secret"] != digest
-    for text in (first.output, again.output, plan.output, rotated.output):
+    recorded = json.dumps(history_rows(su), default=str) + (cron_job(su) or {})["command"]
+    for text in (first.output, again.output, plan.output, rotated.output, recorded):
         assert value not in text and new_value not in text
     assert cron_job(su) == master
     assert_converged(supabase_like.url, manifest)

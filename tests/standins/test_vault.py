@@ -5,7 +5,6 @@ and by behaviour, as the non-superuser `postgres` of the supabase profile unless
 from __future__ import annotations
 
 import base64
-import hashlib
 
 import psycopg
 import pytest
@@ -136,12 +135,16 @@ def test_stored_secret_is_base64_ciphertext_not_plaintext(vault):
     assert nonce is not None
 
 
-def test_digest_comparison_inside_the_database(vault):
-    vault.execute("SELECT vault.create_secret('abc', 'k')")
+@pytest.mark.parametrize("text", ["abc", "caf\u00e9 \u2603 \U0001f600"], ids=["ascii", "non-ascii"])
+def test_digest_comparison_inside_the_database(vault, text):
+    """The digest the reconciler reads from the database is the one SecretValue computes in Python."""
+    from reconciler.secrets import SecretValue
+
+    vault.execute("SELECT vault.create_secret(%s, 'k')", (text,))
     digest = vault.execute(
         "SELECT encode(sha256(convert_to(decrypted_secret, 'UTF8')), 'hex') "
         "FROM vault.decrypted_secrets WHERE name = 'k'").fetchone()[0]
-    assert digest == hashlib.sha256(b"abc").hexdigest()
+    assert digest == SecretValue(text).digest
 
 
 def test_duplicate_name_error_text(vault):

@@ -252,9 +252,8 @@ def test_schema_file_is_current() -> None:
     )
 
 
-def test_schema_is_stable_and_documented() -> None:
-    first, second = manifest_json_schema(), manifest_json_schema()
-    assert json.dumps(first) == json.dumps(second)
+def test_schema_documents_the_manifest_not_the_loader() -> None:
+    first = manifest_json_schema()
     assert "--prune" in first["$defs"]["PrunePolicy"]["description"]
     assert first["properties"]["secrets"]["type"] == "object"
     assert "source_files" not in first["properties"]
@@ -262,7 +261,7 @@ def test_schema_is_stable_and_documented() -> None:
 
 
 def test_scheduler_yaml_matches_its_schema() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
     import yaml
 
     data = yaml.safe_load(SCHEDULER_YAML.read_text(encoding="utf-8"))

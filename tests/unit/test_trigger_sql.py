@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pglast
@@ -88,11 +89,6 @@ def test_runbook_trigger_parses_and_embeds_no_value() -> None:
     assert found.strings.count("project_url") == 1 and found.strings.count("cron_secret") == 1
 
 
-def test_deterministic() -> None:
-    texts = {render_command(TriggerSpec.model_validate(RUNBOOK_TRIGGER)) for _ in range(5)}
-    assert len(texts) == 1
-
-
 def test_command_trigger_is_returned_as_written() -> None:
     spec = TriggerSpec(name="vacuum", schedule="0 3 * * *", command="VACUUM ANALYZE public.job_executions;  ")
     assert render_command(spec) == "VACUUM ANALYZE public.job_executions;  "
@@ -168,7 +164,9 @@ def test_any_text_round_trips(value: str) -> None:
     try:
         spec = trigger(url="https://example.com", body={"k": value, value: 1})
     except ValidationError:
-        return  # control characters are rejected before rendering
+        # the only reason to refuse such text: a control character (tab and line breaks are allowed)
+        assert re.search(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]", value), repr(value)
+        return
     found = parsed(render_command(spec))
     assert value in found.strings
 
