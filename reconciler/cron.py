@@ -600,6 +600,13 @@ def parse(text: str, *, version: tuple[int, int] = PG_CRON_1_6) -> Schedule:
     """Parse a schedule as pg_cron `version` would; raise CronError with a precise message if it would not."""
     if not isinstance(text, str):
         raise CronError(f"a schedule must be text, not {type(text).__name__}")
+    return _parse(text, tuple(version))
+
+
+# Loading validates every schedule, warnings parse it again, and each plan normalises live schedules: a
+# few distinct texts parsed thousands of times. A Schedule is immutable, so sharing one is safe.
+@lru_cache(maxsize=4096)
+def _parse(text: str, version: tuple[int, int]) -> Schedule:
     if "\0" in text:
         raise CronError("the schedule contains a NUL character")
     cron_error: CronError | None = None

@@ -1411,8 +1411,8 @@ def _warnings(root: _LMap, manifest: Manifest, cron_version: tuple[int, int]) ->
                 parsed = cron.parse(spec.schedule, version=cron_version)
             except cron.CronError:  # validated already; a dialect module change must not crash loading
                 continue
-            for message in getattr(parsed, "warnings", ()) or ():
-                warn((kind, i, "schedule"), str(message))
+            for message in parsed.warnings:
+                warn((kind, i, "schedule"), message)
     return tuple(out)
 
 
