@@ -15,7 +15,7 @@ import click
 
 from reconciler.errors import ManifestError, ReconcilerError
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2  # 3 (lock held) is LockHeld.exit_code
 
 file_option = click.option("-f", "--file", "files", multiple=True, metavar="FILE",
                            help="Manifest file; repeat to overlay (later files win). Default ./scheduler.yaml.")

@@ -122,11 +122,11 @@ class Controller:
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        signal.signal(signal.SIGTERM, lambda *_: self._request_stop("SIGTERM"))
-        signal.signal(signal.SIGINT, lambda *_: self._request_stop("SIGINT"))
+        signal.signal(signal.SIGTERM, lambda *_: self._request_stop())
+        signal.signal(signal.SIGINT, lambda *_: self._request_stop())
         signal.signal(signal.SIGHUP, lambda *_: self.wake.set())
 
-    def _request_stop(self, why: str) -> None:
+    def _request_stop(self) -> None:
         self.stop.set()
         self.wake.set()
 

@@ -26,13 +26,8 @@ SETTINGS = (
     "shared_preload_libraries",
     "cron.database_name",
     "cron.timezone",
-    "cron.use_background_workers",
     "pg_net.database_name",
     "log_statement",
-    "log_min_error_statement",
-    "log_parameter_max_length",
-    "log_parameter_max_length_on_error",
-    "server_version",
 )
 RELATIONS = (
     "public.scheduled_jobs",
@@ -70,7 +65,6 @@ SELECT current_setting('server_version_num')::int,
                   JOIN pg_namespace n ON n.oid = p.pronamespace
                  WHERE n.nspname = 'cron' AND p.proname = 'alter_job'), false),
        json_build_object(
-         'database.create', has_database_privilege(current_database(), 'CREATE'),
          'database.temp', has_database_privilege(current_database(), 'TEMP'),
          'cron.usage', (SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = 'cron'),
          'cron.schedule', ((SELECT bool_or(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
@@ -80,8 +74,6 @@ SELECT current_setting('server_version_num')::int,
          'vault.usage', (SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = 'vault'),
          'vault.secrets.delete', CASE WHEN to_regclass('vault.secrets') IS NULL THEN NULL
                                       ELSE has_table_privilege('vault.secrets', 'DELETE') END,
-         'jobs.select', CASE WHEN to_regclass('public.scheduled_jobs') IS NULL THEN NULL
-                             ELSE has_table_privilege('public.scheduled_jobs', 'SELECT') END,
          'jobs.insert', CASE WHEN to_regclass('public.scheduled_jobs') IS NULL THEN NULL
                              ELSE has_table_privilege('public.scheduled_jobs', 'INSERT') END,
          'jobs.update', CASE WHEN to_regclass('public.scheduled_jobs') IS NULL THEN NULL

@@ -45,7 +45,7 @@ class EdgePlane:
             self.api.close()
 
 
-def connect(manifest: Any, environ: Mapping[str, str], **kwargs: Any) -> EdgePlane | None:
+def connect(manifest: Any, environ: Mapping[str, str]) -> EdgePlane | None:
     """None without an `edge_functions:` section; else the plane, possibly skipped.
 
     An empty `secrets: {}` still names the project, so managed names left there can be pruned.
@@ -59,7 +59,7 @@ def connect(manifest: Any, environ: Mapping[str, str], **kwargs: Any) -> EdgePla
     ref = edge.project_ref or environ.get(PROJECT_REF_ENV)
     if not ref:
         return EdgePlane(None, f"no project ref (edge_functions.project_ref or {PROJECT_REF_ENV})")
-    return EdgePlane(EdgeApi(EdgeTarget(edge.api_url, ref, token), **kwargs))
+    return EdgePlane(EdgeApi(EdgeTarget(edge.api_url, ref, token)))
 
 
 def _apply_changes(conn: Any, plan: Plan, api: EdgeApi) -> None:

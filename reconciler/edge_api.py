@@ -43,7 +43,6 @@ class EdgeApi:
         self.target = target
         self.max_attempts = max_attempts
         self.sleep = sleep
-        self.requests = 0
         self._client = httpx.Client(base_url=target.api_url.rstrip("/"), timeout=timeout, transport=transport,
                                     headers={"Authorization": f"Bearer {target.token}", "Accept": "application/json",
                                              "User-Agent": "scheduler-reconciler"})
@@ -86,7 +85,6 @@ class EdgeApi:
         attempt = 0
         while True:
             attempt += 1
-            self.requests += 1
             try:
                 response = self._client.request(method, path, json=json)
             except httpx.HTTPError as e:

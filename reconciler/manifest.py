@@ -567,10 +567,6 @@ class EdgeSecretSource(_Model):
         _exactly_one_source(self, _EDGE_SOURCES)
         return self
 
-    @property
-    def generate(self) -> None:  # the shape secrets.resolve_secret expects; Edge secrets never generate
-        return None
-
 
 class EdgeFunctionsSpec(_Model):
     """Edge Function secrets kept equal to their sources through the Supabase Management API."""

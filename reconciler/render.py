@@ -212,6 +212,3 @@ def _diff_lines(changes: Iterable[Change]) -> Iterable[str]:
         yield head + (f" ({change.reason})" if change.reason else "")
         for f in shown_fields(change):
             yield "      " + _field_line(f, change.action).replace("```", "'''")
-
-
-RENDERERS = {"text": to_text, "json": to_json, "markdown": to_markdown}

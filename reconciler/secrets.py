@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from reconciler.errors import SecretSourceError
 from reconciler.files import read_limited
-from reconciler.manifest import Manifest, SecretSpec
+from reconciler.manifest import EdgeSecretSource, Manifest, SecretSpec
 
 __all__ = ["SecretValue", "generate_value", "resolvable_secrets", "resolve_secrets"]
 
@@ -109,9 +109,10 @@ def _from_file(path_text: str) -> tuple[str | None, str]:
     return text, ""
 
 
-def _resolve(spec: SecretSpec, environ: Mapping[str, str]) -> tuple[SecretValue | None, str]:
-    if spec.generate is not None:
-        return SecretValue(generate_value(spec.generate.n_bytes, spec.generate.encoding), generated=True), ""
+def _resolve(spec: SecretSpec | EdgeSecretSource, environ: Mapping[str, str]) -> tuple[SecretValue | None, str]:
+    generate = getattr(spec, "generate", None)  # Edge Function sources never generate
+    if generate is not None:
+        return SecretValue(generate_value(generate.n_bytes, generate.encoding), generated=True), ""
     if spec.from_env is not None:
         text = environ.get(spec.from_env)
         if text is None:
@@ -175,7 +176,7 @@ def _resolve_all(manifest: Manifest, environ: Mapping[str, str]) -> tuple[dict[s
     for edge_name, source in (edge.secrets.items() if edge is not None else ()):
         if source.secret is not None:
             continue  # mirrors a Vault secret, resolved above
-        value, why = _resolve(source, environ)  # type: ignore[arg-type]
+        value, why = _resolve(source, environ)
         if value is None:
             missing.append((edge_key(edge_name), why))
         else:

@@ -184,13 +184,13 @@ def undeclared(
     ctx: PlanContext,
     *,
     deactivated: Mapping[str, Any] | None = None,
-    reason: str = "not declared",
 ) -> Change:
     """The change for a live object no longer declared: prune it per policy, only if we manage it.
 
     `deactivated` is the object's fields after deactivation, for kinds that support that policy. A change
     left alone has no `after`: nothing declares one, so apply records no ownership for it.
     """
+    reason = "not declared"
     managed = ctx.live.managed.get((kind, key))
     if managed is None:
         return Change(kind, key, Action.UNMANAGED, before=before, reason=reason)

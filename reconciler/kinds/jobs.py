@@ -38,7 +38,6 @@ class LiveJob:
 class LiveJobs:
     by_name: Mapping[str, tuple[LiveJob, ...]]
     orphans: tuple[LiveJob, ...] = ()
-    table_exists: bool = True
 
     def __len__(self) -> int:
         return len(self.by_name)
@@ -78,7 +77,7 @@ def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> LiveJobs:
             orphans.append(job)
         else:
             by_name[job.job_name].append(job)
-    return LiveJobs({k: tuple(v) for k, v in by_name.items()}, tuple(orphans), caps.has(TABLE_NAME))
+    return LiveJobs({k: tuple(v) for k, v in by_name.items()}, tuple(orphans))
 
 
 def desired(manifest: Any, inputs: Inputs) -> dict[str, dict[str, Any]]:
