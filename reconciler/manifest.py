@@ -1139,10 +1139,18 @@ def _loader_only_keys(root: _LMap) -> list[ManifestProblem]:
         for name, spec in secrets.items():
             if isinstance(spec, _LMap) and "name" in spec:
                 found.append((spec.key_pos["name"], _format_path(("secrets", name)), "name"))
-    return [
+    problems = [
         ManifestProblem(pos.file, pos.line, pos.column, field, f"unknown field {_quote(key)}")
         for pos, field, key in found
     ]
+    if "secrets" in root and secrets is not None and not isinstance(secrets, _LMap):
+        # The model also takes a list (what it turns the mapping into); from YAML only the mapping is
+        # valid. Reported here, then emptied so the model does not report the same value again.
+        pos = root.val_pos.get("secrets", root.key_pos["secrets"])
+        problems.append(ManifestProblem(pos.file, pos.line, pos.column, "secrets",
+                                        f"expected a mapping from secret name to its source, got {_describe(secrets)}"))
+        root["secrets"] = _LMap(pos)
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1351,6 +1359,8 @@ def _problem_for(root: _LMap, error: Mapping[str, Any]) -> list[ManifestProblem]
         allowed = re.findall(r"'([^']*)'|(\d+)", str(ctx.get("expected", "")))
         choices = [a or b for a, b in allowed]
         listed = ", ".join(_quote(c) if not c.isdigit() else c for c in choices)
+        if isinstance(value, str) and value in choices:  # `version: '1'`: the number, quoted
+            return make(at.pos, field, f"expected the number {value}, not the string {_quote(value)}")
         hint = _suggest(value, choices) if isinstance(value, str) else ""
         return make(at.pos, field, f"expected one of {listed}, got {_describe(value)}{hint}")
     expected = _expected(error_type)
@@ -1392,7 +1402,7 @@ def _warnings(root: _LMap, manifest: Manifest, cron_version: tuple[int, int]) ->
 
     def warn(loc: Loc, message: str) -> None:
         at = _locate(root, loc)
-        out.append(f"{at.pos.file}:{at.pos.line}:{at.pos.column}: {_format_path(loc)}: {message}")
+        out.append(_printable(str(ManifestProblem(at.pos.file, at.pos.line, at.pos.column, _format_path(loc), message))))
 
     for i, ext in enumerate(manifest.extensions):
         if ext.declared_as and ext.declared_as != ext.name:

@@ -352,6 +352,14 @@ def test_schedule_warnings_are_reported(tmp_path: Path, monkeypatch: pytest.Monk
     assert loaded.warnings[0].startswith("m.yaml:8:15: jobs[0].schedule: ")
 
 
+def test_warnings_escape_what_would_break_or_reorder_the_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "m.yaml", MINIMAL.replace('"*/5 * * * *"', '"0 0 * * 1#\\u2028\\u202eevil"'))
+    (warning,) = load_manifest(["m.yaml"]).warnings
+    assert warning.isprintable(), repr(warning)
+    assert "\\u2028\\u202e" in warning
+
+
 def test_cron_version_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     write(tmp_path, "m.yaml", MINIMAL.replace('"* * * * *"', '"30 seconds"'))
