@@ -779,12 +779,18 @@ def _duplicate_problems(data: Mapping[str, Any]) -> list[tuple[Loc, Loc, str]]:
 
 def _cross_problems(data: Mapping[str, Any]) -> list[tuple[Loc, Loc, str]]:
     """Duplicate names and references to undeclared secrets, as (field loc, position loc, message)."""
-    problems = _duplicate_problems(data)
+    return _duplicate_problems(data) + _reference_problems(data)
+
+
+def _reference_problems(data: Mapping[str, Any]) -> list[tuple[Loc, Loc, str]]:
+    """References to secrets the manifest does not declare (trigger parts and Edge Function secrets)."""
     secrets = data.get("secrets")
     if isinstance(secrets, Mapping):
         declared = sorted(str(k) for k in secrets)
     else:
         declared = sorted(name for _i, name in _names(secrets))
+    listed = ", ".join(d if _PLAIN_KEY.fullmatch(d) else _quote(d) for d in declared) or "none"
+    refs: list[tuple[Loc, Loc, str]] = []
     triggers = data.get("triggers")
     if isinstance(triggers, list | tuple):
         for i, trig in enumerate(triggers):
@@ -792,27 +798,19 @@ def _cross_problems(data: Mapping[str, Any]) -> list[tuple[Loc, Loc, str]]:
             if not isinstance(post, Mapping):
                 continue
             for part in ("url", "headers", "body"):
-                if part not in post:
-                    continue
-                base: Loc = ("triggers", i, "http_post", part)
-                for field_loc, pos_loc, name in _iter_refs(post[part], base, base):
-                    if name not in declared:
-                        shown = (d if _PLAIN_KEY.fullmatch(d) else _quote(d) for d in declared)
-                        listed = ", ".join(shown) if declared else "none"
-                        problems.append(
-                            (field_loc, pos_loc, f"unknown secret {_quote(name)} (declared: {listed})")
-                        )
+                if part in post:
+                    base: Loc = ("triggers", i, "http_post", part)
+                    refs.extend(_iter_refs(post[part], base, base))
     edge = data.get("edge_functions")
     edge_secrets = edge.get("secrets") if isinstance(edge, Mapping) else None
     if isinstance(edge_secrets, Mapping):
         for edge_name, source in edge_secrets.items():
             ref = source.get("secret") if isinstance(source, Mapping) else None
-            if isinstance(ref, str) and ref not in declared:
-                loc = ("edge_functions", "secrets", edge_name, "secret")
-                shown = (d if _PLAIN_KEY.fullmatch(d) else _quote(d) for d in declared)
-                listed = ", ".join(shown) if declared else "none"
-                problems.append((loc, loc, f"unknown secret {_quote(ref)} (declared: {listed})"))
-    return problems
+            if isinstance(ref, str):
+                loc: Loc = ("edge_functions", "secrets", edge_name, "secret")
+                refs.append((loc, loc, ref))
+    return [(field_loc, pos_loc, f"unknown secret {_quote(name)} (declared: {listed})")
+            for field_loc, pos_loc, name in refs if name not in declared]
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -1460,7 +1458,7 @@ def load_manifest(
     for overlay in roots[1:]:
         merged = _merge(merged, overlay, ())
     problems.extend(
-        _located_cross(merged, [p for p in _cross_problems(merged) if not p[2].startswith("duplicate ")])
+        _located_cross(merged, _reference_problems(merged))  # duplicates were reported per file above
     )
     manifest: Manifest | None = None
     try:
