@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from reconciler import db
 from reconciler.errors import ReconcilerError
 
 
+def _recorded(cur: Any) -> bool:
+    """Whether any apply has created reconciler.history yet."""
+    cur.execute("SELECT to_regclass('reconciler.history') IS NOT NULL")
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
 def listing(url: str, count: int) -> str:
     with db.connect(url) as conn, db.translated("reading reconciler.history"), conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('reconciler.history') IS NOT NULL")
-        row = cur.fetchone()
-        if not (row and row[0]):
+        if not _recorded(cur):
             return "No applies recorded yet.\n"
         cur.execute(
             """SELECT id, applied_at, database_user, coalesce(client_addr, 'local'), tool_version, summary
@@ -26,14 +32,11 @@ def listing(url: str, count: int) -> str:
 
 def show(url: str, history_id: int) -> str:
     with db.connect(url) as conn, db.translated("reading reconciler.history"), conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('reconciler.history') IS NOT NULL")
-        row = cur.fetchone()
-        if row and row[0]:
+        row = None
+        if _recorded(cur):
             cur.execute("SELECT applied_at, database_user, command, manifest_digest, plan_text, changes"
                         " FROM reconciler.history WHERE id = %s", (history_id,))
             row = cur.fetchone()
-        else:
-            row = None
     if row is None:
         raise ReconcilerError(f"no apply #{history_id} in reconciler.history")
     applied_at, user, command, digest, plan_text, changes = row

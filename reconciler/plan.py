@@ -90,8 +90,8 @@ def privilege_findings(changes: tuple[Change, ...] | list[Change], caps: Capabil
 
 
 def _policy(manifest: Any, kind: str) -> str:
-    return {"job": manifest.prune.jobs, "trigger": manifest.prune.triggers, "secret": manifest.prune.secrets,
-            "edge_secret": manifest.prune.edge_secrets}.get(kind, "off")
+    """The manifest's prune policy for a kind: `prune.<kind>s` (jobs, triggers, secrets...), else off."""
+    return str(getattr(manifest.prune, f"{kind}s", "off"))
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
