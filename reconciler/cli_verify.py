@@ -51,12 +51,13 @@ def collect(url: str, manifest: Any, values: Any, plan_error: str | None, wait: 
     conn = db.connect(url, autocommit=True)
     try:
         reader = Reader(conn, declared_triggers(manifest))
-        evidence = reader.read()
         if wait is not None:
+            polled = reader.read(full=False)
             deadline = time.monotonic() + wait
-            while not verify.settled(evidence) and time.monotonic() < deadline:
+            while not verify.settled(polled) and time.monotonic() < deadline:
                 time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
-                evidence = reader.read()
+                polled = reader.read(full=False)
+        evidence = reader.read()  # everything, once, for the judgement
     finally:
         conn.close()
     evidence = dataclasses.replace(evidence, plan=plan, plan_error=plan_error, manifest_name=manifest_name,

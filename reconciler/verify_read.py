@@ -147,7 +147,9 @@ class Reader:
         except psycopg.Error as e:
             raise db.translate(e, f"reading {relation}") from e
 
-    def read(self) -> Evidence:
+    def read(self, *, full: bool = True) -> Evidence:
+        """The evidence; `full=False` (the --wait polls) reads only what `verify.settled` looks at: the
+        cron jobs, their runs, responses and the queue, not the application tables or the table sizes."""
         unavailable: dict[str, str] = {}
         with db.translated("reading the verify evidence"):
             head = self.conn.execute(_HEAD, (list(RELATIONS),)).fetchone()
@@ -178,6 +180,10 @@ class Reader:
         requests = tuple(ObservedRequest(rid, path, first, rid in queued_ids)
                          for rid, (path, first) in sorted(self._seen.items())
                          if rid in queued_ids or rid in answered)
+        if not full:
+            return Evidence(now=now, check_start=self.check_start, declared=self.declared, cron_jobs=cron_jobs,
+                            runs=runs, responses=responses, requests=requests, database=database,
+                            pg_net_database=pg_net_database, unavailable=unavailable)
         executions = tuple(ExecutionRow(*r) for r in rows("public.job_executions", _EXECUTIONS, (since,)))
         scheduled, texts = [], []
         for (doc,) in rows("public.scheduled_jobs", _SCHEDULED):

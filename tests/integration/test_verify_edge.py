@@ -169,3 +169,16 @@ def test_stuck_queue_and_housekeeping(audited_db: DbTarget) -> None:
     assert house["evidence"][0].startswith("cron.job_run_details: 100,00")  # 100,002 or one more real run
     assert "over 100,000 rows and older than 7 days" in house["evidence"][0]
     assert "DELETE FROM cron.job_run_details WHERE end_time < now() - interval '7 days'" in house["fix"]
+
+
+def test_a_wait_poll_reads_only_what_settles_the_wait(audited_db: DbTarget) -> None:
+    """--wait polls once a second: the application tables and the table sizes are read once, at the end."""
+    from reconciler.verify_read import Reader
+
+    with psycopg.connect(audited_db.url, autocommit=True) as conn:
+        conn.execute(JOBS)
+        reader = Reader(conn, ())
+        polled, full = reader.read(full=False), reader.read()
+    assert polled.scheduled_jobs == () and polled.tables == () and polled.texts == ()
+    assert {j.name for j in full.scheduled_jobs} == {"never", "due", "not_due", "inactive"}
+    assert {t.table for t in full.tables} == {"cron.job_run_details", "net._http_response"}
