@@ -22,10 +22,6 @@ from reconciler.errors import ReconcilerError
 class EdgeApiError(ReconcilerError):
     """The Management API refused or failed; retryable for 429, 5xx and network errors."""
 
-    def __init__(self, message: str, *, hint: str = "", retryable: bool = False) -> None:
-        super().__init__(message, hint=hint)
-        self.retryable = retryable
-
 
 @dataclass(frozen=True)
 class EdgeTarget:

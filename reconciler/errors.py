@@ -16,10 +16,12 @@ class ReconcilerError(Exception):
     retryable: bool = False
     exit_code: int = 1
 
-    def __init__(self, message: str, *, hint: str = "") -> None:
+    def __init__(self, message: str, *, hint: str = "", retryable: bool | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        if retryable is not None:  # else the class's own answer
+            self.retryable = retryable
 
     def one_line(self) -> str:
         text = self.message
@@ -84,8 +86,4 @@ class PlanStale(ReconcilerError):
 
 
 class ApplyFailed(ReconcilerError):
-    """A statement failed; the transaction was rolled back."""
-
-    def __init__(self, message: str, *, hint: str = "", retryable: bool = False) -> None:
-        super().__init__(message, hint=hint)
-        self.retryable = retryable
+    """A statement failed; the transaction was rolled back (retryable when the cause is transient)."""
