@@ -176,6 +176,20 @@ def history_rows(superuser_url: str) -> list[tuple[Any, ...]]:
     return query(superuser_url, "SELECT id, command, summary, changes FROM reconciler.history ORDER BY id")
 
 
+def one_line_error(result: Any, code: int = 1, *words: str) -> str:
+    """A user error as the CLI promises it: exit `code`, nothing on stdout, exactly one line on stderr
+    (naming each of `words`), no traceback. Returns that line."""
+    text = f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert result.exit_code == code, text
+    assert result.stdout == "", text
+    assert result.stderr.endswith("\n") and result.stderr.count("\n") == 1, text
+    assert "Traceback" not in result.stderr, text
+    line = result.stderr.rstrip("\n")
+    for word in words:
+        assert word in line, text
+    return line
+
+
 def assert_ok(result: Result) -> None:
     assert result.exit_code == 0, f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
 

@@ -25,6 +25,7 @@ from tests.integration.apply_support import (
     history_rows,
     jobid,
     jobs,
+    one_line_error,
     query,
     reconcile,
     secret_digests,
@@ -171,13 +172,7 @@ NO_TTL = "ALTER TABLE public.scheduled_jobs ADD CONSTRAINT no_ttl CHECK (job_nam
 
 
 def _assert_one_line_failure(result, *names: str) -> None:
-    assert result.exit_code == 1, result.output
-    assert result.stdout == ""
-    line = result.stderr.rstrip("\n")
-    assert "\n" not in line, result.stderr
-    for name in names:
-        assert name in line
-    assert_no_markers(result.output)
+    assert_no_markers(one_line_error(result, 1, *names))
 
 
 def test_failure_from_audited_state_rolls_back_extensions_too(supabase_like: DbTarget) -> None:

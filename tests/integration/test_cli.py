@@ -18,11 +18,11 @@ import pytest
 
 from reconciler.apply import LOCK_KEY
 from tests.fix_db import DbTarget, free_port
+from tests.integration.apply_support import one_line_error
 from tests.integration.test_golden import (
     ROOT,
     SECRET_ENV,
     Case,
-    Run,
     invoke,
     prepare_applied,
     snapshot,
@@ -30,14 +30,6 @@ from tests.integration.test_golden import (
 )
 
 IN_SYNC = "No changes. The database matches scheduler.yaml.\n"
-
-
-def one_line_error(run: Run, code: int = 1) -> str:
-    assert run.exit_code == code, str(run)
-    assert run.stdout == "", str(run)
-    assert run.stderr.endswith("\n") and run.stderr.count("\n") == 1, str(run)
-    assert "Traceback" not in run.stderr
-    return run.stderr.rstrip("\n")
 
 
 @pytest.fixture

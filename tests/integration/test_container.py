@@ -11,7 +11,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ import httpx
 import psycopg
 import pytest
 import yaml
+
+from tests.fix_db import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,17 +61,11 @@ def test_kubernetes_manifests_validate_offline():
     assert deployment["spec"]["replicas"] == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_container_command_line_reconciles_and_serves_health(audited_db, tmp_path):
     config = tmp_path / "config"
     config.mkdir()
     shutil.copy(ROOT / "scheduler.yaml", config / "scheduler.yaml")
-    port = _free_port()
+    port = free_port()
     args = [a.replace("/config/scheduler.yaml", str(config / "scheduler.yaml")) for a in _instruction("CMD")]
     args[args.index("--http-port") + 1] = str(port)
     args += ["--interval", "1s"]

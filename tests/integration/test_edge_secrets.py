@@ -9,19 +9,15 @@ call must leave the database exactly as it was.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from click.testing import Result
 
-from reconciler import logs
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import (
     SECRETS_ENV,
@@ -29,6 +25,7 @@ from tests.integration.apply_support import (
     dump,
     history_rows,
     jobs,
+    one_line_error,
     query,
     reconcile,
     secret_digests,
@@ -45,25 +42,10 @@ FILE_VALUE = f"edge-file-marker-{uuid.uuid4().hex}"
 MIRROR = {"CRON_SECRET": {"secret": "cron_secret"}}
 
 
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 @pytest.fixture
 def stub() -> Iterator[EdgeApiStub]:
     with EdgeApiStub(TOKEN, REF, readonly_token=READONLY_TOKEN) as s:
         yield s
-
-
-@pytest.fixture
-def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Mapping[str, Any]]]:
-    """Every structlog event of the test at debug level (the CLI's logs.configure would drop the capture)."""
-    with structlog.testing.capture_logs() as entries:
-        def keep_capture(level: str = "warning", *, json_output: bool | None = None) -> None:
-            structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-
-        monkeypatch.setattr(logs, "configure", keep_capture)
-        yield entries
 
 
 def manifest(tmp_path: Path, stub: EdgeApiStub, secrets: Mapping[str, Any] | None = None, *,
@@ -101,13 +83,8 @@ def vault_digest(db: DbTarget, name: str = "cron_secret") -> str:
 
 
 def assert_one_line_error(result: Result, *words: str) -> None:
-    assert result.exit_code == 1, f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for word in words:
-        assert word in lines[0], result.stderr
-    assert TOKEN not in result.stderr and READONLY_TOKEN not in result.stderr
+    line = one_line_error(result, 1, *words)
+    assert line.startswith("error: ") and TOKEN not in line and READONLY_TOKEN not in line, line
 
 
 def writes(stub: EdgeApiStub) -> list[tuple[str, Any]]:
@@ -135,7 +112,7 @@ def test_create_then_noop_then_drift(audited_db: DbTarget, stub: EdgeApiStub, tm
     assert "+ edge_secret CRON_SECRET: create (missing)" in applied.stdout
     assert writes(stub) == [("POST", [{"name": "CRON_SECRET", "value": SECRETS_ENV["CRON_SECRET"]}])]
     # The runbook's step 5, done: the Edge Function's CRON_SECRET is the vault's cron_secret.
-    assert stub.digests()["CRON_SECRET"] == vault_digest(audited_db) == sha(SECRETS_ENV["CRON_SECRET"])
+    assert stub.digests()["CRON_SECRET"] == vault_digest(audited_db) == sha256_hex(SECRETS_ENV["CRON_SECRET"])
     assert query(audited_db.superuser_url, "SELECT key FROM reconciler.managed WHERE kind = 'edge_secret'"
                                            " ORDER BY key") == [("CRON_SECRET",), ("RESEND_KEY",)]
 
@@ -174,7 +151,7 @@ def test_vault_and_edge_change_together_when_the_source_changes(audited_db: DbTa
     assert "~ secret cron_secret: update" in changed.stdout
     assert "~ edge_secret CRON_SECRET: update" in changed.stdout
     assert writes(stub) == [("POST", [{"name": "CRON_SECRET", "value": new_value}])]
-    assert stub.digests()["CRON_SECRET"] == vault_digest(audited_db) == sha(new_value)
+    assert stub.digests()["CRON_SECRET"] == vault_digest(audited_db) == sha256_hex(new_value)
 
 
 # -- own sources ---------------------------------------------------------------------------------------
@@ -360,7 +337,7 @@ def test_refused_post_after_a_first_apply_keeps_vault_and_jobs(audited_db: DbTar
     result = run(audited_db, changed, "--apply", token=READONLY_TOKEN, env={"CRON_SECRET": new_value})
     assert_one_line_error(result, "(403)")
     assert dump(audited_db.superuser_url) == before
-    assert vault_digest(audited_db) == sha(SECRETS_ENV["CRON_SECRET"]) == stub.digests()["CRON_SECRET"]
+    assert vault_digest(audited_db) == sha256_hex(SECRETS_ENV["CRON_SECRET"]) == stub.digests()["CRON_SECRET"]
 
 
 # -- the plane is optional -------------------------------------------------------------------------
@@ -381,7 +358,7 @@ def test_without_token_or_ref_the_plane_is_skipped(audited_db: DbTarget, stub: E
     applied = run(audited_db, path, "--apply", token=token)
     assert_ok(applied)
     assert "Apply complete" in applied.stdout
-    assert vault_digest(audited_db) == sha(SECRETS_ENV["CRON_SECRET"])
+    assert vault_digest(audited_db) == sha256_hex(SECRETS_ENV["CRON_SECRET"])
     assert len(jobs(audited_db.superuser_url)) == 13
     assert run(audited_db, path, "--detailed-exitcode", token=token).exit_code == 0
     assert not stub.requests

@@ -9,7 +9,6 @@ sent as parameters) and a database URL with a password (including unreachable an
 
 from __future__ import annotations
 
-import logging
 import sys
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -18,11 +17,9 @@ from typing import Any
 
 import psycopg
 import pytest
-import structlog
 from psycopg import sql
 
 from localdb import create_app_tables
-from reconciler import logs
 from tests.fix_db import DbTarget, free_port
 from tests.integration.test_golden import (
     CASE_NAMES,
@@ -38,21 +35,6 @@ from tests.integration.test_golden import (
 MARKER = f"leak-marker-{uuid.uuid4()}"
 #: Every source a unique value, each containing MARKER.
 LEAK_ENV = {var: f"{MARKER}-{var.lower()}" for var in SECRET_ENV}
-
-
-@pytest.fixture
-def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Mapping[str, Any]]]:
-    """Every structlog event of the test, at debug level.
-
-    The CLI reconfigures structlog on each call (logs.configure), which would drop capture_logs'
-    processor; that one function is replaced by one that only lowers the level.
-    """
-    with structlog.testing.capture_logs() as entries:
-        def keep_capture(level: str = "warning", *, json_output: bool | None = None) -> None:
-            structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-
-        monkeypatch.setattr(logs, "configure", keep_capture)
-        yield entries
 
 
 def database_texts(target: DbTarget) -> dict[str, str]:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -118,25 +119,25 @@ def test_terminated_backend_fails_with_one_retryable_line(audited_db: DbTarget, 
 # -- locks and timeouts ---------------------------------------------------------------------------------
 
 
-def _blocker(su: str, lock: str) -> psycopg.Connection:
-    conn = psycopg.connect(su, autocommit=True, application_name="rel-blocker")
-    conn.execute("BEGIN")
-    conn.execute(lock)
-    return conn
+def _apply_while_locked(su: str, url: str, lock: str, *args: str) -> tuple[Any, float, int]:
+    """`reconcile --apply ARGS` while another session holds `lock`: (result, seconds it took, holder pid)."""
+    holder = psycopg.connect(su, autocommit=True, application_name="rel-blocker")
+    try:
+        holder.execute("BEGIN")
+        holder.execute(lock)
+        started = time.monotonic()
+        result = reconcile(url, "--apply", *args)
+        return result, time.monotonic() - started, holder.info.backend_pid
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
 
 
 def test_access_exclusive_on_scheduled_jobs_waits_lock_timeout_then_names_the_blocker(audited_db: DbTarget) -> None:
     url, su = audited_db.url, audited_db.superuser_url
     before = state(su)
-    holder = _blocker(su, "LOCK TABLE public.scheduled_jobs IN ACCESS EXCLUSIVE MODE")
-    try:
-        started = time.monotonic()
-        result = reconcile(url, "--apply", "--lock-timeout", "1")
-        waited = time.monotonic() - started
-        holder_pid = holder.info.backend_pid
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
+    result, waited, holder_pid = _apply_while_locked(
+        su, url, "LOCK TABLE public.scheduled_jobs IN ACCESS EXCLUSIVE MODE", "--lock-timeout", "1")
     assert result.exit_code == 1, result.output
     line = one_line(result.stderr)
     assert f"pid {holder_pid} (application_name rel-blocker" in line, line
@@ -156,15 +157,8 @@ def test_lock_on_cron_job_mid_apply_rolls_back_everything(audited_db: DbTarget, 
     execute(su, "UPDATE public.scheduled_jobs SET schedule = '7 7 * * *' WHERE job_name = 'ttl_cleanup'")
     execute(su, "UPDATE cron.job SET active = false WHERE jobname = 'master-scheduler'")
     before = state(su)
-    holder = _blocker(su, f"LOCK TABLE cron.job IN {mode} MODE")
-    try:
-        started = time.monotonic()
-        result = reconcile(url, "--apply", "--lock-timeout", "1")
-        waited = time.monotonic() - started
-        holder_pid = holder.info.backend_pid
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
+    result, waited, holder_pid = _apply_while_locked(
+        su, url, f"LOCK TABLE cron.job IN {mode} MODE", "--lock-timeout", "1")
     assert result.exit_code == 1, result.output
     line = one_line(result.stderr)
     assert f"pid {holder_pid} (application_name rel-blocker" in line and "on cron.job" in line, line
@@ -177,19 +171,12 @@ def test_lock_on_cron_job_mid_apply_rolls_back_everything(audited_db: DbTarget, 
 def test_statement_timeout_also_bounds_a_lock_wait_and_names_the_blocker(audited_db: DbTarget) -> None:
     url, su = audited_db.url, audited_db.superuser_url
     before = state(su)
-    holder = _blocker(su, "LOCK TABLE public.scheduled_jobs IN ACCESS EXCLUSIVE MODE")
-    try:
-        started = time.monotonic()
-        result = reconcile(url, "--apply", "--statement-timeout", "1")  # in-transaction lock_timeout: 10 s
-        waited = time.monotonic() - started
-        holder_pid = holder.info.backend_pid
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
+    result, waited, holder_pid = _apply_while_locked(  # the in-transaction lock_timeout stays 10 s
+        su, url, "LOCK TABLE public.scheduled_jobs IN ACCESS EXCLUSIVE MODE", "--statement-timeout", "1")
     assert result.exit_code == 1, result.output
     line = one_line(result.stderr)
     assert "statement timeout" in line and "57014" in line and f"pid {holder_pid}" in line, line
-    assert 1.0 <= waited < DEFAULT_LOCK_TIMEOUT - 1, waited  # --lock-timeout 1 was used, not the default
+    assert 1.0 <= waited < DEFAULT_LOCK_TIMEOUT - 1, waited  # the 1 s statement timeout ended it, not the default lock timeout
     assert state(su) == before
 
 
