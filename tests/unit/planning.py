@@ -91,3 +91,18 @@ def in_sync_live(**kw: Any) -> LiveState:
     rows.update(kw)
     rows["managed"] = list(rows["managed"]) + list(extra)
     return live(**rows)
+
+
+#: The runbook's master-scheduler command, exactly as the reconciler renders it from scheduler.yaml.
+RUNBOOK_TRIGGER_COMMAND = """\
+SELECT net.http_post(
+  url := (SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = 'project_url') || '/functions/v1/run-scheduled-jobs',
+  headers := jsonb_build_object(
+    'Content-Type', 'application/json',
+    'x-cron-secret', (SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = 'cron_secret')
+  ),
+  body := jsonb_build_object(
+    'triggered_by', 'pg_cron',
+    'timestamp', now()::text
+  )
+) AS request_id"""

@@ -20,6 +20,7 @@ from reconciler.manifest import (
     manifest_json_schema,
 )
 from reconciler.trigger_sql import render_command
+from tests.unit.planning import RUNBOOK_TRIGGER_COMMAND
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEDULER_YAML = ROOT / "scheduler.yaml"
@@ -133,19 +134,6 @@ RUNBOOK_JOBS = [
     ),
 ]
 
-MASTER_SCHEDULER_COMMAND = """\
-SELECT net.http_post(
-  url := (SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = 'project_url') || '/functions/v1/run-scheduled-jobs',
-  headers := jsonb_build_object(
-    'Content-Type', 'application/json',
-    'x-cron-secret', (SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = 'cron_secret')
-  ),
-  body := jsonb_build_object(
-    'triggered_by', 'pg_cron',
-    'timestamp', now()::text
-  )
-) AS request_id"""
-
 MINIMAL = """\
 version: 1
 secrets:
@@ -235,7 +223,7 @@ def test_scheduler_yaml_master_trigger(manifest: Manifest) -> None:
         "x-cron-secret": SecretRef(secret="cron_secret"),
     }
     assert post.body == {"triggered_by": "pg_cron", "timestamp": NowMarker(now="text")}
-    assert render_command(trigger) == MASTER_SCHEDULER_COMMAND
+    assert render_command(trigger) == RUNBOOK_TRIGGER_COMMAND
 
 
 def test_scheduler_yaml_first_line_points_at_the_schema() -> None:

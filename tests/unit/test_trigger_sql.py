@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from reconciler.manifest import TriggerSpec
 from reconciler.trigger_sql import render_command
+from tests.unit.planning import RUNBOOK_TRIGGER_COMMAND
 
 RUNBOOK_TRIGGER = {
     "name": "master-scheduler",
@@ -25,19 +26,6 @@ RUNBOOK_TRIGGER = {
         "body": {"triggered_by": "pg_cron", "timestamp": {"now": "text"}},
     },
 }
-
-EXPECTED = """\
-SELECT net.http_post(
-  url := (SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = 'project_url') || '/functions/v1/run-scheduled-jobs',
-  headers := jsonb_build_object(
-    'Content-Type', 'application/json',
-    'x-cron-secret', (SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = 'cron_secret')
-  ),
-  body := jsonb_build_object(
-    'triggered_by', 'pg_cron',
-    'timestamp', now()::text
-  )
-) AS request_id"""
 
 HOSTILE = [
     "it's",
@@ -80,11 +68,11 @@ def trigger(**post: Any) -> TriggerSpec:
 
 
 def test_runbook_trigger_exact_text() -> None:
-    assert render_command(TriggerSpec.model_validate(RUNBOOK_TRIGGER)) == EXPECTED
+    assert render_command(TriggerSpec.model_validate(RUNBOOK_TRIGGER)) == RUNBOOK_TRIGGER_COMMAND
 
 
 def test_runbook_trigger_parses_and_embeds_no_value() -> None:
-    found = parsed(EXPECTED)
+    found = parsed(RUNBOOK_TRIGGER_COMMAND)
     assert "net.http_post" in found.functions
     assert found.strings.count("project_url") == 1 and found.strings.count("cron_secret") == 1
 
