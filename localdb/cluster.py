@@ -18,9 +18,7 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +27,9 @@ from urllib.parse import quote
 from localdb import pgtree
 from localdb.errors import LocalDbError
 from localdb.pgtree import SystemInstall, Tree, ensure_tree
+from localdb.proc import alive, pid_in, runs_module
+from localdb.proc import start as proc_start
+from localdb.proc import stop as proc_stop
 
 DEFAULT_PORT = 54329
 PROFILES = ("supabase", "vanilla")
@@ -147,8 +148,8 @@ class Cluster:
         if not self.sockdir.is_dir():
             return None
         for lock in self.sockdir.glob(".s.PGSQL.*.lock"):
-            pid = _first_int(lock)
-            if pid and _alive(pid) and lock.with_suffix("").exists():
+            pid = pid_in(lock)
+            if pid and alive(pid) and lock.with_suffix("").exists():
                 return int(lock.name.split(".")[3])
         return None
 
@@ -165,8 +166,8 @@ class Cluster:
 
     def worker_pid(self) -> int | None:
         """The pg_net worker's pid when it runs."""
-        pid = _first_int(self.worker_pid_file)
-        return pid if pid and _is_worker(pid) else None
+        pid = pid_in(self.worker_pid_file)
+        return pid if pid and runs_module(pid, WORKER_MODULE) else None
 
     # -- creation ------------------------------------------------------------------------------
 
@@ -273,28 +274,18 @@ class Cluster:
         """Spawn the worker unless one runs already; it connects as soon as the server accepts."""
         if self.worker_pid() is not None:
             return None
-        env = dict(os.environ)
-        package_parent = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
         with contextlib.suppress(FileNotFoundError):
             self.worker_ready_file.unlink()
-        with self.worker_log_file.open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", WORKER_MODULE, "--dsn", self.superuser_url(),
-                 "--pid-file", str(self.worker_pid_file),
-                 "--ready-file", str(self.worker_ready_file)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=self.root,
-                start_new_session=True)
-        tmp = self.worker_pid_file.with_suffix(".tmp")
-        tmp.write_text(f"{proc.pid}\n")
-        tmp.replace(self.worker_pid_file)
+        proc = proc_start(WORKER_MODULE, ["--dsn", self.superuser_url(), "--pid-file", str(self.worker_pid_file),
+                                          "--ready-file", str(self.worker_ready_file)],
+                          log_file=self.worker_log_file, pid_file=self.worker_pid_file, cwd=self.root)
         return proc
 
     def _wait_worker_ready(self, proc: subprocess.Popen) -> None:
         # Callers queue requests right after up(); the worker must be listening by then.
         deadline = time.monotonic() + WORKER_START_TIMEOUT
         while time.monotonic() < deadline:
-            if _first_int(self.worker_ready_file) == proc.pid:
+            if pid_in(self.worker_ready_file) == proc.pid:
                 return
             if proc.poll() is not None:
                 break
@@ -308,18 +299,8 @@ class Cluster:
         for path in (self.worker_pid_file, self.worker_ready_file):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        if pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while _alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.02)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            _reap(pid)
+        if pid is not None:
+            proc_stop(pid)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -373,43 +354,3 @@ def _check_traversable(root: Path, owner: pwd.struct_passwd) -> None:
         if mode.st_uid != owner.pw_uid and not mode.st_mode & 0o001:
             raise LocalDbError(f"the postgres OS user cannot enter {directory}; "
                                f"chmod o+x it or choose another --root")
-
-
-def _first_int(path: Path) -> int | None:
-    try:
-        first = path.read_text().split("\n", 1)[0].strip()
-    except OSError:
-        return None
-    return int(first) if first.isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
-
-
-def _reap(pid: int) -> None:
-    # The worker is our child when this process started it; collect it so it does not linger.
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _is_worker(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return WORKER_MODULE.encode() in cmdline and _alive(pid)

@@ -34,8 +34,13 @@ from typing import Any
 
 import psycopg
 
+from localdb.proc import pid_in, runs_module
+from localdb.proc import start as proc_start
+from localdb.proc import stop as proc_stop
+
 PATH = "/functions/v1/run-scheduled-jobs"
 DEFAULT_PORT = 54321
+MODULE = "localdb.edge"  # how the detached stand-in is started, and recognised by its command line
 APPLICATION_NAME = "edge run-scheduled-jobs"
 
 _DUE = """
@@ -185,30 +190,13 @@ class EdgeFunction:
 # -- detached process (python -m localdb edge start|stop) --------------------------------------------
 
 
-def _pid_in(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def is_edge(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"localdb.edge" in cmdline
-
-
 def edge_command(cluster: Any, action: str, port: int | None, secret_env: str, database_url: str | None) -> int:
     """`python -m localdb edge start|stop|status`: the stand-in as a detached process of `cluster`'s root."""
-    import subprocess
-
     from localdb.errors import LocalDbError
 
     pid_file, log_file = cluster.root / "edge.pid", cluster.root / "edge.log"
-    running = _pid_in(pid_file)
-    running = running if running and is_edge(running) else None
+    running = pid_in(pid_file)
+    running = running if running and runs_module(running, MODULE) else None
     port = port or DEFAULT_PORT
     if action == "status":
         print(f"running (pid {running})" if running else "stopped")
@@ -217,13 +205,7 @@ def edge_command(cluster: Any, action: str, port: int | None, secret_env: str, d
         with contextlib.suppress(FileNotFoundError):
             pid_file.unlink()
         if running:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(running, signal.SIGTERM)
-            deadline = time.monotonic() + 5
-            while is_edge(running) and time.monotonic() < deadline:
-                with contextlib.suppress(ChildProcessError, OSError):
-                    os.waitpid(running, os.WNOHANG)
-                time.sleep(0.05)
+            proc_stop(running)
         print("stopped")
         return 0
     if running:
@@ -240,18 +222,8 @@ def edge_command(cluster: Any, action: str, port: int | None, secret_env: str, d
                 from None
     dsn = database_url or cluster.url()
     cluster.root.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-    with log_file.open("ab") as log_out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "localdb.edge", "--dsn", dsn, "--port", str(port), "--secret-env", secret_env,
-             "--pid-file", str(pid_file)],
-            stdin=subprocess.DEVNULL, stdout=log_out, stderr=log_out, env=env, cwd=cluster.root,
-            start_new_session=True)
-    tmp = pid_file.with_suffix(".tmp")
-    tmp.write_text(f"{proc.pid}\n")
-    tmp.replace(pid_file)
+    proc = proc_start(MODULE, ["--dsn", dsn, "--port", str(port), "--secret-env", secret_env,
+                               "--pid-file", str(pid_file)], log_file=log_file, pid_file=pid_file, cwd=cluster.root)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # ready when it accepts connections
         if proc.poll() is not None:
@@ -290,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(sig, lambda *_: stopping.set())
     started = time.monotonic()
     while not stopping.wait(1.0):
-        if args.pid_file is not None and time.monotonic() - started > 2 and _pid_in(args.pid_file) != os.getpid():
+        if args.pid_file is not None and time.monotonic() - started > 2 and pid_in(args.pid_file) != os.getpid():
             log("pid_file_gone", path=args.pid_file)
             break
     edge.stop()

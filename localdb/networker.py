@@ -38,6 +38,8 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 import psycopg
 from psycopg import errors as pgerrors
 
+from localdb.proc import pid_in
+
 VERSION = "0.20.4"
 APPLICATION_NAME = f"pg_net {VERSION} worker"
 CHANNEL = "pg_net_queue"
@@ -336,14 +338,14 @@ class Worker:
         if self.stopping.is_set():
             return True
         # Grace period: the parent writes the pid file just after starting us.
-        if time.monotonic() - self.started > 2 and _pid_in(self.pid_file) != os.getpid():
+        if time.monotonic() - self.started > 2 and pid_in(self.pid_file) != os.getpid():
             log("pid_file_gone", path=self.pid_file)
             self.stopping.set()
         return self.stopping.is_set()
 
     def _announce_ready(self) -> None:
         # Cluster.up() waits for this file to name us before it returns.
-        if self.ready_file is None or _pid_in(self.ready_file) == os.getpid():
+        if self.ready_file is None or pid_in(self.ready_file) == os.getpid():
             return
         tmp = self.ready_file.with_name(self.ready_file.name + ".tmp")
         tmp.write_text(f"{os.getpid()}\n")
@@ -355,13 +357,6 @@ class Worker:
         if text != self._last_error:
             log("database_unavailable", error=text)
             self._last_error = text
-
-
-def _pid_in(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def main(argv: list[str] | None = None) -> None:
