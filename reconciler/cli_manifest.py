@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import click
 
 from reconciler.cli_support import Command, file_option
-from reconciler.manifest import DEFAULT_CRON_VERSION, Manifest, load_manifest, manifest_json_schema
+from reconciler.manifest import Manifest, load_manifest, manifest_json_schema
 
 __all__ = ["schema_command", "summary_line", "validate_command"]
 
@@ -81,7 +81,7 @@ def validate_command(
 ) -> None:
     """Check the manifest offline: syntax, types, schedules, references. Needs no database or secrets."""
     files = files or ("scheduler.yaml",)
-    version = _CRON_VERSIONS.get(cron_version, DEFAULT_CRON_VERSION)
+    version = _CRON_VERSIONS[cron_version]  # click.Choice allows only these
     reference = _parse_start(start)
     manifest = load_manifest(list(files), cron_version=version)  # a ManifestError prints every problem
     click.echo(summary_line(manifest, files))
