@@ -124,9 +124,8 @@ def diff(want: Mapping[str, Mapping[str, Any]], live: LiveJobs, ctx: PlanContext
         if name in want:
             continue
         for row in rows:
-            before = {"job_name": name, **row.fields}
-            change = undeclared(KIND, name, before, ctx, deactivated={**before, "is_active": False})
-            changes.append(_with_row(change, row))
+            before = {"job_name": name, **row.fields, "_row": row.row_id}
+            changes.append(undeclared(KIND, name, before, ctx, deactivated={**before, "is_active": False}))
     # Orphans are numbered in read order (created_at, id): the row id (a random uuid) would make the
     # plan differ between otherwise identical databases; apply uses `_row`, never the key.
     for number, row in enumerate(live.orphans, 1):
@@ -144,12 +143,6 @@ def _why(fields: Sequence[Any]) -> str:
     if paths == ["is_active"]:
         return "deactivated outside git" if fields[0].new else "activated outside git"
     return "changed outside git: " + ", ".join(paths)
-
-
-def _with_row(change: Change, row: LiveJob) -> Change:
-    before = {**(change.before or {}), "_row": row.row_id}
-    after = None if change.after is None else {**change.after}
-    return Change(change.kind, change.key, change.action, before, after, change.fields, change.reason)
 
 
 def findings(want: Mapping[str, Any], live: LiveJobs, ctx: PlanContext) -> list[Finding]:
