@@ -624,6 +624,8 @@ def _parse(text: str, version: tuple[int, int]) -> Schedule:
             cron_error = e
         else:
             warnings = parser.warnings
+            if "\t" in text:
+                warnings.insert(0, "contains tabs (pg_cron reads a tab as a space)")
             if skipped:
                 warnings.insert(0, "leading blank or comment lines are ignored")
             if fields is not None and fields.day == _NEVER:

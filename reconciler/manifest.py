@@ -214,7 +214,11 @@ def _check_url(value: str) -> str:
 
 
 def _check_schedule(value: str, info: ValidationInfo) -> str:
-    _check_single_line(value)
+    # Tabs are allowed: pg_cron separates fields by blanks (space or tab), and a live job written that way
+    # must be declarable (the dialect warns instead). Line breaks are not: nobody means one in a schedule.
+    _check_text(value)
+    if _LINE_BREAK.search(value):
+        raise _fail("must be a single line")
     from reconciler import cron  # lazily: the dialect module is only needed when schedules are validated
 
     context = info.context if isinstance(info.context, Mapping) else {}

@@ -176,3 +176,20 @@ def test_generated_secret_is_created_once_and_rotated_on_request(supabase_like: 
         assert value not in text and new_value not in text
     assert cron_job(su) == master
     assert_converged(supabase_like.url, manifest)
+
+
+# -- schedules pg_cron accepts ----------------------------------------------------------------------------
+
+
+def test_a_trigger_schedule_with_tabs_is_applied_by_pg_cron_and_then_in_sync(supabase_like: DbTarget,
+                                                                          tmp_path: Path) -> None:
+    def tabbed(data: dict[str, Any]) -> None:
+        data["triggers"][0]["schedule"] = "*\t*\t*\t*\t*"
+
+    manifest = write_manifest(tmp_path, tabbed)
+    assert_ok(reconcile(supabase_like.url, "--apply", manifest=manifest))
+    live = cron_job(supabase_like.superuser_url)
+    assert live is not None and live["schedule"] == "*\t*\t*\t*\t*"  # pg_cron stored it as given
+    assert_converged(supabase_like.url, manifest)
+    # the same schedule written with spaces means the same thing: not drift
+    assert_converged(supabase_like.url)

@@ -522,3 +522,21 @@ def test_overlay_duplicate_names_within_one_file(tmp_path: Path, monkeypatch: py
     assert 'prod.yaml:3:11: jobs[1].name: duplicate job name "a" (first at jobs[0])' in problems_of(
         ["base.yaml", "prod.yaml"]
     )
+
+
+def test_a_schedule_separated_by_tabs_is_valid_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pg_cron 1.6 (and 1.4) accept tabs between fields, so a live job written that way must be declarable
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "m.yaml", MINIMAL.replace('"*/5 * * * *"', '"*/5\\t* * * *"'))
+    loaded = load_manifest(["m.yaml"])
+    assert loaded.jobs[0].schedule == "*/5\t* * * *"
+    assert loaded.warnings == ("m.yaml:8:15: jobs[0].schedule: contains tabs (pg_cron reads a tab as a space)",)
+    result = CliRunner().invoke(validate_command, ["-f", "m.yaml"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_schedule_with_a_line_break_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "m.yaml", MINIMAL.replace('"*/5 * * * *"', '"*/5 * * * *\\n0 0 * * *"'))
+    with pytest.raises(ManifestError, match=r"m\.yaml:8:15: jobs\[0\]\.schedule: must be a single line"):
+        load_manifest(["m.yaml"])
