@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.edge_api import EdgeApi, EdgeTarget
 from reconciler.kinds.base import LiveState
 from reconciler.kinds.edge_secrets import KIND, EdgeLive
 from reconciler.model import Action, Plan
+
+if TYPE_CHECKING:  # httpx (under edge_api) is imported only when an edge_functions: section is configured
+    from reconciler.edge_api import EdgeApi
 
 PROJECT_REF_ENV = "SUPABASE_PROJECT_REF"
 
@@ -59,6 +61,8 @@ def connect(manifest: Any, environ: Mapping[str, str]) -> EdgePlane | None:
     ref = edge.project_ref or environ.get(PROJECT_REF_ENV)
     if not ref:
         return EdgePlane(None, f"no project ref (edge_functions.project_ref or {PROJECT_REF_ENV})")
+    from reconciler.edge_api import EdgeApi, EdgeTarget
+
     return EdgePlane(EdgeApi(EdgeTarget(edge.api_url, ref, token)))
 
 

@@ -900,6 +900,51 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
+_TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
+
+
+def _deep_flow_cut(text: str) -> int | None:
+    """Where a flow collection (`[` or `{`) opens deeper than MAX_DEPTH, if anywhere: the index after it.
+
+    A cheap scan, not a parser: quoted scalars and comments are skipped, and the caller confirms the
+    depth with the real parser, so a misread quote costs nothing but the scan.
+    """
+    depth = 0
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return i + 1
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+        elif ch == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            i = text.find("\n", i)
+            if i == -1:
+                return None
+        elif ch in "'\"" and (i == 0 or text[i - 1] in " \t\n[{,:"):
+            i = _quoted_end(text, i)
+        i += 1
+    return None
+
+
+def _quoted_end(text: str, start: int) -> int:
+    quote = text[start]
+    i = start + 1
+    while i < len(text):
+        if quote == '"' and text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == quote:
+            if quote == "'" and text[i + 1 : i + 2] == "'":  # '' is an escaped quote
+                i += 2
+                continue
+            return i
+        i += 1
+    return len(text)
+
+
 class _Composer:
     """Builds _LMap/_LSeq/scalars from the parser's events, enforcing the loader limits."""
 
@@ -924,6 +969,23 @@ class _Composer:
         return _Fatal()
 
     def compose(self) -> Any:
+        cut = _deep_flow_cut(self.text)
+        if cut is not None:
+            # libyaml's scanner reads ahead through nested flow collections before the first event, and
+            # newer builds stop at a depth limit of their own: compose only the text up to the first
+            # bracket deeper than ours, where our limit trips, so the message is ours with every PyYAML.
+            probe = _Composer(self.text[:cut], self.file)
+            try:
+                probe.compose_text()
+            except _Fatal:
+                if probe.problems[-1].message == _TOO_DEEP:
+                    self.problems = probe.problems
+                    raise
+            except yaml.YAMLError:
+                pass  # the scan guessed wrong (a quote it misread): the whole text decides
+        return self.compose_text()
+
+    def compose_text(self) -> Any:
         loader = _PositionLoader(self.text)
         try:
             return self._compose(loader)
@@ -1020,7 +1082,7 @@ class _Composer:
                         pos, f"unsupported YAML tag {str(event.tag).replace('tag:yaml.org,2002:', '!!')}"
                     )
                 if len(stack) >= MAX_DEPTH:
-                    raise self._fatal(pos, f"nested deeper than {MAX_DEPTH} levels")
+                    raise self._fatal(pos, _TOO_DEEP)
                 path = child_path()
                 stack.append([_LMap(pos) if is_map else _LSeq(pos), event.anchor, 1, None, None, path])
             elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):

@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
-# Installs what the project needs on a Debian/Ubuntu machine: PostgreSQL 15 with Debian's pg_cron,
-# and the Python package with its test extra. Idempotent; used by demo.sh, test.sh and .ci/run.
+# Installs what the project needs on a Debian/Ubuntu machine: PostgreSQL 15 with Debian's pg_cron (apt),
+# and the package with its test extra into the project's own virtualenv, `.venv/` in the repository
+# (never the machine's interpreter). Idempotent; used by demo.sh, test.sh and .ci/run.
+#
+#   bash scripts/install.sh             apt packages, then .venv/ (created if missing, kept if present)
+#   bash scripts/install.sh --fresh     .venv/ deleted and made again: the newest versions the ranges allow
+#   bash scripts/install.sh --lowest DIR
+#                                       a fresh virtualenv at DIR with the lowest versions the ranges allow
+#                                       (uv's --resolution lowest-direct), for the lower-bound test pass
+#
+# Afterwards: `. .venv/bin/activate` (or call .venv/bin/reconcile). localdb/ and the tests are development
+# tooling, not part of the wheel: a .pth file puts the repository on the virtualenv's path instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+mode=keep
+venv=.venv
+case "${1:-}" in
+  --fresh) mode=fresh ;;
+  --lowest) mode=lowest; venv="${2:?--lowest needs a directory}" ;;
+  "") ;;
+  *) echo "usage: scripts/install.sh [--fresh | --lowest DIR]" >&2; exit 1 ;;
+esac
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -10,6 +29,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 need_apt=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15)
 [ -f /usr/lib/postgresql/15/lib/pg_cron.so ] || need_apt+=(postgresql-15-cron)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} with apt-get" >&2
   $SUDO apt-get update -qq
@@ -17,4 +37,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 # Debian's package may start its own cluster on 5432; ours never uses it, and it is left alone.
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+if [ "$mode" != keep ]; then rm -rf "$venv"; fi
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
+if [ "$mode" = lowest ]; then
+  # The lowest version of every direct dependency (runtime and test extra) that the ranges in
+  # pyproject.toml allow; transitive ones resolve as usual.
+  "${pip[@]}" install uv
+  "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --resolution lowest-direct -e '.[test]'
+else
+  "${pip[@]}" install -e '.[test]'
+fi
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+printf '%s\n' "$PWD" > "$site/scheduler_reconciler_dev.pth"
+echo "installed scheduler-reconciler (editable, with the test extra) into $venv/" >&2

@@ -429,10 +429,32 @@ def test_huge_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert problems_of(["big.yaml"]) == ["big.yaml: file is larger than 16384 KiB: not a manifest"]
 
 
-def test_very_deep_input_never_recurses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+# The limit is ours, checked before libyaml's own (1,000 levels in PyYAML 6.0.4's build, none before): the
+# same line with every PyYAML, and no recursion whatever the depth.
+DEEP = {
+    "flow-lists": ("x: " + "[" * 100_000 + "]" * 100_000, "deep.yaml:2:35: nested deeper than 32 levels"),
+    "flow-maps": ("x: " + "{a: " * 2_000 + "1" + "}" * 2_000, "deep.yaml:2:128: nested deeper than 32 levels"),
+    "flow-mixed": ("x: " + "[{a: " * 1_000 + "1" + "}]" * 1_000, "deep.yaml:2:80: nested deeper than 32 levels"),
+    "dashes": ("x:\n  " + "- " * 3_000 + "a", "deep.yaml:3:65: nested deeper than 32 levels"),
+    "indentation": ("x:\n" + "".join(" " * (i + 1) + f"k{i}:\n" for i in range(1_200)) + " " * 1_201 + "v",
+                    "deep.yaml:34:33: nested deeper than 32 levels"),
+}
+
+
+@pytest.mark.parametrize("body,expected", list(DEEP.values()), ids=list(DEEP))
+def test_very_deep_input_never_recurses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str,
+                                        expected: str) -> None:
     monkeypatch.chdir(tmp_path)
-    write(tmp_path, "deep.yaml", "version: 1\nx: " + "[" * 100_000 + "]" * 100_000 + "\n")
-    assert problems_of(["deep.yaml"]) == ["deep.yaml:2:35: nested deeper than 32 levels"]
+    write(tmp_path, "deep.yaml", "version: 1\n" + body + "\n")
+    assert problems_of(["deep.yaml"]) == [expected]
+
+
+def test_brackets_inside_quotes_and_comments_are_not_nesting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = MINIMAL + "# " + "[" * 50 + "\n"
+    text = text.replace('"*/5 * * * *"', '"*/5 * * * *"  # ' + "{" * 40)
+    write(tmp_path, "m.yaml", text.replace("version: 1", "version: 1\n# it's " + "[" * 40))
+    assert load_manifest(["m.yaml"]).jobs[0].schedule == "*/5 * * * *"
 
 
 def test_problems_from_every_file_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The lower-bound pass: a fresh virtualenv (.venv-lowest/) with the lowest version of every direct
+# dependency that pyproject.toml allows, then the suite without its long end-to-end, soak and stress
+# runs. A lower bound that fails here is raised in pyproject.toml, never kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh --lowest .venv-lowest
+.venv-lowest/bin/python -m pip list --format=freeze 2>/dev/null \
+  | grep -iE '^(pyyaml|pydantic|psycopg|click|structlog|pglast|prometheus-client|httpx|pytest|hypothesis)==' >&2
+VENV=.venv-lowest exec bash scripts/test.sh -m "not slow and not soak and not stress" -p no:cacheprovider "$@"
