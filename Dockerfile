@@ -1,5 +1,14 @@
 # scheduler-reconciler as a long-running controller: reconcile --watch --apply on /config/scheduler.yaml.
 # Build: docker build -t scheduler-reconciler .   Run: see deploy/kubernetes/ and the README.
+# The image installs exactly the versions and hashes in requirements.lock (regenerate: scripts/lock.sh),
+# then the reconciler's own wheel without dependencies: the image that was tested is the image that ships.
+
+FROM python:3.11-slim AS wheel
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY reconciler ./reconciler
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,11 +17,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY reconciler ./reconciler
-COPY localdb ./localdb
-# Runtime dependencies only (no test extra); psycopg's binary wheel brings its own libpq.
-RUN pip install . \
+COPY requirements.lock ./
+COPY --from=wheel /dist/ /tmp/dist/
+# psycopg's binary wheel brings its own libpq; no compiler, no test tooling, no localdb.
+RUN pip install --require-hashes --no-deps -r requirements.lock \
+ && pip install --no-deps /tmp/dist/*.whl \
+ && pip check \
+ && rm -rf /tmp/dist \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin reconciler
 
 USER 10001

@@ -1,27 +1,18 @@
-"""The container's command line, run outside Docker, and offline lints of the Dockerfile and manifests.
+"""Offline lints of the Dockerfile and the Kubernetes manifests.
 
-No Docker engine or cluster runs here: hadolint and kubernetes-validate check the files, and the
-image's ENTRYPOINT + CMD is parsed from the Dockerfile and run as a real process.
+No Docker engine or cluster runs here: hadolint and kubernetes-validate check the files. The image's
+ENTRYPOINT + CMD runs as a real process in the image's own environment in test_shipping.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shlex
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
-import psycopg
 import pytest
 import yaml
-
-from tests.fix_db import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,50 +50,6 @@ def test_kubernetes_manifests_validate_offline():
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert deployment["spec"]["replicas"] == 2
-
-
-def test_container_command_line_reconciles_and_serves_health(audited_db, tmp_path):
-    config = tmp_path / "config"
-    config.mkdir()
-    shutil.copy(ROOT / "scheduler.yaml", config / "scheduler.yaml")
-    port = free_port()
-    args = [a.replace("/config/scheduler.yaml", str(config / "scheduler.yaml")) for a in _instruction("CMD")]
-    args[args.index("--http-port") + 1] = str(port)
-    args += ["--interval", "1s"]
-    env = {**os.environ, "DATABASE_URL": audited_db.url, "SUPABASE_URL": "http://127.0.0.1:9",
-           "SUPABASE_SERVICE_ROLE_KEY": "container-srk", "CRON_SECRET": "container-cron"}
-    code = "import sys; from reconciler.cli import main; sys.argv[0] = 'reconcile'; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 15
-        ready = None
-        while time.monotonic() < deadline:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
-                if ready.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        assert ready is not None and ready.status_code == 200, shlex.join(args)
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-        with psycopg.connect(audited_db.superuser_url) as conn:
-            jobs = conn.execute("SELECT count(*) FROM public.scheduled_jobs WHERE is_active").fetchone()[0]
-            triggers = conn.execute("SELECT count(*) FROM cron.job WHERE jobname = 'master-scheduler'").fetchone()[0]
-        assert (jobs, triggers) == (13, 1)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            out, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-    assert proc.returncode == 0, err[-2000:]
-    events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
-    assert "controller_started" in events and "cycle_finished" in events and events[-1] == "controller_stopped"
-    for marker in ("container-srk", "container-cron"):
-        assert marker not in out + err
 
 
 @pytest.mark.parametrize("path", ["deploy/kubernetes/configmap.yaml"])
