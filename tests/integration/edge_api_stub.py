@@ -1,6 +1,6 @@
 """A contract stand-in for the Supabase Management API's Edge Function secrets endpoints (tests only).
 
-Exactly the three documented endpoints (see /work/shared/REFERENCE.md, "Supabase Edge Function secrets"):
+Exactly the three documented endpoints (docs/upstream.md, "The Management API"):
 
     GET    /v1/projects/{ref}/secrets   200 [{"name", "value"}], value = lowercase hex SHA-256 of the value;
                                         the reserved SUPABASE_URL, SUPABASE_ANON_KEY,

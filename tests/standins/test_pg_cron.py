@@ -1,5 +1,5 @@
 """pg_cron as the project meets it: Debian's real 1.4 build in the supabase profile, called as the
-non-superuser `postgres` with the grants hosted Supabase gives it. Checks the REFERENCE.md facts the
+non-superuser `postgres` with the grants hosted Supabase gives it. Checks the docs/upstream.md facts the
 reconciler builds on (error texts, upsert semantics, privileges).
 """
 

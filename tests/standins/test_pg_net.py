@@ -1,4 +1,4 @@
-"""pg_net stand-in, SQL surface: every REFERENCE.md fact about pg_net 0.20.4 that needs no HTTP (the
+"""pg_net stand-in, SQL surface: every docs/upstream.md fact about pg_net 0.20.4 that needs no HTTP (the
 delivery worker has its own tests in test_networker.py).
 """
 

@@ -1,4 +1,4 @@
-"""supabase_vault stand-in: every REFERENCE.md fact about supabase_vault 0.3.1, checked in the catalog
+"""supabase_vault stand-in: every docs/upstream.md fact about supabase_vault 0.3.1, checked in the catalog
 and by behaviour, as the non-superuser `postgres` of the supabase profile unless a test says otherwise.
 """
 

@@ -1,4 +1,4 @@
-"""reconciler.cron: the pg_cron schedule dialect (REFERENCE.md, "pg_cron"), checked against pg_cron's parser.
+"""reconciler.cron: the pg_cron schedule dialect (docs/upstream.md, "The schedule dialect"), checked against pg_cron's parser.
 
 The run-time checks compare Schedule.next_runs with a brute-force minute-by-minute matcher written here
 from the expanded field sets, so they share no code with the module.
@@ -18,7 +18,7 @@ from reconciler.cron import PG_CRON_1_4, PG_CRON_1_5, PG_CRON_1_6, CronError, Sc
 V14, V15, V16 = PG_CRON_1_4, PG_CRON_1_5, PG_CRON_1_6
 
 # ---------------------------------------------------------------------------------------------------
-# Accepted and rejected strings: every example in REFERENCE.md, for both versions
+# Accepted and rejected strings: every example in docs/upstream.md, for both versions
 
 
 ACCEPTED_BOTH = [
