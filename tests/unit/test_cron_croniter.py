@@ -5,6 +5,8 @@ numbers, ranges, steps, lists and three-letter names. Left out on purpose, becau
 pg_cron's `$`, intervals and macros (croniter has no such forms or reads them differently), day of week 7,
 and a day-of-month or day-of-week field that starts with `*/`: vixie cron treats such a field as `*` when
 deciding whether both day fields restrict (so `*/2 ... 1` needs both), croniter as a list (either).
+croniter before 2.0.4 read a day-of-week range covering every day (`0-6`) as `*`: pyproject.toml asks for
+2.0.4 or later, found by the lower-bound pass.
 """
 
 from __future__ import annotations
