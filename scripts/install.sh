@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a Debian/Ubuntu machine: PostgreSQL 15 with Debian's pg_cron,
-# and the Python package with its test extra. Idempotent; used by demo.sh, test.sh and .ci/run.
+# PGXS and a C compiler (localdb builds its supautils stand-in), and the Python package with its test extra. Idempotent; used by demo.sh, test.sh and .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 need_apt=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15)
 [ -f /usr/lib/postgresql/15/lib/pg_cron.so ] || need_apt+=(postgresql-15-cron)
+[ -f /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk ] || need_apt+=(postgresql-server-dev-15)
+command -v make >/dev/null || need_apt+=(make)
+command -v gcc >/dev/null || need_apt+=(gcc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} with apt-get" >&2
   $SUDO apt-get update -qq
