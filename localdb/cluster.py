@@ -7,7 +7,8 @@ the worker, and returns the URL for role `postgres`; `down()` stops both. The te
 (`tests/fix_db.py`) and the CLI (`python -m localdb`) are thin layers over this class.
 
 Profiles: `supabase` (bootstrap superuser `supabase_admin`, `postgres` an ordinary role with the
-grants hosted Supabase gives it) and `vanilla` (plain PostgreSQL, superuser `postgres`).
+grants hosted Supabase gives it, and our supautils stand-in loaded per session so `postgres` may
+create the privileged extensions as on Supabase) and `vanilla` (plain PostgreSQL, superuser `postgres`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,27 @@ _SETTINGS = {
     "log_timezone": "'UTC'",
 }
 
+#: Hosted Supabase's supautils configuration, as far as the scheduler stack can observe it (its list of
+#: privileged extensions, its superuser and privileged role, pg_cron's forced schema). Our own
+#: `localdb/supautils/` library reads these (built by pgtree.build_supautils).
+PRIVILEGED_EXTENSIONS = (
+    "address_standardizer, address_standardizer_data_us, autoinc, bloom, btree_gin, btree_gist, citext, "
+    "cube, dblink, dict_int, dict_xsyn, earthdistance, fuzzystrmatch, hstore, http, hypopg, index_advisor, "
+    "insert_username, intarray, isn, ltree, moddatetime, pg_buffercache, pg_cron, pg_graphql, pg_hashids, "
+    "pg_jsonschema, pg_net, pg_prewarm, pg_repack, pg_stat_monitor, pg_stat_statements, pg_tle, pg_trgm, "
+    "pg_walinspect, pgaudit, pgcrypto, pgjwt, pgroonga, pgroonga_database, pgrouting, pgrowlocks, "
+    "pgsodium, pgstattuple, pgtap, plpgsql_check, plv8, postgis, postgis_raster, postgis_sfcgal, "
+    "postgis_tiger_geocoder, postgis_topology, postgres_fdw, refint, rum, seg, sslinfo, supabase_vault, "
+    "tablefunc, tcn, tsm_system_rows, tsm_system_time, unaccent, uuid-ossp, vector, wrappers"
+)
+SUPAUTILS_SETTINGS = {
+    "session_preload_libraries": "'supautils'",
+    "supautils.privileged_extensions": f"'{PRIVILEGED_EXTENSIONS}'",
+    "supautils.privileged_role": "'postgres'",
+    "supautils.superuser": "'supabase_admin'",
+    "supautils.extensions_parameter_overrides": """'{"pg_cron":{"schema":"pg_catalog"}}'""",
+}
+
 _HBA = """\
 # localdb: trust, and only from this machine (socket, loopback)
 local   all   all                 trust
@@ -110,6 +132,8 @@ class Cluster:
             if not self.datadir.is_dir():
                 self._create(tree)
             running = self.running_port()
+            if self._add_supautils_config(self.datadir) and running is not None:
+                self._pg_ctl(tree, "reload", "-D", str(self.datadir))
             if running is not None and running != self.port:
                 raise LocalDbError(f"the cluster in {self.root} already runs on port {running}, "
                                    f"not {self.port}; run `python -m localdb down` first")
@@ -208,6 +232,20 @@ class Cluster:
         with (datadir / "postgresql.conf").open("a") as conf:
             conf.write("\n# localdb\n" + "\n".join(lines) + "\n")
         (datadir / "pg_hba.conf").write_text(_HBA)
+        self._add_supautils_config(datadir)
+
+    def _add_supautils_config(self, datadir: Path) -> bool:
+        """Append supautils' settings (supabase profile) unless there; True when they were added.
+
+        Also brings a cluster made before localdb had its supautils stand-in up to date.
+        """
+        conf = datadir / "postgresql.conf"
+        if self.profile != "supabase" or "supautils.privileged_extensions" in conf.read_text():
+            return False
+        lines = [f"{key} = {value}" for key, value in SUPAUTILS_SETTINGS.items()]
+        with conf.open("a") as handle:
+            handle.write("\n# localdb: hosted Supabase's supautils (localdb/supautils/)\n" + "\n".join(lines) + "\n")
+        return True
 
     def _bootstrap(self) -> None:
         import psycopg

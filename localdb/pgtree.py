@@ -2,16 +2,18 @@
 
 Sits under `Cluster`: before initdb or a start, `ensure_tree()` makes `<root>/pgtree` look like Debian's
 install (bin, lib, share) so that the server finds our own `extension/` directory, holding the
-stand-in extensions and, in the supabase profile, "trusted" copies of the control files. PostgreSQL
-finds share/ and lib/ relative to its executable after resolving symlinks, so the binaries are hard
-links or copies while everything else is a symlink to the system install. Nothing is written outside
-`<root>`.
+stand-in extensions, and a `lib/` holding, in the supabase profile, our `supautils` hook library
+(built from `localdb/supautils/` with PGXS: see `build_supautils`). PostgreSQL finds share/ and lib/
+relative to its executable after resolving symlinks, so the binaries are hard links or copies while
+everything else is a symlink to the system install. Nothing is written outside `<root>`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +22,11 @@ from localdb.errors import LocalDbError
 MAJOR = "15"
 INSTALL_HINT = "apt-get install -y postgresql-15 postgresql-15-cron"
 STANDINS_DIR = Path(__file__).resolve().parent / "extensions"
+SUPAUTILS_DIR = Path(__file__).resolve().parent / "supautils"
+SUPAUTILS_HINT = f"apt-get install -y postgresql-server-dev-{MAJOR} make gcc"
 
 # Only these are run from the private tree; initdb and pg_ctl look for `postgres` next to themselves.
 BINARIES = ("postgres", "initdb", "pg_ctl", "psql", "pg_config", "pg_controldata", "pg_isready")
-# Extensions whose control file gets `trusted = true` in the supabase profile (supautils' job there).
-TRUSTED_EXTENSIONS = ("pg_cron", "pg_net", "supabase_vault")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class SystemInstall:
     bindir: Path = Path(f"/usr/lib/postgresql/{MAJOR}/bin")
     pkglibdir: Path = Path(f"/usr/lib/postgresql/{MAJOR}/lib")
     sharedir: Path = Path(f"/usr/share/postgresql/{MAJOR}")
+    pg_config: Path = Path(f"/usr/lib/postgresql/{MAJOR}/bin/pg_config")
+    pgxs: Path = Path(f"/usr/lib/postgresql/{MAJOR}/lib/pgxs/src/makefiles/pgxs.mk")
 
     def check(self) -> None:
         """Raise one clear line naming the missing Debian package."""
@@ -44,6 +48,17 @@ class SystemInstall:
                 and (self.sharedir / "extension" / "pg_cron.control").is_file()):
             raise LocalDbError(f"pg_cron is not installed (package postgresql-{MAJOR}-cron); "
                                f"run: {INSTALL_HINT}")
+
+    def check_build_tools(self) -> None:
+        """Building the supautils stand-in needs PGXS (postgresql-server-dev), make and a C compiler."""
+        if not (self.pg_config.is_file() and self.pgxs.is_file()):
+            raise LocalDbError(f"the supabase profile builds localdb's supautils hook library, which needs "
+                               f"PostgreSQL's server headers and PGXS (package postgresql-server-dev-{MAJOR}); "
+                               f"run: {SUPAUTILS_HINT}")
+        missing = [tool for tool in ("make", "gcc") if shutil.which(tool) is None]
+        if missing:
+            raise LocalDbError(f"building localdb's supautils hook library needs {' and '.join(missing)}; "
+                               f"run: {SUPAUTILS_HINT}")
 
 
 SYSTEM = SystemInstall()
@@ -78,11 +93,49 @@ class Tree:
 def ensure_tree(top: Path, profile: str, system: SystemInstall = SYSTEM) -> Tree:
     """Build the tree once (atomically), then refresh only our own extension files on every call."""
     system.check()
+    if profile == "supabase":
+        system.check_build_tools()
     tree = Tree(top)
     if not tree.bindir.is_dir():
         _build(tree, system)
-    _install_extension_files(tree.extdir, profile, system)
+    if tree.pkglibdir.is_symlink():  # a tree made before lib/ held our own library
+        _unlink_pkglibdir(tree, system)
+    _install_extension_files(tree.extdir, system)
+    if profile == "supabase":
+        build_supautils(tree, system)
     return tree
+
+
+def build_supautils(tree: Tree, system: SystemInstall = SYSTEM) -> Path:
+    """Compile localdb/supautils/ with PGXS in `<tree>/build/supautils`, install it into the tree's lib/.
+
+    Rebuilt only when the sources change (their digest is kept next to the build). Raises one line
+    naming the missing package, or the compiler's last line.
+    """
+    system.check_build_tools()
+    sources = sorted(p for p in SUPAUTILS_DIR.iterdir() if p.name in ("Makefile", "supautils.c"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
+    build = tree.top / "build" / "supautils"
+    stamp = build / "source.sha256"
+    target = tree.pkglibdir / "supautils.so"
+    if target.is_file() and stamp.is_file() and stamp.read_text() == digest:
+        return target
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    for src in sources:
+        shutil.copyfile(src, build / src.name)
+    proc = subprocess.run(["make", "-C", str(build), f"PG_CONFIG={system.pg_config}", "with_llvm=no"],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not (build / "supautils.so").is_file():
+        lines = (proc.stderr or proc.stdout).strip().splitlines() or ["(no output)"]
+        raise LocalDbError(f"building localdb's supautils hook library failed: {lines[-1]} "
+                           f"(needs package postgresql-server-dev-{MAJOR}; see {build})")
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.copyfile(build / "supautils.so", tmp)
+    tmp.chmod(0o755)
+    tmp.replace(target)
+    stamp.write_text(digest)
+    return target
 
 
 def _build(tree: Tree, system: SystemInstall) -> None:
@@ -94,7 +147,7 @@ def _build(tree: Tree, system: SystemInstall) -> None:
         for name in BINARIES:
             if (system.bindir / name).exists():
                 _link_or_copy(system.bindir / name, staging.bindir / name)
-        staging.pkglibdir.symlink_to(system.pkglibdir)
+        _fill_pkglibdir(staging.pkglibdir, system)
         staging.sharedir.mkdir(parents=True)
         for entry in system.sharedir.iterdir():
             if entry.name != "extension":
@@ -109,6 +162,21 @@ def _build(tree: Tree, system: SystemInstall) -> None:
         raise
 
 
+def _fill_pkglibdir(pkglibdir: Path, system: SystemInstall) -> None:
+    # A directory of symlinks rather than one symlink, so our own library can sit beside the system's.
+    pkglibdir.mkdir(parents=True)
+    for entry in system.pkglibdir.iterdir():
+        (pkglibdir / entry.name).symlink_to(entry)
+
+
+def _unlink_pkglibdir(tree: Tree, system: SystemInstall) -> None:
+    staging = tree.pkglibdir.with_name(f"lib.tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    _fill_pkglibdir(staging, system)
+    tree.pkglibdir.unlink()
+    staging.rename(tree.pkglibdir)
+
+
 def _link_or_copy(src: Path, dst: Path) -> None:
     # A hard link keeps the tree small; protected_hardlinks forbids it for non-owners, so copy then.
     try:
@@ -117,21 +185,16 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _install_extension_files(extdir: Path, profile: str, system: SystemInstall) -> None:
+def _install_extension_files(extdir: Path, system: SystemInstall) -> None:
+    # Control files as upstream ships them, untrusted (superuser = t, trusted = f), as on Supabase:
+    # there supautils, not the control file, lets postgres create them.
     for src in sorted(STANDINS_DIR.iterdir()):
         if src.suffix in (".control", ".sql"):
-            text = src.read_text()
-            if src.suffix == ".control" and profile == "supabase":
-                text = _trusted(text)
-            _write_if_changed(extdir / src.name, text)
+            _write_if_changed(extdir / src.name, src.read_text())
     cron_control = extdir / "pg_cron.control"
-    system_text = (system.sharedir / "extension" / "pg_cron.control").read_text()
-    _write_if_changed(cron_control, _trusted(system_text) if profile == "supabase" else system_text)
-
-
-def _trusted(control: str) -> str:
-    lines = [line for line in control.splitlines() if not line.strip().startswith("trusted")]
-    return "\n".join(lines + ["trusted = true"]) + "\n"
+    if not cron_control.is_symlink():  # a tree made when the profile rewrote it: back to Debian's
+        cron_control.unlink(missing_ok=True)
+        cron_control.symlink_to(system.sharedir / "extension" / "pg_cron.control")
 
 
 def _write_if_changed(path: Path, text: str) -> None:

@@ -23,8 +23,15 @@ from psycopg import sql
 
 from reconciler import db, faults, render
 from reconciler.edge import EdgePlane
-from reconciler.errors import ApplyFailed, DatabaseUnavailable, LockHeld, PlanStale, UnsafePlan
-from reconciler.kinds import REGISTRY, by_name, edge_secrets
+from reconciler.errors import (
+    ApplyFailed,
+    DatabaseUnavailable,
+    LockHeld,
+    PermissionDenied,
+    PlanStale,
+    UnsafePlan,
+)
+from reconciler.kinds import REGISTRY, by_name, edge_secrets, extensions
 from reconciler.kinds.base import LiveState, PlanOptions, fingerprint
 from reconciler.model import DESTRUCTIVE, Action, Change, Plan
 from reconciler.plan import plan as make_plan
@@ -164,6 +171,12 @@ def _execute(conn: psycopg.Connection[Any], plan: Plan, caps: Any) -> None:
                 faults.point(f"statement.{kind.KIND}")
                 try:
                     statement.run(cur)
+                except psycopg.errors.InsufficientPrivilege as e:
+                    # "unknown" at plan time (extension_may_need_superuser): the server said no
+                    explained = extensions.refused(statement) if kind is extensions else None
+                    if explained is None:
+                        raise db.translate(e, f"{statement.description or kind.KIND} failed") from e
+                    raise PermissionDenied(explained[0], hint=explained[1]) from e
                 except psycopg.Error as e:
                     raise db.translate(e, f"{statement.description or kind.KIND} failed") from e
 

@@ -28,6 +28,11 @@ SETTINGS = (
     "cron.timezone",
     "pg_net.database_name",
     "log_statement",
+    # Hosted Supabase's supautils (listed only where the library is loaded in this session): which
+    # extensions a non-superuser may create anyway, for which role, and the schemas it forces.
+    "supautils.privileged_extensions",
+    "supautils.privileged_role",
+    "supautils.extensions_parameter_overrides",
 )
 RELATIONS = (
     "public.scheduled_jobs",

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the project needs on a Debian/Ubuntu machine: PostgreSQL 15 with Debian's pg_cron (apt),
+# Installs what the project needs on a Debian/Ubuntu machine: PostgreSQL 15 with Debian's pg_cron, PGXS
+# and a C compiler (localdb builds its supautils stand-in) with apt,
 # and the package with its test extra into the project's own virtualenv, `.venv/` in the repository
 # (never the machine's interpreter). Idempotent; used by demo.sh, test.sh and .ci/run.
 #
@@ -30,6 +31,9 @@ need_apt=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15)
 [ -f /usr/lib/postgresql/15/lib/pg_cron.so ] || need_apt+=(postgresql-15-cron)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+[ -f /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk ] || need_apt+=(postgresql-server-dev-15)
+command -v make >/dev/null || need_apt+=(make)
+command -v gcc >/dev/null || need_apt+=(gcc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} with apt-get" >&2
   $SUDO apt-get update -qq

@@ -1,7 +1,8 @@
 -- What a fresh hosted Supabase database has before any user migration, as far as the scheduler stack
 -- can tell: run once by `Cluster` as the bootstrap superuser supabase_admin, right after initdb.
--- `postgres` is an ordinary role with CREATEROLE/CREATEDB; the extensions it may create are marked
--- trusted in the cluster's private control files (supautils does that job on Supabase).
+-- `postgres` is an ordinary role with CREATEROLE/CREATEDB. The control files are untrusted, as on
+-- Supabase; localdb's supautils stand-in (localdb/supautils/, loaded per session) creates the
+-- privileged extensions as supabase_admin, who therefore owns them, whoever asked.
 
 CREATE ROLE postgres LOGIN NOSUPERUSER CREATEROLE CREATEDB;
 CREATE ROLE anon NOLOGIN NOINHERIT;
@@ -18,8 +19,9 @@ GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
 ALTER ROLE postgres SET search_path = "$user", public, extensions;
 
 -- Supabase grants `postgres` access to an extension's objects right after it is created
--- (its `extensions.grant_pg_cron_access` / `grant_pg_net_access` event triggers and the vault
--- migrations). The function lives in a schema only the superuser can touch, so tests that drop
+-- (supautils' after-create custom scripts, its `extensions.grant_pg_cron_access` /
+-- `grant_pg_net_access` event triggers and the vault migrations); here one event trigger does it,
+-- whoever created the extension. The function lives in a schema only the superuser can touch, so tests that drop
 -- and recreate `extensions` or `public` cannot break it.
 CREATE SCHEMA localdb;
 REVOKE ALL ON SCHEMA localdb FROM PUBLIC;
@@ -35,7 +37,6 @@ BEGIN
         JOIN pg_extension e ON e.oid = c.objid
         WHERE c.classid = 'pg_extension'::regclass
     LOOP
-        PERFORM localdb.own_extension(ext);
         IF ext = 'pg_cron' THEN
             PERFORM localdb.grant_pg_cron_access();
         ELSIF ext = 'pg_net' THEN
@@ -44,46 +45,6 @@ BEGIN
             PERFORM localdb.grant_vault_access();
         END IF;
     END LOOP;
-END
-$fn$;
-
--- On hosted Supabase these extensions belong to the platform's superuser, whoever asked for them
--- (supautils creates them as supabase_admin). pg_cron depends on it: its functions write cron.job as
--- the extension owner, and postgres has only SELECT there. A trusted extension would belong to the
--- caller, so hand it over. Owner dependencies on the bootstrap superuser are never recorded.
-CREATE FUNCTION localdb.own_extension(ext name) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
-BEGIN
-    DELETE FROM pg_shdepend
-    WHERE classid = 'pg_extension'::regclass AND deptype = 'o'
-      AND objid = (SELECT oid FROM pg_extension WHERE extname = ext);
-    UPDATE pg_extension SET extowner = 'supabase_admin'::regrole WHERE extname = ext;
-    IF ext = 'supabase_vault' THEN
-        -- CREATE EXTENSION made the control file's schema as the caller
-        ALTER SCHEMA vault OWNER TO supabase_admin;
-    END IF;
-END
-$fn$;
-
--- supautils also lets postgres drop the extensions it may create. Ownership is checked after
--- ddl_command_start, so lend the extensions to the caller for the DROP and take them back at
--- ddl_command_end (whatever survived); a failed DROP rolls the loan back with it.
-CREATE FUNCTION localdb.lend_extensions() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
-BEGIN
-    IF session_user = 'postgres' THEN
-        UPDATE pg_extension SET extowner = 'postgres'::regrole
-        WHERE extname IN ('pg_cron', 'pg_net', 'supabase_vault');
-    END IF;
-END
-$fn$;
-
-CREATE FUNCTION localdb.reclaim_extensions() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
-BEGIN
-    UPDATE pg_extension SET extowner = 'supabase_admin'::regrole
-    WHERE extname IN ('pg_cron', 'pg_net', 'supabase_vault')
-      AND extowner <> 'supabase_admin'::regrole;
 END
 $fn$;
 
@@ -144,11 +105,3 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA localdb FROM PUBLIC;
 CREATE EVENT TRIGGER localdb_grant_extension_access ON ddl_command_end
     WHEN TAG IN ('CREATE EXTENSION')
     EXECUTE FUNCTION localdb.grant_extension_access();
-
-CREATE EVENT TRIGGER localdb_lend_extensions ON ddl_command_start
-    WHEN TAG IN ('DROP EXTENSION')
-    EXECUTE FUNCTION localdb.lend_extensions();
-
-CREATE EVENT TRIGGER localdb_reclaim_extensions ON ddl_command_end
-    WHEN TAG IN ('DROP EXTENSION')
-    EXECUTE FUNCTION localdb.reclaim_extensions();

@@ -1,7 +1,16 @@
-"""Kind `extension`: rows of pg_extension for the declared extensions. Never dropped, never pruned."""
+"""Kind `extension`: rows of pg_extension for the declared extensions. Never dropped, never pruned.
+
+Whether the role may create an extension is decided from the capabilities alone (`may_create`): a
+superuser may; a trusted control file lets anyone with CREATE on the database; on hosted Supabase,
+supautils runs the creation of the extensions in `supautils.privileged_extensions` as its superuser
+for `supautils.privileged_role`, although their control files are untrusted. supautils may also force
+an extension's schema (`supautils.extensions_parameter_overrides`, pg_cron into pg_catalog): the plan
+targets that schema and says so when the manifest declares another.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +72,37 @@ def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, Live
     return {row[0]: LiveExtension(*row) for row in rows}
 
 
+def may_create(have: LiveExtension, caps: Capabilities) -> bool | None:
+    """Whether the connected role may CREATE EXTENSION `have`: True, False (certain), or None (unknown).
+
+    Unknown when the control file is untrusted, the role is no superuser, and nothing visible says
+    whether some server hook lets it (no supautils settings, or supautils privileges another role):
+    the apply's transaction then finds out.
+    """
+    if caps.is_superuser or not have.needs_superuser:
+        return True
+    privileged = caps.setting("supautils.privileged_extensions")
+    if privileged is None:
+        return None
+    if have.name not in {name.strip().strip('"') for name in privileged.split(",")}:
+        return False  # supautils elevates only the listed extensions; PostgreSQL refuses the rest
+    role = caps.setting("supautils.privileged_role")
+    return True if not role or role == caps.current_user else None
+
+
+def schema_overrides(caps: Capabilities) -> dict[str, str]:
+    """Extension -> the schema supautils forces it into, from supautils.extensions_parameter_overrides."""
+    text = caps.setting("supautils.extensions_parameter_overrides")
+    try:
+        doc = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {name: params["schema"] for name, params in doc.items()
+            if isinstance(params, dict) and isinstance(params.get("schema"), str)}
+
+
 def desired(manifest: Any, inputs: Inputs) -> dict[str, DesiredExtension]:
     return {
         ext.name: DesiredExtension(ext.name, ext.schema_name, ext.version, getattr(ext, "declared_as", None) or ext.name)
@@ -74,17 +114,19 @@ def diff(
     want: Mapping[str, DesiredExtension], live: Mapping[str, LiveExtension], ctx: PlanContext
 ) -> list[Change]:
     changes: list[Change] = []
+    forced = schema_overrides(ctx.capabilities)
     for name, spec in want.items():
         have = live.get(name)
-        after = {"name": name, "schema": spec.schema, "version": spec.version}
+        schema = forced.get(name, spec.schema)  # what the server will do, whatever the manifest says
+        after = {"name": name, "schema": schema, "version": spec.version}
         if have is None or not have.installed:
             changes.append(Change(KIND, name, Action.CREATE, after=after, reason="missing"))
             continue
         before = {"name": name, "schema": have.schema, "version": have.installed_version}
         fields: list[FieldChange] = []
         reasons: list[str] = []
-        if spec.schema and have.schema != spec.schema and have.relocatable:
-            fields.append(FieldChange("schema", have.schema, spec.schema))
+        if schema and have.schema != schema and have.relocatable:
+            fields.append(FieldChange("schema", have.schema, schema))
             reasons.append("wrong schema")
         if spec.version and have.installed_version != spec.version:
             fields.append(FieldChange("version", have.installed_version, spec.version))
@@ -101,8 +143,16 @@ def diff(
 
 def findings(want: Mapping[str, DesiredExtension], live: Mapping[str, LiveExtension], ctx: PlanContext) -> list[Finding]:
     out = []
+    caps = ctx.capabilities
+    forced = schema_overrides(caps)
     for name, spec in want.items():
         have = live.get(name)
+        schema = forced.get(name, spec.schema)
+        if spec.schema and name in forced and spec.schema != forced[name]:
+            out.append(Finding(Severity.WARNING, "extension_schema_overridden",
+                               f"extension {name} is declared in schema {spec.schema}, but this server always puts it "
+                               f"in {forced[name]} (supautils.extensions_parameter_overrides); the plan uses {forced[name]}",
+                               f"declare schema: {forced[name]}"))
         if spec.declared_as != name:
             out.append(Finding(Severity.INFO, "extension_alias", f'extension "{spec.declared_as}" is an alias of "{name}"',
                                f'declare it as "{name}"'))
@@ -110,17 +160,35 @@ def findings(want: Mapping[str, DesiredExtension], live: Mapping[str, LiveExtens
             out.append(Finding(Severity.ERROR, "extension_unavailable",
                                f"extension {name} is not available on this server",
                                "install its package on the server (on Supabase: Database > Extensions)"))
-        elif not have.installed and have.needs_superuser and not ctx.capabilities.is_superuser:
-            out.append(Finding(Severity.ERROR, "extension_needs_superuser",
-                               f"extension {name} can only be created by a superuser on this server and "
-                               f"{ctx.capabilities.current_user} is not one",
-                               f"have a superuser run CREATE EXTENSION {name} (on Supabase: Database > Extensions)"))
-        elif have.installed and spec.schema and have.schema != spec.schema and not have.relocatable:
+        elif not have.installed and (allowed := may_create(have, caps)) is not True:
+            if allowed is False:
+                out.append(Finding(Severity.ERROR, "extension_needs_superuser",
+                                   f"extension {name} can only be created by a superuser on this server and "
+                                   f"{caps.current_user} is not one (its control file is not trusted"
+                                   + (" and it is not in supautils.privileged_extensions)"
+                                      if caps.setting("supautils.privileged_extensions") is not None else ")"),
+                                   f"have a superuser run CREATE EXTENSION {name}, or run the reconciler as one"))
+            else:
+                out.append(Finding(Severity.WARNING, "extension_may_need_superuser",
+                                   f"extension {name} is not trusted and {caps.current_user} is not a superuser: "
+                                   "creating it works only if the server lets this role (as Supabase's supautils "
+                                   "does for postgres); the apply will find out, and roll back if refused",
+                                   f"enable {name} in the Dashboard (Database > Extensions) first, or run as a superuser"))
+        elif have.installed and schema and have.schema != schema and not have.relocatable:
             out.append(Finding(Severity.WARNING, "extension_wrong_schema",
-                               f"extension {name} is installed in schema {have.schema}, declared {spec.schema}; "
+                               f"extension {name} is installed in schema {have.schema}, declared {schema}; "
                                "it is not relocatable, so this cannot be fixed safely",
                                f"declare schema: {have.schema}, or move it by hand (DROP EXTENSION {name} drops its data)"))
     return out
+
+
+def refused(statement: Statement) -> tuple[str, str] | None:
+    """The one-line error and fix for a CREATE EXTENSION the server refused (insufficient_privilege)."""
+    name = statement.description.removeprefix("create extension ")
+    if not statement.description.startswith("create extension "):
+        return None
+    return (f"the server refused to let this role create extension {name}; rolled back, nothing changed",
+            f"enable {name} in the Dashboard (Database > Extensions), or run the reconciler as a superuser")
 
 
 #: Creates the schema named by the transaction-local setting reconciler.extension_schema when it is

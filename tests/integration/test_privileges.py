@@ -95,28 +95,6 @@ def test_without_create_on_the_database_applies_once_the_reconciler_schema_exist
     assert reconcile(limited_role, "--dry-run", "--detailed-exitcode").exit_code == 0
 
 
-def test_untrusted_extension_needs_a_superuser(vanilla_db):
-    """On plain PostgreSQL pg_cron is not trusted: a role that is not a superuser is told so up front."""
-    with psycopg.connect(vanilla_db.superuser_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(ROLE)))
-        conn.execute(sql.SQL("GRANT CREATE, TEMPORARY ON DATABASE postgres TO {}").format(sql.Identifier(ROLE)))
-        conn.execute("CREATE TABLE IF NOT EXISTS public.scheduled_jobs (job_name text)")
-    try:
-        url = vanilla_db.url.replace("postgresql://postgres@", f"postgresql://{ROLE}@")
-        result = reconcile(url, "--dry-run", "--format", "json")
-        findings = json.loads(result.stdout)["findings"]
-        needs = [f for f in findings if f["code"] == "extension_needs_superuser"]
-        assert "pg_cron" in {f["message"].split()[1] for f in needs}
-        refused = reconcile(url, "--apply")
-        assert refused.exit_code == 1 and "refusing to apply" in refused.stderr and "pg_cron" in refused.stderr, \
-            refused.stderr
-    finally:
-        with psycopg.connect(vanilla_db.superuser_url, autocommit=True) as conn:
-            conn.execute("DROP TABLE IF EXISTS public.scheduled_jobs")
-            conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(ROLE)))
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(ROLE)))
-
-
 def test_supabase_postgres_role_needs_nothing_more(audited_db):
     result = reconcile(audited_db.url, "--dry-run", "--format", "json")
     assert result.exit_code == 0

@@ -31,8 +31,10 @@ def test_version(cron):
                         ).fetchone() == ("1.4-1",)
 
 
-def test_any_schema_works_on_1_4(supabase_like):
-    with connect(supabase_like.url) as conn:
+def test_any_schema_works_on_1_4(vanilla_db):
+    """Without supautils (whose override puts it in pg_catalog: tests/standins/test_supautils.py)."""
+    with connect(vanilla_db.url) as conn:
+        conn.execute("CREATE SCHEMA extensions")
         conn.execute("CREATE EXTENSION pg_cron WITH SCHEMA extensions")
         assert conn.execute("SELECT extnamespace::regnamespace::text FROM pg_extension "
                             "WHERE extname = 'pg_cron'").fetchone() == ("extensions",)

@@ -1,6 +1,6 @@
 -- The runbook's SQL (seed, steps 1-4) run by hand before any apply, as far as it works as written.
 -- Step 1, as the dashboard would (superuser). `CREATE EXTENSION vault` fails: the name is supabase_vault.
--- pg_cron 1.4 accepts WITH SCHEMA extensions (1.6 would refuse): not relocatable, reported as a warning.
+-- On Supabase supautils puts pg_cron in pg_catalog whatever WITH SCHEMA says, so there is nothing to report.
 CREATE EXTENSION IF NOT EXISTS pg_cron WITH SCHEMA extensions;
 CREATE EXTENSION IF NOT EXISTS pg_net WITH SCHEMA extensions;
 CREATE EXTENSION IF NOT EXISTS supabase_vault;
