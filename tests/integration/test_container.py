@@ -60,3 +60,14 @@ def test_configmap_manifest_is_a_valid_reconciler_manifest(path, tmp_path):
     (tmp_path / "scheduler.yaml").write_text(data)
     manifest = load_manifest([str(tmp_path / "scheduler.yaml")])
     assert [e.name for e in manifest.extensions] == ["pg_cron", "pg_net", "supabase_vault"]
+
+
+def test_the_gitops_example_installs_the_package_as_the_readme_says():
+    workflow = yaml.safe_load((ROOT / "examples/gitops/reconcile.yml").read_text())
+    steps = workflow["jobs"]["reconcile"]["steps"]
+    installs = [s["run"] for s in steps if "pip install" in s.get("run", "")]
+    assert installs == ["pip install ./scheduler-reconciler"]
+    checkout = next(s for s in steps if s.get("with", {}).get("path") == "scheduler-reconciler")
+    assert checkout["uses"].startswith("actions/checkout@")
+    install_section = (ROOT / "README.md").read_text().split("## Install (outside a clone)")[1].split("\n## ")[0]
+    assert "pip install ./scheduler-reconciler" in install_section
