@@ -55,6 +55,8 @@ default_pool_size = 2
 min_pool_size = 0
 reserve_pool_size = 0
 max_client_conn = 100
+; a test that exhausts the pool by mistake fails in seconds, not after the default 120 s
+query_wait_timeout = 10
 auth_type = trust
 auth_file = {dir}/userlist.txt
 pidfile =
