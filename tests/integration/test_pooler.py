@@ -86,10 +86,13 @@ def _session_settings(url: str) -> list[tuple[Any, ...]]:
     with _holding_servers(url) as conns:
         return [conn.execute("SELECT current_setting('default_transaction_read_only'),"
                              " current_setting('statement_timeout'), current_setting('lock_timeout'),"
-                             " (SELECT count(*) FROM pg_prepared_statements)").fetchone() for conn in conns]
+                             " (SELECT count(*) FROM pg_prepared_statements),"
+                             " (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema())"
+                             ).fetchone() for conn in conns]
 
 
-CLEAN_SESSION = ("off", "0", "0", 0)
+#: read-write, no statement or lock timeout, no prepared statement, no temporary table left behind
+CLEAN_SESSION = ("off", "0", "0", 0, 0)
 
 
 # --- plan, apply, plan again, drift, history ----------------------------------------------------------
