@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
+from localdb import Cluster
 from reconciler import db
 from reconciler.apply import LOCK_KEY
 from reconciler.manifest import load_manifest
 from reconciler.verify_read import Reader, declared_triggers
+from tests import fix_pooler
 from tests.fix_pooler import Pooled
 from tests.integration.apply_support import (
     JOB_NAMES,
@@ -308,3 +311,19 @@ def test_a_startup_option_the_pooler_rejects_is_one_line_with_the_fix(pooled: Po
     line = one_line_error(reconcile(url, "--dry-run"))
     assert "unsupported startup parameter: options" in line, line
     assert "ignore_startup_parameters" in line, line
+
+
+# --- the harness and the documentation -------------------------------------------------------------------
+
+
+def test_a_missing_pgbouncer_fails_the_test_naming_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fix_pooler, "PGBOUNCER", tmp_path / "no-pgbouncer")
+    never_started = Cluster(tmp_path / "cluster")
+    with pytest.raises(pytest.fail.Exception, match=r"^/\S+ is missing: install the Debian package pgbouncer"):
+        fix_pooler.PgBouncer(tmp_path / "bouncer", never_started, "transaction").start()
+
+
+def test_every_test_named_in_docs_poolers_exists() -> None:
+    named = set(re.findall(r"`(test_\w+)`", (ROOT / "docs" / "poolers.md").read_text()))
+    assert named, "docs/poolers.md names no test"
+    assert named <= set(globals()), named - set(globals())
