@@ -125,7 +125,8 @@ def test_plan_apply_and_drift_through_the_pooler(pooled: Pooled) -> None:
     shown = reconcile_sub(pooled.url, "history", "--show", "1", manifest=None)
     assert_ok(shown)
     assert shown.stdout.startswith("Apply #1 at ") and "Plan: 20 to create" in shown.stdout
-    for text in (plan.stdout, applied.stdout, drifted.stdout, listing.stdout, shown.stdout):
+    assert pooled.pooler is not None
+    for text in (plan.stdout, applied.stdout, drifted.stdout, listing.stdout, shown.stdout, pooled.pooler.log()):
         assert_no_markers(text)
     # the secrets went in as COPY data into a temporary table dropped at commit: they arrived whole
     assert query(pooled.superuser_url, "SELECT count(*) FROM vault.decrypted_secrets WHERE decrypted_secret = %s",
