@@ -267,7 +267,6 @@ def apply(
 ) -> ApplyResult:
     # autocommit with an explicit BEGIN lets the BEGIN, the timeouts and the lock share one round trip
     conn = db.connect(url, autocommit=True)
-    pid = conn.info.backend_pid
     try:
         _begin_locked(conn, lock_timeout, statement_timeout)
         live = _read(conn, manifest, edge)
@@ -302,7 +301,7 @@ def apply(
         return ApplyResult(plan, history_id, corrections)
     except ApplyFailed as e:
         _rollback(conn)
-        raise _explain_wait(e, url, pid) from e.__cause__
+        raise _explain_wait(e, url) from e.__cause__
     except BaseException:
         _rollback(conn)
         raise
@@ -374,12 +373,12 @@ def _commit(conn: psycopg.Connection[Any]) -> None:
         raise db.translate(e, "committing") from e
 
 
-def _explain_wait(error: ApplyFailed, url: str, pid: int | None) -> ApplyFailed:
+def _explain_wait(error: ApplyFailed, url: str) -> ApplyFailed:
     """A statement that gave up waiting (lock or statement timeout) names who it waited for, if anyone."""
     cause = error.__cause__
     if not isinstance(cause, (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled)):
         return error
-    blockers = db.lock_blockers(url, pid)
+    blockers = db.lock_blockers(url)
     if not blockers:
         if isinstance(cause, psycopg.errors.QueryCanceled):
             return error

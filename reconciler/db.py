@@ -134,14 +134,25 @@ def translate(error: psycopg.Error, doing: str) -> ReconcilerError:
     return ApplyFailed(f"{text} [SQLSTATE {sqlstate}]" if sqlstate else text, retryable=retryable)
 
 
+#: psycopg prepares a query after 5 executions on a connection (`_pg3_0`, ...): named statements live in
+#: the server session, which a transaction-mode pooler (PgBouncer < 1.21, Supavisor port 6543) hands to
+#: other clients between transactions ("prepared statement ... does not exist" / "already exists").
+#: `verify --wait` and the apply's re-reads repeat queries on one connection, so never prepare.
+PREPARE_THRESHOLD = None
+
+
 def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 10) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
-                               application_name=APPLICATION_NAME)
+                               application_name=APPLICATION_NAME, prepare_threshold=PREPARE_THRESHOLD)
     except psycopg.OperationalError as e:
         reason = " ".join(str(e).split()).replace(url, redact_url(url))
         if "password authentication failed" in reason or "no password supplied" in reason:
             raise DatabaseUnavailable(f"authentication failed: {reason}") from e
+        if "unsupported startup parameter" in reason:
+            raise DatabaseUnavailable(f"cannot connect to the database: {reason}",
+                                      hint="a connection pooler (PgBouncer) refuses that connection parameter: remove "
+                                      "it from the URL, or list it in the pooler's ignore_startup_parameters") from e
         raise DatabaseUnavailable(f"cannot connect to the database: {reason}",
                                   hint="check --database-url / DATABASE_URL and that the server is running") from e
     except psycopg.ProgrammingError as e:  # malformed connection string
@@ -213,7 +224,7 @@ SELECT l.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.usename:
        format('%%I.%%I', n.nspname, c.relname)
   FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_stat_activity a ON a.pid = l.pid
- WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND l.pid <> %(pid)s
+ WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid()
    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
    AND l.relation IN (SELECT to_regclass(r) FROM unnest(%(relations)s::text[]) r)
    AND l.mode = ANY(%(modes)s)
@@ -222,16 +233,20 @@ SELECT l.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.usename:
 """
 
 
-def lock_blockers(url: str, pid: int | None) -> list[str]:
+def lock_blockers(url: str) -> list[str]:
     """Who holds a conflicting lock on a relation the apply uses, as `pid N (application_name X, ...)`.
 
-    Asked over a second short connection after a statement gave up waiting (lock or statement timeout);
-    best effort: an empty list when nobody is found or the question itself fails.
+    Asked over a second short connection after a statement gave up waiting (lock or statement timeout)
+    and the apply rolled back, so the apply's own session holds no lock any more (and behind a pooler its
+    backend pid is not known anyway). The 2 s timeout is set for this one transaction only: a session
+    `SET` would stay behind in a pooled server session for the next client. Best effort: an empty list
+    when nobody is found or the question itself fails.
     """
     try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=5, application_name=APPLICATION_NAME) as conn:
-            conn.execute("SET statement_timeout = '2s'")
-            rows = conn.execute(BLOCKERS_QUERY, {"pid": pid or 0, "relations": list(RELATIONS),
+        with psycopg.connect(url, connect_timeout=5, application_name=APPLICATION_NAME,
+                             prepare_threshold=PREPARE_THRESHOLD) as conn:
+            conn.execute("SELECT set_config('statement_timeout', '2s', true)")
+            rows = conn.execute(BLOCKERS_QUERY, {"relations": list(RELATIONS),
                                                  "modes": list(BLOCKING_MODES)}).fetchall()
     except psycopg.Error:
         return []

@@ -1,7 +1,8 @@
 """Reads the evidence `reconcile verify` judges: the I/O half of verify.py.
 
-Where it sits: `cli_verify.py` opens one autocommit, read-only connection and calls `Reader.read()` once,
-or once a second with --wait; each call runs a handful of small queries and returns a `verify.Evidence`
+Where it sits: `cli_verify.py` opens one autocommit connection and calls `Reader.read()` once, or once a
+second with --wait; each call runs a handful of small queries in one read-only transaction (no session
+state, so it works through a transaction-mode pooler) and returns a `verify.Evidence`
 (without the plan). A relation that is absent or not readable is recorded in `Evidence.unavailable`
 instead of failing the whole command.
 
@@ -132,8 +133,16 @@ class Reader:
         self.declared = tuple(declared)
         self.check_start: datetime | None = None
         self._seen: dict[int, tuple[str, datetime]] = {}
+
+    def _begin(self) -> None:
+        # Read-only per transaction, not per session (`SET default_transaction_read_only`): behind a
+        # transaction-mode pooler a session setting stays in the server session for the next client.
+        with db.translated("starting a read-only transaction"):
+            self.conn.execute("BEGIN READ ONLY")
+
+    def _end(self) -> None:
         with contextlib.suppress(psycopg.Error):
-            conn.execute("SET default_transaction_read_only = on")
+            self.conn.execute("ROLLBACK")
 
     def _rows(self, query: str, params: Any, relation: str, unavailable: dict[str, str]) -> list[tuple[Any, ...]]:
         try:
@@ -143,13 +152,23 @@ class Reader:
         except (pgerr.InsufficientPrivilege, pgerr.UndefinedTable, pgerr.UndefinedColumn,
                 pgerr.InvalidSchemaName, pgerr.UndefinedFunction) as e:
             unavailable[relation] = " ".join(str(e.diag.message_primary or e).split())
+            self._end()  # the error ended the transaction; the next relation is read in a new one
+            self._begin()
             return []
         except psycopg.Error as e:
             raise db.translate(e, f"reading {relation}") from e
 
     def read(self, *, full: bool = True) -> Evidence:
         """The evidence; `full=False` (the --wait polls) reads only what `verify.settled` looks at: the
-        cron jobs, their runs, responses and the queue, not the application tables or the table sizes."""
+        cron jobs, their runs, responses and the queue, not the application tables or the table sizes.
+        Each call is one read-only transaction (on the autocommit connection the Reader was given)."""
+        self._begin()
+        try:
+            return self._read(full)
+        finally:
+            self._end()
+
+    def _read(self, full: bool) -> Evidence:
         unavailable: dict[str, str] = {}
         with db.translated("reading the verify evidence"):
             head = self.conn.execute(_HEAD, (list(RELATIONS),)).fetchone()
