@@ -1,6 +1,7 @@
 """The `reconcile` command: plan (the default), apply, and the sub-commands around them.
 
-This is an edge: it loads the manifest, resolves secrets from the environment, connects, and turns
+This is an edge: it loads the manifest, resolves secrets from the environment (over an --env-file),
+connects, and turns
 ReconcilerErrors into one line on stderr with an exit code. Exit codes: 0 success, 1 error (click's
 usage errors included), 2 with --detailed-exitcode when the plan is not empty, 3 lock held.
 """
@@ -10,14 +11,23 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from reconciler import __version__, logs
-from reconciler.cli_support import EXIT_CHANGES, EXIT_OK, Duration, Group, file_option
+from reconciler.cli_support import (
+    EXIT_CHANGES,
+    EXIT_OK,
+    Duration,
+    Group,
+    env_file_option,
+    environment,
+    file_option,
+    remember_env_file,
+)
 from reconciler.errors import ReconcilerError, UnsafePlan
 from reconciler.kinds.base import PlanOptions
 
@@ -28,16 +38,19 @@ def _load(files: Sequence[str]) -> Any:
     return load_manifest(list(files) or ["scheduler.yaml"])
 
 
-def _secrets(manifest: Any) -> Any:
+def _secrets(manifest: Any, env: Mapping[str, str]) -> Any:
     from reconciler.secrets import resolve_secrets
 
-    return resolve_secrets(manifest, os.environ)
+    return resolve_secrets(manifest, env)
 
 
-def _url(database_url: str | None) -> str:
-    if not database_url:
-        raise ReconcilerError("no database given", hint="pass --database-url or set DATABASE_URL")
-    return database_url
+def _url(database_url: str | None, env: Mapping[str, str] = os.environ) -> str:
+    """--database-url, else DATABASE_URL (click reads the real environment; `env` adds the --env-file)."""
+    url = database_url or env.get("DATABASE_URL")
+    if not url:
+        raise ReconcilerError("no database given",
+                              hint="pass --database-url or set DATABASE_URL, in the environment or an --env-file")
+    return url
 
 
 def _render(plan: Any, fmt: str, verbose: bool, name: str) -> str:
@@ -63,6 +76,7 @@ def _render_command() -> Any:
               help="Apply the plan; with a saved plan file, apply exactly that plan or refuse if stale.")
 @file_option
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@env_file_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan is not empty or has blocking findings.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show objects that are already in sync.")
@@ -82,7 +96,7 @@ def _render_command() -> Any:
               help="With --watch: address to listen on (0.0.0.0 in a container).")
 @click.pass_context
 def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple[str, ...], database_url: str | None,
-         fmt: str, detailed_exitcode: bool, verbose: bool, prune: bool, rotate: tuple[str, ...], out_file: str | None,
+         env_file: str | None, fmt: str, detailed_exitcode: bool, verbose: bool, prune: bool, rotate: tuple[str, ...], out_file: str | None,
          lock_timeout: float | None, statement_timeout: float, log_level: str | None, watch: bool, interval: float,
          http_port: int, http_host: str) -> int:
     """Keep pg_cron, pg_net, Vault secrets and scheduled_jobs exactly as scheduler.yaml declares.
@@ -90,16 +104,19 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
     Without a sub-command: plan (--dry-run, the default) or --apply; --watch keeps doing it.
     """
     logs.configure(log_level or ("info" if watch else "warning"))
+    remember_env_file(ctx, env_file)
     if ctx.invoked_subcommand is not None:
         return EXIT_OK
+    env = environment(env_file)
     if watch:
         if apply_plan not in (None, "-") or out_file or rotate:
             raise click.UsageError("--watch takes --apply without a plan file, and no --out or --rotate")
         from reconciler.controller import Controller, Settings
 
-        settings = Settings(files=list(files) or ["scheduler.yaml"], url=_url(database_url), apply=apply_plan == "-",
-                            prune=prune, interval=interval, http_host=http_host, http_port=http_port,
-                            lock_timeout=lock_timeout, statement_timeout=statement_timeout)
+        settings = Settings(files=list(files) or ["scheduler.yaml"], url=_url(database_url, env),
+                            apply=apply_plan == "-", prune=prune, interval=interval, http_host=http_host,
+                            http_port=http_port, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
+                            environ=env)
         return Controller(settings).run()
     if dry_run and apply_plan is not None:
         raise click.UsageError("--dry-run and --apply are mutually exclusive")
@@ -109,11 +126,11 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
     for warning in manifest.warnings:
         click.echo(f"warning: {warning}", err=True)
     _check_rotate(manifest, rotate)
-    values = _secrets(manifest)
-    url = _url(database_url)
+    url = _url(database_url, env)  # before the secrets: without a database there is nothing to compare them with
+    values = _secrets(manifest, env)
     options = PlanOptions(prune=prune, rotate=frozenset(rotate))
     name = ", ".join(files) or "scheduler.yaml"
-    edge = _edge(manifest)
+    edge = _edge(manifest, env)
     try:
         if apply_plan is None:
             return _dry_run(manifest, values, url, options, fmt, verbose, detailed_exitcode, out_file, name, edge)
@@ -135,10 +152,10 @@ def _check_rotate(manifest: Any, rotate: Sequence[str]) -> None:
                                "instead (rotation generates values only for secrets declared with generate:)")
 
 
-def _edge(manifest: Any) -> Any:
+def _edge(manifest: Any, env: Mapping[str, str]) -> Any:
     from reconciler.edge import connect
 
-    return connect(manifest, os.environ)
+    return connect(manifest, env)
 
 
 def _command_line(apply_plan: str, options: PlanOptions) -> str:
@@ -208,11 +225,12 @@ def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str,
 @click.option("--dry-run", "dry_run", is_flag=True, help="Print the rollback plan and change nothing (the default).")
 @click.option("--apply", "do_apply", is_flag=True, help="Apply the rollback.")
 @click.option("--include-secrets", is_flag=True, help="Also delete the Vault secrets this tool manages.")
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL")
+@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@env_file_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--lock-timeout", type=Duration(), default=None, metavar="SECONDS")
 def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_secrets: bool,
-                 database_url: str | None, fmt: str, lock_timeout: float | None) -> int:
+                 database_url: str | None, env_file: str | None, fmt: str, lock_timeout: float | None) -> int:
     """Roll back: unschedule managed triggers, deactivate managed jobs; never drop extensions."""
     from reconciler.apply import apply, read_and_plan
     from reconciler.down import down_manifest
@@ -220,10 +238,11 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
     if dry_run and do_apply:
         raise click.UsageError("--dry-run and --apply are mutually exclusive")
     manifest = down_manifest(_load(files), include_secrets=include_secrets)
-    url = _url(database_url)
+    env = environment(env_file)
+    url = _url(database_url, env)
     options = PlanOptions(prune=True)
     name = "reconcile down"
-    edge = _edge(manifest)
+    edge = _edge(manifest, env)
     try:
         if not do_apply:
             _, plan = read_and_plan(url, manifest, {}, _render_command(), options, edge)
@@ -242,12 +261,13 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
 @main.command("history")
 @click.argument("count", type=click.IntRange(min=1), default=10, required=False)
 @click.option("--show", "show_id", type=click.IntRange(min=1), help="Show one apply in full: its plan and before/after of each change.")
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL")
-def history_command(count: int, show_id: int | None, database_url: str | None) -> int:
+@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@env_file_option
+def history_command(count: int, show_id: int | None, database_url: str | None, env_file: str | None) -> int:
     """List past applies (newest first), or show one with --show ID."""
     from reconciler import history
 
-    url = _url(database_url)
+    url = _url(database_url, environment(env_file))
     if show_id is not None:
         click.echo(history.show(url, show_id), nl=False)
     else:

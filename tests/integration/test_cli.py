@@ -120,7 +120,8 @@ def test_an_unwritable_saved_plan_is_one_line_after_the_plan(audited_db: DbTarge
 
 def test_no_database_given() -> None:
     line = one_line_error(invoke(["--dry-run"], None))
-    assert line == "error: no database given (pass --database-url or set DATABASE_URL)"
+    assert line == ("error: no database given (pass --database-url or set DATABASE_URL, in the environment or "
+                    "an --env-file)")
 
 
 def _bad_manifest(tmp_path: Path) -> Path:

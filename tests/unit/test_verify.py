@@ -497,7 +497,8 @@ def test_no_database_is_one_line_exit_1() -> None:
                                 env={"DATABASE_URL": None, "SUPABASE_URL": "x", "SUPABASE_SERVICE_ROLE_KEY": "y",
                                      "CRON_SECRET": "z"})
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == ["error: no database given (pass --database-url or set DATABASE_URL)"]
+    assert result.stderr.strip().splitlines() == ["error: no database given (pass --database-url or set DATABASE_URL, "
+                                                  "in the environment or an --env-file)"]
 
 
 def test_unreachable_database_is_one_line_exit_1() -> None:
