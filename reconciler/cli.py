@@ -240,7 +240,7 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
     manifest = down_manifest(_load(files), include_secrets=include_secrets)
     env = environment(env_file)
     url = _url(database_url, env)
-    options = PlanOptions(prune=True)
+    options = PlanOptions(prune=True, rollback=True)
     name = "reconcile down"
     edge = _edge(manifest, env)
     try:
