@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -133,7 +134,8 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
     edge = _edge(manifest, env)
     try:
         if apply_plan is None:
-            return _dry_run(manifest, values, url, options, fmt, verbose, detailed_exitcode, out_file, name, edge)
+            return _dry_run(manifest, values, url, options, fmt, verbose, detailed_exitcode, out_file, name, edge,
+                            files)
         return _apply(manifest, values, url, options, fmt, verbose, apply_plan, lock_timeout, statement_timeout,
                       name, edge)
     finally:
@@ -158,6 +160,14 @@ def _edge(manifest: Any, env: Mapping[str, str]) -> Any:
     return connect(manifest, env)
 
 
+def _apply_saved_command(out_file: str, files: Sequence[str], options: PlanOptions) -> str:
+    """The command that applies a saved plan: the same manifest and plan options, nothing secret."""
+    words = ["reconcile", "--apply", out_file] + [w for f in files for w in ("-f", f)]
+    words += ["--prune"] if options.prune else []
+    words += [w for name in sorted(options.rotate) for w in ("--rotate", name)]
+    return shlex.join(words)
+
+
 def _command_line(apply_plan: str, options: PlanOptions) -> str:
     """What reconciler.history records as the command: the mode and options, never a URL or value."""
     words = ["--apply"] + ([apply_plan] if apply_plan != "-" else [])
@@ -168,7 +178,7 @@ def _command_line(apply_plan: str, options: PlanOptions) -> str:
 
 
 def _dry_run(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str, verbose: bool,
-             detailed: bool, out_file: str | None, name: str, edge: Any) -> int:
+             detailed: bool, out_file: str | None, name: str, edge: Any, files: Sequence[str]) -> int:
     from reconciler.apply import read_and_plan, saved_plan_document
 
     live, plan = read_and_plan(url, manifest, values, _render_command(), options, edge)
@@ -178,6 +188,9 @@ def _dry_run(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: st
             Path(out_file).write_text(json.dumps(saved_plan_document(plan, live, manifest), indent=2) + "\n")
         except OSError as e:
             raise ReconcilerError(f"cannot write saved plan {out_file}: {e.strerror or e}") from e
+        # on stdout after a text plan (as Terraform does); stderr keeps a JSON or Markdown plan parseable
+        click.echo(f"\nSaved the plan to {out_file}. To apply exactly this plan (or refuse if the database changed "
+                   f"since), run:\n  {_apply_saved_command(out_file, files, options)}", err=fmt != "text")
     if detailed and (not plan.is_empty or plan.blocking_findings):
         return EXIT_CHANGES
     return EXIT_OK
