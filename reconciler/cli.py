@@ -24,6 +24,7 @@ from reconciler.cli_support import (
     EXIT_OK,
     Duration,
     Group,
+    Port,
     env_file_option,
     environment,
     file_option,
@@ -78,7 +79,8 @@ def _render_command() -> Any:
 @file_option
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
 @env_file_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="Text for people, JSON for tools, Markdown for pull-request comments.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan is not empty or has blocking findings.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show objects that are already in sync.")
 @click.option("--prune", is_flag=True, help="Apply the manifest's prune policies to managed objects no longer declared.")
@@ -86,12 +88,14 @@ def _render_command() -> Any:
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, writable=True), help="With --dry-run: save the plan for --apply.")
 @click.option("--lock-timeout", type=Duration(), default=None, metavar="SECONDS",
               help="Wait this long for another reconciler's lock (default: do not wait; exit 3).")
-@click.option("--statement-timeout", type=Duration(), default=30.0, show_default=True, metavar="SECONDS")
+@click.option("--statement-timeout", type=Duration(), default=30.0, show_default=True, metavar="SECONDS",
+              help="Cancel an apply's statement that runs longer than this (each wait for a row or table lock "
+                   "stops after 10 s, or --lock-timeout).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
               help="Default: warning; info with --watch.")
 @click.option("--watch", is_flag=True, help="Run continuously: reconcile every --interval (with --apply) or report drift.")
 @click.option("--interval", type=Duration(), default="60s", show_default=True, help="With --watch: time between cycles.")
-@click.option("--http-port", type=click.IntRange(-1, 65535), default=8080, show_default=True,
+@click.option("--http-port", type=Port(), default=8080, show_default=True, metavar="PORT",
               help="With --watch: port for /healthz, /readyz, /metrics (-1 disables).")
 @click.option("--http-host", default="127.0.0.1", show_default=True,
               help="With --watch: address to listen on (0.0.0.0 in a container).")
@@ -233,15 +237,17 @@ def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str,
     return EXIT_OK
 
 
-@main.command("down")
+@main.command("down", short_help="Roll back: unschedule triggers, deactivate jobs.")
 @file_option
 @click.option("--dry-run", "dry_run", is_flag=True, help="Print the rollback plan and change nothing (the default).")
 @click.option("--apply", "do_apply", is_flag=True, help="Apply the rollback.")
 @click.option("--include-secrets", is_flag=True, help="Also delete the Vault secrets this tool manages.")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
 @env_file_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
-@click.option("--lock-timeout", type=Duration(), default=None, metavar="SECONDS")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="Text for people, JSON for tools, Markdown for pull-request comments.")
+@click.option("--lock-timeout", type=Duration(), default=None, metavar="SECONDS",
+              help="With --apply: wait this long for another reconciler's lock (default: do not wait; exit 3).")
 def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_secrets: bool,
                  database_url: str | None, env_file: str | None, fmt: str, lock_timeout: float | None) -> int:
     """Roll back: unschedule managed triggers, deactivate managed jobs; never drop extensions."""
@@ -271,7 +277,7 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
     return EXIT_OK
 
 
-@main.command("history")
+@main.command("history", short_help="List past applies, or show one with --show ID.")
 @click.argument("count", type=click.IntRange(min=1), default=10, required=False)
 @click.option("--show", "show_id", type=click.IntRange(min=1), help="Show one apply in full: its plan and before/after of each change.")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")

@@ -107,6 +107,21 @@ class Duration(click.ParamType):
         return seconds
 
 
+class Port(click.ParamType):
+    """A TCP port, or -1 for "off" (click's IntRange would print its range into --help)."""
+
+    name = "port"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        try:
+            port = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a port number", param, ctx)
+        if not -1 <= port <= 65535:
+            self.fail(f"{port} is not a port number (0-65535, or -1 to disable)", param, ctx)
+        return port
+
+
 class OneLineErrors:
     """Mixed into a click command: usage errors exit 1 (our 2 means "plan not empty") and every user
     error is one line on stderr; the command's return value is the exit code."""

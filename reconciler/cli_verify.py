@@ -64,13 +64,15 @@ def collect(url: str, manifest: Any, values: Any, plan_error: str | None, wait: 
     return verify.run_checks(evidence)
 
 
-@click.command("verify", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("verify", cls=Command, context_settings={"help_option_names": ["-h", "--help"]},
+               short_help="Check that the scheduler actually fires.")
 @file_option
 @click.option("--wait", type=Duration(), default=None, metavar="DURATION",
               help="Wait up to this long (e.g. 90s) for each trigger's next run and its HTTP answer.")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
 @env_file_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="Text for people, JSON for tools, Markdown for pull-request comments.")
 @click.pass_context
 def verify_command(ctx: click.Context, files: tuple[str, ...], wait: float | None, database_url: str | None,
                    env_file: str | None, fmt: str) -> None:
