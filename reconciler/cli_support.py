@@ -142,7 +142,9 @@ class OneLineErrors:
             e.show()
             sys.exit(EXIT_ERROR)
         except ReconcilerError as e:
-            click.echo(e.one_line() if isinstance(e, ManifestError) else f"error: {e.one_line()}", err=True)
+            # a manifest error is one complete line per problem, each `error: file:line:col: field: message`
+            lines = e.one_line().splitlines() if isinstance(e, ManifestError) else [e.one_line()]
+            click.echo("".join(f"error: {line}\n" for line in lines), err=True, nl=False)
             sys.exit(e.exit_code)
         if not standalone_mode:
             return code

@@ -89,7 +89,7 @@ def test_manifest_errors_start_with_error_and_name_the_item(tmp_path: Path) -> N
     for args in (["--dry-run", "-f", str(path)], ["validate", "-f", str(path)]):
         run = invoke(args, "postgresql://unused@/x")
         assert run.exit_code == 1 and run.stdout == "", str(run)
-        assert run.stderr == (f'error: {path}:115:15: jobs[11] (ttl_cleanup).schedule: invalid schedule '
+        assert run.stderr == (f"error: {path}:114:15: jobs[11] (ttl_cleanup).schedule: invalid schedule "
                               f'"0 25 * * *": hour field: 25 is out of range 0-23\n'), str(run)
 
 
