@@ -93,6 +93,8 @@ def _render_command() -> Any:
                    "stops after 10 s, or --lock-timeout).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
               help="Default: warning; info with --watch.")
+@click.option("--log-format", type=click.Choice(["auto", "json", "console"]), default="auto", show_default=True,
+              help="Log lines as JSON, or in structlog's console format; auto: console on a terminal, else JSON.")
 @click.option("--watch", is_flag=True, help="Run continuously: reconcile every --interval (with --apply) or report drift.")
 @click.option("--interval", type=Duration(), default="60s", show_default=True, help="With --watch: time between cycles.")
 @click.option("--http-port", type=Port(), default=8080, show_default=True, metavar="PORT",
@@ -102,13 +104,15 @@ def _render_command() -> Any:
 @click.pass_context
 def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple[str, ...], database_url: str | None,
          env_file: str | None, fmt: str, detailed_exitcode: bool, verbose: bool, prune: bool, rotate: tuple[str, ...], out_file: str | None,
-         lock_timeout: float | None, statement_timeout: float, log_level: str | None, watch: bool, interval: float,
+         lock_timeout: float | None, statement_timeout: float, log_level: str | None, log_format: str, watch: bool,
+         interval: float,
          http_port: int, http_host: str) -> int:
     """Keep pg_cron, pg_net, Vault secrets and scheduled_jobs exactly as scheduler.yaml declares.
 
     Without a sub-command: plan (--dry-run, the default) or --apply; --watch keeps doing it.
     """
-    logs.configure(log_level or ("info" if watch else "warning"))
+    logs.configure(log_level or ("info" if watch else "warning"),
+                   json_output={"auto": None, "json": True, "console": False}[log_format])
     remember_env_file(ctx, env_file)
     if ctx.invoked_subcommand is not None:
         return EXIT_OK

@@ -3,9 +3,14 @@ what to do next, help that reads whole, errors that are one sentence each and al
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -15,7 +20,7 @@ from click.testing import CliRunner
 from reconciler.cli import main
 from tests.fix_db import DbTarget, free_port
 from tests.integration.apply_support import one_line_error
-from tests.integration.test_golden import ROOT, invoke
+from tests.integration.test_golden import ROOT, SECRET_ENV, invoke
 
 # -- --dry-run --out: where the plan went, and the command that applies it -----------------------------
 
@@ -99,3 +104,45 @@ def test_other_errors_keep_their_prefix(args: list[str], tmp_path: Path) -> None
         args = ["--apply", *args]
     line = one_line_error(invoke(args, None))
     assert line.startswith("error: "), line
+
+
+# -- log lines: structlog's console renderer on a terminal, JSON otherwise or when asked -----------------
+
+RECONCILE = Path(sys.executable).parent / "reconcile"
+
+
+def _apply_logs(url: str, *args: str, tty: bool) -> str:
+    """stderr of `reconcile --apply --log-level info ARGS`, attached to a pseudo-terminal or a pipe."""
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": url, **SECRET_ENV}
+    command = [str(RECONCILE), "--apply", "--log-level", "info", *args]
+    if not tty:
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120).stderr
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=follower, timeout=120)
+        os.close(follower)
+        follower = -1
+        chunks = []
+        with contextlib.suppress(OSError):  # EIO once everything written has been read
+            while chunk := os.read(leader, 65536):
+                chunks.append(chunk)
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert proc.returncode == 0
+    return b"".join(chunks).decode()
+
+
+def _one_event(text: str) -> str:
+    lines = [line for line in text.splitlines() if "apply_finished" in line]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_log_format_console_on_a_terminal_json_otherwise(audited_db: DbTarget) -> None:
+    console = re.compile(r"\S+Z \[info\s*\] apply_finished\s+changes=\d+ corrections=0 history_id=(\d+|None)")
+    assert console.fullmatch(_one_event(_apply_logs(audited_db.url, tty=True)).strip())
+    assert json.loads(_one_event(_apply_logs(audited_db.url, tty=False)))["event"] == "apply_finished"
+    assert json.loads(_one_event(_apply_logs(audited_db.url, "--log-format", "json", tty=True)))["level"] == "info"
+    assert console.fullmatch(_one_event(_apply_logs(audited_db.url, "--log-format", "console", tty=False)))
