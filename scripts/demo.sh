@@ -31,6 +31,16 @@ python3 -m localdb edge start --port 54321 --secret-env CRON_SECRET
 echo
 echo "== reconcile verify --wait 90s   (pg_cron 1.4 fires at minute boundaries: up to a minute)"
 reconcile verify --wait 90s
+
+# The demo's values for a new shell: a git-ignored dotenv file only its owner can read.
+ENV_FILE="$PWD/.localdb/demo.env"
+bash scripts/write-env-file.sh "$ENV_FILE" DATABASE_URL SUPABASE_URL SUPABASE_SERVICE_ROLE_KEY CRON_SECRET
 echo
-echo "The local database keeps running: DATABASE_URL=$DATABASE_URL ; stop it with:"
-echo "  python3 -m localdb edge stop && python3 -m localdb down"
+echo "The local database and the Edge Function stand-in keep running; their values are in .localdb/demo.env"
+echo "(git-ignored, mode 0600). In a new shell, this one line makes reconcile work (the file stays the only"
+echo "place of the secrets; variables you set yourself win over it):"
+echo
+printf '  cd %q && . .venv/bin/activate && export RECONCILE_ENV_FILE=%q\n' "$PWD" "$ENV_FILE"
+echo
+echo "then e.g. reconcile --dry-run (plans nothing), reconcile history, reconcile verify. Stop everything with:"
+echo "  python3 -m localdb down"
