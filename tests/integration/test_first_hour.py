@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import click
-import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import main
@@ -96,14 +95,6 @@ def test_manifest_errors_start_with_error_and_name_the_item(tmp_path: Path) -> N
         assert run.exit_code == 1 and run.stdout == "", str(run)
         assert run.stderr == (f"error: {path}:114:15: jobs[11] (ttl_cleanup).schedule: invalid schedule "
                               f'"0 25 * * *": hour field: 25 is out of range 0-23\n'), str(run)
-
-
-@pytest.mark.parametrize("args", [["--out", "x.json"], ["--bogus"]], ids=["out-without-dry-run-ok", "usage"])
-def test_other_errors_keep_their_prefix(args: list[str], tmp_path: Path) -> None:
-    if args[0] == "--out":
-        args = ["--apply", *args]
-    line = one_line_error(invoke(args, None))
-    assert line.startswith("error: "), line
 
 
 # -- log lines: structlog's console renderer on a terminal, JSON otherwise or when asked -----------------
