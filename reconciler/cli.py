@@ -1,9 +1,8 @@
 """The `reconcile` command: plan (the default), apply, and the sub-commands around them.
 
 This is an edge: it loads the manifest, resolves secrets from the environment (over an --env-file),
-connects, and turns
-ReconcilerErrors into one line on stderr with an exit code. Exit codes: 0 success, 1 error (click's
-usage errors included), 2 with --detailed-exitcode when the plan is not empty, 3 lock held.
+connects, and turns ReconcilerErrors into one line on stderr with an exit code. Exit codes: 0 success,
+1 error (click's usage errors included), 2 with --detailed-exitcode when the plan is not empty, 3 lock held.
 """
 
 from __future__ import annotations
@@ -103,10 +102,9 @@ def _render_command() -> Any:
               help="With --watch: address to listen on (0.0.0.0 in a container).")
 @click.pass_context
 def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple[str, ...], database_url: str | None,
-         env_file: str | None, fmt: str, detailed_exitcode: bool, verbose: bool, prune: bool, rotate: tuple[str, ...], out_file: str | None,
-         lock_timeout: float | None, statement_timeout: float, log_level: str | None, log_format: str, watch: bool,
-         interval: float,
-         http_port: int, http_host: str) -> int:
+         env_file: str | None, fmt: str, detailed_exitcode: bool, verbose: bool, prune: bool, rotate: tuple[str, ...],
+         out_file: str | None, lock_timeout: float | None, statement_timeout: float, log_level: str | None,
+         log_format: str, watch: bool, interval: float, http_port: int, http_host: str) -> int:
     """Keep pg_cron, pg_net, Vault secrets and scheduled_jobs exactly as scheduler.yaml declares.
 
     Without a sub-command: plan (--dry-run, the default) or --apply; --watch keeps doing it.
