@@ -2,7 +2,7 @@
 
 `edge start|stop|status [--port 54321] [--secret-env CRON_SECRET]` runs the run-scheduled-jobs
 stand-in (`localdb/edge.py`) detached, with its pid file and log in the root; there `--port` is the
-edge's port (the cluster's comes from $LOCALDB_PORT) and the secret is read from the named variable.
+edge's port (the cluster's is the one it runs on, else $LOCALDB_PORT) and the secret is read from the named variable.
 
 Prints what a user needs (a URL, a state) on stdout; any LocalDbError becomes one line on stderr and
 exit status 1. `status` exits 3 when the cluster is not running, as `pg_ctl status` does.
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT,
                         help=f"cluster directory (default {DEFAULT_ROOT})")
     parser.add_argument("--port", type=int, default=None,
-                        help=f"port (default $LOCALDB_PORT or {DEFAULT_PORT})")
+                        help=f"port (default: the running cluster's, else $LOCALDB_PORT or {DEFAULT_PORT})")
     parser.add_argument("--profile", choices=PROFILES, default=None,
                         help="supabase (default for a new cluster) or vanilla; an existing cluster "
                              "keeps the profile it was made with")
@@ -47,9 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _port(arg: int | None) -> int:
+def _port(arg: int | None, root: Path | None = None) -> int:
+    """--port, else the port the cluster in `root` runs on, else $LOCALDB_PORT, else the default."""
     if arg is not None:
         return arg
+    running = Cluster(root).running_port() if root is not None else None
+    if running is not None:  # a new shell need not know the port the demo chose
+        return running
     env = os.environ.get("LOCALDB_PORT", "")
     if env and not env.isdigit():
         raise LocalDbError(f"LOCALDB_PORT must be a port number, not {env!r}")
@@ -71,11 +75,11 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "edge":
         from localdb.edge import edge_command
 
-        cluster = Cluster(args.root, port=_port(None),
+        cluster = Cluster(args.root, port=_port(None, args.root),
                           profile=args.profile or recorded_profile(args.root) or "supabase")
         return edge_command(cluster, args.action or "status", args.port, args.secret_env, args.database_url)
     profile = args.profile or recorded_profile(args.root) or "supabase"
-    cluster = Cluster(args.root, port=_port(args.port), profile=profile)
+    cluster = Cluster(args.root, port=_port(args.port, args.root), profile=profile)
     if args.command == "up":
         print(cluster.up())
         if args.with_app_tables:

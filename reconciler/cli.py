@@ -1,23 +1,34 @@
 """The `reconcile` command: plan (the default), apply, and the sub-commands around them.
 
-This is an edge: it loads the manifest, resolves secrets from the environment, connects, and turns
-ReconcilerErrors into one line on stderr with an exit code. Exit codes: 0 success, 1 error (click's
-usage errors included), 2 with --detailed-exitcode when the plan is not empty, 3 lock held.
+This is an edge: it loads the manifest, resolves secrets from the environment (over an --env-file),
+connects, and turns ReconcilerErrors into one line on stderr with an exit code. Exit codes: 0 success,
+1 error (click's usage errors included), 2 with --detailed-exitcode when the plan is not empty, 3 lock held.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from reconciler import __version__, logs
-from reconciler.cli_support import EXIT_CHANGES, EXIT_OK, Duration, Group, file_option
+from reconciler.cli_support import (
+    EXIT_CHANGES,
+    EXIT_OK,
+    Duration,
+    Group,
+    Port,
+    env_file_option,
+    environment,
+    file_option,
+    remember_env_file,
+)
 from reconciler.errors import ReconcilerError, UnsafePlan
 from reconciler.kinds.base import PlanOptions
 
@@ -28,16 +39,19 @@ def _load(files: Sequence[str]) -> Any:
     return load_manifest(list(files) or ["scheduler.yaml"])
 
 
-def _secrets(manifest: Any) -> Any:
+def _secrets(manifest: Any, env: Mapping[str, str]) -> Any:
     from reconciler.secrets import resolve_secrets
 
-    return resolve_secrets(manifest, os.environ)
+    return resolve_secrets(manifest, env)
 
 
-def _url(database_url: str | None) -> str:
-    if not database_url:
-        raise ReconcilerError("no database given", hint="pass --database-url or set DATABASE_URL")
-    return database_url
+def _url(database_url: str | None, env: Mapping[str, str] = os.environ) -> str:
+    """--database-url, else DATABASE_URL (click reads the real environment; `env` adds the --env-file)."""
+    url = database_url or env.get("DATABASE_URL")
+    if not url:
+        raise ReconcilerError("no database given",
+                              hint="pass --database-url or set DATABASE_URL, in the environment or an --env-file")
+    return url
 
 
 def _render(plan: Any, fmt: str, verbose: bool, name: str) -> str:
@@ -63,7 +77,9 @@ def _render_command() -> Any:
               help="Apply the plan; with a saved plan file, apply exactly that plan or refuse if stale.")
 @file_option
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@env_file_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="Text for people, JSON for tools, Markdown for pull-request comments.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan is not empty or has blocking findings.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show objects that are already in sync.")
 @click.option("--prune", is_flag=True, help="Apply the manifest's prune policies to managed objects no longer declared.")
@@ -71,35 +87,43 @@ def _render_command() -> Any:
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, writable=True), help="With --dry-run: save the plan for --apply.")
 @click.option("--lock-timeout", type=Duration(), default=None, metavar="SECONDS",
               help="Wait this long for another reconciler's lock (default: do not wait; exit 3).")
-@click.option("--statement-timeout", type=Duration(), default=30.0, show_default=True, metavar="SECONDS")
+@click.option("--statement-timeout", type=Duration(), default=30.0, show_default=True, metavar="SECONDS",
+              help="Cancel an apply's statement that runs longer than this (each wait for a row or table lock "
+                   "stops after 10 s, or --lock-timeout).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
               help="Default: warning; info with --watch.")
+@click.option("--log-format", type=click.Choice(["auto", "json", "console"]), default="auto", show_default=True,
+              help="Log lines as JSON, or in structlog's console format; auto: console on a terminal, else JSON.")
 @click.option("--watch", is_flag=True, help="Run continuously: reconcile every --interval (with --apply) or report drift.")
 @click.option("--interval", type=Duration(), default="60s", show_default=True, help="With --watch: time between cycles.")
-@click.option("--http-port", type=click.IntRange(-1, 65535), default=8080, show_default=True,
+@click.option("--http-port", type=Port(), default=8080, show_default=True, metavar="PORT",
               help="With --watch: port for /healthz, /readyz, /metrics (-1 disables).")
 @click.option("--http-host", default="127.0.0.1", show_default=True,
               help="With --watch: address to listen on (0.0.0.0 in a container).")
 @click.pass_context
 def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple[str, ...], database_url: str | None,
-         fmt: str, detailed_exitcode: bool, verbose: bool, prune: bool, rotate: tuple[str, ...], out_file: str | None,
-         lock_timeout: float | None, statement_timeout: float, log_level: str | None, watch: bool, interval: float,
-         http_port: int, http_host: str) -> int:
+         env_file: str | None, fmt: str, detailed_exitcode: bool, verbose: bool, prune: bool, rotate: tuple[str, ...],
+         out_file: str | None, lock_timeout: float | None, statement_timeout: float, log_level: str | None,
+         log_format: str, watch: bool, interval: float, http_port: int, http_host: str) -> int:
     """Keep pg_cron, pg_net, Vault secrets and scheduled_jobs exactly as scheduler.yaml declares.
 
     Without a sub-command: plan (--dry-run, the default) or --apply; --watch keeps doing it.
     """
-    logs.configure(log_level or ("info" if watch else "warning"))
+    logs.configure(log_level or ("info" if watch else "warning"),
+                   json_output={"auto": None, "json": True, "console": False}[log_format])
+    remember_env_file(ctx, env_file)
     if ctx.invoked_subcommand is not None:
         return EXIT_OK
+    env = environment(env_file)
     if watch:
         if apply_plan not in (None, "-") or out_file or rotate:
             raise click.UsageError("--watch takes --apply without a plan file, and no --out or --rotate")
         from reconciler.controller import Controller, Settings
 
-        settings = Settings(files=list(files) or ["scheduler.yaml"], url=_url(database_url), apply=apply_plan == "-",
-                            prune=prune, interval=interval, http_host=http_host, http_port=http_port,
-                            lock_timeout=lock_timeout, statement_timeout=statement_timeout)
+        settings = Settings(files=list(files) or ["scheduler.yaml"], url=_url(database_url, env),
+                            apply=apply_plan == "-", prune=prune, interval=interval, http_host=http_host,
+                            http_port=http_port, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
+                            environ=env)
         return Controller(settings).run()
     if dry_run and apply_plan is not None:
         raise click.UsageError("--dry-run and --apply are mutually exclusive")
@@ -109,14 +133,15 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
     for warning in manifest.warnings:
         click.echo(f"warning: {warning}", err=True)
     _check_rotate(manifest, rotate)
-    values = _secrets(manifest)
-    url = _url(database_url)
+    url = _url(database_url, env)  # before the secrets: without a database there is nothing to compare them with
+    values = _secrets(manifest, env)
     options = PlanOptions(prune=prune, rotate=frozenset(rotate))
     name = ", ".join(files) or "scheduler.yaml"
-    edge = _edge(manifest)
+    edge = _edge(manifest, env)
     try:
         if apply_plan is None:
-            return _dry_run(manifest, values, url, options, fmt, verbose, detailed_exitcode, out_file, name, edge)
+            return _dry_run(manifest, values, url, options, fmt, verbose, detailed_exitcode, out_file, name, edge,
+                            files)
         return _apply(manifest, values, url, options, fmt, verbose, apply_plan, lock_timeout, statement_timeout,
                       name, edge)
     finally:
@@ -135,10 +160,18 @@ def _check_rotate(manifest: Any, rotate: Sequence[str]) -> None:
                                "instead (rotation generates values only for secrets declared with generate:)")
 
 
-def _edge(manifest: Any) -> Any:
+def _edge(manifest: Any, env: Mapping[str, str]) -> Any:
     from reconciler.edge import connect
 
-    return connect(manifest, os.environ)
+    return connect(manifest, env)
+
+
+def _apply_saved_command(out_file: str, files: Sequence[str], options: PlanOptions) -> str:
+    """The command that applies a saved plan: the same manifest and plan options, nothing secret."""
+    words = ["reconcile", "--apply", out_file] + [w for f in files for w in ("-f", f)]
+    words += ["--prune"] if options.prune else []
+    words += [w for name in sorted(options.rotate) for w in ("--rotate", name)]
+    return shlex.join(words)
 
 
 def _command_line(apply_plan: str, options: PlanOptions) -> str:
@@ -151,7 +184,7 @@ def _command_line(apply_plan: str, options: PlanOptions) -> str:
 
 
 def _dry_run(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str, verbose: bool,
-             detailed: bool, out_file: str | None, name: str, edge: Any) -> int:
+             detailed: bool, out_file: str | None, name: str, edge: Any, files: Sequence[str]) -> int:
     from reconciler.apply import read_and_plan, saved_plan_document
 
     live, plan = read_and_plan(url, manifest, values, _render_command(), options, edge)
@@ -161,6 +194,9 @@ def _dry_run(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: st
             Path(out_file).write_text(json.dumps(saved_plan_document(plan, live, manifest), indent=2) + "\n")
         except OSError as e:
             raise ReconcilerError(f"cannot write saved plan {out_file}: {e.strerror or e}") from e
+        # on stdout after a text plan (as Terraform does); stderr keeps a JSON or Markdown plan parseable
+        click.echo(f"\nSaved the plan to {out_file}. To apply exactly this plan (or refuse if the database changed "
+                   f"since), run:\n  {_apply_saved_command(out_file, files, options)}", err=fmt != "text")
     if detailed and (not plan.is_empty or plan.blocking_findings):
         return EXIT_CHANGES
     return EXIT_OK
@@ -203,16 +239,19 @@ def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str,
     return EXIT_OK
 
 
-@main.command("down")
+@main.command("down", short_help="Roll back: unschedule triggers, deactivate jobs.")
 @file_option
 @click.option("--dry-run", "dry_run", is_flag=True, help="Print the rollback plan and change nothing (the default).")
 @click.option("--apply", "do_apply", is_flag=True, help="Apply the rollback.")
 @click.option("--include-secrets", is_flag=True, help="Also delete the Vault secrets this tool manages.")
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
-@click.option("--lock-timeout", type=Duration(), default=None, metavar="SECONDS")
+@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@env_file_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="Text for people, JSON for tools, Markdown for pull-request comments.")
+@click.option("--lock-timeout", type=Duration(), default=None, metavar="SECONDS",
+              help="With --apply: wait this long for another reconciler's lock (default: do not wait; exit 3).")
 def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_secrets: bool,
-                 database_url: str | None, fmt: str, lock_timeout: float | None) -> int:
+                 database_url: str | None, env_file: str | None, fmt: str, lock_timeout: float | None) -> int:
     """Roll back: unschedule managed triggers, deactivate managed jobs; never drop extensions."""
     from reconciler.apply import apply, read_and_plan
     from reconciler.down import down_manifest
@@ -220,10 +259,11 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
     if dry_run and do_apply:
         raise click.UsageError("--dry-run and --apply are mutually exclusive")
     manifest = down_manifest(_load(files), include_secrets=include_secrets)
-    url = _url(database_url)
-    options = PlanOptions(prune=True)
+    env = environment(env_file)
+    url = _url(database_url, env)
+    options = PlanOptions(prune=True, rollback=True)
     name = "reconcile down"
-    edge = _edge(manifest)
+    edge = _edge(manifest, env)
     try:
         if not do_apply:
             _, plan = read_and_plan(url, manifest, {}, _render_command(), options, edge)
@@ -239,15 +279,16 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
     return EXIT_OK
 
 
-@main.command("history")
+@main.command("history", short_help="List past applies, or show one with --show ID.")
 @click.argument("count", type=click.IntRange(min=1), default=10, required=False)
 @click.option("--show", "show_id", type=click.IntRange(min=1), help="Show one apply in full: its plan and before/after of each change.")
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL")
-def history_command(count: int, show_id: int | None, database_url: str | None) -> int:
+@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@env_file_option
+def history_command(count: int, show_id: int | None, database_url: str | None, env_file: str | None) -> int:
     """List past applies (newest first), or show one with --show ID."""
     from reconciler import history
 
-    url = _url(database_url)
+    url = _url(database_url, environment(env_file))
     if show_id is not None:
         click.echo(history.show(url, show_id), nl=False)
     else:

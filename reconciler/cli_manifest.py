@@ -59,7 +59,7 @@ def _next_runs(schedule: str, start: datetime, count: int, version: tuple[int, i
     return ", ".join(r.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") for r in runs)
 
 
-@click.command("validate", cls=Command)
+@click.command("validate", cls=Command, short_help="Check the manifest offline.")
 @file_option
 @click.option(
     "--show-next",
@@ -95,7 +95,7 @@ def validate_command(
                 click.echo(f"  {kind} {spec.name} ({spec.schedule}): {runs}")
 
 
-@click.command("schema", cls=Command)
+@click.command("schema", cls=Command, short_help="Print the manifest's JSON Schema.")
 def schema_command() -> None:
     """Print the manifest's JSON Schema (for editors: `# yaml-language-server: $schema=...`)."""
     click.echo(json.dumps(manifest_json_schema(), indent=2, ensure_ascii=False))

@@ -13,7 +13,6 @@ errors too), 2 a check failed. The lead registers `verify_command` on the main g
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -22,7 +21,7 @@ from typing import Any
 import click
 
 from reconciler import render
-from reconciler.cli_support import Command, Duration, file_option
+from reconciler.cli_support import Command, Duration, env_file_option, environment, file_option
 from reconciler.errors import SecretSourceError
 from reconciler.secrets import resolvable_secrets
 
@@ -65,15 +64,18 @@ def collect(url: str, manifest: Any, values: Any, plan_error: str | None, wait: 
     return verify.run_checks(evidence)
 
 
-@click.command("verify", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("verify", cls=Command, context_settings={"help_option_names": ["-h", "--help"]},
+               short_help="Check that the scheduler actually fires.")
 @file_option
 @click.option("--wait", type=Duration(), default=None, metavar="DURATION",
               help="Wait up to this long (e.g. 90s) for each trigger's next run and its HTTP answer.")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@env_file_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="Text for people, JSON for tools, Markdown for pull-request comments.")
 @click.pass_context
 def verify_command(ctx: click.Context, files: tuple[str, ...], wait: float | None, database_url: str | None,
-                   fmt: str) -> None:
+                   env_file: str | None, fmt: str) -> None:
     """Check that the scheduler actually fires: drift, trigger runs, HTTP answers, executions, job freshness,
     history size and literal secrets. Exit 0 when nothing fails, 2 when a check fails, 1 on error."""
     from reconciler import verify
@@ -82,13 +84,14 @@ def verify_command(ctx: click.Context, files: tuple[str, ...], wait: float | Non
     manifest = _load(files)
     for warning in manifest.warnings:
         click.echo(f"warning: {warning}", err=True)
-    url = _url(database_url)
+    env = environment(env_file)
+    url = _url(database_url, env)
     values, plan_error = None, None
     try:
-        values = _secrets(manifest)
+        values = _secrets(manifest, env)
     except SecretSourceError as e:
         plan_error = e.one_line()  # no plan then, but every value that does resolve is still scrubbed
-    known = values if values is not None else resolvable_secrets(manifest, os.environ)
+    known = values if values is not None else resolvable_secrets(manifest, env)
     results = collect(url, manifest, values, plan_error, wait, ", ".join(files) or "scheduler.yaml")
     to_output = {"json": verify.to_json, "markdown": verify.to_markdown}.get(fmt, verify.to_text)
     secrets = [v.reveal() for v in known.values()]

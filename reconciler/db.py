@@ -141,18 +141,29 @@ def translate(error: psycopg.Error, doing: str) -> ReconcilerError:
 PREPARE_THRESHOLD = None
 
 
+def _sentences(message: str) -> str:
+    """libpq's message lines as one line of sentences: "...failed: No such file or directory. Is the..."."""
+    lines = [" ".join(line.split()) for line in message.splitlines()]
+    lines = [line for line in lines if line]
+    return " ".join(line if i == len(lines) - 1 or line[-1] in ".?!:;" else line + "."
+                    for i, line in enumerate(lines))
+
+
 def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 10) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
                                application_name=APPLICATION_NAME, prepare_threshold=PREPARE_THRESHOLD)
     except psycopg.OperationalError as e:
-        reason = " ".join(str(e).split()).replace(url, redact_url(url))
+        reason = _sentences(str(e)).replace(url, redact_url(url))
         if "password authentication failed" in reason or "no password supplied" in reason:
             raise DatabaseUnavailable(f"authentication failed: {reason}") from e
         if "unsupported startup parameter" in reason:
             raise DatabaseUnavailable(f"cannot connect to the database: {reason}",
                                       hint="a connection pooler (PgBouncer) refuses that connection parameter: remove "
                                       "it from the URL, or list it in the pooler's ignore_startup_parameters") from e
+        if "FATAL:" in reason:  # the server answered and refused: no database or role of that name, ...
+            raise DatabaseUnavailable(f"cannot connect to the database: {reason}", hint="the server answered: check "
+                                      "the database name and role in --database-url / DATABASE_URL") from e
         raise DatabaseUnavailable(f"cannot connect to the database: {reason}",
                                   hint="check --database-url / DATABASE_URL and that the server is running") from e
     except psycopg.ProgrammingError as e:  # malformed connection string

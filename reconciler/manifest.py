@@ -832,6 +832,22 @@ def _format_path(loc: Sequence[str | int]) -> str:
     return out
 
 
+def _field_name(root: Any, loc: Sequence[str | int]) -> str:
+    """The path as problems show it, with a named item's name after its index: `jobs[1] (fetch_rss_feeds).schedule`.
+
+    Only a valid name is shown (one that is itself wrong is the problem, shown at `.name`)."""
+    text = _format_path(loc)
+    if len(loc) < 2 or loc[0] not in _NAMED_LISTS or not isinstance(loc[1], int) or not isinstance(root, Mapping):
+        return text
+    items = root.get(loc[0])
+    item = items[loc[1]] if isinstance(items, list) and 0 <= loc[1] < len(items) else None
+    name = item.get("name") if isinstance(item, Mapping) else None
+    if not isinstance(name, str) or not _PLAIN_KEY.fullmatch(name) or len(name) > 63:
+        return text
+    head = f"{loc[0]}[{loc[1]}]"
+    return f"{head} ({name}){text[len(head):]}"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # YAML with positions
 # ---------------------------------------------------------------------------------------------------------
@@ -1197,7 +1213,7 @@ def _loader_only_keys(root: _LMap) -> list[ManifestProblem]:
     if isinstance(extensions, _LSeq):
         for i, ext in enumerate(extensions):
             if isinstance(ext, _LMap) and "declared_as" in ext:
-                found.append((ext.key_pos["declared_as"], f"extensions[{i}]", "declared_as"))
+                found.append((ext.key_pos["declared_as"], _field_name(root, ("extensions", i)), "declared_as"))
     secrets = root.get("secrets")
     if isinstance(secrets, _LMap):
         for name, spec in secrets.items():
@@ -1392,7 +1408,7 @@ def _problem_for(root: _LMap, error: Mapping[str, Any]) -> list[ManifestProblem]
         return []  # reported from the raw data, with positions
     loc = _translate_loc(root, tuple(error["loc"]))
     at = _locate(root, loc)
-    field = _format_path(at.path)
+    field = _field_name(root, at.path)
     value = error.get("input")
     ctx = error.get("ctx") or {}
 
@@ -1416,9 +1432,9 @@ def _problem_for(root: _LMap, error: Mapping[str, Any]) -> list[ManifestProblem]
         parent = loc[:-1]
         model = _model_for(parent)
         hint = _suggest(key, _field_names(model)) if model else ""
-        return make(at.key_pos or at.pos, _format_path(at.path[:-1]), f"unknown field {_quote(key)}{hint}")
+        return make(at.key_pos or at.pos, _field_name(root, at.path[:-1]), f"unknown field {_quote(key)}{hint}")
     if at.rest and error_type not in ("manifest_value",):
-        field = _format_path(at.path + at.rest)
+        field = _field_name(root, at.path + at.rest)
     if error_type == "literal_error":
         allowed = re.findall(r"'([^']*)'|(\d+)", str(ctx.get("expected", "")))
         choices = [a or b for a, b in allowed]
@@ -1447,7 +1463,7 @@ def _located_cross(root: _LMap, items: list[tuple[Loc, Loc, str]]) -> list[Manif
     out = []
     for field_loc, pos_loc, message in items:
         at = _locate(root, pos_loc)
-        out.append(ManifestProblem(at.pos.file, at.pos.line, at.pos.column, _format_path(field_loc), message))
+        out.append(ManifestProblem(at.pos.file, at.pos.line, at.pos.column, _field_name(root, field_loc), message))
     return out
 
 
@@ -1466,7 +1482,8 @@ def _warnings(root: _LMap, manifest: Manifest, cron_version: tuple[int, int]) ->
 
     def warn(loc: Loc, message: str) -> None:
         at = _locate(root, loc)
-        out.append(_printable(str(ManifestProblem(at.pos.file, at.pos.line, at.pos.column, _format_path(loc), message))))
+        out.append(_printable(str(ManifestProblem(at.pos.file, at.pos.line, at.pos.column, _field_name(root, loc),
+                                                  message))))
 
     for i, ext in enumerate(manifest.extensions):
         if ext.declared_as and ext.declared_as != ext.name:

@@ -189,9 +189,9 @@ def to_markdown(plan: Plan, *, verbose: bool = False, manifest_name: str = "sche
     counts = plan.counts()
     lines = [f"### Reconciler plan for `{manifest_name}`", ""]
     lines.append(f"**{summary_line(plan) if not plan.is_empty else 'No changes. The database matches ' + manifest_name + '.'}**")
-    lines.append("")
-    lines += ["| action | count |", "| --- | ---: |"]
-    lines += [f"| {a} | {n} |" for a, n in counts.items() if n and a != Action.NOOP.value]
+    rows = [f"| {a} | {n} |" for a, n in counts.items() if n and a != Action.NOOP.value]
+    if rows:  # an empty plan has no counts: no table header without rows
+        lines += ["", "| action | count |", "| --- | ---: |", *rows]
     if plan.destructive:
         lines += ["", f"> **Warning:** {len(plan.destructive)} change(s) delete or deactivate existing objects."]
     if plan.findings:

@@ -153,7 +153,8 @@ def resolve_secrets(manifest: Manifest, environ: Mapping[str, str]) -> dict[str,
         listed = ", ".join(f"{name} ({why})" for name, why in sorted(missing))
         raise SecretSourceError(
             f"missing secret sources: {listed}",
-            hint="set the variables or mount the files, or use `generate:` for values the reconciler may create",
+            hint="set the variables (in the environment or an --env-file) or mount the files, or use `generate:` "
+                 "for values the reconciler may create",
         )
     return values
 

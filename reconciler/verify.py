@@ -373,9 +373,13 @@ def check_preflight(ev: Evidence) -> CheckResult:
     lines += [_change_line(c) for c in mutating]
     lines += [f"{c.kind} {c.key}: not declared and not managed (left alone)" for c in unmanaged]
     if mutating:
+        fix = "review `reconcile --dry-run`, then run `reconcile --apply`"
+        if blocking:  # the apply refuses until they are fixed: say so rather than send the user there first
+            fix = ("first: " + "; ".join(f.fix or f.message for f in blocking) + "; then review `reconcile --dry-run` "
+                   "and run `reconcile --apply` (it refuses while a blocking finding stands)")
         return CheckResult(name, Status.FAIL,
                            f"the database differs from {ev.manifest_name}: {len(mutating)} change(s) planned",
-                           tuple(lines), "review `reconcile --dry-run`, then run `reconcile --apply`")
+                           tuple(lines), fix)
     if blocking:
         return CheckResult(name, Status.FAIL, f"{len(blocking)} blocking finding(s)", tuple(lines),
                            "; ".join(f.fix for f in blocking if f.fix) or "see the findings")
@@ -614,10 +618,11 @@ RETENTION = {
 
 def check_housekeeping(ev: Evidence) -> CheckResult:
     name = "housekeeping"
-    facts, fixes = [], []
+    facts, fixes, unread = [], [], []
     for t in ev.tables:
         if t.rows is None:
             facts.append(f"{t.table}: not read ({t.note or 'absent'})")
+            unread.append(t.table)
             continue
         line = f"{t.table}: {t.rows:,} row{'' if t.rows == 1 else 's'}" + (f", oldest {_ago(ev.now, t.oldest)}" if t.oldest else "")
         big = t.rows > HOUSEKEEPING_MAX_ROWS
@@ -629,7 +634,18 @@ def check_housekeeping(ev: Evidence) -> CheckResult:
         facts.append(line)
     if fixes:
         return CheckResult(name, Status.WARN, "history tables grow without limit", tuple(facts), "\n".join(fixes))
+    # a table that could not be read was not judged: never a pass for it
+    read = [t.table for t in ev.tables if t.rows is not None]
+    if unread and not read:
+        return CheckResult(name, Status.SKIP, f"not checked: {_and(unread)} could not be read", tuple(facts))
+    if unread:
+        return CheckResult(name, Status.SKIP, f"{_and(read)} {'is' if len(read) == 1 else 'are'} within 100,000 rows "
+                           f"and 7 days; {_and(unread)} could not be read", tuple(facts))
     return CheckResult(name, Status.PASS, "history tables are within 100,000 rows and 7 days", tuple(facts))
+
+
+def _and(items: Sequence[str]) -> str:
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 # -- literal credentials ----------------------------------------------------------------------------
@@ -686,12 +702,20 @@ def check_secret_literals(ev: Evidence) -> CheckResult:
         for kind, offset in scan_text(t.value):
             hits.append(f"{t.source} {t.key!r} column {t.column}: {kind} at character {offset + 1}")
     scanned = len({(t.source, t.key) for t in ev.texts})
+    unread = [rel for rel in ("cron.job", "public.scheduled_jobs") if rel in ev.unavailable]
     if hits:
         return CheckResult(name, Status.FAIL, f"{len(hits)} literal credential(s) stored in plain text", tuple(hits),
                            "move the value into Vault (declare it under secrets: in the manifest) and read it when "
                            "the command runs with (SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name "
                            "= '...'); then rotate the exposed credential: pg_cron also copied it into "
                            "cron.job_run_details.command of every run (DELETE those rows)")
+    if len(unread) == 2:  # nothing could be scanned: not a pass
+        return CheckResult(name, Status.SKIP, f"not checked: {_and(unread)} could not be read",
+                           tuple(f"{rel}: not read ({ev.unavailable[rel]})" for rel in unread))
+    if unread:
+        read = "public.scheduled_jobs" if unread == ["cron.job"] else "cron.job"
+        return CheckResult(name, Status.SKIP, f"no literal credentials in {read} ({scanned} row(s) scanned); "
+                                              f"{unread[0]} could not be read: {ev.unavailable[unread[0]]}")
     return CheckResult(name, Status.PASS, f"no literal credentials in cron.job commands or scheduled_jobs "
                                           f"({scanned} row(s) scanned)")
 

@@ -111,6 +111,7 @@ class Inputs:
 class PlanOptions:
     prune: bool = False
     rotate: frozenset[str] = frozenset()
+    rollback: bool = False  # `reconcile down`: only the reasons people read differ
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,10 +191,11 @@ def undeclared(
     `deactivated` is the object's fields after deactivation, for kinds that support that policy. A change
     left alone has no `after`: nothing declares one, so apply records no ownership for it.
     """
-    reason = "not declared"
+    reason = "rollback" if ctx.options.rollback else "not declared"
     managed = ctx.live.managed.get((kind, key))
     if managed is None:
-        return Change(kind, key, Action.UNMANAGED, before=before, reason=reason)
+        return Change(kind, key, Action.UNMANAGED, before=before,
+                      reason="not created or adopted by reconcile; left alone" if ctx.options.rollback else reason)
     if managed.protect:
         return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; protected")
     if not ctx.options.prune:

@@ -99,7 +99,7 @@ def diff(want: Mapping[str, DesiredEdgeSecret], live: EdgeLive, ctx: PlanContext
                                   reason="missing"))
         elif digest is not None and have != digest:
             reason = "rotated" if spec.vault_secret in ctx.options.rotate else (
-                f"differs from vault secret {spec.vault_secret}" if spec.vault_secret else "value changed outside git")
+                f"differs from vault secret {spec.vault_secret}" if spec.vault_secret else "value differs from its source")
             changes.append(Change(KIND, name, Action.UPDATE, before={"name": name}, after=after,
                                   fields=(FieldChange("value", sensitive=True),), reason=reason))
         else:

@@ -87,7 +87,8 @@ def diff(want: Mapping[str, DesiredSecret], live: Mapping[str, LiveSecret], ctx:
         reasons: list[str] = []
         if _value_differs(spec, have, ctx):
             fields_list.append(FieldChange("value", sensitive=True))
-            reasons.append("rotated" if name in ctx.options.rotate else "value changed outside git")
+            # the plan sees only two digests: which side moved (the source or the vault) it cannot tell
+            reasons.append("rotated" if name in ctx.options.rotate else "value differs from its source")
         if (have.description or "") != spec.description:
             fields_list.append(FieldChange("description", have.description, spec.description))
             reasons.append("description changed")

@@ -205,11 +205,16 @@ def test_down_rolls_back_what_it_manages_and_apply_restores_it(applied: DbTarget
 
     dry = reconcile_sub(applied.url, "down", "--dry-run")
     assert_ok(dry)
-    assert "trigger master-scheduler: delete" in dry.stdout
-    assert "job fetch_google_news: deactivate" in dry.stdout
+    assert "- trigger master-scheduler: delete (rollback)\n" in dry.stdout
+    assert "! job fetch_google_news: deactivate (rollback)\n" in dry.stdout
+    assert "not declared" not in dry.stdout  # everything is declared: the reason is the rollback
     assert "Warning: 14 change(s) delete or deactivate existing objects" in dry.stdout
     data = json.loads(reconcile_sub(applied.url, "down", "--format", "json").stdout)
     actions = {(c["kind"], c["key"]): c["action"] for c in data["changes"]}
+    reasons = {c["reason"] for c in data["changes"] if c["action"] in ("delete", "deactivate")}
+    assert reasons == {"rollback"}
+    assert [c["reason"] for c in data["changes"] if c["action"] == "unmanaged"] == [
+        "not created or adopted by reconcile; left alone"]
     assert actions == {("trigger", "master-scheduler"): "delete", ("trigger", "hand-made"): "unmanaged",
                        **{("job", n): "deactivate" for n in JOB_NAMES},
                        **{("secret", n): "no-op" for n in SECRET_NAMES if ("secret", n) in actions}}

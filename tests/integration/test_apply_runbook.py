@@ -120,7 +120,7 @@ DRIFTS = [
      "trigger master-scheduler: update (changed outside git: command)"),
     ("secret-value-changed",
      "SELECT vault.update_secret((SELECT id FROM vault.secrets WHERE name = 'cron_secret'), 'tampered')", None,
-     "secret cron_secret: update (value changed outside git)"),
+     "secret cron_secret: update (value differs from its source)"),
     ("secret-deleted", "DELETE FROM vault.secrets WHERE name = 'service_role_key'", None,
      "secret service_role_key: create (missing)"),
     ("extension-dropped", "DROP EXTENSION pg_net CASCADE", None, "extension pg_net: create (missing)"),

@@ -120,7 +120,8 @@ def test_an_unwritable_saved_plan_is_one_line_after_the_plan(audited_db: DbTarge
 
 def test_no_database_given() -> None:
     line = one_line_error(invoke(["--dry-run"], None))
-    assert line == "error: no database given (pass --database-url or set DATABASE_URL)"
+    assert line == ("error: no database given (pass --database-url or set DATABASE_URL, in the environment or "
+                    "an --env-file)")
 
 
 def _bad_manifest(tmp_path: Path) -> Path:
@@ -137,10 +138,11 @@ def test_bad_manifest_reports_every_problem_as_file_line_col(audited_db: DbTarge
     run = invoke(["--dry-run", "-f", str(path)], audited_db.url)
     assert run.exit_code == 1 and run.stdout == "" and "Traceback" not in run.stderr, str(run)
     assert run.stderr.splitlines() == [
-        f'{path}:100:5: jobs[9]: unknown field "colour"',
-        f'{path}:115:15: jobs[11].schedule: invalid schedule "0 25 * * *": hour field: 25 is out of range 0-23',
+        f'error: {path}:100:5: jobs[9] (correlate_trends_campaigns): unknown field "colour"',
+        f'error: {path}:115:15: jobs[11] (ttl_cleanup).schedule: invalid schedule "0 25 * * *": hour field: 25 is '
+        'out of range 0-23',
     ]
-    assert re.fullmatch(r"(\S+:\d+:\d+: .+\n)+", run.stderr)
+    assert re.fullmatch(r"(error: \S+:\d+:\d+: .+\n)+", run.stderr)
     applied = invoke(["--apply", "-f", str(path)], audited_db.url)
     assert (applied.exit_code, applied.stdout, applied.stderr) == (1, "", run.stderr)
 

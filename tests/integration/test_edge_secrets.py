@@ -178,7 +178,7 @@ def test_secrets_with_their_own_source(audited_db: DbTarget, stub: EdgeApiStub, 
     stub.clear()
     rotated = run(audited_db, path, "--apply", env={"RESEND_API_KEY": OWN_ENV["RESEND_API_KEY"] + "-v2"})
     assert_ok(rotated)
-    assert "~ edge_secret RESEND_KEY: update (value changed outside git)" in rotated.stdout
+    assert "~ edge_secret RESEND_KEY: update (value differs from its source)" in rotated.stdout
     assert writes(stub) == [("POST", [{"name": "RESEND_KEY", "value": OWN_ENV["RESEND_API_KEY"] + "-v2"}])]
 
 

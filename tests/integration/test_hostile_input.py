@@ -232,10 +232,10 @@ def _set(path: tuple[Any, ...], value: Any):
 
 REFUSED = {
     # NUL bytes, wherever text goes (written as the YAML escape "\0")
-    "nul_in_description": (("jobs", 0, "description"), "a\0b", "jobs[0].description: contains a NUL byte"),
-    "nul_in_job_type": (("jobs", 0, "type"), "a\0b", "jobs[0].type: contains a NUL byte"),
-    "nul_in_endpoint": (("jobs", 0, "endpoint"), "/a\0b", "jobs[0].endpoint: contains a NUL byte"),
-    "nul_in_command": (("triggers", 1, "command"), "SELECT '\0'", "triggers[1].command: contains a NUL byte"),
+    "nul_in_description": (("jobs", 0, "description"), "a\0b", "jobs[0] (hostile_job-1).description: contains a NUL byte"),
+    "nul_in_job_type": (("jobs", 0, "type"), "a\0b", "jobs[0] (hostile_job-1).type: contains a NUL byte"),
+    "nul_in_endpoint": (("jobs", 0, "endpoint"), "/a\0b", "jobs[0] (hostile_job-1).endpoint: contains a NUL byte"),
+    "nul_in_command": (("triggers", 1, "command"), "SELECT '\0'", "triggers[1] (hostile-raw).command: contains a NUL byte"),
     "nul_in_header": (("triggers", 0, "http_post", "headers", "x-hostile"), "a\0", "contains a NUL byte"),
     "nul_in_body": (("triggers", 0, "http_post", "body", "list"), ["a\0"], "contains a NUL byte"),
     "nul_in_append": (("triggers", 0, "http_post", "url", "append"), "/x\0", "contains a NUL byte"),
@@ -260,9 +260,9 @@ REFUSED = {
     "header_newline": (("triggers", 0, "http_post", "headers", "x-hostile"), "a\nb", "must be a single line"),
     "endpoint_space": (("jobs", 0, "endpoint"), "/a b", "must not contain whitespace"),
     "endpoint_relative": (("jobs", 0, "endpoint"), "'; --", 'must be a path starting with "/"'),
-    "blank_type": (("jobs", 0, "type"), " \u2028 ", "jobs[0].type: must not be empty"),
+    "blank_type": (("jobs", 0, "type"), " \u2028 ", "jobs[0] (hostile_job-1).type: must not be empty"),
     "schedule_injection": (("jobs", 0, "schedule"), "'; DROP TABLE public.scheduled_jobs; --",
-                           "jobs[0].schedule: invalid schedule"),
+                           "jobs[0] (hostile_job-1).schedule: invalid schedule"),
 }
 
 

@@ -193,6 +193,10 @@ def test_cli_lifecycle(localdb_base):
     try:
         assert _cli("up", "--root", root, "--port", port).stdout.strip() == url
         assert _cli("url", "--root", root, "--port", port).stdout.strip() == url
+        # a new shell without (or with another) $LOCALDB_PORT: the running cluster's port, not the default
+        for env in ({"LOCALDB_PORT": str(free_port())}, {"LOCALDB_PORT": ""}):
+            assert _cli("url", "--root", root, env=env).stdout.strip() == url
+            assert _cli("status", "--root", root, env=env).stdout.strip() == f"running on port {port}: {url}"
         assert "supabase_admin@" in _cli("url", "--superuser", "--root", root, "--port", port).stdout
         status = _cli("status", "--root", root, "--port", port)
         assert status.returncode == 0 and "running" in status.stdout

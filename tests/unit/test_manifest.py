@@ -323,12 +323,12 @@ def test_vault_alias(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert loaded.extensions[2].name == "supabase_vault"
     assert loaded.extensions[2].schema_name is None
     assert loaded.extensions[2].declared_as == "vault"
-    assert loaded.warnings == ('m.yaml:5:11: extensions[2].name: "vault" is an alias of "supabase_vault"',)
+    assert loaded.warnings == ('m.yaml:5:11: extensions[2] (vault).name: "vault" is an alias of "supabase_vault"',)
     result = CliRunner().invoke(validate_command, ["-f", "m.yaml"])
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
         "m.yaml: 3 extensions, 0 secrets, 0 jobs, 0 triggers: valid",
-        'warning: m.yaml:5:11: extensions[2].name: "vault" is an alias of "supabase_vault"',
+        'warning: m.yaml:5:11: extensions[2] (vault).name: "vault" is an alias of "supabase_vault"',
     ]
 
 
@@ -337,7 +337,7 @@ def test_schedule_warnings_are_reported(tmp_path: Path, monkeypatch: pytest.Monk
     write(tmp_path, "m.yaml", MINIMAL.replace('"*/5 * * * *"', '"0 0 * * 1#2"'))
     loaded = load_manifest(["m.yaml"])
     assert len(loaded.warnings) == 1
-    assert loaded.warnings[0].startswith("m.yaml:8:15: jobs[0].schedule: ")
+    assert loaded.warnings[0].startswith("m.yaml:8:15: jobs[0] (fetch_google_news).schedule: ")
 
 
 def test_warnings_escape_what_would_break_or_reorder_the_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -353,7 +353,7 @@ def test_cron_version_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     write(tmp_path, "m.yaml", MINIMAL.replace('"* * * * *"', '"30 seconds"'))
     assert load_manifest(["m.yaml"]).triggers[0].schedule == "30 seconds"
     with pytest.raises(
-        ManifestError, match=r'm\.yaml:12:15: triggers\[0\]\.schedule: invalid schedule "30 seconds"'
+        ManifestError, match=r'm\.yaml:12:15: triggers\[0\] \(master-scheduler\)\.schedule: invalid schedule "30 seconds"'
     ):
         load_manifest(["m.yaml"], cron_version=(1, 4))
     result = CliRunner().invoke(validate_command, ["-f", "m.yaml", "--cron-version", "1.4"])
@@ -407,14 +407,14 @@ def test_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(validate_command, ["-f", "nope.yaml"])
     assert result.exit_code == 1
     assert isinstance(result.exception, SystemExit)
-    assert result.stderr == "nope.yaml: file not found\n"
+    assert result.stderr == "error: nope.yaml: file not found\n"
 
 
 def test_default_file_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(validate_command, [])
     assert result.exit_code == 1
-    assert result.stderr == "scheduler.yaml: file not found\n"
+    assert result.stderr == "error: scheduler.yaml: file not found\n"
 
 
 def test_directory_and_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -531,9 +531,9 @@ jobs:
     result = CliRunner().invoke(validate_command, ["-f", "base.yaml", "-f", "prod.yaml"])
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        'prod.yaml:4:15: jobs[0].schedule: invalid schedule "*/61 * * * *": '
+        'error: prod.yaml:4:15: jobs[0] (fetch_google_news).schedule: invalid schedule "*/61 * * * *": '
         "minute field: step 61 is larger than the field's maximum 59",
-        'prod.yaml:5:5: jobs[1]: missing required field "schedule"',
+        'error: prod.yaml:5:5: jobs[1] (new_job): missing required field "schedule"',
     ]
 
 
@@ -541,7 +541,7 @@ def test_overlay_duplicate_names_within_one_file(tmp_path: Path, monkeypatch: py
     monkeypatch.chdir(tmp_path)
     write(tmp_path, "base.yaml", MINIMAL)
     write(tmp_path, "prod.yaml", "jobs:\n  - name: a\n  - name: a\n")
-    assert 'prod.yaml:3:11: jobs[1].name: duplicate job name "a" (first at jobs[0])' in problems_of(
+    assert 'prod.yaml:3:11: jobs[1] (a).name: duplicate job name "a" (first at jobs[0])' in problems_of(
         ["base.yaml", "prod.yaml"]
     )
 

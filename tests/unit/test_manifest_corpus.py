@@ -30,4 +30,4 @@ def test_broken_manifest(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.stderr == expected
     assert "Traceback" not in result.stderr
     for line in result.stderr.splitlines():
-        assert line.startswith(f"{case}.yaml"), line
+        assert line.startswith(f"error: {case}.yaml"), line

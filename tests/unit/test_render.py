@@ -21,7 +21,7 @@ PLAN = Plan(
                reason="missing"),
         Change("secret", "cron_secret", Action.UPDATE, before={"id": "1", "name": "cron_secret", "description": ""},
                after={"id": "1", "name": "cron_secret", "description": "", "value": FakeSecret()},
-               fields=(FieldChange("value", sensitive=True),), reason="value changed outside git"),
+               fields=(FieldChange("value", sensitive=True),), reason="value differs from its source"),
         Change("job", "ttl_cleanup", Action.UPDATE, before={"job_name": "ttl_cleanup", "schedule": "0 3 * * *"},
                after={"job_name": "ttl_cleanup", "schedule": "0 4 * * *"},
                fields=(FieldChange("schedule", "0 3 * * *", "0 4 * * *"),), reason="changed outside git: schedule"),
@@ -37,7 +37,7 @@ The reconciler will perform the following actions:
 
   + extension pg_net: create (missing)
       schema: "extensions"
-  ~ secret cron_secret: update (value changed outside git)
+  ~ secret cron_secret: update (value differs from its source)
       value: (sensitive) changed
   ~ job ttl_cleanup: update (changed outside git: schedule)
       schedule: "0 3 * * *" → "0 4 * * *"
@@ -73,11 +73,17 @@ def test_json_schema_shape():
     assert doc["format_version"] == "1"
     assert doc["summary"]["create"] == 1 and doc["summary"]["update"] == 2 and doc["summary"]["delete"] == 1
     secret = next(c for c in doc["changes"] if c["kind"] == "secret")
-    assert secret == {"kind": "secret", "key": "cron_secret", "action": "update", "reason": "value changed outside git",
+    assert secret == {"kind": "secret", "key": "cron_secret", "action": "update", "reason": "value differs from its source",
                       "fields": [{"path": "value", "old": None, "new": None, "sensitive": True}]}
     assert doc["findings"] == [{"severity": "warning", "code": "cron_timezone", "message": "cron.timezone is CET",
                                 "fix": "set cron.timezone = 'UTC'"}]
     assert {c["kind"] for c in doc["changes"]} <= {"extension", "secret", "job", "trigger", "table"}
+
+
+def test_markdown_empty_plan_has_no_table():
+    md = render.to_markdown(Plan(), manifest_name="scheduler.yaml")
+    assert md == "### Reconciler plan for `scheduler.yaml`\n\n**No changes. The database matches scheduler.yaml.**\n"
+    assert "| action |" not in render.to_markdown(Plan(changes=(Change("job", "ok", Action.NOOP),)), verbose=True)
 
 
 def test_markdown_has_table_and_details():

@@ -131,6 +131,18 @@ def test_findings(severity: Severity, status: Status) -> None:
     assert "pg_net serves another database" in result.evidence[0]
 
 
+def test_drift_with_blocking_findings_fixes_the_findings_first() -> None:
+    """`reconcile --apply` refuses while a blocking finding stands: the fix must not send the user there first."""
+    change = Change("job", "a", Action.CREATE, after={"job_name": "a"}, reason="missing")
+    finding = Finding(Severity.ERROR, "x", "public.scheduled_jobs does not exist",
+                      "create it (the application's migration) or set tables: {create_missing: true}")
+    result = check(healthy(plan=Plan((change,), findings=(finding,))), "preflight")
+    assert result.status is Status.FAIL
+    assert result.fix == ("first: create it (the application's migration) or set tables: {create_missing: true}; "
+                          "then review `reconcile --dry-run` and run `reconcile --apply` (it refuses while a "
+                          "blocking finding stands)")
+
+
 # -- 2. trigger runs ---------------------------------------------------------------------------------
 
 
@@ -376,6 +388,21 @@ def test_big_or_old_history_warns_with_a_retention_trigger() -> None:
     assert trigger["schedule"] == "17 3 * * *"
 
 
+def test_housekeeping_that_could_not_look_never_passes() -> None:
+    """Plain PostgreSQL: neither history table exists, so there was nothing to judge."""
+    tables = (TableStats("cron.job_run_details", None, note="does not exist"),
+              TableStats("net._http_response", None, note="does not exist"))
+    result = check(healthy(tables=tables), "housekeeping")
+    assert (result.status, result.summary) == (
+        Status.SKIP, "not checked: cron.job_run_details and net._http_response could not be read")
+    assert result.evidence == ("cron.job_run_details: not read (does not exist)",
+                               "net._http_response: not read (does not exist)")
+    one = (TableStats("cron.job_run_details", 2, at(-90)), TableStats("net._http_response", None, note="does not exist"))
+    result = check(healthy(tables=one), "housekeeping")
+    assert (result.status, result.summary) == (
+        Status.SKIP, "cron.job_run_details is within 100,000 rows and 7 days; net._http_response could not be read")
+
+
 def test_retention_snippet_is_a_valid_manifest(tmp_path: Path) -> None:
     from reconciler.manifest import load_manifest
 
@@ -402,6 +429,20 @@ def test_a_pasted_jwt_is_flagged_and_never_printed() -> None:
     text = rendered(results)
     for fragment in (JWT[:8], JWT[-8:], "sb_secret_A", "0123456789xyz", "eyJ"):
         assert fragment not in text
+
+
+def test_secret_literals_that_could_not_look_never_pass() -> None:
+    gone = {"cron.job": "does not exist", "public.scheduled_jobs": "does not exist"}
+    result = check(healthy(texts=(), unavailable=gone), "secret literals")
+    assert (result.status, result.summary) == (
+        Status.SKIP, "not checked: cron.job and public.scheduled_jobs could not be read")
+    half = {"public.scheduled_jobs": "permission denied for table scheduled_jobs"}
+    result = check(healthy(unavailable=half), "secret literals")
+    assert (result.status, result.summary) == (
+        Status.SKIP, "no literal credentials in cron.job (1 row(s) scanned); public.scheduled_jobs could not be "
+                     "read: permission denied for table scheduled_jobs")
+    texts = (TextField("cron.job", "leaky", "command", f"select '{JWT}'"),)
+    assert check(healthy(texts=texts, unavailable=half), "secret literals").status is Status.FAIL
 
 
 def test_the_rendered_trigger_command_and_the_jobs_are_clean() -> None:
@@ -497,7 +538,8 @@ def test_no_database_is_one_line_exit_1() -> None:
                                 env={"DATABASE_URL": None, "SUPABASE_URL": "x", "SUPABASE_SERVICE_ROLE_KEY": "y",
                                      "CRON_SECRET": "z"})
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == ["error: no database given (pass --database-url or set DATABASE_URL)"]
+    assert result.stderr.strip().splitlines() == ["error: no database given (pass --database-url or set DATABASE_URL, "
+                                                  "in the environment or an --env-file)"]
 
 
 def test_unreachable_database_is_one_line_exit_1() -> None:
