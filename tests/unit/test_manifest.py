@@ -552,7 +552,7 @@ def test_a_schedule_separated_by_tabs_is_valid_with_a_warning(tmp_path: Path, mo
     write(tmp_path, "m.yaml", MINIMAL.replace('"*/5 * * * *"', '"*/5\\t* * * *"'))
     loaded = load_manifest(["m.yaml"])
     assert loaded.jobs[0].schedule == "*/5\t* * * *"
-    assert loaded.warnings == ("m.yaml:8:15: jobs[0].schedule: contains tabs (pg_cron reads a tab as a space)",)
+    assert loaded.warnings == ("m.yaml:8:15: jobs[0] (fetch_google_news).schedule: contains tabs (pg_cron reads a tab as a space)",)
     result = CliRunner().invoke(validate_command, ["-f", "m.yaml"])
     assert result.exit_code == 0, result.output
 
@@ -560,5 +560,5 @@ def test_a_schedule_separated_by_tabs_is_valid_with_a_warning(tmp_path: Path, mo
 def test_a_schedule_with_a_line_break_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     write(tmp_path, "m.yaml", MINIMAL.replace('"*/5 * * * *"', '"*/5 * * * *\\n0 0 * * *"'))
-    with pytest.raises(ManifestError, match=r"m\.yaml:8:15: jobs\[0\]\.schedule: must be a single line"):
+    with pytest.raises(ManifestError, match=r"m\.yaml:8:15: jobs\[0\] \(fetch_google_news\)\.schedule: must be a single line"):
         load_manifest(["m.yaml"])
