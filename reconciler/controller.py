@@ -31,7 +31,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
 from reconciler.kinds import REGISTRY
 from reconciler.kinds.base import PlanOptions
-from reconciler.model import Plan
+from reconciler.model import MUTATING, Plan
 from reconciler.notify import Notices, Notifier
 from reconciler.pipeline_metrics import PipelineMonitor, secret_texts
 
@@ -83,6 +83,8 @@ class Metrics:
             self.cycles.labels(result)
         for kind in KINDS:
             self.drifted.labels(kind)
+            for action in sorted(MUTATING):  # zero from the start, so rate() and dashboards see them
+                self.applied.labels(kind, action.value)
 
 
 class Controller:
