@@ -183,9 +183,9 @@ class Controller:
             self._failures = self._failures + 1 if retryable else 0
         else:
             self._failures = 0
+        self._watch_pipeline(result, error, plan)  # before the summary line: its connection is closed by then
         log.info("cycle_finished", result=result, duration_ms=round(duration * 1000, 1), error=error,
                  retryable=retryable if error else None, **summary)
-        self._watch_pipeline(result, error, plan)
         structlog.contextvars.unbind_contextvars("cycle_id")
         return self._next_delay(result, retryable)
 
