@@ -171,6 +171,8 @@ class Controller:
             log.info("cycle_skipped_lock_held", detail=e.one_line())
         except ReconcilerError as e:
             result, error, retryable = "error", e.one_line(), e.retryable
+        # part of the cycle: done before its result is published (metrics, readiness, the summary line)
+        self._watch_pipeline(result, error, plan)
         duration = time.perf_counter() - t0
         self.metrics.cycles.labels(result).inc()
         self.metrics.duration.observe(duration)
@@ -183,7 +185,6 @@ class Controller:
             self._failures = self._failures + 1 if retryable else 0
         else:
             self._failures = 0
-        self._watch_pipeline(result, error, plan)  # before the summary line: its connection is closed by then
         log.info("cycle_finished", result=result, duration_ms=round(duration * 1000, 1), error=error,
                  retryable=retryable if error else None, **summary)
         structlog.contextvars.unbind_contextvars("cycle_id")
