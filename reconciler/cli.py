@@ -100,11 +100,18 @@ def _render_command() -> Any:
               help="With --watch: port for /healthz, /readyz, /metrics (-1 disables).")
 @click.option("--http-host", default="127.0.0.1", show_default=True,
               help="With --watch: address to listen on (0.0.0.0 in a container).")
+@click.option("--verify-interval", type=Duration(), default=None, metavar="DURATION",
+              help="With --watch: verify the pipeline this often (default: every cycle).")
+@click.option("--notify", "notify", multiple=True, metavar="URL",
+              help="With --watch: POST state changes as JSON (with a `text` field) to this webhook (repeatable).")
+@click.option("--notify-after", type=click.IntRange(1), default=3, show_default=True, metavar="N",
+              help="With --watch: notify when this many cycles in a row failed.")
 @click.pass_context
 def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple[str, ...], database_url: str | None,
          env_file: str | None, fmt: str, detailed_exitcode: bool, verbose: bool, prune: bool, rotate: tuple[str, ...],
          out_file: str | None, lock_timeout: float | None, statement_timeout: float, log_level: str | None,
-         log_format: str, watch: bool, interval: float, http_port: int, http_host: str) -> int:
+         log_format: str, watch: bool, interval: float, http_port: int, http_host: str,
+         verify_interval: float | None, notify: tuple[str, ...], notify_after: int) -> int:
     """Keep pg_cron, pg_net, Vault secrets and scheduled_jobs exactly as scheduler.yaml declares.
 
     Without a sub-command: plan (--dry-run, the default) or --apply; --watch keeps doing it.
@@ -114,6 +121,8 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
     remember_env_file(ctx, env_file)
     if ctx.invoked_subcommand is not None:
         return EXIT_OK
+    if (notify or verify_interval is not None) and not watch:
+        raise click.UsageError("--notify and --verify-interval go with --watch")
     env = environment(env_file)
     if watch:
         if apply_plan not in (None, "-") or out_file or rotate:
@@ -123,7 +132,8 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
         settings = Settings(files=list(files) or ["scheduler.yaml"], url=_url(database_url, env),
                             apply=apply_plan == "-", prune=prune, interval=interval, http_host=http_host,
                             http_port=http_port, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
-                            environ=env)
+                            environ=env, verify_interval=verify_interval, notify=notify,
+                            notify_failures=notify_after)
         return Controller(settings).run()
     if dry_run and apply_plan is not None:
         raise click.UsageError("--dry-run and --apply are mutually exclusive")

@@ -5,7 +5,9 @@ manifest kept), resolve secrets, read, plan, then apply (with --apply) or only r
 overlap; they are spaced by the interval with a little jitter. Retryable errors (database down) back
 off exponentially from about 1 s up to the interval; permanent ones are reported once per interval; a
 cycle skipped because another replica holds the lock simply waits for the next interval. SIGTERM/SIGINT finish the running cycle and exit 0; SIGHUP starts a cycle now.
-Health, readiness and Prometheus metrics are served over HTTP from a side thread.
+Health, readiness and Prometheus metrics are served over HTTP from a side thread. After each cycle the
+pipeline itself is verified (`pipeline_metrics`: verify's checks as metrics) and changes of state are
+sent to the --notify webhooks (`notify`, from its own thread).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
 from reconciler.kinds import REGISTRY
 from reconciler.kinds.base import PlanOptions
-from reconciler.model import Plan
+from reconciler.model import MUTATING, Plan
+from reconciler.notify import Notices, Notifier
+from reconciler.pipeline_metrics import PipelineMonitor, secret_texts
 
 #: Every kind, for the drift gauge's labels (edge_secret included).
 KINDS = tuple(kind.KIND for kind in REGISTRY)
@@ -51,6 +55,10 @@ class Settings:
     jitter: float = 0.1
     min_backoff: float = 1.0
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    verify: bool = True  # run verify's checks after each cycle (or every verify_interval) and export them
+    verify_interval: float | None = None
+    notify: Sequence[str] = ()
+    notify_failures: int = 3  # failed cycles in a row before a notification
 
 
 class Metrics:
@@ -75,6 +83,8 @@ class Metrics:
             self.cycles.labels(result)
         for kind in KINDS:
             self.drifted.labels(kind)
+            for action in sorted(MUTATING):  # zero from the start, so rate() and dashboards see them
+                self.applied.labels(kind, action.value)
 
 
 class Controller:
@@ -91,11 +101,15 @@ class Controller:
         self._manifest_signature: tuple[Any, ...] | None = None
         self._failures = 0
         self._server: ThreadingHTTPServer | None = None
+        self.pipeline = PipelineMonitor(self.metrics.registry, settings.verify_interval) if settings.verify else None
+        self.notices = Notices(Notifier(settings.notify), settings.notify_failures)
+        self._secrets: list[str] = []
 
     # --- lifecycle -------------------------------------------------------------------------------
     def run(self) -> int:
         self._install_signals()
         self._serve_http()
+        self.notices.notifier.start()
         log.info("controller_started", interval=self.settings.interval, apply=self.settings.apply,
                  http_port=self.http_port, files=list(self.settings.files))
         try:
@@ -108,6 +122,7 @@ class Controller:
             if self._server is not None:
                 self._server.shutdown()
                 self._server.server_close()
+            self.notices.notifier.close()
             log.info("controller_stopped")
         return 0
 
@@ -139,6 +154,7 @@ class Controller:
         t0 = time.perf_counter()
         summary: dict[str, Any] = {"applied": False, "drift_found": False, "counts": {}}
         result, error, retryable = "success", None, False
+        plan: Plan | None = None
         try:
             self._reload_manifest()
             if self.manifest is None:
@@ -155,6 +171,8 @@ class Controller:
             log.info("cycle_skipped_lock_held", detail=e.one_line())
         except ReconcilerError as e:
             result, error, retryable = "error", e.one_line(), e.retryable
+        # part of the cycle: done before its result is published (metrics, readiness, the summary line)
+        self._watch_pipeline(result, error, plan)
         duration = time.perf_counter() - t0
         self.metrics.cycles.labels(result).inc()
         self.metrics.duration.observe(duration)
@@ -208,6 +226,7 @@ class Controller:
         from reconciler.trigger_sql import render_command
 
         values = resolve_secrets(self.manifest, self.settings.environ)
+        self._secrets = self.notices.notifier.secrets = secret_texts(values)
         options = PlanOptions(prune=self.settings.prune)
         edge = connect_edge(self.manifest, self.settings.environ)
         try:
@@ -230,6 +249,17 @@ class Controller:
                      reason=change.reason, history_id=result.history_id,
                      during_apply=change in result.corrections)
         return result.plan
+
+    def _watch_pipeline(self, result: str, error: str | None, plan: Plan | None) -> None:
+        """Verify the pipeline after a cycle that read the database; notify changes of state."""
+        transitions = []
+        if self.pipeline is not None and plan is not None:
+            # after an apply the drift is corrected: only the findings remain for verify's preflight check
+            judged = Plan(findings=plan.findings) if self.settings.apply else plan
+            transitions = self.pipeline.observe(self.settings.url, self.manifest, judged,
+                                                ", ".join(self.settings.files), self._secrets) or []
+        self.notices.cycle(result, error, plan, applied=self.settings.apply)
+        self.notices.checks(transitions)
 
     def _record_drift(self, plan: Plan) -> None:
         drifted: dict[str, int] = {}

@@ -46,6 +46,7 @@ __all__ = [
     "to_json",
     "to_markdown",
     "to_text",
+    "trigger_responses",
 ]
 
 FORMAT_VERSION = "1"
@@ -303,6 +304,15 @@ def _same_path(seen: str, declared: str) -> bool:
     """The same path, or `seen` ends with it at a segment boundary (project_url may carry a path prefix)."""
     seen, declared = seen.rstrip("/"), declared.strip("/")
     return seen.lstrip("/") == declared or seen.endswith("/" + declared)
+
+
+def trigger_responses(ev: Evidence, trig: DeclaredTrigger) -> list[HttpResponse]:
+    """The responses matched to `trig`'s requests in its window, newest first, as `check_http` judges them
+    (empty when it is not an http trigger or not scheduled). The controller's metrics use it."""
+    job = _job_by_name(ev, trig.name)
+    if job is None or trig.path is None:
+        return []
+    return _http_evidence(ev, trig, job, _window_start(ev, _trigger_period(ev, trig))).responses
 
 
 def _outcome(resp: HttpResponse) -> str:

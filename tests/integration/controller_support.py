@@ -60,11 +60,11 @@ class Watcher:
     """One `reconcile --watch` process."""
 
     def __init__(self, url: str, manifest: Path, *args: str, interval: str = "1s", workdir: Path,
-                 name: str = "watch") -> None:
+                 name: str = "watch", env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.stderr_path = workdir / f"{name}.stderr"
         self.stdout_path = workdir / f"{name}.stdout"
-        env = {**os.environ, **SECRETS_ENV, "DATABASE_URL": url}
+        env = {**os.environ, **SECRETS_ENV, **(env or {}), "DATABASE_URL": url}
         argv = [sys.executable, "-c", "from reconciler.cli import main; main()", "--watch", "-f", str(manifest),
                 "--interval", interval, "--http-port", str(self.port), *args]
         self._out = self.stdout_path.open("wb")
@@ -177,8 +177,8 @@ def metric(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: 
 
 @contextlib.contextmanager
 def watcher(url: str, manifest: Path, *args: str, interval: str = "1s", workdir: Path,
-            name: str = "watch") -> Iterator[Watcher]:
-    w = Watcher(url, manifest, *args, interval=interval, workdir=workdir, name=name)
+            name: str = "watch", env: dict[str, str] | None = None) -> Iterator[Watcher]:
+    w = Watcher(url, manifest, *args, interval=interval, workdir=workdir, name=name, env=env)
     try:
         yield w
     finally:
