@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import errors as pgerr
+from psycopg.pq import TransactionStatus
 
 from reconciler import db, verify
 from reconciler.verify import (
@@ -43,15 +44,18 @@ RELATIONS = ("cron.job", "cron.job_run_details", "net.http_request_queue", "net.
 
 _HEAD = """
 SELECT now(), current_database(), current_setting('pg_net.database_name', true),
-       ARRAY(SELECT r FROM unnest(%s::text[]) r WHERE to_regclass(r) IS NOT NULL)
+       ARRAY(SELECT r FROM unnest(%(relations)s::text[]) r WHERE to_regclass(r) IS NOT NULL),
+       ARRAY(SELECT r FROM unnest(%(relations)s::text[]) r
+              WHERE to_regclass(r) IS NOT NULL AND has_table_privilege(r, 'SELECT'))
 """
 _CRON_JOBS = "SELECT jobid, jobname::text, schedule, command, active FROM cron.job ORDER BY jobid"
 _RUNS = f"""
 SELECT jobid, runid, status, left(return_message, 500), start_time, end_time
   FROM cron.job_run_details
- WHERE jobid = ANY(%(ids)s) AND start_time IS NOT NULL
+ WHERE jobid IN (SELECT jobid FROM cron.job WHERE jobname = ANY(%(names)s)) AND start_time IS NOT NULL
    AND (start_time >= %(since)s
-        OR runid IN (SELECT max(runid) FROM cron.job_run_details WHERE jobid = ANY(%(ids)s) GROUP BY jobid))
+        OR runid IN (SELECT max(runid) FROM cron.job_run_details
+                      WHERE jobid IN (SELECT jobid FROM cron.job WHERE jobname = ANY(%(names)s)) GROUP BY jobid))
  ORDER BY start_time DESC
  LIMIT {ROW_LIMIT}
 """
@@ -134,15 +138,21 @@ class Reader:
         self.check_start: datetime | None = None
         self._seen: dict[int, tuple[str, datetime]] = {}
 
-    def _begin(self) -> None:
+    def _begin(self) -> Any:
+        """BEGIN READ ONLY and the head query in one round trip; returns the head row."""
         # Read-only per transaction, not per session (`SET default_transaction_read_only`): behind a
         # transaction-mode pooler a session setting stays in the server session for the next client.
-        with db.translated("starting a read-only transaction"):
-            self.conn.execute("BEGIN READ ONLY")
+        with db.translated("reading the verify evidence"):
+            with self.conn.pipeline():
+                self.conn.execute("BEGIN READ ONLY")
+                cur = self.conn.cursor()
+                cur.execute(_HEAD, {"relations": list(RELATIONS)})
+            return cur.fetchone()
 
     def _end(self) -> None:
-        with contextlib.suppress(psycopg.Error):
-            self.conn.execute("ROLLBACK")
+        if self.conn.info.transaction_status != TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.execute("ROLLBACK")
 
     def _rows(self, query: str, params: Any, relation: str, unavailable: dict[str, str]) -> list[tuple[Any, ...]]:
         try:
@@ -153,16 +163,46 @@ class Reader:
                 pgerr.InvalidSchemaName, pgerr.UndefinedFunction) as e:
             unavailable[relation] = " ".join(str(e.diag.message_primary or e).split())
             self._end()  # the error ended the transaction; the next relation is read in a new one
-            self._begin()
+            with db.translated("starting a read-only transaction"):
+                self.conn.execute("BEGIN READ ONLY")
             return []
         except psycopg.Error as e:
             raise db.translate(e, f"reading {relation}") from e
 
+    def _fetch(self, queries: dict[str, tuple[str, str, Any]], readable: set[str],
+               unavailable: dict[str, str]) -> dict[str, list[tuple[Any, ...]]]:
+        """Every query, `name -> (relation, query, params)`, in one round trip with the transaction's end.
+
+        Queries on relations the role may read go in one pipeline; the rest (rare: a relation that
+        exists but is not readable) run one by one, so each failure is recorded for its relation alone.
+        An unexpected error in the pipeline falls back to that slower path for all of them.
+        """
+        results: dict[str, list[tuple[Any, ...]]] = {}
+        piped = {n: q for n, q in queries.items() if q[0] in readable}
+        try:
+            with self.conn.pipeline():
+                cursors = {}
+                for name, (_, query, params) in piped.items():
+                    cursors[name] = cur = self.conn.cursor()
+                    cur.execute(query, params)
+                if len(piped) == len(queries):
+                    self.conn.execute("ROLLBACK")
+            results = {name: cur.fetchall() for name, cur in cursors.items()}
+        except psycopg.Error:
+            self._end()
+            with db.translated("starting a read-only transaction"):
+                self.conn.execute("BEGIN READ ONLY")
+            piped = {}
+        for name, (relation, query, params) in queries.items():
+            if name not in piped:
+                results[name] = self._rows(query, params, relation, unavailable)
+        return results
+
     def read(self, *, full: bool = True) -> Evidence:
         """The evidence; `full=False` (the --wait polls) reads only what `verify.settled` looks at: the
         cron jobs, their runs, responses and the queue, not the application tables or the table sizes.
-        Each call is one read-only transaction (on the autocommit connection the Reader was given)."""
-        self._begin()
+        Each call is one read-only transaction in two round trips (on the autocommit connection the
+        Reader was given): the head, then every query in one pipeline."""
         try:
             return self._read(full)
         finally:
@@ -170,27 +210,37 @@ class Reader:
 
     def _read(self, full: bool) -> Evidence:
         unavailable: dict[str, str] = {}
-        with db.translated("reading the verify evidence"):
-            head = self.conn.execute(_HEAD, (list(RELATIONS),)).fetchone()
+        head = self._begin()
         assert head is not None
-        now, database, pg_net_database, present = head
+        now, database, pg_net_database, present, readable = head
         if self.check_start is None:
             self.check_start = now
         since = min(self.check_start, now - verify.lookback(self.declared))
         for rel in RELATIONS:
             if rel not in present:
                 unavailable[rel] = "does not exist"
+        names = [t.name for t in self.declared]
+        queries: dict[str, tuple[str, str, Any]] = {
+            "cron_jobs": ("cron.job", _CRON_JOBS, None),
+            "responses": ("net._http_response", _RESPONSES, (since,)),
+            "queued": ("net.http_request_queue", _QUEUE, None),
+        }
+        if names and "cron.job" in readable:
+            queries["runs"] = ("cron.job_run_details", _RUNS, {"names": names, "since": since})
+        if full:
+            queries["executions"] = ("public.job_executions", _EXECUTIONS, (since,))
+            queries["scheduled"] = ("public.scheduled_jobs", _SCHEDULED, None)
+            queries.update({f"stats:{rel}": (rel, query, None) for rel, query in _STATS.items()})
+        fetched = self._fetch({n: q for n, q in queries.items() if q[0] not in unavailable}, set(readable),
+                              unavailable)
 
-        def rows(rel: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
-            if rel in unavailable:
-                return []
-            return self._rows(query, params, rel, unavailable)
+        def rows(rel: str, name: str) -> list[tuple[Any, ...]]:
+            return [] if rel in unavailable else fetched.get(name, [])
 
-        cron_jobs = tuple(CronJob(*r) for r in rows("cron.job", _CRON_JOBS))
-        ids = [j.jobid for j in cron_jobs if j.jobname in {t.name for t in self.declared}]
-        runs = tuple(CronRun(*r) for r in rows("cron.job_run_details", _RUNS, {"ids": ids, "since": since})) if ids else ()
-        responses = tuple(HttpResponse(*r) for r in rows("net._http_response", _RESPONSES, (since,)))
-        queued = rows("net.http_request_queue", _QUEUE)
+        cron_jobs = tuple(CronJob(*r) for r in rows("cron.job", "cron_jobs"))
+        runs = tuple(CronRun(*r) for r in rows("cron.job_run_details", "runs"))
+        responses = tuple(HttpResponse(*r) for r in rows("net._http_response", "responses"))
+        queued = rows("net.http_request_queue", "queued")
         queued_ids = set()
         for rid, path in queued:
             queued_ids.add(rid)
@@ -203,9 +253,9 @@ class Reader:
             return Evidence(now=now, check_start=self.check_start, declared=self.declared, cron_jobs=cron_jobs,
                             runs=runs, responses=responses, requests=requests, database=database,
                             pg_net_database=pg_net_database, unavailable=unavailable)
-        executions = tuple(ExecutionRow(*r) for r in rows("public.job_executions", _EXECUTIONS, (since,)))
+        executions = tuple(ExecutionRow(*r) for r in rows("public.job_executions", "executions"))
         scheduled, texts = [], []
-        for (doc,) in rows("public.scheduled_jobs", _SCHEDULED):
+        for (doc,) in rows("public.scheduled_jobs", "scheduled"):
             name = str(doc.get("job_name") or doc.get("id") or "?")
             scheduled.append(ScheduledJob(name, str(doc.get("schedule") or ""), bool(doc.get("is_active", True)),
                                           _ts(doc.get("last_run_at")), _ts(doc.get("created_at"))))
@@ -213,8 +263,8 @@ class Reader:
         for job in cron_jobs:
             texts.append(TextField("cron.job", job.jobname or f"#{job.jobid}", "command", job.command))
         tables = []
-        for rel, query in _STATS.items():
-            got = rows(rel, query)
+        for rel in _STATS:
+            got = rows(rel, f"stats:{rel}")
             if got:
                 tables.append(TableStats(rel, int(got[0][0]), got[0][1]))
             else:
