@@ -97,17 +97,21 @@ def _quoted_end(text: str, start: int) -> int:
     return len(text)
 
 
+#: Characters after which a node can start: line breaks and the indicators that separate values.
+_SEPARATORS = "\n\r\x85\u2028\u2029,:-?[{"
+
+
 def must_prescan(text: str) -> bool:
     """Whether composing `text` might hold over MAX_NODES nodes or nest deeper than SAFE_DEPTH.
 
-    Every node takes at least one character, so a text of at most MAX_NODES characters holds at most about
-    that many nodes (aliases add none: they refer to nodes already there). Flow nesting is at most the
-    number of `[` and `{`; block nesting at most two levels per column of indentation (a sequence may sit
-    at its mapping key's column, nothing else at its parent's), and a block collection starts after the
-    blanks and indicators (`-`, `?`, `:`) that begin a line. Loose bounds: when they cannot rule a
-    problem out, `prescan` decides.
+    Loose bounds, cheap to compute; when they cannot rule a problem out, `prescan` decides. Every node
+    starts after a line break or a separating indicator, and no such character starts more than three
+    (`{a}` is a mapping, a key and a null); aliases add none: they refer to nodes already there. Flow
+    nesting is at most the number of `[` and `{`; block nesting at most two levels per column of
+    indentation (a sequence may sit at its mapping key's column, nothing else at its parent's), and a
+    block collection starts after the blanks and indicators (`-`, `?`, `:`) that begin a line.
     """
-    if len(text) > MAX_NODES:
+    if 3 * (sum(text.count(c) for c in _SEPARATORS) + 1) > MAX_NODES:
         return True
     budget = SAFE_DEPTH - 2 - text.count("[") - text.count("{")
     if budget < 0:
