@@ -112,6 +112,11 @@ class Composer:
             raise self._fatal(self._pos(found.mark), found.message)
 
     def compose(self) -> Any:
+        """The first document as plain values with positions (None when there is none); raises Fatal.
+
+        `loader.check_node()`/`get_node()` are what `yaml.compose` runs, kept apart so that a second
+        document is reported after the problems of the first, as the reader meets them.
+        """
         cut = limits.deep_flow_cut(self.text)
         if cut is not None:
             # libyaml's scanner reads ahead through nested flow collections before the first event, and
