@@ -1,83 +1,24 @@
 """Secret values: read from their declared sources at run time and held so they cannot leak by accident.
 
 Data flow: Manifest.secrets (sources only) ──resolve_secrets(environ)──▶ {name: SecretValue}, which
-kinds/secrets.py compares with the database by digest and passes to `vault.create_secret` /
-`vault.update_secret` as bound parameters. A SecretValue prints as `(sensitive)`, reprs as a digest
-prefix, refuses pickling and JSON, and gives up its value only through `.reveal()`.
+kinds/secrets.py compares with the database by digest and writes as COPY data (never SQL text or a bound
+parameter) for `vault.create_secret` / `vault.update_secret`. A SecretValue (`reconciler.secret_value`,
+re-exported here) prints as `(sensitive)`, reprs as a digest prefix, refuses pickling and JSON, and gives
+up its value only through `.reveal()`.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import secrets as _random
 from collections.abc import Mapping
-from typing import Any, NoReturn
 
 from reconciler.errors import SecretSourceError
 from reconciler.files import read_limited
 from reconciler.manifest import EdgeSecretSource, Manifest, SecretSpec
+from reconciler.secret_value import SecretValue
 
 __all__ = ["SecretValue", "generate_value", "resolvable_secrets", "resolve_secrets"]
-
-
-class SecretValue:
-    """A secret's plaintext, kept out of repr, str, format, logs, pickles and JSON."""
-
-    __slots__ = ("__value", "digest", "generated")
-
-    def __init__(self, value: str, *, generated: bool = False) -> None:
-        if not isinstance(value, str):
-            raise TypeError("a secret value must be a str")
-        self.__value = value
-        #: SHA-256 (lowercase hex) of the UTF-8 bytes, as PostgreSQL's
-        #: `encode(sha256(convert_to(v, 'UTF8')), 'hex')` computes it.
-        self.digest: str = hashlib.sha256(value.encode("utf-8")).hexdigest()
-        #: True when the value was generated randomly (used only if the secret does not exist yet).
-        self.generated: bool = generated
-
-    def reveal(self) -> str:
-        """The plaintext. Call it only where the value is handed to the database as a parameter."""
-        return self.__value
-
-    def __repr__(self) -> str:
-        return f"SecretValue(sha256:{self.digest[:8]}…)"
-
-    def __str__(self) -> str:
-        return "(sensitive)"
-
-    def __format__(self, spec: str) -> str:
-        return format("(sensitive)", spec)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SecretValue):
-            return NotImplemented
-        return hmac.compare_digest(self.digest, other.digest)
-
-    def __hash__(self) -> int:
-        return hash(self.digest)
-
-    def __len__(self) -> int:
-        return len(self.__value)
-
-    def __bool__(self) -> bool:
-        return bool(self.__value)
-
-    def __copy__(self) -> SecretValue:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> SecretValue:
-        return self
-
-    def __reduce_ex__(self, protocol: Any) -> NoReturn:
-        raise TypeError("a SecretValue cannot be pickled")
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a SecretValue cannot be pickled")
-
-    def __getstate__(self) -> NoReturn:
-        raise TypeError("a SecretValue cannot be pickled")
 
 
 def generate_value(n_bytes: int = 32, encoding: str = "base64url") -> str:

@@ -27,6 +27,7 @@ from reconciler.kinds.base import PlanOptions
 from reconciler.manifest import Manifest, load_manifest
 from reconciler.secrets import SecretValue, resolve_secrets
 from reconciler.trigger_sql import render_command
+from tests import manifest_lookup as lookup
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import assert_ok, reconcile
 
@@ -158,7 +159,7 @@ def test_hostile_text_is_stored_verbatim_and_never_executed(h: str, audited_db: 
     assert result.plan.counts()["create"] == 7  # 3 extensions, a secret, a job, two triggers
 
     assert_stored_verbatim(manifest, values, audited_db.superuser_url)
-    post = render_command(manifest.trigger("hostile-post"))
+    post = render_command(lookup.trigger(manifest, "hostile-post"))
     assert statement_count(post) == 1
     constants = string_constants(post)
     for expected in (h, one_line(h), "/functions/v1/" + one_line(h), "Bearer " + one_line(h)):
@@ -184,7 +185,7 @@ def test_dollar_quote_in_a_header_stays_a_literal_through_the_cli(audited_db: Db
     assert statement_count(command) == 1
     assert "$$); DROP TABLE public.scheduled_jobs; --$$" in string_constants(command)
     manifest = load_manifest([path])
-    assert command == render_command(manifest.trigger("hostile-post"))
+    assert command == render_command(lookup.trigger(manifest, "hostile-post"))
     result = reconcile(audited_db.url, "--detailed-exitcode", manifest=path, env=env)
     assert result.exit_code == 0, result.stdout + result.stderr
     assert resolve_secrets(manifest, env)["hostile.secret-1"].reveal() == state["secrets"]["hostile.secret-1"][1]

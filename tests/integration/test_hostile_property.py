@@ -30,6 +30,7 @@ from reconciler.manifest import Manifest
 from reconciler.secrets import SecretValue
 from reconciler.sqltext import normalise_sql
 from reconciler.trigger_sql import render_command
+from tests import manifest_lookup as lookup
 from tests.fix_db import DbTarget
 from tests.integration.test_hostile_input import EXTENSIONS, statement_count
 
@@ -150,7 +151,7 @@ def examples(draw: st.DrawFn) -> Example:
     for trig in triggers:
         if not draw(st.booleans()):
             continue
-        spec = manifest.trigger(trig["name"])
+        spec = lookup.trigger(manifest, trig["name"])
         live = {"jobname": trig["name"], "schedule": trig["schedule"], "command": render_command(spec),
                 "active": trig["active"]}
         edit = draw(st.sampled_from(["none", "schedule", "command", "disable", "enable"]))

@@ -9,6 +9,7 @@ from reconciler.kinds import edge_secrets, extensions, jobs, secrets, triggers
 from reconciler.kinds.base import Capabilities, LiveState, Managed
 from reconciler.manifest import load_manifest
 from reconciler.trigger_sql import render_command
+from tests import manifest_lookup as lookup
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 MANIFEST = load_manifest([str(ROOT / "scheduler.yaml")])
@@ -65,7 +66,7 @@ def live(*, capabilities: Capabilities | None = None, installed: dict[str, str] 
 
 
 def job_row(name: str | None, *, row_id: str = "r", **fields: Any) -> tuple:
-    spec = MANIFEST.job(name) if name and any(j.name == name for j in MANIFEST.jobs) else None
+    spec = lookup.job(MANIFEST, name) if name and any(j.name == name for j in MANIFEST.jobs) else None
     values = {"job_type": spec.type if spec else "t", "schedule": spec.schedule if spec else "* * * * *",
               "endpoint": spec.endpoint if spec else "/x", "description": spec.description if spec else "",
               "is_active": True}

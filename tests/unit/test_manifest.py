@@ -20,6 +20,7 @@ from reconciler.manifest import (
     manifest_json_schema,
 )
 from reconciler.trigger_sql import render_command
+from tests import manifest_lookup as lookup
 from tests.unit.planning import RUNBOOK_TRIGGER_COMMAND
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +212,7 @@ def test_scheduler_yaml_extensions_secrets_tables_prune(manifest: Manifest) -> N
 
 
 def test_scheduler_yaml_master_trigger(manifest: Manifest) -> None:
-    trigger = manifest.trigger("master-scheduler")
+    trigger = lookup.trigger(manifest, "master-scheduler")
     assert trigger.schedule == "* * * * *"
     assert trigger.active is True
     assert trigger.command is None
@@ -282,12 +283,12 @@ def test_show_next() -> None:
 
 
 def test_lookups_and_digest(manifest: Manifest) -> None:
-    assert manifest.job("ttl_cleanup").schedule == "0 3 * * *"
-    assert manifest.secret("cron_secret").from_env == "CRON_SECRET"
+    assert lookup.job(manifest, "ttl_cleanup").schedule == "0 3 * * *"
+    assert lookup.secret(manifest, "cron_secret").from_env == "CRON_SECRET"
     with pytest.raises(KeyError):
-        manifest.job("nope")
+        lookup.job(manifest, "nope")
     with pytest.raises(KeyError):
-        manifest.secret("nope")
+        lookup.secret(manifest, "nope")
     assert len(manifest.digest()) == 64
     assert manifest.digest() == load_manifest([SCHEDULER_YAML]).digest()
     changed = manifest.model_copy(update={"jobs": manifest.jobs[:-1]})
@@ -503,10 +504,10 @@ triggers:
         ("ttl_cleanup", "cleanup", "0 3 * * *", "/functions/v1/ttl-cleanup"),
     ]
     # a source (or action) set by the overlay replaces the base's, rather than clashing with it
-    assert loaded.secret("cron_secret").source == "from_file"
-    assert loaded.trigger("master-scheduler").command == "SELECT 1"
-    assert loaded.trigger("master-scheduler").http_post is None
-    assert loaded.trigger("master-scheduler").schedule == "* * * * *"
+    assert lookup.secret(loaded, "cron_secret").source == "from_file"
+    assert lookup.trigger(loaded, "master-scheduler").command == "SELECT 1"
+    assert lookup.trigger(loaded, "master-scheduler").http_post is None
+    assert lookup.trigger(loaded, "master-scheduler").schedule == "* * * * *"
     assert loaded.source_files == ("base.yaml", "prod.yaml")
     result = CliRunner().invoke(validate_command, ["-f", "base.yaml", "-f", "prod.yaml"])
     assert result.stdout == "base.yaml + prod.yaml: 0 extensions, 2 secrets, 2 jobs, 1 trigger: valid\n"

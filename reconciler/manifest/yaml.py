@@ -1,0 +1,384 @@
+"""YAML with positions: one manifest file's text into plain data that remembers where every value is.
+
+Data flow: a file ──read_limited──▶ text ──`yaml.compose` (libyaml's C composer when available)──▶ nodes
+──`Composer.walk`──▶ `LMap`/`LSeq`/scalars with their file, line and column, plus the problems found on
+the way. `reconciler.manifest.overlay` merges those per-file trees; `reconciler.manifest.load` validates
+the result. The walk keeps duplicate keys visible (a MappingNode holds pairs, not a dict), counts values
+with aliases expanded without expanding them (an alias is the anchored node object itself), and uses an
+explicit stack, so no input makes it recurse; `reconciler.manifest.limits` keeps input that could make a
+composer recurse too deep, or hold too many nodes, from reaching one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import reconciler.manifest.limits as limits
+from reconciler.errors import ManifestProblem
+from reconciler.files import read_limited
+from reconciler.manifest.checks import Loc, field_name, format_path
+from reconciler.manifest.types import describe, quote
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    file: str
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+class LMap(dict):
+    """A mapping that remembers where it, its keys and its values are."""
+
+    def __init__(self, pos: Pos) -> None:
+        super().__init__()
+        self.pos = pos
+        self.key_pos: dict[str, Pos] = {}
+        self.val_pos: dict[str, Pos] = {}
+
+
+class LSeq(list):
+    def __init__(self, pos: Pos) -> None:
+        super().__init__()
+        self.pos = pos
+        self.item_pos: list[Pos] = []
+
+
+class Fatal(Exception):
+    """A problem after which the file is not read further (already recorded in `Composer.problems`)."""
+
+
+@dataclass(slots=True)
+class _Frame:
+    """A collection the walk is inside: its node, what it becomes, and how far the walk has got."""
+
+    node: yaml.MappingNode | yaml.SequenceNode
+    value: LMap | LSeq
+    path: Loc
+    next: int = 0  # the next child: an index into a sequence's items, or into a mapping's keys and values
+    size: int = 1  # values in it so far, aliases expanded
+    key: str | None = None  # a mapping's key whose value comes next
+    key_pos: Pos | None = None
+
+    def next_child(self) -> yaml.Node | None:
+        i, items = self.next, self.node.value
+        self.next += 1
+        if isinstance(self.value, LSeq):
+            return items[i] if i < len(items) else None
+        return items[i >> 1][i & 1] if i >> 1 < len(items) else None
+
+
+_OPEN = object()  # in `Composer.seen`: a collection the walk is still inside
+
+
+class Composer:
+    """Composes one file's text into LMap/LSeq/scalars, enforcing the loader limits."""
+
+    def __init__(self, text: str, file: str) -> None:
+        self.text = text
+        self.file = file
+        self.problems: list[ManifestProblem] = []
+        self.nodes = 0
+        self.aliases = 0
+        self.alias_marks: list[Any] | None = None  # where each alias is, in document order (read lazily)
+        self.seen: dict[int, Any] = {}  # id(node) -> (value, size), or _OPEN
+
+    def _pos(self, mark: Any) -> Pos:
+        return Pos(self.file, mark.line + 1, mark.column + 1)
+
+    def _problem(self, pos: Pos | None, field: str, message: str) -> None:
+        self.problems.append(
+            ManifestProblem(self.file, pos.line if pos else None, pos.column if pos else None, field, message)
+        )
+
+    def _fatal(self, pos: Pos | None, message: str) -> Fatal:
+        self._problem(pos, "", message)
+        return Fatal()
+
+    def _prescan(self, text: str) -> None:
+        loader = _Loader(text)
+        try:
+            found = limits.prescan(loader)
+        finally:
+            loader.dispose()
+        if found is not None:
+            raise self._fatal(self._pos(found.mark), found.message)
+
+    def compose(self) -> Any:
+        """The first document as plain values with positions (None when there is none); raises Fatal.
+
+        `loader.check_node()`/`get_node()` are what `yaml.compose` runs, kept apart so that a second
+        document is reported after the problems of the first, as the reader meets them.
+        """
+        cut = limits.deep_flow_cut(self.text)
+        if cut is not None:
+            # libyaml's scanner reads ahead through nested flow collections before the first event, and
+            # newer builds stop at a depth limit of their own: scan only the text up to the first bracket
+            # deeper than ours, where our limit trips, so the message is ours with every PyYAML.
+            try:
+                self._prescan(self.text[:cut])
+            except Fatal:
+                if self.problems[-1].message == limits.TOO_DEEP:
+                    raise
+                self.problems.clear()
+            except yaml.YAMLError:
+                pass  # the scan guessed wrong (a quote it misread): the whole text decides
+        prescanned = limits.must_prescan(self.text)
+        if prescanned:
+            self._prescan(self.text)
+        loader = _Loader(self.text)
+        try:
+            try:
+                node = loader.get_node() if loader.check_node() else None
+            except yaml.YAMLError:
+                if not prescanned:
+                    self._prescan(self.text)  # a limit exceeded before the error is reported instead
+                raise
+            root = None if node is None else self.walk(node, loader)
+            if loader.check_node():
+                self._prescan(self.text)  # reports the second document where it starts
+                raise self._fatal(None, limits.SECOND_DOCUMENT)
+            return root
+        finally:
+            loader.dispose()
+
+    def walk(self, root: yaml.Node, loader: Any) -> Any:
+        """The node graph as LMap/LSeq/scalars, in document order, with an explicit stack."""
+        stack: list[_Frame] = []
+        todo: yaml.Node | None = root
+        while True:
+            if todo is not None:
+                node, todo = todo, None
+                done = self._visit(node, stack, loader)
+                if done is not None:
+                    if not stack:
+                        return done[0]
+                    self._add(stack[-1], *done)
+            frame = stack[-1]
+            todo = frame.next_child()
+            if todo is None:
+                stack.pop()
+                self.seen[id(frame.node)] = (frame.value, frame.size)
+                if not stack:
+                    return frame.value
+                self._add(stack[-1], frame.value, frame.value.pos, frame.size, None)
+
+    def _visit(self, node: yaml.Node, stack: list[_Frame], loader: Any) -> tuple[Any, Pos, int, str | None] | None:
+        """A scalar or alias as (value, position, size, key text); a collection is pushed (None)."""
+        known = self.seen.get(id(node))
+        if known is not None:  # the node appeared before: this is an alias of it
+            pos = self._alias_pos()
+            self.aliases += 1
+            if self.aliases > limits.MAX_ALIASES:
+                raise self._fatal(pos, limits.TOO_MANY_ALIASES)
+            if known is _OPEN:
+                raise self._fatal(pos, limits.alias_contains_itself(self._alias_name()))
+            value, size = known
+            self._count(pos, size)
+            return value, pos, size, value if isinstance(value, str) else None
+        pos = self._pos(node.start_mark)
+        self._count(pos, 1)
+        if isinstance(node, yaml.ScalarNode):
+            value = self._scalar(node, pos, loader)
+            self.seen[id(node)] = (value, 1)
+            return value, pos, 1, node.value
+        assert isinstance(node, yaml.MappingNode | yaml.SequenceNode)
+        is_map = isinstance(node, yaml.MappingNode)
+        if node.tag != (limits.MAP_TAG if is_map else limits.SEQ_TAG):
+            raise self._fatal(pos, limits.unsupported_tag(str(node.tag)))
+        if len(stack) >= limits.MAX_DEPTH:
+            raise self._fatal(pos, limits.TOO_DEEP)
+        path: Loc = ()
+        if stack:
+            top = stack[-1]
+            if isinstance(top.value, LSeq):
+                path = (*top.path, len(top.value))
+            else:
+                path = (*top.path, top.key) if top.key is not None else top.path
+        self.seen[id(node)] = _OPEN
+        stack.append(_Frame(node, LMap(pos) if is_map else LSeq(pos), path))
+        return None
+
+    def _add(self, frame: _Frame, value: Any, pos: Pos, size: int, key_text: str | None) -> None:
+        container = frame.value
+        frame.size += size
+        if isinstance(container, LSeq):
+            container.append(value)
+            container.item_pos.append(pos)
+            return
+        if frame.key is None:  # this value is a key
+            if key_text is None:
+                raise self._fatal(pos, "mapping keys must be plain strings, not mappings or lists")
+            if key_text == "<<":
+                self._problem(pos, format_path(frame.path), "YAML merge keys (<<) are not supported")
+            frame.key, frame.key_pos = key_text, pos
+            return
+        key, key_pos = frame.key, frame.key_pos
+        frame.key = frame.key_pos = None
+        if key == "<<":
+            return
+        if key in container:
+            first = container.key_pos[key]
+            self._problem(
+                key_pos, format_path(frame.path), f"duplicate key {quote(key)} (first at line {first.line})"
+            )
+        container[key] = value
+        container.key_pos[key] = key_pos  # type: ignore[assignment]
+        container.val_pos[key] = pos
+
+    def _count(self, pos: Pos, n: int) -> None:
+        self.nodes += n
+        if self.nodes > limits.MAX_NODES:
+            raise self._fatal(pos, limits.TOO_MANY_VALUES)
+
+    def _alias_events(self) -> list[Any]:
+        """Every alias event (up to one over the limit) in document order, from the parser."""
+        if self.alias_marks is None:
+            self.alias_marks = []
+            loader = _Loader(self.text)
+            try:
+                while len(self.alias_marks) <= limits.MAX_ALIASES and loader.check_event():
+                    event = loader.get_event()
+                    if isinstance(event, yaml.AliasEvent):
+                        self.alias_marks.append(event)
+            finally:
+                loader.dispose()
+        return self.alias_marks
+
+    def _alias_pos(self) -> Pos:
+        # The walk meets aliases in the order the parser reads them, but a node does not say where the
+        # alias that led to it is written: the parser's events do.
+        return self._pos(self._alias_events()[self.aliases].start_mark)
+
+    def _alias_name(self) -> str:
+        return str(self._alias_events()[self.aliases - 1].anchor)
+
+    def _scalar(self, node: yaml.ScalarNode, pos: Pos, loader: Any) -> Any:
+        tag = node.tag
+        if tag == _STR_TAG or tag == limits.MERGE_TAG:  # `<<` is reported where it is used as a key
+            return node.value
+        if tag not in limits.SCALAR_TAGS:
+            raise self._fatal(pos, limits.unsupported_tag(tag))
+        try:
+            return loader.construct_object(node, deep=True)
+        except Exception:  # e.g. `!!int abc`; PyYAML raises assorted types here
+            raise self._fatal(pos, f"cannot read {quote(node.value)} as {tag.rsplit(':', 1)[-1]}") from None
+
+
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def read_text(path: str | Path, label: str) -> tuple[str | None, list[ManifestProblem]]:
+    def problem(
+        message: str, line: int | None = None, column: int | None = None
+    ) -> tuple[None, list[ManifestProblem]]:
+        return None, [ManifestProblem(label, line, column, "", message)]
+
+    raw, why = read_limited(path, limits.MAX_FILE_BYTES)
+    if raw is None:
+        return problem(f"file {why}" + (": not a manifest" if why.startswith("is larger") else ""))
+    bom = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    raw = raw[bom:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        prefix = raw[: exc.start].decode("utf-8", "replace")
+        line, column = _line_col(prefix, len(prefix))
+        return problem(f"not valid UTF-8 at byte {exc.start + bom}", line, column)
+    return text, []
+
+
+def parse_file(path: str | Path) -> tuple[LMap | None, list[ManifestProblem]]:
+    label = str(path)
+    text, problems = read_text(path, label)
+    if text is None:
+        return None, problems
+    composer = Composer(text, label)
+    try:
+        root = composer.compose()
+    except Fatal:
+        return None, composer.problems
+    except yaml.composer.ComposerError as exc:  # the limits' scan found no other problem: a duplicate anchor
+        mark = exc.problem_mark
+        first = f" (first at line {exc.context_mark.line + 1})" if exc.context_mark is not None else ""
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+        message = f"YAML anchor defined a second time{first}" if "anchor" in str(exc.context) else f"YAML error: {exc}"
+        return None, [*composer.problems, ManifestProblem(label, line, column, "", message)]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = f"YAML syntax error: {exc.problem or exc.context}"
+        if exc.context and exc.problem and exc.context_mark is not None:
+            message += (
+                f" ({exc.context} at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
+            )
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+        return None, [*composer.problems, ManifestProblem(label, line, column, "", message)]
+    except yaml.reader.ReaderError as exc:
+        char = exc.character
+        shown = f"U+{char:04X}" if isinstance(char, int) else quote(str(char))
+        # libyaml reports a byte offset into the UTF-8 text
+        index = len(text.encode("utf-8")[: exc.position].decode("utf-8", "replace"))
+        line, column = _line_col(text, index)
+        return None, [
+            *composer.problems,
+            ManifestProblem(
+                label, line, column, "", f"YAML cannot contain the character {shown} ({exc.reason})"
+            ),
+        ]
+    except yaml.YAMLError as exc:
+        return None, [*composer.problems, ManifestProblem(label, None, None, "", f"YAML error: {exc}")]
+    problems = composer.problems
+    if root is None or (isinstance(root, str) and not root.strip()):
+        problems.append(
+            ManifestProblem(
+                label, None, None, "", 'the manifest is empty (expected a mapping starting with "version: 1")'
+            )
+        )
+        return None, problems
+    if not isinstance(root, LMap):
+        problems.append(
+            ManifestProblem(label, 1, 1, "", f"expected a mapping at the top level, got {describe(root)}")
+        )
+        return None, problems
+    problems.extend(_loader_only_keys(root))
+    return root, problems
+
+
+def _loader_only_keys(root: LMap) -> list[ManifestProblem]:
+    """Model fields the loader fills in itself must not come from YAML."""
+    found: list[tuple[Pos, str, str]] = []
+    for key in ("source_files", "warnings"):
+        if key in root:
+            found.append((root.key_pos[key], "", key))
+    extensions = root.get("extensions")
+    if isinstance(extensions, LSeq):
+        for i, ext in enumerate(extensions):
+            if isinstance(ext, LMap) and "declared_as" in ext:
+                found.append((ext.key_pos["declared_as"], field_name(root, ("extensions", i)), "declared_as"))
+    secrets = root.get("secrets")
+    if isinstance(secrets, LMap):
+        for name, spec in secrets.items():
+            if isinstance(spec, LMap) and "name" in spec:
+                found.append((spec.key_pos["name"], format_path(("secrets", name)), "name"))
+    problems = [
+        ManifestProblem(pos.file, pos.line, pos.column, field, f"unknown field {quote(key)}")
+        for pos, field, key in found
+    ]
+    if "secrets" in root and secrets is not None and not isinstance(secrets, LMap):
+        # The model also takes a list (what it turns the mapping into); from YAML only the mapping is
+        # valid. Reported here, then emptied so the model does not report the same value again.
+        pos = root.val_pos.get("secrets", root.key_pos["secrets"])
+        problems.append(ManifestProblem(pos.file, pos.line, pos.column, "secrets",
+                                        f"expected a mapping from secret name to its source, got {describe(secrets)}"))
+        root["secrets"] = LMap(pos)
+    return problems
+
