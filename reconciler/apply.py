@@ -36,7 +36,8 @@ from reconciler.model import DESTRUCTIVE, Action, Change, Plan
 from reconciler.plan import plan as make_plan
 
 if TYPE_CHECKING:
-    from reconciler.manifest import Manifest
+    from reconciler.manifest import Manifest, TriggerSpec
+    from reconciler.secrets import SecretValue
 
 #: Advisory lock key (two int4s, so pg_locks shows it as classid/objid): "sche" "dule" in ASCII.
 LOCK_KEY = (0x73636865, 0x64756C65)
@@ -262,8 +263,8 @@ def history_changes(plan: Plan) -> list[dict[str, Any]]:
 def apply(
     url: str,
     manifest: Manifest,
-    secret_values: Mapping[str, Any],
-    render_command: Callable[[Any], str],
+    secret_values: Mapping[str, SecretValue],
+    render_command: Callable[[TriggerSpec], str],
     options: PlanOptions,
     *,
     lock_timeout: float | None = None,
@@ -320,8 +321,8 @@ def apply(
         conn.close()
 
 
-def _converge(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, secret_values: Mapping[str, Any],
-              render_command: Callable[[Any], str], options: PlanOptions, planes: Planes | None,
+def _converge(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, secret_values: Mapping[str, SecretValue],
+              render_command: Callable[[TriggerSpec], str], options: PlanOptions, planes: Planes | None,
               saved: bool) -> tuple[Change, ...]:
     """Re-read and re-plan inside the transaction until the plan is empty; the corrections it made.
 
@@ -415,7 +416,7 @@ def _check_saved(saved: Mapping[str, Any], live: LiveState, plan: Plan) -> None:
                         hint="run reconcile --dry-run --out again and review the new plan")
 
 
-def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, Any], render_command: Callable[[Any], str],
+def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, SecretValue], render_command: Callable[[TriggerSpec], str],
                   options: PlanOptions, planes: Planes | None = None) -> tuple[LiveState, Plan]:
     """Dry run: one read-only transaction, never a write."""
     conn = db.connect(url, autocommit=True)

@@ -8,14 +8,15 @@ same inputs always give the same plan and tests need no database.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler import kinds
 from reconciler.kinds.base import Capabilities, Inputs, LiveState, PlanContext, PlanOptions, Privilege
 from reconciler.model import DESTRUCTIVE, Action, Change, Finding, Plan, Severity
 
 if TYPE_CHECKING:
-    from reconciler.manifest import Manifest
+    from reconciler.manifest import Manifest, TriggerSpec
+    from reconciler.secrets import SecretValue
 
 __all__ = ["PlanOptions", "plan", "preflight"]
 
@@ -23,8 +24,8 @@ __all__ = ["PlanOptions", "plan", "preflight"]
 def plan(
     manifest: Manifest,
     live: LiveState,
-    secret_values: Mapping[str, Any],
-    render_command: Callable[[Any], str],
+    secret_values: Mapping[str, SecretValue],
+    render_command: Callable[[TriggerSpec], str],
     options: PlanOptions | None = None,
 ) -> Plan:
     options = options or PlanOptions()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 if TYPE_CHECKING:  # planning must not load the driver; only apply and readers do
     from psycopg import sql
 
-    from reconciler.manifest import Manifest
+    from reconciler.manifest import Manifest, TriggerSpec
 
 from reconciler import cron
 from reconciler.model import Action, Change, FieldChange, Finding
@@ -109,8 +109,8 @@ class Inputs:
     """What deriving the desired state needs besides the manifest; all resolved before planning."""
 
     capabilities: Capabilities
-    secret_values: Mapping[str, Any]  # name -> SecretValue
-    render_command: Callable[[Any], str]  # TriggerSpec -> the SQL text cron.job.command should hold
+    secret_values: Mapping[str, SecretValue]
+    render_command: Callable[[TriggerSpec], str]  # the SQL text cron.job.command should hold
 
 
 @dataclass(frozen=True, slots=True)
