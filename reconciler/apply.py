@@ -11,7 +11,6 @@ fails it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from reconciler.kinds import Planes
 from reconciler.kinds.base import Capabilities, LiveState, PlanOptions, fingerprint
 from reconciler.model import DESTRUCTIVE, Action, Change, Plan
 from reconciler.plan import plan as make_plan
+from reconciler.saved_plan import check_saved
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest, TriggerSpec
@@ -59,12 +59,6 @@ class ApplyResult:
     #: Changes made beyond `plan` because someone else changed the database while this apply ran
     #: (the advisory lock only keeps other reconcilers out); the same transaction corrected them.
     corrections: tuple[Change, ...] = ()
-
-
-def live_fingerprint(live: LiveState) -> str:
-    """Digest of everything read from the database (secrets only by their digest)."""
-    text = repr(sorted((k, repr(v)) for k, v in live.kinds.items())) + repr(sorted(live.managed))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, statement_timeout: float | None) -> None:
@@ -283,7 +277,7 @@ def apply(
         live = db.read_live(conn, manifest, planes)
         plan = make_plan(manifest, live, secret_values, render_command, options)
         if saved is not None:
-            _check_saved(saved, live, plan)
+            check_saved(saved, live, plan)
         if on_plan is not None:
             on_plan(plan)
         if plan.blocking_findings:
@@ -398,22 +392,6 @@ def _explain_wait(error: ApplyFailed, url: str) -> ApplyFailed:
                     " see pg_stat_activity)"]
     return ApplyFailed(f"{error.message}; blocked by {'; '.join(blockers)}; rolled back, nothing changed",
                        hint="retry once that session ends, or pass a longer --lock-timeout", retryable=True)
-
-
-def saved_plan_document(plan: Plan, live: LiveState, manifest: Manifest) -> dict[str, Any]:
-    doc = render.to_data(plan)
-    doc["live_fingerprint"] = live_fingerprint(live)
-    doc["manifest_digest"] = manifest.digest()
-    return doc
-
-
-def _check_saved(saved: Mapping[str, Any], live: LiveState, plan: Plan) -> None:
-    if saved.get("live_fingerprint") != live_fingerprint(live):
-        raise PlanStale("saved plan is stale: the database changed since it was made",
-                        hint="run reconcile --dry-run --out again and review the new plan")
-    if render.to_data(plan).get("changes") != saved.get("changes"):
-        raise PlanStale("saved plan is stale: the manifest or its secret sources changed since it was made",
-                        hint="run reconcile --dry-run --out again and review the new plan")
 
 
 def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, SecretValue], render_command: Callable[[TriggerSpec], str],

@@ -188,7 +188,8 @@ def _command_line(apply_plan: str, options: PlanOptions) -> str:
 
 def _dry_run(manifest: Manifest, values: Mapping[str, SecretValue], url: str, options: PlanOptions, fmt: str, verbose: bool,
              detailed: bool, out_file: str | None, name: str, planes: Planes, files: Sequence[str]) -> int:
-    from reconciler.apply import read_and_plan, saved_plan_document
+    from reconciler.apply import read_and_plan
+    from reconciler.saved_plan import saved_plan_document
 
     live, plan = read_and_plan(url, manifest, values, _render_command(), options, planes)
     click.echo(_render(plan, fmt, verbose, name), nl=False)

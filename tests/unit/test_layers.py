@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("kinds",),  # every resource kind and the registry
     ("plan",),  # pure: manifest + live state in, plan out
     # render | apply: turning a plan into text or into transactions, and the readers around them
-    ("render", "db", "apply", "down", "history", "verify", "verify_read"),
+    ("render", "db", "saved_plan", "apply", "down", "history", "verify", "verify_read"),
     # the edges: commands and the --watch loop
     ("cli", "cli_support", "cli_manifest", "cli_verify", "controller"),
 )
