@@ -40,15 +40,14 @@ def main() -> None:
             manifest = load_manifest([str(manifest_file(n, Path(tmp)))])
             values = resolve_secrets(manifest, os.environ)
             apply(url, manifest, values, render_command, PlanOptions())
-            declared = [e.name for e in manifest.extensions]
             with db.connect(proxy.url(), autocommit=True) as conn:
-                db.read_live(conn, declared)  # warm caches
+                db.read_live(conn, manifest)  # warm caches
                 with proxy.counted() as trips:
-                    db.read_live(conn, declared)
+                    db.read_live(conn, manifest)
                 round_trips = trips()
             with db.connect(url, autocommit=True) as conn:  # timed without the proxy in the way
-                db.read_live(conn, declared)
-                read_ms, live = median_ms(lambda conn=conn, declared=declared: db.read_live(conn, declared), args.repeat)
+                db.read_live(conn, manifest)
+                read_ms, live = median_ms(lambda conn=conn, m=manifest: db.read_live(conn, m), args.repeat)
             plan_ms, result = median_ms(
                 lambda m=manifest, lv=live, v=values: plan(m, lv, v, render_command, PlanOptions()), args.repeat)
             assert result.is_empty, "benchmark state is not in sync"

@@ -11,18 +11,16 @@ fails it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
-from reconciler import db, faults, render
-from reconciler.edge import EdgePlane
+from reconciler import db, faults, kinds, render
 from reconciler.errors import (
     ApplyFailed,
     DatabaseUnavailable,
@@ -31,10 +29,15 @@ from reconciler.errors import (
     PlanStale,
     UnsafePlan,
 )
-from reconciler.kinds import REGISTRY, by_name, edge_secrets, extensions
-from reconciler.kinds.base import LiveState, PlanOptions, fingerprint
+from reconciler.kinds import Planes
+from reconciler.kinds.base import Capabilities, LiveState, PlanOptions, fingerprint
 from reconciler.model import DESTRUCTIVE, Action, Change, Plan
 from reconciler.plan import plan as make_plan
+from reconciler.saved_plan import check_saved
+
+if TYPE_CHECKING:
+    from reconciler.manifest import Manifest, TriggerSpec
+    from reconciler.secrets import SecretValue
 
 #: Advisory lock key (two int4s, so pg_locks shows it as classid/objid): "sche" "dule" in ASCII.
 LOCK_KEY = (0x73636865, 0x64756C65)
@@ -56,12 +59,6 @@ class ApplyResult:
     #: Changes made beyond `plan` because someone else changed the database while this apply ran
     #: (the advisory lock only keeps other reconcilers out); the same transaction corrected them.
     corrections: tuple[Change, ...] = ()
-
-
-def live_fingerprint(live: LiveState) -> str:
-    """Digest of everything read from the database (secrets only by their digest)."""
-    text = repr(sorted((k, repr(v)) for k, v in live.kinds.items())) + repr(sorted(live.managed))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, statement_timeout: float | None) -> None:
@@ -141,7 +138,7 @@ def _quiet_logging(conn: psycopg.Connection[Any], plan: Plan, caps: Any) -> None
     Secret values already travel as COPY data, which is never logged; this also keeps the statements
     themselves out of a verbose log.
     """
-    if not caps.is_superuser or not any(c.kind == "secret" and c.mutating for c in plan.changes):
+    if not caps.is_superuser or not any(c.mutating and kinds.by_name(c.kind).quiet_logging for c in plan.changes):
         return
     settings = (("log_statement", "none"), ("log_min_error_statement", "panic"), ("log_min_duration_statement", "-1"),
                 ("log_parameter_max_length", "0"), ("log_parameter_max_length_on_error", "0"))
@@ -157,37 +154,46 @@ def _ensure_ownership(conn: psycopg.Connection[Any]) -> None:
         cur.execute(ddl)  # type: ignore[arg-type]
 
 
-def _execute(conn: psycopg.Connection[Any], plan: Plan, caps: Any) -> None:
+def _execute(conn: psycopg.Connection[Any], plan: Plan, caps: Capabilities) -> None:
     forward = [c for c in plan.changes if c.mutating and c.action not in DESTRUCTIVE]
     backward = [c for c in plan.changes if c.action in DESTRUCTIVE]
-    steps = [(kind, [c for c in forward if c.kind == kind.KIND]) for kind in REGISTRY]
-    steps += [(kind, [c for c in backward if c.kind == kind.KIND]) for kind in reversed(REGISTRY)]
+    steps = [(kind, [c for c in forward if c.kind == kind.name]) for kind in kinds.REGISTRY]
+    steps += [(kind, [c for c in backward if c.kind == kind.name]) for kind in reversed(kinds.REGISTRY)]
     with conn.cursor() as cur:
         for kind, changes in steps:
             changes = [c for c in changes if c.action is not Action.ADOPT]
             if not changes:
                 continue
             for statement in kind.statements(changes, caps):
-                faults.point(f"statement.{kind.KIND}")
+                faults.point(f"statement.{kind.name}")
                 try:
                     statement.run(cur)
                 except psycopg.errors.InsufficientPrivilege as e:
                     # "unknown" at plan time (extension_may_need_superuser): the server said no
-                    explained = extensions.refused(statement) if kind is extensions else None
+                    explained = kind.refused(statement)
                     if explained is None:
-                        raise db.translate(e, f"{statement.description or kind.KIND} failed") from e
+                        raise db.translate(e, f"{statement.description or kind.name} failed") from e
                     raise PermissionDenied(explained[0], hint=explained[1]) from e
                 except psycopg.Error as e:
-                    raise db.translate(e, f"{statement.description or kind.KIND} failed") from e
+                    raise db.translate(e, f"{statement.description or kind.name} failed") from e
 
 
-def _record(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, command: str, version: str,
-            history_id: int | None = None) -> int:
+def _send(conn: psycopg.Connection[Any], plan: Plan, planes: Planes | None) -> None:
+    """Each plane's changes (HTTP), after the SQL, just before the verification and COMMIT."""
+    for name, plane in (planes.opened.items() if planes is not None else ()):
+        changes = [c for c in plan.changes if c.kind == name and c.mutating and c.action is not Action.ADOPT]
+        if changes:
+            with db.translated(f"sending the {name} changes"):
+                plane.apply(conn, changes)
+
+
+def _record(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, caps: Capabilities, command: str,
+            version: str, history_id: int | None = None) -> int:
     """Ownership records for `plan` and its history row: a new one, or `history_id` rewritten."""
-    protected = _protected(manifest)
+    protected = _protected(manifest, caps)
     upserts, removals = {}, set()
     for change in plan.changes:
-        if not by_name(change.kind).PRUNABLE:
+        if not kinds.by_name(change.kind).prunable:
             continue
         if change.action in (Action.CREATE, Action.UPDATE, Action.ADOPT, Action.NOOP) and change.after is not None:
             # ON CONFLICT may touch a row once: one entry per key
@@ -224,11 +230,9 @@ def _record(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, command: s
     return int(row[0])
 
 
-def _protected(manifest: Any) -> set[tuple[str, str]]:
-    out = {("job", j.name) for j in manifest.jobs if j.protect}
-    out |= {("trigger", t.name) for t in manifest.triggers if t.protect}
-    out |= {("secret", s.name) for s in manifest.secrets if s.protect}
-    return out
+def _protected(manifest: Manifest, caps: Capabilities) -> set[tuple[str, str]]:
+    """(kind, key) of every object declared with protect: true, keyed as each kind keys its objects."""
+    return {(kind.name, key) for kind in kinds.REGISTRY for key in kind.protected_keys(manifest, caps)}
 
 
 def _fingerprint(after: Mapping[str, Any]) -> str:
@@ -252,9 +256,9 @@ def history_changes(plan: Plan) -> list[dict[str, Any]]:
 
 def apply(
     url: str,
-    manifest: Any,
-    secret_values: Mapping[str, Any],
-    render_command: Callable[[Any], str],
+    manifest: Manifest,
+    secret_values: Mapping[str, SecretValue],
+    render_command: Callable[[TriggerSpec], str],
     options: PlanOptions,
     *,
     lock_timeout: float | None = None,
@@ -263,16 +267,17 @@ def apply(
     command: str = "apply",
     version: str = "",
     on_plan: Callable[[Plan], None] | None = None,
-    edge: EdgePlane | None = None,
+    planes: Planes | None = None,
 ) -> ApplyResult:
+    """Apply `manifest` in one transaction; `planes` (kinds.open_planes) are the run's non-SQL connections."""
     # autocommit with an explicit BEGIN lets the BEGIN, the timeouts and the lock share one round trip
     conn = db.connect(url, autocommit=True)
     try:
         _begin_locked(conn, lock_timeout, statement_timeout)
-        live = _read(conn, manifest, edge)
+        live = db.read_live(conn, manifest, planes)
         plan = make_plan(manifest, live, secret_values, render_command, options)
         if saved is not None:
-            _check_saved(saved, live, plan)
+            check_saved(saved, live, plan)
         if on_plan is not None:
             on_plan(plan)
         if plan.blocking_findings:
@@ -288,14 +293,15 @@ def apply(
             faults.point("ownership")
             _ensure_ownership(conn)
         _execute(conn, plan, live.capabilities)
-        history_id = _record(conn, manifest, plan, command, version)
-        if edge is not None:
-            # Last, just before the verification and COMMIT: the window in which the vault and the Edge
-            # Functions disagree is as short as it can be (one HTTP call and the commit).
-            edge.apply_changes(conn, plan)
-        corrections = _converge(conn, manifest, plan, secret_values, render_command, options, edge, saved is not None)
+        history_id = _record(conn, manifest, plan, live.capabilities, command, version)
+        # Last, just before the verification and COMMIT: the window in which the database and a plane (the
+        # Edge Functions) disagree is as short as it can be (one HTTP call and the commit).
+        _send(conn, plan, planes)
+        corrections = _converge(conn, manifest, plan, secret_values, render_command, options, planes,
+                                saved is not None)
         if corrections:
-            _record(conn, manifest, Plan(plan.changes + corrections, plan.findings), command, version, history_id)
+            _record(conn, manifest, Plan(plan.changes + corrections, plan.findings), live.capabilities, command,
+                    version, history_id)
         faults.point("commit")
         _commit(conn)
         return ApplyResult(plan, history_id, corrections)
@@ -309,8 +315,8 @@ def apply(
         conn.close()
 
 
-def _converge(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, secret_values: Mapping[str, Any],
-              render_command: Callable[[Any], str], options: PlanOptions, edge: EdgePlane | None,
+def _converge(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, secret_values: Mapping[str, SecretValue],
+              render_command: Callable[[TriggerSpec], str], options: PlanOptions, planes: Planes | None,
               saved: bool) -> tuple[Change, ...]:
     """Re-read and re-plan inside the transaction until the plan is empty; the corrections it made.
 
@@ -322,10 +328,11 @@ def _converge(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, secret_v
     """
     made = {_signature(c) for c in plan.mutating}
     corrections: list[Change] = []
-    rolled_back = "rolled back" + _edge_note(plan, edge)
+    note = _unrecoverable(plan, planes)
+    rolled_back = "rolled back" + note
     for passes_left in range(CONVERGE_PASSES, -1, -1):
         faults.point("verify")
-        live = _read(conn, manifest, edge)
+        live = db.read_live(conn, manifest, planes)
         after = make_plan(manifest, live, secret_values, render_command, PlanOptions(prune=options.prune))
         if after.is_empty:
             return tuple(corrections)
@@ -335,25 +342,24 @@ def _converge(conn: psycopg.Connection[Any], manifest: Any, plan: Plan, secret_v
                               hint="something in the database rewrites these objects (a trigger or another tool?)")
         if saved:
             raise PlanStale(f"the database changed while the saved plan was applied ({render.listed(after.mutating)}); "
-                            + (rolled_back if _edge_note(plan, edge) else "rolled back, nothing was changed"),
+                            + (rolled_back if note else "rolled back, nothing was changed"),
                             hint="make a new plan with --dry-run --out FILE")
         if not passes_left:
             raise ApplyFailed(f"the database kept changing during the apply, {rolled_back}: "
                               f"{render.listed(after.mutating)}",
                               hint="something else changes these objects continuously; find it, then run again")
         _execute(conn, after, live.capabilities)
-        if edge is not None:
-            edge.apply_changes(conn, after)
+        _send(conn, after, planes)
         made |= {_signature(c) for c in after.mutating}
         corrections += after.mutating
     raise AssertionError("unreachable: the last pass returns or raises")
 
 
-def _edge_note(plan: Plan, edge: EdgePlane | None) -> str:
-    """What a rollback cannot undo: Edge Function secrets were sent over HTTP before the verification."""
-    if edge is None or edge.api is None or not any(c.kind == edge_secrets.KIND and c.mutating for c in plan.changes):
-        return ""
-    return " (except the Edge Function secrets, already sent: run reconcile again to bring the vault back in line)"
+def _unrecoverable(plan: Plan, planes: Planes | None) -> str:
+    """What a rollback cannot undo: changes a plane sent (over HTTP) before the verification."""
+    notes = [note for name, plane in (planes.opened.items() if planes is not None else ())
+             if (note := plane.unrecoverable([c for c in plan.changes if c.kind == name]))]
+    return f" (except {'; '.join(notes)})" if notes else ""
 
 
 def _signature(change: Change) -> tuple[str, str, str, frozenset[str]]:
@@ -388,35 +394,14 @@ def _explain_wait(error: ApplyFailed, url: str) -> ApplyFailed:
                        hint="retry once that session ends, or pass a longer --lock-timeout", retryable=True)
 
 
-def saved_plan_document(plan: Plan, live: LiveState, manifest: Any) -> dict[str, Any]:
-    doc = render.to_data(plan)
-    doc["live_fingerprint"] = live_fingerprint(live)
-    doc["manifest_digest"] = manifest.digest()
-    return doc
-
-
-def _check_saved(saved: Mapping[str, Any], live: LiveState, plan: Plan) -> None:
-    if saved.get("live_fingerprint") != live_fingerprint(live):
-        raise PlanStale("saved plan is stale: the database changed since it was made",
-                        hint="run reconcile --dry-run --out again and review the new plan")
-    if render.to_data(plan).get("changes") != saved.get("changes"):
-        raise PlanStale("saved plan is stale: the manifest or its secret sources changed since it was made",
-                        hint="run reconcile --dry-run --out again and review the new plan")
-
-
-def _read(conn: psycopg.Connection[Any], manifest: Any, edge: EdgePlane | None) -> LiveState:
-    live = db.read_live(conn, [e.name for e in manifest.extensions])
-    return edge.read(live) if edge is not None else live
-
-
-def read_and_plan(url: str, manifest: Any, secret_values: Mapping[str, Any], render_command: Callable[[Any], str],
-                  options: PlanOptions, edge: EdgePlane | None = None) -> tuple[LiveState, Plan]:
+def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, SecretValue], render_command: Callable[[TriggerSpec], str],
+                  options: PlanOptions, planes: Planes | None = None) -> tuple[LiveState, Plan]:
     """Dry run: one read-only transaction, never a write."""
     conn = db.connect(url, autocommit=True)
     try:
         with db.translated("starting a read-only transaction"):
             conn.execute("BEGIN READ ONLY")
-        live = _read(conn, manifest, edge)
+        live = db.read_live(conn, manifest, planes)
         _rollback(conn)
     finally:
         conn.close()

@@ -13,7 +13,7 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,14 +32,20 @@ from reconciler.cli_support import (
 from reconciler.errors import ReconcilerError, UnsafePlan
 from reconciler.kinds.base import PlanOptions
 
+if TYPE_CHECKING:
+    from reconciler.kinds import Planes
+    from reconciler.manifest import Manifest
+    from reconciler.model import Plan
+    from reconciler.secrets import SecretValue
 
-def _load(files: Sequence[str]) -> Any:
+
+def _load(files: Sequence[str]) -> Manifest:
     from reconciler.manifest import load_manifest
 
     return load_manifest(list(files) or ["scheduler.yaml"])
 
 
-def _secrets(manifest: Any, env: Mapping[str, str]) -> Any:
+def _secrets(manifest: Manifest, env: Mapping[str, str]) -> dict[str, SecretValue]:
     from reconciler.secrets import resolve_secrets
 
     return resolve_secrets(manifest, env)
@@ -54,7 +60,7 @@ def _url(database_url: str | None, env: Mapping[str, str] = os.environ) -> str:
     return url
 
 
-def _render(plan: Any, fmt: str, verbose: bool, name: str) -> str:
+def _render(plan: Plan, fmt: str, verbose: bool, name: str) -> str:
     from reconciler import render
 
     if fmt == "json":
@@ -147,19 +153,15 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
     values = _secrets(manifest, env)
     options = PlanOptions(prune=prune, rotate=frozenset(rotate))
     name = ", ".join(files) or "scheduler.yaml"
-    edge = _edge(manifest, env)
-    try:
+    with _planes(manifest, env) as planes:
         if apply_plan is None:
-            return _dry_run(manifest, values, url, options, fmt, verbose, detailed_exitcode, out_file, name, edge,
+            return _dry_run(manifest, values, url, options, fmt, verbose, detailed_exitcode, out_file, name, planes,
                             files)
         return _apply(manifest, values, url, options, fmt, verbose, apply_plan, lock_timeout, statement_timeout,
-                      name, edge)
-    finally:
-        if edge is not None:
-            edge.close()
+                      name, planes)
 
 
-def _check_rotate(manifest: Any, rotate: Sequence[str]) -> None:
+def _check_rotate(manifest: Manifest, rotate: Sequence[str]) -> None:
     declared = {s.name: s for s in manifest.secrets}
     unknown = sorted(set(rotate) - set(declared))
     if unknown:
@@ -170,10 +172,11 @@ def _check_rotate(manifest: Any, rotate: Sequence[str]) -> None:
                                "instead (rotation generates values only for secrets declared with generate:)")
 
 
-def _edge(manifest: Any, env: Mapping[str, str]) -> Any:
-    from reconciler.edge import connect
+def _planes(manifest: Manifest, env: Mapping[str, str]) -> Planes:
+    """The run's planes (an HTTP client per kind read over HTTP), closed when the command ends."""
+    from reconciler.kinds import open_planes
 
-    return connect(manifest, env)
+    return open_planes(manifest, env)
 
 
 def _apply_saved_command(out_file: str, files: Sequence[str], options: PlanOptions) -> str:
@@ -193,11 +196,12 @@ def _command_line(apply_plan: str, options: PlanOptions) -> str:
     return " ".join(words)
 
 
-def _dry_run(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str, verbose: bool,
-             detailed: bool, out_file: str | None, name: str, edge: Any, files: Sequence[str]) -> int:
-    from reconciler.apply import read_and_plan, saved_plan_document
+def _dry_run(manifest: Manifest, values: Mapping[str, SecretValue], url: str, options: PlanOptions, fmt: str, verbose: bool,
+             detailed: bool, out_file: str | None, name: str, planes: Planes, files: Sequence[str]) -> int:
+    from reconciler.apply import read_and_plan
+    from reconciler.saved_plan import saved_plan_document
 
-    live, plan = read_and_plan(url, manifest, values, _render_command(), options, edge)
+    live, plan = read_and_plan(url, manifest, values, _render_command(), options, planes)
     click.echo(_render(plan, fmt, verbose, name), nl=False)
     if out_file:
         try:
@@ -212,8 +216,8 @@ def _dry_run(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: st
     return EXIT_OK
 
 
-def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str, verbose: bool, apply_plan: str,
-           lock_timeout: float | None, statement_timeout: float, name: str, edge: Any) -> int:
+def _apply(manifest: Manifest, values: Mapping[str, SecretValue], url: str, options: PlanOptions, fmt: str, verbose: bool, apply_plan: str,
+           lock_timeout: float | None, statement_timeout: float, name: str, planes: Planes) -> int:
     from reconciler import render
     from reconciler.apply import apply
 
@@ -231,7 +235,7 @@ def _apply(manifest: Any, values: Any, url: str, options: PlanOptions, fmt: str,
     try:
         result = apply(url, manifest, values, _render_command(), options, lock_timeout=lock_timeout,
                        statement_timeout=statement_timeout, saved=saved, command=_command_line(apply_plan, options),
-                       version=__version__, on_plan=shown.append, edge=edge)
+                       version=__version__, on_plan=shown.append, planes=planes)
     except UnsafePlan:
         # The error says "fix the findings above": show them (with their fixes), as the dry run would.
         if shown:
@@ -273,18 +277,14 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
     url = _url(database_url, env)
     options = PlanOptions(prune=True, rollback=True)
     name = "reconcile down"
-    edge = _edge(manifest, env)
-    try:
+    with _planes(manifest, env) as planes:
         if not do_apply:
-            _, plan = read_and_plan(url, manifest, {}, _render_command(), options, edge)
+            _, plan = read_and_plan(url, manifest, {}, _render_command(), options, planes)
             click.echo(_render(plan, fmt, False, name), nl=False)
             return EXIT_OK
         result = apply(url, manifest, {}, _render_command(), options, lock_timeout=lock_timeout,
                        command="down" + (" --include-secrets" if include_secrets else ""), version=__version__,
-                       edge=edge)
-    finally:
-        if edge is not None:
-            edge.close()
+                       planes=planes)
     click.echo(_render(result.plan, fmt, False, name), nl=False)
     return EXIT_OK
 

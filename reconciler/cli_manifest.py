@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 import click
 
 from reconciler.cli_support import Command, file_option
+from reconciler.cron import PG_CRON_1_4, PG_CRON_1_5, PG_CRON_1_6
 from reconciler.manifest import Manifest, load_manifest, manifest_json_schema
 
 __all__ = ["schema_command", "summary_line", "validate_command"]
 
-_CRON_VERSIONS = {"1.4": (1, 4), "1.5": (1, 5), "1.6": (1, 6)}
+_CRON_VERSIONS = {f"{v[0]}.{v[1]}": v for v in (PG_CRON_1_4, PG_CRON_1_5, PG_CRON_1_6)}
 
 
 def _count(n: int, noun: str) -> str:

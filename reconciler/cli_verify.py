@@ -13,10 +13,11 @@ errors too), 2 a check failed. The lead registers `verify_command` on the main g
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +25,10 @@ from reconciler import render
 from reconciler.cli_support import Command, Duration, env_file_option, environment, file_option
 from reconciler.errors import SecretSourceError
 from reconciler.secrets import resolvable_secrets
+
+if TYPE_CHECKING:
+    from reconciler.manifest import Manifest
+    from reconciler.secrets import SecretValue
 
 POLL_SECONDS = 1.0
 
@@ -35,18 +40,20 @@ def scrub(text: str, values: Sequence[str]) -> str:
     return text
 
 
-def collect(url: str, manifest: Any, values: Any, plan_error: str | None, wait: float | None,
-            manifest_name: str) -> list[Any]:
-    """Plan, read (and poll with --wait), judge. Returns the CheckResults."""
+def collect(url: str, manifest: Manifest, values: Mapping[str, SecretValue] | None, plan_error: str | None,
+            wait: float | None, manifest_name: str, environ: Mapping[str, str] = os.environ) -> list[Any]:
+    """Plan (every kind, its planes too: the Edge Function secrets), read (and poll with --wait), judge."""
     from reconciler import db, verify
     from reconciler.apply import read_and_plan
     from reconciler.cli import _render_command
+    from reconciler.kinds import open_planes
     from reconciler.kinds.base import PlanOptions
     from reconciler.verify_read import Reader, declared_triggers
 
     plan = None
     if values is not None:
-        _, plan = read_and_plan(url, manifest, values, _render_command(), PlanOptions())
+        with open_planes(manifest, environ) as planes:
+            _, plan = read_and_plan(url, manifest, values, _render_command(), PlanOptions(), planes)
     conn = db.connect(url, autocommit=True)
     try:
         reader = Reader(conn, declared_triggers(manifest))
@@ -92,7 +99,7 @@ def verify_command(ctx: click.Context, files: tuple[str, ...], wait: float | Non
     except SecretSourceError as e:
         plan_error = e.one_line()  # no plan then, but every value that does resolve is still scrubbed
     known = values if values is not None else resolvable_secrets(manifest, env)
-    results = collect(url, manifest, values, plan_error, wait, ", ".join(files) or "scheduler.yaml")
+    results = collect(url, manifest, values, plan_error, wait, ", ".join(files) or "scheduler.yaml", env)
     to_output = {"json": verify.to_json, "markdown": verify.to_markdown}.get(fmt, verify.to_text)
     secrets = [v.reveal() for v in known.values()]
     click.echo(scrub(to_output(results), secrets), nl=False)

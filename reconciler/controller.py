@@ -22,21 +22,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from reconciler import kinds
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
-from reconciler.kinds import REGISTRY
 from reconciler.kinds.base import PlanOptions
 from reconciler.model import MUTATING, Plan
 from reconciler.notify import Notices, Notifier
 from reconciler.pipeline_metrics import PipelineMonitor, secret_texts
 
-#: Every kind, for the drift gauge's labels (edge_secret included).
-KINDS = tuple(kind.KIND for kind in REGISTRY)
+if TYPE_CHECKING:
+    from reconciler.manifest import Manifest
+
+#: Every kind, for the drift gauge's labels.
+KINDS = tuple(kind.name for kind in kinds.REGISTRY)
 
 log = structlog.get_logger("reconciler.controller")
 
@@ -96,7 +99,7 @@ class Controller:
         self.started = time.monotonic()
         self.last_cycle_started: float | None = None
         self.last_cycle_ok = False
-        self.manifest: Any = None
+        self.manifest: Manifest | None = None
         self.manifest_error: str | None = None
         self._manifest_signature: tuple[Any, ...] | None = None
         self._failures = 0
@@ -221,17 +224,16 @@ class Controller:
 
     def _reconcile(self) -> Plan:
         from reconciler.apply import apply, read_and_plan
-        from reconciler.edge import connect as connect_edge
         from reconciler.secrets import resolve_secrets
         from reconciler.trigger_sql import render_command
 
+        assert self.manifest is not None
         values = resolve_secrets(self.manifest, self.settings.environ)
         self._secrets = self.notices.notifier.secrets = secret_texts(values)
         options = PlanOptions(prune=self.settings.prune)
-        edge = connect_edge(self.manifest, self.settings.environ)
-        try:
+        with kinds.open_planes(self.manifest, self.settings.environ) as planes:
             if not self.settings.apply:
-                _, plan = read_and_plan(self.settings.url, self.manifest, values, render_command, options, edge)
+                _, plan = read_and_plan(self.settings.url, self.manifest, values, render_command, options, planes)
                 for change in plan.mutating:
                     log.warning("drift_detected", kind=change.kind, key=change.key, action=change.action.value,
                                 reason=change.reason)
@@ -239,10 +241,7 @@ class Controller:
             result = apply(self.settings.url, self.manifest, values, render_command, options,
                            lock_timeout=self.settings.lock_timeout, statement_timeout=self.settings.statement_timeout,
                            command="--watch --apply" + (" --prune" if self.settings.prune else ""),
-                           version=_version(), edge=edge)
-        finally:
-            if edge is not None:
-                edge.close()
+                           version=_version(), planes=planes)
         for change in result.plan.mutating + result.corrections:
             self.metrics.applied.labels(change.kind, change.action.value).inc()
             log.info("change_applied", kind=change.kind, key=change.key, action=change.action.value,

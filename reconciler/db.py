@@ -8,89 +8,61 @@ the ownership records. Driver errors are translated once, here, into ReconcilerE
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pgerr
 from psycopg import sql
 
-from reconciler import faults
+from reconciler import faults, kinds
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, PermissionDenied, ReconcilerError
-from reconciler.kinds import REGISTRY
 from reconciler.kinds.base import Capabilities, LiveState, Managed
 
-APPLICATION_NAME = "reconcile"
-SETTINGS = (
-    "shared_preload_libraries",
-    "cron.database_name",
-    "cron.timezone",
-    "pg_net.database_name",
-    "log_statement",
-    # Hosted Supabase's supautils (listed only where the library is loaded in this session): which
-    # extensions a non-superuser may create anyway, for which role, and the schemas it forces.
-    "supautils.privileged_extensions",
-    "supautils.privileged_role",
-    "supautils.extensions_parameter_overrides",
-)
-RELATIONS = (
-    "public.scheduled_jobs",
-    "public.job_executions",
-    "vault.secrets",
-    "vault.decrypted_secrets",
-    "cron.job",
-    "cron.job_run_details",
-    "net.http_request_queue",
-    "net._http_response",
-    "reconciler.managed",
-    "reconciler.history",
-)
+if TYPE_CHECKING:
+    from reconciler.manifest import Manifest
 
-CAPABILITIES_QUERY = """
+APPLICATION_NAME = "reconcile"
+#: The ownership records' relations: the core's own, besides what the kinds list.
+OWNERSHIP_RELATIONS = ("reconciler.managed", "reconciler.history")
+#: The core's own probe: may the role record ownership and history (NULL where the schema is missing).
+CORE_PROBES = {
+    "reconciler.write": """CASE WHEN to_regclass('reconciler.managed') IS NULL
+                                  THEN has_database_privilege(current_database(), 'CREATE')
+                                  ELSE has_table_privilege('reconciler.managed', 'INSERT, UPDATE, DELETE')
+                                       AND has_table_privilege('reconciler.history', 'INSERT') END""",
+}
+
+
+def relations() -> tuple[str, ...]:
+    """Every relation whose existence the capabilities record: the kinds' and the ownership records'."""
+    return tuple(dict.fromkeys([r for kind in kinds.REGISTRY for r in kind.relations] + list(OWNERSHIP_RELATIONS)))
+
+
+def settings() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s for kind in kinds.REGISTRY for s in kind.settings))
+
+
+def capabilities_query() -> sql.Composed:
+    """One query for the capabilities: who and where, settings, relations, and every kind's probes.
+
+    Each kind's probes are one jsonb_build_object (at most 50 probes each: 100 arguments), joined by ||.
+    """
+    groups = [CORE_PROBES, *(kind.probes for kind in kinds.REGISTRY if kind.probes)]
+    probes = sql.SQL(" || ").join(
+        sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(
+            sql.SQL("{}, {}").format(sql.Literal(name), sql.SQL(expression))  # type: ignore[arg-type]
+            for name, expression in group.items()))
+        for group in groups)
+    return sql.SQL("""
 SELECT current_setting('server_version_num')::int,
        current_user, current_database(),
        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
-       (SELECT coalesce(json_object_agg(name, setting), '{}') FROM pg_settings WHERE name = ANY(%(settings)s)),
+       (SELECT coalesce(json_object_agg(name, setting), '{{}}') FROM pg_settings WHERE name = ANY(%(settings)s)),
        ARRAY(SELECT r FROM unnest(%(relations)s::text[]) r WHERE to_regclass(r) IS NOT NULL),
-       ARRAY(SELECT attname::text FROM pg_attribute
-              WHERE attrelid = to_regclass('public.scheduled_jobs') AND attnum > 0 AND NOT attisdropped),
-       EXISTS (SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                WHERE i.indrelid = to_regclass('public.scheduled_jobs') AND i.indisunique
-                  AND i.indnatts = 1 AND a.attname = 'job_name'),
-       coalesce((SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
-                  WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'vault')
-                    AND p.proname = '_crypto_aead_det_decrypt'), false)
-         AND CASE WHEN to_regclass('vault.decrypted_secrets') IS NULL THEN false
-                  ELSE has_table_privilege('vault.decrypted_secrets', 'SELECT') END,
-       coalesce((SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
-                  JOIN pg_namespace n ON n.oid = p.pronamespace
-                 WHERE n.nspname = 'vault' AND p.proname IN ('create_secret', 'update_secret')), false),
-       coalesce((SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
-                  JOIN pg_namespace n ON n.oid = p.pronamespace
-                 WHERE n.nspname = 'cron' AND p.proname = 'alter_job'), false),
-       json_build_object(
-         'database.temp', has_database_privilege(current_database(), 'TEMP'),
-         'cron.usage', (SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = 'cron'),
-         'cron.schedule', ((SELECT bool_or(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
-             WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'cron') AND p.proname = 'schedule')),
-         'cron.unschedule', ((SELECT bool_or(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
-             WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'cron') AND p.proname = 'unschedule')),
-         'vault.usage', (SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = 'vault'),
-         'vault.secrets.delete', CASE WHEN to_regclass('vault.secrets') IS NULL THEN NULL
-                                      ELSE has_table_privilege('vault.secrets', 'DELETE') END,
-         'jobs.insert', CASE WHEN to_regclass('public.scheduled_jobs') IS NULL THEN NULL
-                             ELSE has_table_privilege('public.scheduled_jobs', 'INSERT') END,
-         'jobs.update', CASE WHEN to_regclass('public.scheduled_jobs') IS NULL THEN NULL
-                             ELSE has_table_privilege('public.scheduled_jobs', 'UPDATE') END,
-         'jobs.delete', CASE WHEN to_regclass('public.scheduled_jobs') IS NULL THEN NULL
-                             ELSE has_table_privilege('public.scheduled_jobs', 'DELETE') END,
-         -- NULL where the object does not exist yet: unknown, not denied (it may be created by this apply)
-         'reconciler.write', CASE WHEN to_regclass('reconciler.managed') IS NULL
-                                  THEN has_database_privilege(current_database(), 'CREATE')
-                                  ELSE has_table_privilege('reconciler.managed', 'INSERT, UPDATE, DELETE')
-                                       AND has_table_privilege('reconciler.history', 'INSERT') END)
-"""
+       {}
+""").format(probes)
 
 
 def redact_url(url: str) -> str:
@@ -183,23 +155,20 @@ def translated(doing: str) -> Iterator[None]:
 def read_capabilities(conn: psycopg.Connection[Any]) -> Capabilities:
     faults.point("read.capabilities")
     with translated("reading server capabilities"), conn.cursor() as cur:
-        cur.execute(CAPABILITIES_QUERY, {"settings": list(SETTINGS), "relations": list(RELATIONS)})
+        cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
         row = cur.fetchone()
     assert row is not None
-    (version, user, database, superuser, settings, relations, job_columns, unique,
-     can_decrypt, can_create, can_alter, privileges) = row
-    return Capabilities(
-        server_version_num=version, current_user=user, database=database, is_superuser=bool(superuser),
-        settings=settings, relations=frozenset(relations), job_columns=frozenset(job_columns),
-        job_name_unique=unique, can_decrypt_secrets=can_decrypt, can_create_secrets=can_create,
-        can_alter_cron_jobs=can_alter, privileges=privileges,
-    )
+    version, user, database, superuser, found_settings, found, probes = row
+    return Capabilities(server_version_num=version, current_user=user, database=database,
+                        is_superuser=bool(superuser), settings=found_settings, relations=frozenset(found),
+                        probes=probes)
 
 
-def read_live(conn: psycopg.Connection[Any], declared_extensions: Sequence[str] = ()) -> LiveState:
-    """Everything the planner needs, in two round trips (capabilities, then one pipeline)."""
+def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
+              planes: kinds.Planes | None = None) -> LiveState:
+    """Everything the planner needs: two round trips (capabilities, then one pipeline), plus each plane's read."""
     caps = read_capabilities(conn)
-    queries = {kind.KIND: kind.read_query(caps, declared_extensions) for kind in REGISTRY}
+    queries = {kind.name: kind.read(caps, manifest) for kind in kinds.REGISTRY}
     ownership_ready = caps.has("reconciler.managed")
     rows: dict[str, list[tuple[Any, ...]]] = {}
     managed_rows: list[tuple[Any, ...]] = []
@@ -211,7 +180,7 @@ def read_live(conn: psycopg.Connection[Any], declared_extensions: Sequence[str] 
                 if statement is None:
                     continue
                 cur = conn.cursor()
-                cur.execute(statement.query, statement.params or None)
+                statement.run(cur)
                 cursors[name] = cur
             managed_cur = None
             if ownership_ready:
@@ -221,9 +190,11 @@ def read_live(conn: psycopg.Connection[Any], declared_extensions: Sequence[str] 
             rows[name] = cur.fetchall()
         if managed_cur is not None:
             managed_rows = managed_cur.fetchall()
-    kinds = {kind.KIND: kind.from_rows(rows.get(kind.KIND, []), caps) for kind in REGISTRY}
+    live = {kind.name: kind.from_rows(rows.get(kind.name, []), caps) for kind in kinds.REGISTRY}
+    for name, plane in (planes.opened.items() if planes is not None else ()):
+        live[name] = plane.read()
     managed = {(k, key): Managed(k, key, fp, protect) for k, key, fp, protect in managed_rows}
-    return LiveState(caps, kinds, managed, ownership_ready)
+    return LiveState(caps, live, managed, ownership_ready)
 
 
 #: Lock modes that conflict with the RowExclusiveLock every write takes (and ACCESS EXCLUSIVE, which
@@ -257,7 +228,7 @@ def lock_blockers(url: str) -> list[str]:
         with psycopg.connect(url, connect_timeout=5, application_name=APPLICATION_NAME,
                              prepare_threshold=PREPARE_THRESHOLD) as conn:
             conn.execute("SELECT set_config('statement_timeout', '2s', true)")
-            rows = conn.execute(BLOCKERS_QUERY, {"relations": list(RELATIONS),
+            rows = conn.execute(BLOCKERS_QUERY, {"relations": list(relations()),
                                                  "modes": list(BLOCKING_MODES)}).fetchall()
     except psycopg.Error:
         return []

@@ -7,19 +7,18 @@ protected objects stay. Applying it goes through the same locked, verified, reco
 
 from __future__ import annotations
 
-from reconciler.manifest import Manifest, PrunePolicy, TablesSpec
+from typing import Any
+
+from reconciler import kinds
+from reconciler.manifest import Manifest
 
 
 def down_manifest(manifest: Manifest, *, include_secrets: bool) -> Manifest:
-    edge = manifest.edge_functions
-    return manifest.model_copy(update={
-        # Edge Function secrets are secrets: pruned (deleted) only with --include-secrets.
-        "edge_functions": edge.model_copy(update={"secrets": {}}) if edge is not None and include_secrets else None,
-        "extensions": (),
-        "jobs": (),
-        "triggers": (),
-        "secrets": (),
-        "tables": TablesSpec(create_missing=False),
-        "prune": PrunePolicy(jobs="deactivate", triggers="delete", secrets="delete" if include_secrets else "off",
-                             edge_secrets="delete" if include_secrets else "off"),
-    })
+    """The manifest with every kind's part of the rollback (Kind.rollback): its sections and prune policy."""
+    sections: dict[str, Any] = {}
+    prune: dict[str, str] = {}
+    for kind in kinds.REGISTRY:
+        part = kind.rollback(manifest, include_secrets=include_secrets)
+        sections.update(part.sections)
+        prune.update(part.prune)
+    return manifest.model_copy(update={**sections, "prune": manifest.prune.model_copy(update=prune)})

@@ -18,9 +18,14 @@ RECONCILER_FAULT holds one or more comma-separated specs:
                                         (at most 60 s): the test edits the database, then creates it
     trace                               write `fault-point N NAME` to stderr at every point
 
-When RECONCILER_FAULT is unset or empty, `point` is a function that does nothing: the variable is
-read once, at import, and costs nothing afterwards. A malformed value raises ValueError at import,
-so a mistyped test fails loudly instead of silently testing nothing.
+A second, test-only switch arms it: RECONCILER_FAULT is obeyed only when RECONCILER_FAULT_ARMED is
+`tests` too (tests/conftest.py sets it for the test session and the processes it starts), so a
+RECONCILER_FAULT left set by accident cannot kill a production controller: unarmed, it is ignored
+with one warning on stderr.
+
+When RECONCILER_FAULT is unset, empty or unarmed, `point` is a function that does nothing: the variables
+are read once, at import, and cost nothing afterwards. A malformed armed value raises ValueError at
+import, so a mistyped test fails loudly instead of silently testing nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ import time
 from dataclasses import dataclass
 
 ENV = "RECONCILER_FAULT"
+#: The test-only switch, and the value that arms fault injection.
+ARM_ENV = "RECONCILER_FAULT_ARMED"
+ARMED = "tests"
 
 
 @dataclass(frozen=True)
@@ -104,14 +112,18 @@ def _noop(name: str) -> None:
     return None
 
 
-def _make(text: str | None) -> _Injector | None:
+def _make(text: str | None, armed: str | None = ARMED) -> _Injector | None:
     if not text:
+        return None
+    if armed != ARMED:
+        print(f"warning: {ENV} is set but ignored: fault injection is for the test suite only "
+              f"({ARM_ENV} is not set)", file=sys.stderr, flush=True)
         return None
     faults, trace = parse(text)
     return _Injector(faults, trace) if faults or trace else None
 
 
-_injector = _make(os.environ.get(ENV))
+_injector = _make(os.environ.get(ENV), os.environ.get(ARM_ENV))
 
 #: Called by the apply before each round trip; does nothing unless RECONCILER_FAULT is set.
 point = _injector if _injector is not None else _noop

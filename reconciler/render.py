@@ -11,12 +11,11 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from reconciler import kinds
 from reconciler.model import Action, Change, FieldChange, Plan
 
 FORMAT_VERSION = "1"
 SENSITIVE = "(sensitive)"
-#: Internal bookkeeping fields never shown (row identities, database-assigned ids).
-HIDDEN_FIELDS = frozenset({"_row", "id", "jobid", "name", "jobname", "job_name"})
 SYMBOLS = {
     Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.DEACTIVATE: "!",
     Action.ADOPT: "=", Action.UNMANAGED: "?", Action.NOOP: " ",
@@ -36,20 +35,29 @@ def is_plain(value: Any) -> bool:
     return False
 
 
+def hidden_fields(kind: str) -> frozenset[str]:
+    """A kind's bookkeeping fields (row identities, database-assigned ids, the key), never shown."""
+    try:
+        return kinds.by_name(kind).hidden_fields
+    except KeyError:  # a change of no registered kind: hide what any kind hides
+        return frozenset().union(*(k.hidden_fields for k in kinds.REGISTRY))
+
+
 def shown_fields(change: Change) -> tuple[FieldChange, ...]:
     """The field lines a change displays: its own diffs, or for create/delete every visible field."""
+    hidden = hidden_fields(change.kind)
     if change.action is Action.UPDATE or (change.fields and change.action is Action.CREATE):
         return tuple(_safe(f) for f in change.fields)
     if change.action is Action.CREATE:
         return tuple(_safe(FieldChange(k, None, v) if is_plain(v) else FieldChange(k, sensitive=True))
-                     for k, v in (change.after or {}).items() if k not in HIDDEN_FIELDS and v is not None)
+                     for k, v in (change.after or {}).items() if k not in hidden and v is not None)
     if change.action is Action.DELETE:
         return tuple(_safe(FieldChange(k, v, None) if is_plain(v) else FieldChange(k, sensitive=True))
-                     for k, v in (change.before or {}).items() if k not in HIDDEN_FIELDS)
+                     for k, v in (change.before or {}).items() if k not in hidden)
     if change.action is Action.DEACTIVATE:
         before, after = change.before or {}, change.after or {}
         return tuple(FieldChange(k, before.get(k), after.get(k)) for k in after
-                     if k not in HIDDEN_FIELDS and before.get(k) != after.get(k) and is_plain(after.get(k)))
+                     if k not in hidden and before.get(k) != after.get(k) and is_plain(after.get(k)))
     return ()
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -35,6 +35,9 @@ from reconciler.verify import (
     TableStats,
     TextField,
 )
+
+if TYPE_CHECKING:
+    from reconciler.manifest import Manifest
 
 __all__ = ["Reader", "declared_triggers"]
 
@@ -80,7 +83,7 @@ _STATS = {
 }
 
 
-def declared_triggers(manifest: Any) -> tuple[DeclaredTrigger, ...]:
+def declared_triggers(manifest: Manifest) -> tuple[DeclaredTrigger, ...]:
     """The manifest's triggers as verify sees them: endpoint path and display form, never a secret value."""
     from reconciler.manifest import SecretRef
 

@@ -1,29 +1,75 @@
-"""The ordered registry of resource kinds.
+"""The ordered registry of resource kinds, and the planes they open for one run.
 
-Each kind is a module with the same verbs:
-  KIND, PRUNABLE                                  its name in plans and whether it has ownership records
-  read_query(caps, declared) -> Statement|None    one query for its live rows (None: nothing to read)
-  from_rows(rows, caps) -> live                   rows into the kind's live mapping
-  desired(manifest, inputs) -> want               the manifest's declaration as comparable fields
-  diff(want, live, ctx) -> [Change]               pure comparison
-  findings(want, live, ctx) -> [Finding]          what the kind cannot express as a change
-  statements(changes, caps) -> [Statement]        SQL for its changes, values as bound parameters
-
-Creates and updates run in registry order, deletes in reverse. Adding a kind means adding a module and
-one line here; no other kind changes.
+Each kind is an object satisfying `base.Kind` (read, diff, statements, privileges, protection, prune
+policy, hidden fields, its part in `reconcile down`), defined in its own module of this package. The
+core loops over REGISTRY and never names a kind. Creates and updates run in registry order, deletes in
+reverse. Adding a kind means adding a module and one line here; no other kind and no core module
+changes (tests/integration/test_kind_protocol.py proves it with a kind defined inside a test).
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from reconciler.kinds import edge_secrets, extensions, jobs, secrets, tables, triggers
+from reconciler.kinds.base import Kind, Plane
 
-REGISTRY: tuple[ModuleType, ...] = (extensions, tables, secrets, jobs, triggers, edge_secrets)
+if TYPE_CHECKING:
+    from reconciler.manifest import Manifest
+
+REGISTRY: tuple[Kind, ...] = (extensions.kind, tables.kind, secrets.kind, jobs.kind, triggers.kind, edge_secrets.kind)
 
 
-def by_name(kind: str) -> ModuleType:
-    for module in REGISTRY:
-        if module.KIND == kind:
-            return module
-    raise KeyError(kind)
+def by_name(name: str) -> Kind:
+    for kind in REGISTRY:
+        if kind.name == name:
+            return kind
+    raise KeyError(name)
+
+
+@contextmanager
+def registered(kind: Kind) -> Iterator[Kind]:
+    """`kind` appended to REGISTRY while the block runs (a hook for tests that define a kind of their own)."""
+    global REGISTRY
+    saved = REGISTRY
+    REGISTRY = (*saved, kind)
+    try:
+        yield kind
+    finally:
+        REGISTRY = saved
+
+
+class Planes:
+    """The planes the kinds opened for one run (kind name -> Plane), closed together at its end."""
+
+    def __init__(self, opened: Mapping[str, Plane] | None = None) -> None:
+        self.opened: dict[str, Plane] = dict(opened or {})
+
+    def get(self, kind: str) -> Plane | None:
+        return self.opened.get(kind)
+
+    def close(self) -> None:
+        for plane in self.opened.values():
+            plane.close()
+
+    def __enter__(self) -> Planes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_planes(manifest: Manifest, environ: Mapping[str, str]) -> Planes:
+    """Every plane the manifest asks for (an HTTP client per kind read over HTTP); use it as a context manager."""
+    planes = Planes()
+    try:
+        for kind in REGISTRY:
+            plane = kind.open_plane(manifest, environ)
+            if plane is not None:
+                planes.opened[kind.name] = plane
+    except BaseException:
+        planes.close()
+        raise
+    return planes

@@ -1,7 +1,8 @@
-"""What every resource kind shares: the live-state snapshot, the planning context and statement type.
+"""What every resource kind shares: the `Kind` protocol, the live-state snapshot, the planning context.
 
-A kind is a module with the same verbs (see kinds/__init__.py). This module holds only the types they
-exchange and two small helpers, so a kind never imports another kind.
+A kind is an object satisfying `Kind` (one per module of kinds/, listed in `kinds.REGISTRY`). This module
+holds only the types kinds exchange with the core and a few small helpers, so a kind never imports another
+kind and the core (db, plan, apply, render, down, cli, controller, verify) never names one.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:  # planning must not load the driver; only apply and readers do
     from psycopg import sql
 
-from reconciler.model import Action, Change, FieldChange
+    from reconciler.manifest import Manifest, TriggerSpec
+
+from reconciler import cron
+from reconciler.model import Action, Change, FieldChange, Finding
 from reconciler.secrets import SecretValue
 
 
@@ -32,9 +37,6 @@ class Statement(NamedTuple):
     description: str = ""
     copy_rows: tuple[tuple[Any, ...], ...] | None = None
 
-    def text(self) -> str:
-        return self.query.as_string(None)
-
     def run(self, cursor: Any) -> None:
         if self.copy_rows is None:
             cursor.execute(self.query, self.params or None)
@@ -46,7 +48,12 @@ class Statement(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What the connected server and role can do, read once with the live state."""
+    """What the connected server and role can do, read once with the live state (db.read_capabilities).
+
+    `probes` holds the answer to every probe a kind contributes to the capabilities query (its `probes`,
+    keyed as the kind names them): privileges (True, False, or None where the object does not exist yet),
+    and facts such as the columns of a table.
+    """
 
     server_version_num: int = 0
     current_user: str = ""
@@ -54,16 +61,15 @@ class Capabilities:
     is_superuser: bool = False
     settings: Mapping[str, str] = field(default_factory=dict)
     relations: frozenset[str] = frozenset()  # qualified names of the relations that exist
-    job_columns: frozenset[str] = frozenset()  # columns of public.scheduled_jobs
-    job_name_unique: bool = False
-    can_decrypt_secrets: bool = False
-    can_create_secrets: bool = False
-    can_alter_cron_jobs: bool = False
-    privileges: Mapping[str, bool | None] = field(default_factory=dict)  # see db.CAPABILITIES_QUERY
+    probes: Mapping[str, Any] = field(default_factory=dict)
 
     def may(self, privilege: str) -> bool:
         """Whether the role holds `privilege`; unknown (the object does not exist yet) counts as yes."""
-        return self.is_superuser or self.privileges.get(privilege) is not False
+        return self.is_superuser or self.probes.get(privilege) is not False
+
+    def probe(self, name: str, default: Any = None) -> Any:
+        value = self.probes.get(name)
+        return default if value is None else value
 
     def setting(self, name: str) -> str | None:
         return self.settings.get(name)
@@ -103,8 +109,8 @@ class Inputs:
     """What deriving the desired state needs besides the manifest; all resolved before planning."""
 
     capabilities: Capabilities
-    secret_values: Mapping[str, Any]  # name -> SecretValue
-    render_command: Callable[[Any], str]  # TriggerSpec -> the SQL text cron.job.command should hold
+    secret_values: Mapping[str, SecretValue]
+    render_command: Callable[[TriggerSpec], str]  # the SQL text cron.job.command should hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +126,164 @@ class PlanContext:
 
     live: LiveState
     options: PlanOptions
-    prune_policy: str  # this kind's policy from the manifest: off | report | deactivate | delete
-    create_tables: bool = False
+    prune_policy: str  # this kind's policy (Kind.prune_policy): off | report | deactivate | delete
+    manifest: Manifest | None = None
 
     @property
     def capabilities(self) -> Capabilities:
         return self.live.capabilities
+
+
+@dataclass(frozen=True, slots=True)
+class Privilege:
+    """A privilege a change may need: its probe key in Capabilities, what it allows and the GRANT that gives it.
+
+    `grant` may hold {user} and {db}; the finding fills them in.
+    """
+
+    key: str
+    allows: str
+    grant: str
+
+
+class Plane(Protocol):
+    """A kind's connection to something other than the database (an HTTP API), open for one run.
+
+    `read()` is the kind's live state; `apply()` sends the kind's changes (inside the apply, after its
+    SQL, just before the verification and COMMIT); `unrecoverable()` says what a rollback cannot undo
+    once `changes` were sent ("" when nothing).
+    """
+
+    def read(self) -> Any: ...
+
+    def apply(self, conn: Any, changes: Sequence[Change]) -> None: ...
+
+    def unrecoverable(self, changes: Sequence[Change]) -> str: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    """A kind's part in `reconcile down`: manifest fields to replace and PrunePolicy fields to set."""
+
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    prune: Mapping[str, str] = field(default_factory=dict)
+
+
+class Kind(Protocol):
+    """One resource kind. The core loops over `kinds.REGISTRY` and calls only these.
+
+    Reading: `relations`, `settings` and `probes` (name -> SQL expression) join the one capabilities
+    query; `read()` is the kind's query in the one pipeline (None: nothing to read), `from_rows()` turns
+    its rows into the kind's live mapping; a kind read over HTTP opens a `Plane` instead (`open_plane`).
+    Planning: `desired`, `diff`, `preflight` (facts about the server, reported first), `findings`,
+    `privileges(change)` (checked against the probes), `prune_policy`. Applying: `statements`,
+    `refused` (the one-line explanation of a statement the server refused), `quiet_logging` (turn
+    statement logging off while this kind's changes are written), `protected_keys` (ownership records
+    with protect). Output: `hidden_fields`. `reconcile down`: `rollback`.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def prunable(self) -> bool: ...  # has ownership records (reconciler.managed) and may be pruned
+
+    @property
+    def hidden_fields(self) -> frozenset[str]: ...  # bookkeeping fields never shown in a plan
+
+    @property
+    def quiet_logging(self) -> bool: ...
+
+    @property
+    def relations(self) -> tuple[str, ...]: ...
+
+    @property
+    def settings(self) -> tuple[str, ...]: ...
+
+    @property
+    def probes(self) -> Mapping[str, str]: ...
+
+    def read(self, caps: Capabilities, manifest: Manifest | None) -> Statement | None: ...
+
+    def from_rows(self, rows: list[tuple[Any, ...]], caps: Capabilities) -> Any: ...
+
+    def open_plane(self, manifest: Manifest, environ: Mapping[str, str]) -> Plane | None: ...
+
+    def desired(self, manifest: Manifest, inputs: Inputs) -> Any: ...
+
+    def diff(self, want: Any, live: Any, ctx: PlanContext) -> list[Change]: ...
+
+    def preflight(self, manifest: Manifest, live: LiveState) -> list[Finding]: ...
+
+    def findings(self, want: Any, live: Any, ctx: PlanContext) -> list[Finding]: ...
+
+    def privileges(self, change: Change) -> tuple[Privilege, ...]: ...
+
+    def prune_policy(self, manifest: Manifest) -> str: ...
+
+    def statements(self, changes: Sequence[Change], caps: Capabilities) -> list[Statement]: ...
+
+    def refused(self, statement: Statement) -> tuple[str, str] | None: ...
+
+    def protected_keys(self, manifest: Manifest, caps: Capabilities) -> set[str]: ...
+
+    def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback: ...
+
+
+class KindDefaults:
+    """The verbs most kinds leave alone, for a kind class to inherit; each kind overrides what it has."""
+
+    hidden_fields: frozenset[str] = frozenset()
+    quiet_logging: bool = False
+    relations: tuple[str, ...] = ()
+    settings: tuple[str, ...] = ()
+    probes: Mapping[str, str] = MappingProxyType({})
+
+    def read(self, caps: Capabilities, manifest: Manifest | None) -> Statement | None:
+        return None
+
+    def from_rows(self, rows: list[tuple[Any, ...]], caps: Capabilities) -> Any:
+        return {}
+
+    def open_plane(self, manifest: Manifest, environ: Mapping[str, str]) -> Plane | None:
+        return None
+
+    def preflight(self, manifest: Manifest, live: LiveState) -> list[Finding]:
+        return []
+
+    def findings(self, want: Any, live: Any, ctx: PlanContext) -> list[Finding]:
+        return []
+
+    def privileges(self, change: Change) -> tuple[Privilege, ...]:
+        return ()
+
+    def prune_policy(self, manifest: Manifest) -> str:
+        return "off"
+
+    def statements(self, changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
+        return []
+
+    def refused(self, statement: Statement) -> tuple[str, str] | None:
+        return None
+
+    def protected_keys(self, manifest: Manifest, caps: Capabilities) -> set[str]:
+        return set()
+
+    def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
+        return Rollback()
+
+
+def normalise_schedule(value: Any) -> Any:
+    """A cron schedule in its canonical form (anything else as it is): "0 */1 * * *" equals "0 * * * *"."""
+    return cron.normalise(value) if isinstance(value, str) else value
+
+
+def table_privilege(relation: str, privilege: str) -> str:
+    """The probe for a privilege on a relation: NULL (unknown) while the relation does not exist."""
+    return (f"CASE WHEN to_regclass('{relation}') IS NULL THEN NULL"
+            f" ELSE has_table_privilege('{relation}', '{privilege}') END")
 
 
 def fingerprint(values: Mapping[str, Any]) -> str:

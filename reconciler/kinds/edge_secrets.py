@@ -3,28 +3,40 @@
 The API never returns values, only digests, so values are compared as digests. A secret mapped to a
 Vault secret (`CRON_SECRET: {secret: cron_secret}`) must end up equal to what the vault will hold after
 this plan: the source's value when the vault secret is being written, else the vault's current digest.
-Reading and writing go over HTTP (reconciler.edge), not SQL: `statements()` is empty.
+Reading and writing go over HTTP, not SQL: the kind opens a plane for the run (`open_plane`), an
+`EdgePlane` holding the Management API client (reconciler.edge_api, which imports httpx: only when an
+`edge_functions:` section is configured) or the reason the plane is skipped (no token, no project ref),
+which becomes a finding, not an error, so database-only use keeps working. `EdgePlane.apply()` sends one
+bulk upsert of the changed names and one delete for pruned ones; values of Vault-mirrored secrets that
+this run does not write are read from vault.decrypted_secrets inside the apply's transaction, so they
+are the values the vault will hold.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from reconciler.errors import ApplyFailed
 from reconciler.kinds.base import (
-    Capabilities,
     Inputs,
+    KindDefaults,
     PlanContext,
-    Statement,
+    Rollback,
     in_sync,
     undeclared,
     vault_value_written,
 )
 from reconciler.model import Action, Change, FieldChange, Finding, Severity
 
+if TYPE_CHECKING:  # httpx (under edge_api) is imported only when an edge_functions: section is configured
+    from reconciler.edge_api import EdgeApi
+    from reconciler.manifest import Manifest
+
 KIND = "edge_secret"
 PRUNABLE = True
+PROJECT_REF_ENV = "SUPABASE_PROJECT_REF"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +56,12 @@ class DesiredEdgeSecret:
     on_drift: str = "correct"  # the mirrored Vault secret's policy
 
 
-def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement | None:
-    return None
-
-
-def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> EdgeLive:
+def from_rows(rows: list[tuple[Any, ...]], caps: Any) -> EdgeLive:
+    """Nothing is read from the database: without a plane the state is "not read"."""
     return EdgeLive()
 
 
-def desired(manifest: Any, inputs: Inputs) -> dict[str, DesiredEdgeSecret]:
+def desired(manifest: Manifest, inputs: Inputs) -> dict[str, DesiredEdgeSecret]:
     from reconciler.secrets import edge_key
 
     edge = manifest.edge_functions
@@ -119,5 +128,94 @@ def findings(want: Mapping[str, DesiredEdgeSecret], live: EdgeLive, ctx: PlanCon
     return []
 
 
-def statements(changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
-    return []  # written over HTTP by reconciler.edge.apply_changes
+@dataclass(frozen=True)
+class EdgePlane:
+    """The Edge Function plane of one run: an API client, or the reason the plane is skipped."""
+
+    api: EdgeApi | None
+    skipped_because: str = ""
+
+    def read(self) -> EdgeLive:
+        if self.api is None:
+            return EdgeLive(False, self.skipped_because)
+        return EdgeLive(True, "", self.api.list_digests())
+
+    def apply(self, conn: Any, changes: Sequence[Change]) -> None:
+        if self.api is not None:
+            _apply_changes(conn, changes, self.api)
+
+    def unrecoverable(self, changes: Sequence[Change]) -> str:
+        if self.api is None or not any(c.mutating for c in changes):
+            return ""
+        return "the Edge Function secrets, already sent: run reconcile again to bring the vault back in line"
+
+    def close(self) -> None:
+        if self.api is not None:
+            self.api.close()
+
+
+def connect(manifest: Manifest, environ: Mapping[str, str]) -> EdgePlane | None:
+    """None without an `edge_functions:` section; else the plane, possibly skipped.
+
+    An empty `secrets: {}` still names the project, so managed names left there can be pruned.
+    """
+    edge = manifest.edge_functions
+    if edge is None:
+        return None
+    token = environ.get(edge.access_token_env)
+    if not token:
+        return EdgePlane(None, f"{edge.access_token_env} is not set")
+    ref = edge.project_ref or environ.get(PROJECT_REF_ENV)
+    if not ref:
+        return EdgePlane(None, f"no project ref (edge_functions.project_ref or {PROJECT_REF_ENV})")
+    from reconciler.edge_api import EdgeApi, EdgeTarget
+
+    return EdgePlane(EdgeApi(EdgeTarget(edge.api_url, ref, token)))
+
+
+def _apply_changes(conn: Any, changes: Sequence[Change], api: EdgeApi) -> None:
+    changes = [c for c in changes if c.action in (Action.CREATE, Action.UPDATE, Action.DELETE)]
+    if not changes:
+        return
+    upserts: dict[str, str] = {}
+    for change in changes:
+        if change.action is Action.DELETE:
+            continue
+        after = change.after or {}
+        value = after.get("value")
+        upserts[change.key] = value.reveal() if value is not None else _vault_value(conn, after["vault_secret"])
+    api.upsert(upserts)
+    api.delete([c.key for c in changes if c.action is Action.DELETE])
+
+
+def _vault_value(conn: Any, name: str) -> str:
+    """The vault's value inside the apply's transaction (a driver error is translated by the caller)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = %s", (name,))
+        row = cur.fetchone()
+    if row is None or row[0] is None:
+        raise ApplyFailed(f"vault secret {name} has no value to copy to the Edge Functions")
+    return str(row[0])
+
+
+class EdgeSecretKind(KindDefaults):
+    name = KIND
+    prunable = PRUNABLE
+    hidden_fields = frozenset({"name"})
+    from_rows = staticmethod(from_rows)
+    open_plane = staticmethod(connect)
+    desired = staticmethod(desired)
+    diff = staticmethod(diff)
+    findings = staticmethod(findings)
+
+    def prune_policy(self, manifest: Manifest) -> str:
+        return manifest.prune.edge_secrets
+
+    def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
+        # Edge Function secrets are secrets: pruned (deleted) only with --include-secrets.
+        edge = manifest.edge_functions
+        kept = edge.model_copy(update={"secrets": {}}) if edge is not None and include_secrets else None
+        return Rollback({"edge_functions": kept}, {"edge_secrets": "delete" if include_secrets else "off"})
+
+
+kind = EdgeSecretKind()

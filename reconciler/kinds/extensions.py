@@ -13,10 +13,22 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.kinds.base import Capabilities, Inputs, PlanContext, Statement
+from reconciler import cron
+from reconciler.kinds.base import (
+    Capabilities,
+    Inputs,
+    KindDefaults,
+    LiveState,
+    PlanContext,
+    Rollback,
+    Statement,
+)
 from reconciler.model import Action, Change, FieldChange, Finding, Severity
+
+if TYPE_CHECKING:
+    from reconciler.manifest import Manifest
 
 KIND = "extension"
 PRUNABLE = False
@@ -103,7 +115,7 @@ def schema_overrides(caps: Capabilities) -> dict[str, str]:
             if isinstance(params, dict) and isinstance(params.get("schema"), str)}
 
 
-def desired(manifest: Any, inputs: Inputs) -> dict[str, DesiredExtension]:
+def desired(manifest: Manifest, inputs: Inputs) -> dict[str, DesiredExtension]:
     return {
         ext.name: DesiredExtension(ext.name, ext.schema_name, ext.version, getattr(ext, "declared_as", None) or ext.name)
         for ext in manifest.extensions
@@ -238,3 +250,94 @@ def sql_for(change: Change) -> list[Statement]:
                 sql.SQL("ALTER EXTENSION {} UPDATE TO {}").format(ident, sql.Literal(fc.new)),
                 description=f"update extension {name} to {fc.new}"))
     return statements
+
+
+def _version_tuple(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    parts = text.replace("-", ".").split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return None
+
+
+def preflight(manifest: Manifest, live: LiveState) -> list[Finding]:
+    """Facts about the server that decide whether pg_cron and pg_net can work at all, each with its fix."""
+    caps = live.capabilities
+    out: list[Finding] = []
+    declared = {e.name for e in manifest.extensions}
+    preload = caps.setting("shared_preload_libraries")
+    if "pg_cron" in declared and preload is not None and "pg_cron" not in [p.strip() for p in preload.split(",")]:
+        out.append(Finding(Severity.ERROR, "pg_cron_not_preloaded",
+                           "pg_cron is not in shared_preload_libraries, so no job would ever run",
+                           "add pg_cron to shared_preload_libraries and restart PostgreSQL"))
+    cron_db = caps.setting("cron.database_name")
+    pg_cron = live.of(KIND).get("pg_cron")
+    if "pg_cron" in declared and cron_db and cron_db != caps.database:
+        out.append(Finding(Severity.ERROR, "pg_cron_wrong_database",
+                           f"pg_cron can only be created in database {cron_db} (cron.database_name); "
+                           f"connected to {caps.database}",
+                           f"connect to database {cron_db}, or set cron.database_name = '{caps.database}' and restart"))
+    net_db = caps.setting("pg_net.database_name")
+    if "pg_net" in declared and net_db and net_db != caps.database:
+        out.append(Finding(Severity.WARNING, "pg_net_wrong_database",
+                           f"pg_net's worker serves database {net_db} (pg_net.database_name), not {caps.database}: "
+                           "requests queued here would never be sent",
+                           f"set pg_net.database_name = '{caps.database}' and restart"))
+    tz = caps.setting("cron.timezone")
+    if tz and tz.upper() not in ("UTC", "GMT", "ETC/UTC", "Z"):
+        out.append(Finding(Severity.WARNING, "cron_timezone",
+                           f"cron.timezone is {tz}: schedules run in that zone, not UTC",
+                           "set cron.timezone = 'UTC' or write schedules for that zone"))
+    version = None
+    if pg_cron is not None:
+        version = _version_tuple(pg_cron.installed_version or pg_cron.default_version)
+    if version is not None:
+        out.extend(_schedule_support(manifest, version))
+    return out
+
+
+def _schedule_support(manifest: Manifest, version: tuple[int, int]) -> list[Finding]:
+    out = []
+    # Only triggers' schedules reach pg_cron; jobs' schedules are read by the application.
+    for name, schedule in ((t.name, t.schedule) for t in manifest.triggers):
+        try:
+            parsed = cron.parse(schedule)
+        except cron.CronError:
+            continue  # the manifest loader reports invalid schedules
+        if parsed.min_version > version:
+            out.append(Finding(Severity.ERROR, "pg_cron_too_old",
+                               f"trigger {name}: schedule {schedule!r} needs pg_cron "
+                               f"{parsed.min_version[0]}.{parsed.min_version[1]}+, the database has "
+                               f"{version[0]}.{version[1]}",
+                               "use a classic 5-field schedule or upgrade pg_cron"))
+    return out
+
+
+class ExtensionKind(KindDefaults):
+    name = KIND
+    prunable = PRUNABLE
+    hidden_fields = frozenset({"name"})
+    settings = ("shared_preload_libraries", "cron.database_name", "cron.timezone", "pg_net.database_name",
+                # Hosted Supabase's supautils (listed only where the library is loaded in this session): which
+                # extensions a non-superuser may create anyway, for which role, and the schemas it forces.
+                "supautils.privileged_extensions", "supautils.privileged_role",
+                "supautils.extensions_parameter_overrides")
+
+    def read(self, caps: Capabilities, manifest: Manifest | None) -> Statement | None:
+        return read_query(caps, [e.name for e in manifest.extensions] if manifest is not None else ())
+
+    from_rows = staticmethod(from_rows)
+    desired = staticmethod(desired)
+    diff = staticmethod(diff)
+    preflight = staticmethod(preflight)
+    findings = staticmethod(findings)
+    statements = staticmethod(statements)
+    refused = staticmethod(refused)
+
+    def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
+        return Rollback({"extensions": ()})  # never dropped: nothing declared, nothing pruned
+
+
+kind = ExtensionKind()

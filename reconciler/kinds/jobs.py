@@ -11,11 +11,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reconciler.kinds.base import (
+    Capabilities,
+    Inputs,
+    KindDefaults,
+    PlanContext,
+    Privilege,
+    Rollback,
+    Statement,
+    in_sync,
+    normalise_schedule,
+    table_privilege,
+    undeclared,
+)
+from reconciler.model import Action, Change, Finding, Severity
+
 if TYPE_CHECKING:
     from psycopg import sql
-from reconciler import cron
-from reconciler.kinds.base import Capabilities, Inputs, PlanContext, Statement, in_sync, undeclared
-from reconciler.model import Action, Change, Finding, Severity
+
+    from reconciler.manifest import Manifest
 
 KIND = "job"
 PRUNABLE = True
@@ -25,6 +39,26 @@ TABLE_NAME = "public.scheduled_jobs"
 FIELDS = ("job_type", "schedule", "endpoint", "description", "is_active")
 REQUIRED_COLUMNS = ("job_name", *FIELDS)
 ORPHAN = "(job_name is NULL)"
+
+#: Probes of the capabilities query (see Kind.probes).
+PROBES = {
+    "jobs.columns": """ARRAY(SELECT attname::text FROM pg_attribute
+              WHERE attrelid = to_regclass('public.scheduled_jobs') AND attnum > 0 AND NOT attisdropped)""",
+    "jobs.name_unique": """EXISTS (SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                WHERE i.indrelid = to_regclass('public.scheduled_jobs') AND i.indisunique
+                  AND i.indnatts = 1 AND a.attname = 'job_name')""",
+    "jobs.insert": table_privilege(TABLE_NAME, "INSERT"),
+    "jobs.update": table_privilege(TABLE_NAME, "UPDATE"),
+    "jobs.delete": table_privilege(TABLE_NAME, "DELETE"),
+}
+INSERT = Privilege("jobs.insert", "insert rows into public.scheduled_jobs", "GRANT INSERT ON public.scheduled_jobs TO {user}")
+UPDATE = Privilege("jobs.update", "update rows of public.scheduled_jobs", "GRANT UPDATE ON public.scheduled_jobs TO {user}")
+DELETE = Privilege("jobs.delete", "delete rows of public.scheduled_jobs", "GRANT DELETE ON public.scheduled_jobs TO {user}")
+
+
+def columns(caps: Capabilities) -> frozenset[str]:
+    """The columns public.scheduled_jobs has (empty when it does not exist)."""
+    return frozenset(caps.probe("jobs.columns", ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +73,9 @@ class LiveJobs:
     by_name: Mapping[str, tuple[LiveJob, ...]]
     orphans: tuple[LiveJob, ...] = ()
 
-    def __len__(self) -> int:
-        return len(self.by_name)
-
 
 def _identity_column(caps: Capabilities) -> str:
-    return "id" if "id" in caps.job_columns else "ctid"
+    return "id" if "id" in columns(caps) else "ctid"
 
 
 def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement | None:
@@ -53,7 +84,7 @@ def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement | None:
     if not caps.has(TABLE_NAME) or missing_columns(caps):
         return None
     ident = _identity_column(caps)
-    order = sql.SQL("created_at, ") if "created_at" in caps.job_columns else sql.SQL("")
+    order = sql.SQL("created_at, ") if "created_at" in columns(caps) else sql.SQL("")
     query = sql.SQL("SELECT {}::text, job_name, {} FROM {} ORDER BY job_name, {}{}").format(
         sql.Identifier(ident),
         sql.SQL(", ").join(sql.Identifier(f) for f in FIELDS),
@@ -65,7 +96,8 @@ def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement | None:
 
 
 def missing_columns(caps: Capabilities) -> list[str]:
-    return [c for c in REQUIRED_COLUMNS if c not in caps.job_columns]
+    have = columns(caps)
+    return [c for c in REQUIRED_COLUMNS if c not in have]
 
 
 def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> LiveJobs:
@@ -80,7 +112,7 @@ def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> LiveJobs:
     return LiveJobs({k: tuple(v) for k, v in by_name.items()}, tuple(orphans))
 
 
-def desired(manifest: Any, inputs: Inputs) -> dict[str, dict[str, Any]]:
+def desired(manifest: Manifest, inputs: Inputs) -> dict[str, dict[str, Any]]:
     return {
         job.name: {
             "job_type": job.type,
@@ -94,7 +126,7 @@ def desired(manifest: Any, inputs: Inputs) -> dict[str, dict[str, Any]]:
 
 
 NORMALISERS = {
-    "schedule": lambda v: cron.normalise(v) if isinstance(v, str) else v,
+    "schedule": normalise_schedule,
     "description": lambda v: v or "",
 }
 
@@ -148,7 +180,7 @@ def _why(fields: Sequence[Any]) -> str:
 def findings(want: Mapping[str, Any], live: LiveJobs, ctx: PlanContext) -> list[Finding]:
     caps = ctx.capabilities
     if not caps.has(TABLE_NAME):
-        if ctx.create_tables:
+        if ctx.manifest is not None and ctx.manifest.tables.create_missing:
             return []
         return [Finding(Severity.ERROR, "jobs_table_missing", f"{TABLE_NAME} does not exist",
                         "create it (the application's migration) or set tables: {create_missing: true}")]
@@ -156,7 +188,7 @@ def findings(want: Mapping[str, Any], live: LiveJobs, ctx: PlanContext) -> list[
     if missing:
         return [Finding(Severity.ERROR, "jobs_table_columns", f"{TABLE_NAME} lacks column(s): {', '.join(missing)}",
                         "add them with the application's migration; the reconciler never alters existing tables")]
-    if not caps.job_name_unique and want:
+    if not caps.probe("jobs.name_unique", False) and want:
         return [Finding(Severity.WARNING, "jobs_table_not_unique", f"{TABLE_NAME}.job_name has no unique constraint",
                         "add one (CREATE UNIQUE INDEX ... ON public.scheduled_jobs (job_name)) so duplicates cannot appear")]
     return []
@@ -210,7 +242,7 @@ def _update(table: sql.Composable, ident: sql.Composable, caps: Capabilities, co
     from psycopg import sql
 
     assignments: list[sql.Composable] = [sql.SQL("{} = v.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in cols]
-    if "updated_at" in caps.job_columns:
+    if "updated_at" in columns(caps):
         assignments.append(sql.SQL("updated_at = now()"))
     rows = [c.before["_row"] for c in group]  # type: ignore[index]
     arrays = [[c.after[col] for c in group] for col in cols]  # type: ignore[index]
@@ -222,3 +254,35 @@ def _update(table: sql.Composable, ident: sql.Composable, caps: Capabilities, co
         ident,
     )
     return Statement(query, (rows, *arrays), f"update {', '.join(cols)} of {len(group)} job row(s)")
+
+
+class JobKind(KindDefaults):
+    name = KIND
+    prunable = PRUNABLE
+    hidden_fields = frozenset({"_row", "job_name"})
+    relations = (TABLE_NAME,)
+    probes = PROBES
+
+    def read(self, caps: Capabilities, manifest: Manifest | None) -> Statement | None:
+        return read_query(caps, ())
+
+    from_rows = staticmethod(from_rows)
+    desired = staticmethod(desired)
+    diff = staticmethod(diff)
+    findings = staticmethod(findings)
+    statements = staticmethod(statements)
+
+    def privileges(self, change: Change) -> tuple[Privilege, ...]:
+        return {Action.CREATE: (INSERT,), Action.DELETE: (DELETE,)}.get(change.action, (UPDATE,))
+
+    def prune_policy(self, manifest: Manifest) -> str:
+        return manifest.prune.jobs
+
+    def protected_keys(self, manifest: Manifest, caps: Capabilities) -> set[str]:
+        return {j.name for j in manifest.jobs if j.protect}
+
+    def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
+        return Rollback({"jobs": ()}, {"jobs": "deactivate"})
+
+
+kind = JobKind()

@@ -13,9 +13,14 @@ from typing import TYPE_CHECKING, Any
 from reconciler.kinds.base import (
     Capabilities,
     Inputs,
+    KindDefaults,
+    LiveState,
     PlanContext,
+    Privilege,
+    Rollback,
     Statement,
     in_sync,
+    table_privilege,
     undeclared,
     vault_value_written,
 )
@@ -24,8 +29,32 @@ from reconciler.model import Action, Change, FieldChange, Finding, Severity
 if TYPE_CHECKING:  # planning must not load the driver
     from psycopg import sql
 
+    from reconciler.manifest import Manifest
+
 KIND = "secret"
 PRUNABLE = True
+
+#: Probes of the capabilities query (see Kind.probes).
+PROBES = {
+    "vault.decrypt": """coalesce((SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
+                  WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'vault')
+                    AND p.proname = '_crypto_aead_det_decrypt'), false)
+         AND CASE WHEN to_regclass('vault.decrypted_secrets') IS NULL THEN false
+                  ELSE has_table_privilege('vault.decrypted_secrets', 'SELECT') END""",
+    "vault.write": """coalesce((SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
+                  JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname = 'vault' AND p.proname IN ('create_secret', 'update_secret')), false)""",
+    "database.temp": "has_database_privilege(current_database(), 'TEMP')",
+    "vault.usage": "(SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = 'vault')",
+    "vault.secrets.delete": table_privilege("vault.secrets", "DELETE"),
+}
+TEMP = Privilege("database.temp", "stage secret values in a temporary table", "GRANT TEMPORARY ON DATABASE {db} TO {user}")
+USAGE = Privilege("vault.usage", "use schema vault", "GRANT USAGE ON SCHEMA vault TO {user}")
+DELETE = Privilege("vault.secrets.delete", "delete pruned Vault secrets", "GRANT DELETE ON vault.secrets TO {user}")
+
+
+def can_decrypt(caps: Capabilities) -> bool:
+    return bool(caps.probe("vault.decrypt", False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +79,7 @@ def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement | None:
 
     if not caps.has("vault.secrets"):
         return None
-    if caps.can_decrypt_secrets:
+    if can_decrypt(caps):
         query = sql.SQL(
             "SELECT id::text, name, description, encode(sha256(convert_to(decrypted_secret, 'UTF8')), 'hex')"
             " FROM vault.decrypted_secrets WHERE name IS NOT NULL ORDER BY name"
@@ -64,7 +93,7 @@ def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, Live
     return {row[1]: LiveSecret(*row) for row in rows}
 
 
-def desired(manifest: Any, inputs: Inputs) -> dict[str, DesiredSecret]:
+def desired(manifest: Manifest, inputs: Inputs) -> dict[str, DesiredSecret]:
     out = {}
     for spec in manifest.secrets:
         value = inputs.secret_values[spec.name]
@@ -176,3 +205,60 @@ def sql_for(change: Change) -> list[Statement]:
         return [Statement(sql.SQL("DELETE FROM vault.secrets WHERE id = %s::uuid"), (change.before["id"],),
                           f"delete secret {change.key}")]
     return []
+
+
+def preflight(manifest: Manifest, live: LiveState) -> list[Finding]:
+    caps = live.capabilities
+    out = []
+    if manifest.secrets and caps.has("vault.secrets") and not can_decrypt(caps):
+        out.append(Finding(Severity.WARNING, "vault_no_decrypt",
+                           f"{caps.current_user} cannot read vault.decrypted_secrets, so secret values cannot be compared",
+                           f"GRANT SELECT ON vault.decrypted_secrets TO {caps.current_user}; "
+                           f"GRANT EXECUTE ON FUNCTION vault._crypto_aead_det_decrypt TO {caps.current_user}"))
+    if manifest.secrets and caps.has("vault.secrets") and not caps.probe("vault.write", False):
+        out.append(Finding(Severity.ERROR, "vault_no_write",
+                           f"{caps.current_user} may not call vault.create_secret / vault.update_secret",
+                           f"GRANT EXECUTE ON FUNCTION vault.create_secret, vault.update_secret TO {caps.current_user}"))
+    logging = caps.setting("log_statement")
+    if manifest.secrets and logging in ("all", "mod"):
+        out.append(Finding(Severity.WARNING, "statement_logging",
+                           f"log_statement is '{logging}': the server logs statements; the reconciler stages secret "
+                           "values through COPY so they never appear in a logged statement or its parameters, "
+                           "but other clients' secret writes would be logged",
+                           "set log_statement to 'ddl' or 'none'"))
+    return out
+
+
+class SecretKind(KindDefaults):
+    name = KIND
+    prunable = PRUNABLE
+    hidden_fields = frozenset({"id", "name"})
+    quiet_logging = True  # superusers write secret values with statement logging off (apply._quiet_logging)
+    relations = ("vault.secrets", "vault.decrypted_secrets")
+    settings = ("log_statement",)
+    probes = PROBES
+
+    def read(self, caps: Capabilities, manifest: Manifest | None) -> Statement | None:
+        return read_query(caps, ())
+
+    from_rows = staticmethod(from_rows)
+    desired = staticmethod(desired)
+    diff = staticmethod(diff)
+    preflight = staticmethod(preflight)
+    findings = staticmethod(findings)
+    statements = staticmethod(statements)
+
+    def privileges(self, change: Change) -> tuple[Privilege, ...]:
+        return (DELETE,) if change.action is Action.DELETE else (TEMP, USAGE)
+
+    def prune_policy(self, manifest: Manifest) -> str:
+        return manifest.prune.secrets
+
+    def protected_keys(self, manifest: Manifest, caps: Capabilities) -> set[str]:
+        return {s.name for s in manifest.secrets if s.protect}
+
+    def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
+        return Rollback({"secrets": ()}, {"secrets": "delete" if include_secrets else "off"})
+
+
+kind = SecretKind()

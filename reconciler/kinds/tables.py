@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.kinds.base import Capabilities, Inputs, PlanContext, Statement
-from reconciler.model import Action, Change, Finding
+from reconciler.kinds.base import Capabilities, Inputs, KindDefaults, PlanContext, Rollback, Statement
+from reconciler.model import Action, Change
+
+if TYPE_CHECKING:
+    from reconciler.manifest import Manifest
 
 KIND = "table"
 PRUNABLE = False
@@ -24,15 +27,11 @@ def _ddl() -> dict[str, str]:
     return dict(zip(TABLES, parts, strict=True))
 
 
-def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement | None:
-    return None  # existence is part of the capabilities
-
-
 def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, bool]:
     return {name: caps.has(name) for name in TABLES}
 
 
-def desired(manifest: Any, inputs: Inputs) -> dict[str, bool]:
+def desired(manifest: Manifest, inputs: Inputs) -> dict[str, bool]:
     return {name: True for name in TABLES} if manifest.tables.create_missing else {}
 
 
@@ -46,13 +45,28 @@ def diff(want: Mapping[str, bool], live: Mapping[str, bool], ctx: PlanContext) -
     return changes
 
 
-def findings(want: Mapping[str, bool], live: Mapping[str, bool], ctx: PlanContext) -> list[Finding]:
-    return []
-
-
 def statements(changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
     from psycopg import sql
 
     ddl = _ddl()
     return [Statement(sql.SQL(ddl[c.key]), (), f"create table {c.key}")  # type: ignore[arg-type]
             for c in changes if c.action is Action.CREATE]
+
+
+class TableKind(KindDefaults):
+    """Existence is part of the capabilities (`relations`): no query of its own."""
+
+    name = KIND
+    prunable = PRUNABLE
+    hidden_fields = frozenset({"name"})
+    relations = TABLES
+    from_rows = staticmethod(from_rows)
+    desired = staticmethod(desired)
+    diff = staticmethod(diff)
+    statements = staticmethod(statements)
+
+    def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
+        return Rollback({"tables": manifest.tables.model_copy(update={"create_missing": False})})
+
+
+kind = TableKind()

@@ -11,24 +11,49 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from psycopg import sql
-from reconciler import cron
 from reconciler.kinds.base import (
     Capabilities,
     Inputs,
+    KindDefaults,
+    LiveState,
     PlanContext,
+    Privilege,
+    Rollback,
     Statement,
     field_changes,
     in_sync,
+    normalise_schedule,
     undeclared,
 )
 from reconciler.model import Action, Change, FieldChange, Finding, Severity
 from reconciler.sqltext import normalise_sql
 
+if TYPE_CHECKING:
+    from psycopg import sql
+
+    from reconciler.manifest import Manifest
+
 KIND = "trigger"
 PRUNABLE = True
 FIELDS = ("schedule", "command", "active", "database", "username")
+
+
+def _may_call(function: str, how: str = "bool_or") -> str:
+    return (f"(SELECT {how}(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p"
+            f" WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'cron') AND p.proname = '{function}')")
+
+
+#: Probes of the capabilities query (see Kind.probes).
+PROBES = {
+    "cron.alter_job": f"coalesce({_may_call('alter_job', 'bool_and')}, false)",
+    "cron.usage": "(SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = 'cron')",
+    "cron.schedule": _may_call("schedule"),
+    "cron.unschedule": _may_call("unschedule"),
+}
+USAGE = Privilege("cron.usage", "use schema cron", "GRANT USAGE ON SCHEMA cron TO {user}")
+SCHEDULE = Privilege("cron.schedule", "call cron.schedule",
+                     "GRANT EXECUTE ON FUNCTION cron.schedule(text, text, text) TO {user}")
+UNSCHEDULE = Privilege("cron.unschedule", "call cron.unschedule", "GRANT EXECUTE ON FUNCTION cron.unschedule(bigint) TO {user}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +94,7 @@ def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, Live
     return out
 
 
-def desired(manifest: Any, inputs: Inputs) -> dict[str, dict[str, Any]]:
+def desired(manifest: Manifest, inputs: Inputs) -> dict[str, dict[str, Any]]:
     caps, render_command = inputs.capabilities, inputs.render_command
     out = {}
     for trig in manifest.triggers:
@@ -85,7 +110,7 @@ def desired(manifest: Any, inputs: Inputs) -> dict[str, dict[str, Any]]:
 
 
 NORMALISERS = {
-    "schedule": lambda v: cron.normalise(v) if isinstance(v, str) else v,
+    "schedule": normalise_schedule,
     "command": lambda v: normalise_sql(v) if isinstance(v, str) else v,
 }
 
@@ -186,3 +211,46 @@ def _statements(change: Change, caps: Capabilities) -> list[Statement]:
                              (*params, after["active"]),
                              f"{'enable' if after['active'] else 'disable'} trigger {change.key}"))
     return out
+
+
+def preflight(manifest: Manifest, live: LiveState) -> list[Finding]:
+    caps = live.capabilities
+    if manifest.triggers and caps.has("cron.job") and not caps.probe("cron.alter_job", False) and not caps.is_superuser:
+        return [Finding(Severity.WARNING, "cron_no_alter_job",
+                        f"{caps.current_user} may not call cron.alter_job, so a disabled trigger cannot be re-enabled",
+                        f"GRANT EXECUTE ON FUNCTION cron.alter_job TO {caps.current_user}")]
+    return []
+
+
+class TriggerKind(KindDefaults):
+    name = KIND
+    prunable = PRUNABLE
+    hidden_fields = frozenset({"jobid", "jobname"})
+    relations = ("cron.job",)
+    probes = PROBES
+
+    def read(self, caps: Capabilities, manifest: Manifest | None) -> Statement | None:
+        return read_query(caps, ())
+
+    from_rows = staticmethod(from_rows)
+    desired = staticmethod(desired)
+    diff = staticmethod(diff)
+    preflight = staticmethod(preflight)
+    findings = staticmethod(findings)
+    statements = staticmethod(statements)
+
+    def privileges(self, change: Change) -> tuple[Privilege, ...]:
+        return (USAGE, UNSCHEDULE) if change.action is Action.DELETE else (USAGE, SCHEDULE)
+
+    def prune_policy(self, manifest: Manifest) -> str:
+        return manifest.prune.triggers
+
+    def protected_keys(self, manifest: Manifest, caps: Capabilities) -> set[str]:
+        """Keyed as the live rows are (`key_for`): a trigger run as another user is `name@user`."""
+        return {key_for(t.name, t.username, caps.current_user) for t in manifest.triggers if t.protect}
+
+    def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
+        return Rollback({"triggers": ()}, {"triggers": "delete"})
+
+
+kind = TriggerKind()

@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import yaml
@@ -37,6 +38,19 @@ JOB_NAMES = (
     "cleanup_old_cache",
 )
 SECRET_NAMES = ("cron_secret", "project_url", "service_role_key")
+T = TypeVar("T")
+
+
+def wait_until(what: str, check: Callable[[], T], timeout: float, interval: float = 0.05) -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what} (last value: {value!r})")
+        time.sleep(interval)
 
 
 def reconcile(url: str, *args: str, manifest: Path | None = MANIFEST, env: dict[str, str] | None = None) -> Result:

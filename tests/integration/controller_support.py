@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,21 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.apply import LOCK_KEY
 from tests.fix_db import free_port
-from tests.integration.apply_support import MANIFEST, ROOT, SECRETS_ENV, query
+from tests.integration.apply_support import MANIFEST, ROOT, SECRETS_ENV, query, wait_until
 
 T = TypeVar("T")
-
-
-def wait_until(what: str, check: Callable[[], T], timeout: float, interval: float = 0.05) -> T:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what} (last value: {value!r})")
-        time.sleep(interval)
 
 
 def write_atomically(path: Path, data: dict[str, Any] | str) -> None:

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from reconciler.kinds.base import PlanOptions
 from reconciler.manifest import load_manifest
 from reconciler.secrets import resolve_secrets
 from reconciler.trigger_sql import render_command
-from tests.integration.apply_support import MANIFEST, ROOT, SECRETS_ENV, dump, query
+from tests.integration.apply_support import MANIFEST, ROOT, SECRETS_ENV, dump, query, wait_until
 
 #: Columns whose values differ between two equivalent applies (defaults from sequences and clocks).
 VOLATILE = frozenset({"id", "created_at", "updated_at", "first_applied", "last_applied", "applied_at"})
@@ -139,20 +138,12 @@ def reconciler_backends(superuser_url: str) -> list[tuple[int, str, str | None]]
 
 def wait_backends_gone(superuser_url: str, timeout: float = 30) -> None:
     """A killed client's backend notices and rolls back on its own; wait until it has gone."""
-    deadline = time.monotonic() + timeout
-    while reconciler_backends(superuser_url):
-        assert time.monotonic() < deadline, f"reconciler backends still there: {reconciler_backends(superuser_url)}"
-        time.sleep(0.02)
+    wait_until("the killed reconciler's backends to go", lambda: not reconciler_backends(superuser_url), timeout, 0.02)
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(interval)
+    """apply_support.wait_until, arguments in this module's order."""
+    return wait_until(what, predicate, timeout, interval)
 
 
 class InProcess:

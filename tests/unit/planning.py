@@ -34,11 +34,20 @@ VALUES = {"project_url": FakeSecretValue("https://example.test"), "service_role_
           "cron_secret": FakeSecretValue("cs")}
 
 
+#: Keyword arguments of caps() that set a kind's probe (Capabilities.probes) rather than a field.
+PROBE_KWARGS = {"job_columns": "jobs.columns", "job_name_unique": "jobs.name_unique",
+                "can_decrypt_secrets": "vault.decrypt", "can_create_secrets": "vault.write",
+                "can_alter_cron_jobs": "cron.alter_job"}
+
+
 def caps(*relations: str, **kw: Any) -> Capabilities:
+    probes: dict[str, Any] = {"jobs.columns": JOB_COLUMNS, "jobs.name_unique": True, "vault.decrypt": True,
+                              "vault.write": True, "cron.alter_job": True}
+    probes.update({PROBE_KWARGS[k]: kw.pop(k) for k in list(kw) if k in PROBE_KWARGS})
+    probes.update(kw.pop("probes", {}))
     base = dict(server_version_num=150000, current_user="postgres", database="postgres", is_superuser=False,
                 settings={"shared_preload_libraries": "pg_cron", "cron.database_name": "postgres"},
-                relations=frozenset(relations), job_columns=JOB_COLUMNS, job_name_unique=True,
-                can_decrypt_secrets=True, can_create_secrets=True, can_alter_cron_jobs=True)
+                relations=frozenset(relations), probes=probes)
     base.update(kw)
     return Capabilities(**base)
 

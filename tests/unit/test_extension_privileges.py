@@ -90,7 +90,7 @@ def test_supautils_forces_pg_cron_schema_and_says_so():
     assert ("extension_schema_overridden", "warning") in codes
     create = next(c for c in result.changes if c.key == "pg_cron")
     assert create.after is not None and create.after["schema"] == "pg_catalog"
-    statement = extensions.sql_for(create)[-1].text()
+    statement = extensions.sql_for(create)[-1].query.as_string(None)
     assert statement == 'CREATE EXTENSION IF NOT EXISTS "pg_cron" WITH SCHEMA "pg_catalog"'
 
 

@@ -1,0 +1,104 @@
+"""The import graph of reconciler/ points inward and has no cycles (issue 14, point 8).
+
+    model ← kinds ← plan ← render | apply ← cli, controller
+
+Every module sits in one layer below and may import only from its own layer or an inner one; the graph
+(every import, also inside functions and under TYPE_CHECKING) has no cycle. A new module must be placed
+in a layer here.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
+
+#: Inner to outer. A module matches a name exactly or as a package prefix (`manifest` covers reconciler.manifest.*).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    # model: the plan's types, errors, and what reads and checks a manifest (no database, no plan)
+    ("model", "errors", "cron", "sqltext", "files", "logs", "faults", "manifest", "secrets", "trigger_sql", "edge_api"),
+    ("kinds",),  # every resource kind and the registry
+    ("plan",),  # pure: manifest + live state in, plan out
+    # render | apply: turning a plan into text or into transactions, and the readers around them
+    ("render", "db", "saved_plan", "apply", "down", "history", "verify", "verify_read"),
+    # the edges: commands and the --watch loop
+    ("cli", "cli_support", "cli_manifest", "cli_verify", "controller"),
+)
+#: Out of scope of issue 14 (tracked separately): cli registers `verify`, cli_verify borrows cli's helpers.
+KNOWN_CYCLES = {frozenset({"cli", "cli_verify"})}
+
+
+def _name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The reconciler modules `path` imports (relative to the package), wherever the import statement is."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "reconciler":
+            base = node.module.removeprefix("reconciler").lstrip(".")
+            for alias in node.names:
+                sub = f"{base}.{alias.name}" if base else alias.name
+                found.add(sub if sub in modules else base)
+        elif isinstance(node, ast.Import):
+            found |= {a.name.removeprefix("reconciler.") for a in node.names if a.name.startswith("reconciler.")}
+    return {m for m in found if m and m in modules}
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(path, set(modules)) - {name} for name, path in modules.items() if name}
+
+
+def _layer(module: str) -> int | None:
+    for index, layer in enumerate(LAYERS):
+        if any(module == name or module.startswith(name + ".") for name in layer):
+            return index
+    return None
+
+
+def test_every_module_has_a_layer() -> None:
+    assert [m for m in _graph() if _layer(m) is None] == [], "place the new module(s) in LAYERS"
+
+
+def test_imports_point_inward() -> None:
+    outward = [f"{m} ({LAYERS[_layer(m) or 0][0]} layer) imports {d}"
+               for m, deps in _graph().items() for d in sorted(deps)
+               if _layer(m) is not None and _layer(d) is not None and _layer(d) > _layer(m)]  # type: ignore[operator]
+    assert outward == []
+
+
+def test_no_import_cycles() -> None:
+    graph = _graph()
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        for dep in sorted(graph.get(node, ())):
+            if dep in path:
+                cycle = path[path.index(dep):]
+                if frozenset(cycle) not in KNOWN_CYCLES and sorted(cycle) not in [sorted(c) for c in cycles]:
+                    cycles.append(cycle)
+            elif dep not in seen:
+                visit(dep, [*path, dep])
+        seen.add(node)
+
+    seen: set[str] = set()
+    for module in sorted(graph):
+        if module not in seen:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_the_core_never_names_a_kind() -> None:
+    """Only kinds/ knows particular kinds: no core module imports a kind's module."""
+    kind_modules = {m for m in _graph() if m.startswith("kinds.") and m != "kinds.base"}
+    naming = {m: sorted(deps & kind_modules) for m, deps in _graph().items()
+              if not m.startswith("kinds") and deps & kind_modules}
+    assert naming == {}
