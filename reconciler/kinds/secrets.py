@@ -1,7 +1,8 @@
 """Kind `secret`: rows of vault.secrets by name, compared by SHA-256 digest computed inside the database.
 
-Values reach this module only as SecretValue objects; they leave it only as bound parameters of
-vault.create_secret / vault.update_secret, never inside SQL text, a Change's fields, or a message.
+Values reach this module only as SecretValue objects; they leave it only as COPY data into a
+transaction-local table that vault.create_secret / vault.update_secret read by sub-select: never SQL
+text, never bound parameters (which statement logging records), never a Change's fields or a message.
 """
 
 from __future__ import annotations
