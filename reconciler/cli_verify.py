@@ -2,7 +2,7 @@
 
 Flow: load the manifest → plan (drift and preflight findings, via `apply.read_and_plan`; a missing
 secret source becomes a failed `preflight` check, not an error, because the runtime checks do not need
-secret values) → read the evidence (`verify_read.Reader`), with --wait once a second until every
+secret values) → read the evidence (`verify.read.Reader`), with --wait once a second until every
 active trigger has run since the check began and its request was answered, or the deadline passes →
 `verify.run_checks` → text, json or markdown on stdout.
 
@@ -48,7 +48,7 @@ def collect(url: str, manifest: Manifest, values: Mapping[str, SecretValue] | No
     from reconciler.cli import _render_command
     from reconciler.kinds import open_planes
     from reconciler.kinds.base import PlanOptions
-    from reconciler.verify_read import Reader, declared_triggers
+    from reconciler.verify.read import Reader, declared_triggers
 
     plan = None
     if values is not None:

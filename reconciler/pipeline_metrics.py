@@ -2,7 +2,7 @@
 
 Where it sits: the controller (`controller.py`) calls `PipelineMonitor.observe(...)` once per cycle after
 its plan or apply. Every `verify_interval` (default: every cycle) that opens one connection, reads the
-evidence with `verify_read.Reader` (the same reader and the same checks as `reconcile verify`, so both
+evidence with `verify.read.Reader` (the same reader and the same checks as `reconcile verify`, so both
 speak one vocabulary: the `check` label is the check's name in `reconcile verify --format json`), runs
 `verify.run_checks` and turns the evidence and the results into gauges and counters. `CheckStates`
 remembers each check's status and reports the changes (logged as `pipeline_check_changed`; the
@@ -179,7 +179,7 @@ class PipelineMonitor:
     def read(url: str, manifest: Any) -> Any:
         """One autocommit connection, one `Reader.read()` (a read-only transaction), closed again."""
         from reconciler import db
-        from reconciler.verify_read import Reader, declared_triggers
+        from reconciler.verify.read import Reader, declared_triggers
 
         conn = db.connect(url, autocommit=True)
         try:

@@ -1,0 +1,68 @@
+"""`reconcile verify`: is the pipeline actually firing? Pure checks over evidence read from the database.
+
+Where it sits: `verify.read` reads the evidence (cron.job, cron.job_run_details, pg_net's queue and
+responses, job_executions, scheduled_jobs, table sizes) into the dataclasses of `verify.evidence`;
+`cli_verify.py` adds the plan (`apply.read_and_plan`) and calls `run_checks(evidence)` (`verify.checks`,
+with the per-trigger checks in `verify.triggers` and the literal-credential scan in `verify.leaks`),
+which returns one `CheckResult` per check, and renders them with `to_text` / `to_json` / `to_markdown`
+(`verify.render`).
+
+Importing this package imports no database driver: `verify.read` (psycopg) is imported by its users only.
+"""
+
+from __future__ import annotations
+
+from reconciler.verify.checks import RETENTION, exit_code, lookback, run_checks, settled
+from reconciler.verify.evidence import (
+    DEFAULT_TIMEOUT_MS,
+    FORMAT_VERSION,
+    NOT_SENDING,
+    RECORDED_NOTHING,
+    SECRET_MISMATCH,
+    CheckResult,
+    CronJob,
+    CronRun,
+    DeclaredTrigger,
+    Evidence,
+    ExecutionRow,
+    HttpResponse,
+    ObservedRequest,
+    ScheduledJob,
+    Status,
+    TableStats,
+    TextField,
+)
+from reconciler.verify.leaks import scan_text
+from reconciler.verify.render import to_json, to_markdown, to_text
+from reconciler.verify.triggers import _same_path, trigger_responses
+
+__all__ = [
+    "DEFAULT_TIMEOUT_MS",
+    "FORMAT_VERSION",
+    "NOT_SENDING",
+    "RECORDED_NOTHING",
+    "RETENTION",
+    "SECRET_MISMATCH",
+    "CheckResult",
+    "CronJob",
+    "CronRun",
+    "DeclaredTrigger",
+    "Evidence",
+    "ExecutionRow",
+    "HttpResponse",
+    "ObservedRequest",
+    "ScheduledJob",
+    "Status",
+    "TableStats",
+    "TextField",
+    "_same_path",
+    "exit_code",
+    "lookback",
+    "run_checks",
+    "scan_text",
+    "settled",
+    "to_json",
+    "to_markdown",
+    "to_text",
+    "trigger_responses",
+]
