@@ -8,16 +8,15 @@ connects, and turns ReconcilerErrors into one line on stderr with an exit code. 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import __version__, logs
+from reconciler import __version__, logs, run
 from reconciler.cli_support import (
     EXIT_CHANGES,
     EXIT_OK,
@@ -33,31 +32,8 @@ from reconciler.errors import ReconcilerError, UnsafePlan
 from reconciler.kinds.base import PlanOptions
 
 if TYPE_CHECKING:
-    from reconciler.kinds import Planes
     from reconciler.manifest import Manifest
     from reconciler.model import Plan
-    from reconciler.secrets import SecretValue
-
-
-def _load(files: Sequence[str]) -> Manifest:
-    from reconciler.manifest import load_manifest
-
-    return load_manifest(list(files) or ["scheduler.yaml"])
-
-
-def _secrets(manifest: Manifest, env: Mapping[str, str]) -> dict[str, SecretValue]:
-    from reconciler.secrets import resolve_secrets
-
-    return resolve_secrets(manifest, env)
-
-
-def _url(database_url: str | None, env: Mapping[str, str] = os.environ) -> str:
-    """--database-url, else DATABASE_URL (click reads the real environment; `env` adds the --env-file)."""
-    url = database_url or env.get("DATABASE_URL")
-    if not url:
-        raise ReconcilerError("no database given",
-                              hint="pass --database-url or set DATABASE_URL, in the environment or an --env-file")
-    return url
 
 
 def _render(plan: Plan, fmt: str, verbose: bool, name: str) -> str:
@@ -135,7 +111,7 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
             raise click.UsageError("--watch takes --apply without a plan file, and no --out or --rotate")
         from reconciler.controller import Controller, Settings
 
-        settings = Settings(files=list(files) or ["scheduler.yaml"], url=_url(database_url, env),
+        settings = Settings(files=list(files) or ["scheduler.yaml"], url=run.database_url(database_url, env),
                             apply=apply_plan == "-", prune=prune, interval=interval, http_host=http_host,
                             http_port=http_port, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
                             environ=env, verify_interval=verify_interval, notify=notify,
@@ -145,20 +121,16 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
         raise click.UsageError("--dry-run and --apply are mutually exclusive")
     if out_file and apply_plan is not None:
         raise click.UsageError("--out goes with --dry-run")
-    manifest = _load(files)
+    manifest = run.load(files)
     for warning in manifest.warnings:
         click.echo(f"warning: {warning}", err=True)
     _check_rotate(manifest, rotate)
-    url = _url(database_url, env)  # before the secrets: without a database there is nothing to compare them with
-    values = _secrets(manifest, env)
     options = PlanOptions(prune=prune, rotate=frozenset(rotate))
     name = ", ".join(files) or "scheduler.yaml"
-    with _planes(manifest, env) as planes:
+    with run.session(manifest, env, database_url) as session:
         if apply_plan is None:
-            return _dry_run(manifest, values, url, options, fmt, verbose, detailed_exitcode, out_file, name, planes,
-                            files)
-        return _apply(manifest, values, url, options, fmt, verbose, apply_plan, lock_timeout, statement_timeout,
-                      name, planes)
+            return _dry_run(session, options, fmt, verbose, detailed_exitcode, out_file, name, files)
+        return _apply(session, options, fmt, verbose, apply_plan, lock_timeout, statement_timeout, name)
 
 
 def _check_rotate(manifest: Manifest, rotate: Sequence[str]) -> None:
@@ -170,13 +142,6 @@ def _check_rotate(manifest: Manifest, rotate: Sequence[str]) -> None:
     if sourced:
         raise click.UsageError(f"--rotate {', '.join(sourced)}: the value comes from its source; change the source "
                                "instead (rotation generates values only for secrets declared with generate:)")
-
-
-def _planes(manifest: Manifest, env: Mapping[str, str]) -> Planes:
-    """The run's planes (an HTTP client per kind read over HTTP), closed when the command ends."""
-    from reconciler.kinds import open_planes
-
-    return open_planes(manifest, env)
 
 
 def _apply_saved_command(out_file: str, files: Sequence[str], options: PlanOptions) -> str:
@@ -196,16 +161,17 @@ def _command_line(apply_plan: str, options: PlanOptions) -> str:
     return " ".join(words)
 
 
-def _dry_run(manifest: Manifest, values: Mapping[str, SecretValue], url: str, options: PlanOptions, fmt: str, verbose: bool,
-             detailed: bool, out_file: str | None, name: str, planes: Planes, files: Sequence[str]) -> int:
+def _dry_run(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, detailed: bool,
+             out_file: str | None, name: str, files: Sequence[str]) -> int:
     from reconciler.apply import read_and_plan
     from reconciler.saved_plan import saved_plan_document
 
-    live, plan = read_and_plan(url, manifest, values, _render_command(), options, planes)
+    live, plan = read_and_plan(session.url, session.manifest, session.secret_values, _render_command(), options,
+                               session.planes)
     click.echo(_render(plan, fmt, verbose, name), nl=False)
     if out_file:
         try:
-            Path(out_file).write_text(json.dumps(saved_plan_document(plan, live, manifest), indent=2) + "\n")
+            Path(out_file).write_text(json.dumps(saved_plan_document(plan, live, session.manifest), indent=2) + "\n")
         except OSError as e:
             raise ReconcilerError(f"cannot write saved plan {out_file}: {e.strerror or e}") from e
         # on stdout after a text plan (as Terraform does); stderr keeps a JSON or Markdown plan parseable
@@ -216,8 +182,8 @@ def _dry_run(manifest: Manifest, values: Mapping[str, SecretValue], url: str, op
     return EXIT_OK
 
 
-def _apply(manifest: Manifest, values: Mapping[str, SecretValue], url: str, options: PlanOptions, fmt: str, verbose: bool, apply_plan: str,
-           lock_timeout: float | None, statement_timeout: float, name: str, planes: Planes) -> int:
+def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, apply_plan: str,
+           lock_timeout: float | None, statement_timeout: float, name: str) -> int:
     from reconciler import render
     from reconciler.apply import apply
 
@@ -233,9 +199,10 @@ def _apply(manifest: Manifest, values: Mapping[str, SecretValue], url: str, opti
                                   hint="make one with reconcile --dry-run --out FILE")
     shown: list[Any] = []
     try:
-        result = apply(url, manifest, values, _render_command(), options, lock_timeout=lock_timeout,
-                       statement_timeout=statement_timeout, saved=saved, command=_command_line(apply_plan, options),
-                       version=__version__, on_plan=shown.append, planes=planes)
+        result = apply(session.url, session.manifest, session.secret_values, _render_command(), options,
+                       lock_timeout=lock_timeout, statement_timeout=statement_timeout, saved=saved,
+                       command=_command_line(apply_plan, options), version=__version__, on_plan=shown.append,
+                       planes=session.planes)
     except UnsafePlan:
         # The error says "fix the findings above": show them (with their fixes), as the dry run would.
         if shown:
@@ -272,19 +239,17 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
 
     if dry_run and do_apply:
         raise click.UsageError("--dry-run and --apply are mutually exclusive")
-    manifest = down_manifest(_load(files), include_secrets=include_secrets)
-    env = environment(env_file)
-    url = _url(database_url, env)
+    manifest = down_manifest(run.load(files), include_secrets=include_secrets)
     options = PlanOptions(prune=True, rollback=True)
     name = "reconcile down"
-    with _planes(manifest, env) as planes:
+    with run.session(manifest, environment(env_file), database_url, secrets="none") as session:
         if not do_apply:
-            _, plan = read_and_plan(url, manifest, {}, _render_command(), options, planes)
+            _, plan = read_and_plan(session.url, manifest, {}, _render_command(), options, session.planes)
             click.echo(_render(plan, fmt, False, name), nl=False)
             return EXIT_OK
-        result = apply(url, manifest, {}, _render_command(), options, lock_timeout=lock_timeout,
+        result = apply(session.url, manifest, {}, _render_command(), options, lock_timeout=lock_timeout,
                        command="down" + (" --include-secrets" if include_secrets else ""), version=__version__,
-                       planes=planes)
+                       planes=session.planes)
     click.echo(_render(result.plan, fmt, False, name), nl=False)
     return EXIT_OK
 
@@ -298,7 +263,7 @@ def history_command(count: int, show_id: int | None, database_url: str | None, e
     """List past applies (newest first), or show one with --show ID."""
     from reconciler import history
 
-    url = _url(database_url, environment(env_file))
+    url = run.database_url(database_url, environment(env_file))
     if show_id is not None:
         click.echo(history.show(url, show_id), nl=False)
     else:

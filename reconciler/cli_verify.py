@@ -13,22 +13,19 @@ errors too), 2 a check failed. The lead registers `verify_command` on the main g
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import render
+from reconciler import render, run
 from reconciler.cli_support import Command, Duration, env_file_option, environment, file_option
-from reconciler.errors import SecretSourceError
 from reconciler.secrets import resolvable_secrets
 
 if TYPE_CHECKING:
-    from reconciler.manifest import Manifest
-    from reconciler.secrets import SecretValue
+    from reconciler.run import Session
 
 POLL_SECONDS = 1.0
 
@@ -40,23 +37,21 @@ def scrub(text: str, values: Sequence[str]) -> str:
     return text
 
 
-def collect(url: str, manifest: Manifest, values: Mapping[str, SecretValue] | None, plan_error: str | None,
-            wait: float | None, manifest_name: str, environ: Mapping[str, str] = os.environ) -> list[Any]:
+def collect(session: Session, wait: float | None, manifest_name: str) -> list[Any]:
     """Plan (every kind, its planes too: the Edge Function secrets), read (and poll with --wait), judge."""
     from reconciler import db, verify
     from reconciler.apply import read_and_plan
-    from reconciler.cli import _render_command
-    from reconciler.kinds import open_planes
     from reconciler.kinds.base import PlanOptions
+    from reconciler.trigger_sql import render_command
     from reconciler.verify.read import Reader, declared_triggers
 
     plan = None
-    if values is not None:
-        with open_planes(manifest, environ) as planes:
-            _, plan = read_and_plan(url, manifest, values, _render_command(), PlanOptions(), planes)
-    conn = db.connect(url, autocommit=True)
+    if session.values is not None:
+        _, plan = read_and_plan(session.url, session.manifest, session.values, render_command, PlanOptions(),
+                                session.planes)
+    conn = db.connect(session.url, autocommit=True)
     try:
-        reader = Reader(conn, declared_triggers(manifest))
+        reader = Reader(conn, declared_triggers(session.manifest))
         if wait is not None:
             polled = reader.read(full=False)
             deadline = time.monotonic() + wait
@@ -66,7 +61,7 @@ def collect(url: str, manifest: Manifest, values: Mapping[str, SecretValue] | No
         evidence = reader.read()  # everything, once, for the judgement
     finally:
         conn.close()
-    evidence = dataclasses.replace(evidence, plan=plan, plan_error=plan_error, manifest_name=manifest_name,
+    evidence = dataclasses.replace(evidence, plan=plan, plan_error=session.secret_error, manifest_name=manifest_name,
                                    waited=None if wait is None else timedelta(seconds=wait))
     return verify.run_checks(evidence)
 
@@ -86,20 +81,15 @@ def verify_command(ctx: click.Context, files: tuple[str, ...], wait: float | Non
     """Check that the scheduler actually fires: drift, trigger runs, HTTP answers, executions, job freshness,
     history size and literal secrets. Exit 0 when nothing fails, 2 when a check fails, 1 on error."""
     from reconciler import verify
-    from reconciler.cli import _load, _secrets, _url
 
-    manifest = _load(files)
+    manifest = run.load(files)
     for warning in manifest.warnings:
         click.echo(f"warning: {warning}", err=True)
     env = environment(env_file)
-    url = _url(database_url, env)
-    values, plan_error = None, None
-    try:
-        values = _secrets(manifest, env)
-    except SecretSourceError as e:
-        plan_error = e.one_line()  # no plan then, but every value that does resolve is still scrubbed
-    known = values if values is not None else resolvable_secrets(manifest, env)
-    results = collect(url, manifest, values, plan_error, wait, ", ".join(files) or "scheduler.yaml", env)
+    # a missing secret source becomes a failed preflight check; every value that does resolve is still scrubbed
+    with run.session(manifest, env, database_url, secrets="optional") as session:
+        known = session.values if session.values is not None else resolvable_secrets(manifest, env)
+        results = collect(session, wait, ", ".join(files) or "scheduler.yaml")
     to_output = {"json": verify.to_json, "markdown": verify.to_markdown}.get(fmt, verify.to_text)
     secrets = [v.reveal() for v in known.values()]
     click.echo(scrub(to_output(results), secrets), nl=False)
