@@ -13,6 +13,7 @@ sent to the --notify webhooks (`notify`, from its own thread).
 from __future__ import annotations
 
 import os
+import queue
 import random
 import signal
 import threading
@@ -28,7 +29,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from reconciler import kinds
+from reconciler import kinds, run
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
 from reconciler.kinds.base import PlanOptions
 from reconciler.model import MUTATING, Plan
@@ -107,6 +108,7 @@ class Controller:
         self.pipeline = PipelineMonitor(self.metrics.registry, settings.verify_interval) if settings.verify else None
         self.notices = Notices(Notifier(settings.notify), settings.notify_failures)
         self._secrets: list[str] = []
+        self._handled: queue.SimpleQueue[int] = queue.SimpleQueue()  # signals handled, for the "signals" thread
 
     # --- lifecycle -------------------------------------------------------------------------------
     def run(self) -> int:
@@ -140,13 +142,25 @@ class Controller:
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        signal.signal(signal.SIGTERM, lambda *_: self._request_stop())
-        signal.signal(signal.SIGINT, lambda *_: self._request_stop())
-        signal.signal(signal.SIGHUP, lambda *_: self.wake.set())
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)
+        threading.Thread(target=self._log_signals, name="signals", daemon=True).start()
 
-    def _request_stop(self) -> None:
-        self.stop.set()
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        # Only flags and a reentrant-safe queue here: a log line written from a signal handler can interrupt
+        # a write to stderr in progress (a reentrant call). The "signals" thread logs it.
+        if signum != signal.SIGHUP:
+            self.stop.set()
         self.wake.set()
+        self._handled.put(signum)
+
+    def _log_signals(self) -> None:
+        """`signal_handled` once a signal's flags are set: what a test waits for instead of sleeping."""
+        while True:
+            signum = self._handled.get()
+            log.info("signal_handled", signal=signal.Signals(signum).name,
+                     action="cycle now" if signum == signal.SIGHUP else "stop after the running cycle")
 
     # --- one cycle -------------------------------------------------------------------------------
     def cycle(self) -> float:
@@ -203,14 +217,12 @@ class Controller:
         return interval * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
 
     def _reload_manifest(self) -> None:
-        from reconciler.manifest import load_manifest
-
         signature = _signature(self.settings.files)
         if signature == self._manifest_signature and (self.manifest is not None or self.manifest_error is not None):
             return
         self._manifest_signature = signature
         try:
-            manifest = load_manifest(list(self.settings.files))
+            manifest = run.load(self.settings.files)
         except ManifestError as e:
             self.manifest_error = e.one_line()
             self.metrics.manifest_valid.set(0)
@@ -224,14 +236,13 @@ class Controller:
 
     def _reconcile(self) -> Plan:
         from reconciler.apply import apply, read_and_plan
-        from reconciler.secrets import resolve_secrets
         from reconciler.trigger_sql import render_command
 
         assert self.manifest is not None
-        values = resolve_secrets(self.manifest, self.settings.environ)
-        self._secrets = self.notices.notifier.secrets = secret_texts(values)
         options = PlanOptions(prune=self.settings.prune)
-        with kinds.open_planes(self.manifest, self.settings.environ) as planes:
+        with run.session(self.manifest, self.settings.environ, self.settings.url) as session:
+            values, planes = session.secret_values, session.planes
+            self._secrets = self.notices.notifier.secrets = secret_texts(values)
             if not self.settings.apply:
                 _, plan = read_and_plan(self.settings.url, self.manifest, values, render_command, options, planes)
                 for change in plan.mutating:

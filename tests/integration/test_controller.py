@@ -246,7 +246,7 @@ def test_sighup_runs_a_cycle_now_and_sigterm_finishes_the_cycle(converged: DbTar
             w.send(signal.SIGHUP)
             wait_until("the controller waiting for the lock", lambda: lock_waiters(su) == 1, 3)
             w.send(signal.SIGHUP)
-            time.sleep(0.2)
+            w.wait_event("signal_handled", 3, lambda e: e.get("signal") == "SIGHUP", count=3)
             assert len(w.cycles()) == 2
         w.wait_cycles(4, timeout=2)
 
@@ -256,7 +256,7 @@ def test_sighup_runs_a_cycle_now_and_sigterm_finishes_the_cycle(converged: DbTar
             w.send(signal.SIGHUP)
             wait_until("the controller waiting for the lock", lambda: lock_waiters(su) == 1, 3)
             w.send(signal.SIGTERM)
-            time.sleep(0.5)
+            w.wait_event("signal_handled", 3, lambda e: e.get("signal") == "SIGTERM")
             assert w.alive(), "exited before the running cycle finished"
             assert len(w.cycles()) == 4
         released = time.monotonic()
