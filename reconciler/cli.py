@@ -272,9 +272,11 @@ def history_command(count: int, show_id: int | None, database_url: str | None, e
 
 
 # Sub-commands that live in their own modules (they never import this one, so no cycle).
+from reconciler.cli_export import export_command  # noqa: E402
 from reconciler.cli_manifest import schema_command, validate_command  # noqa: E402
 from reconciler.cli_verify import verify_command  # noqa: E402
 
 main.add_command(validate_command, "validate")
 main.add_command(schema_command, "schema")
 main.add_command(verify_command, "verify")
+main.add_command(export_command, "export")

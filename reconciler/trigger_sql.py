@@ -1,7 +1,8 @@
 """The SQL text a trigger stores in `cron.job.command`.
 
 Data flow: Manifest.triggers ──render_command──▶ text that kinds/triggers.py compares with, and writes to,
-`cron.job.command`. An `http_post` trigger becomes one `SELECT net.http_post(...) AS request_id`
+`cron.job.command`; `http_post_from_command` reads such text back into the `http_post:` form (for
+`reconcile export`, which keeps that form only when rendering it gives back the live command). An `http_post` trigger becomes one `SELECT net.http_post(...) AS request_id`
 statement that reads secrets from `vault.decrypted_secrets` when pg_cron runs it, so no secret value is
 ever embedded. Every literal is quoted by psycopg.sql (no connection needed), and the output is a pure
 function of the manifest: the same trigger always renders to byte-identical text.
@@ -16,7 +17,7 @@ from psycopg import sql
 
 from reconciler.manifest import HttpPostSpec, NowMarker, SecretRef, TriggerSpec
 
-__all__ = ["render_command", "render_http_post", "secret_lookup"]
+__all__ = ["http_post_from_command", "render_command", "render_http_post", "secret_lookup"]
 
 _INDENT = "  "
 
@@ -82,3 +83,158 @@ def render_command(trigger: TriggerSpec) -> str:
     if trigger.command is None:  # the model guarantees one of the two
         raise ValueError(f"trigger {trigger.name!r} has neither command nor http_post")
     return trigger.command
+
+
+class _NotHttpPost(Exception):
+    """The command is not in the shape render_http_post writes."""
+
+
+def http_post_from_command(command: str) -> dict[str, Any] | None:
+    """The `http_post:` mapping (manifest form) of a command in render_http_post's shape, else None.
+
+    Only the shape is recognised here; the caller renders the result again and compares it with the command.
+    """
+    from pglast import ast, parse_sql
+
+    try:
+        statements = parse_sql(command)
+    except Exception:  # not SQL pglast can parse: a raw command
+        return None
+    if len(statements) != 1 or not isinstance(statements[0].stmt, ast.SelectStmt):
+        return None
+    select = statements[0].stmt
+    if (select.fromClause or select.whereClause or select.distinctClause or select.withClause
+            or not select.targetList or len(select.targetList) != 1):
+        return None
+    call = select.targetList[0].val
+    if not isinstance(call, ast.FuncCall) or _names(call.funcname) != ("net", "http_post"):
+        return None
+    try:
+        out: dict[str, Any] = {}
+        for arg in call.args or ():
+            if not isinstance(arg, ast.NamedArgExpr) or arg.name in out:
+                raise _NotHttpPost
+            if arg.name == "url":
+                out["url"] = _url_or_ref(arg.arg)
+            elif arg.name in ("headers", "body"):
+                out[arg.name] = _build_object(arg.arg)
+            elif arg.name == "timeout_milliseconds":
+                out["timeout_milliseconds"] = _constant(arg.arg)
+            else:
+                raise _NotHttpPost
+    except _NotHttpPost:
+        return None
+    return out if "url" in out else None
+
+
+def _names(parts: Any) -> tuple[str | None, ...]:
+    return tuple(getattr(p, "sval", None) for p in parts or ())
+
+
+def _constant(node: Any) -> Any:
+    from pglast import ast
+
+    if not isinstance(node, ast.A_Const):
+        raise _NotHttpPost
+    if node.isnull:
+        return None
+    value = node.val
+    if isinstance(value, ast.String):
+        return value.sval
+    if isinstance(value, ast.Boolean):
+        return bool(value.boolval)
+    if isinstance(value, ast.Integer):
+        return int(value.ival or 0)
+    if isinstance(value, ast.Float):
+        text = str(value.fval)
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    raise _NotHttpPost
+
+
+def _concatenation(node: Any) -> list[Any]:
+    from pglast import ast
+
+    if isinstance(node, ast.A_Expr) and _names(node.name) == ("||",) and node.lexpr is not None:
+        return [*_concatenation(node.lexpr), *_concatenation(node.rexpr)]
+    return [node]
+
+
+def _secret_name(node: Any) -> str | None:
+    """`name` of `(SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = 'name')`, else None."""
+    from pglast import ast
+
+    if not isinstance(node, ast.SubLink) or not isinstance(node.subselect, ast.SelectStmt):
+        return None
+    sub = node.subselect
+    target = sub.targetList[0].val if sub.targetList and len(sub.targetList) == 1 else None
+    source = sub.fromClause[0] if sub.fromClause and len(sub.fromClause) == 1 else None
+    where = sub.whereClause
+    if (not isinstance(target, ast.ColumnRef) or _names(target.fields) != ("decrypted_secret",)
+            or not isinstance(source, ast.RangeVar) or (source.schemaname, source.relname) != ("vault", "decrypted_secrets")
+            or not isinstance(where, ast.A_Expr) or _names(where.name) != ("=",)
+            or not isinstance(where.lexpr, ast.ColumnRef) or _names(where.lexpr.fields) != ("name",)):
+        return None
+    name = _constant(where.rexpr)
+    return name if isinstance(name, str) else None
+
+
+def _url_or_ref(node: Any) -> Any:
+    """A string literal, or `{secret: name}` with optional `prepend`/`append` around the lookup."""
+    parts = _concatenation(node)
+    lookups = [i for i, part in enumerate(parts) if _secret_name(part) is not None]
+    if not lookups:
+        if len(parts) != 1:
+            raise _NotHttpPost
+        value = _constant(parts[0])
+        if not isinstance(value, str):
+            raise _NotHttpPost
+        return value
+    if len(lookups) != 1 or len(parts) > 3:
+        raise _NotHttpPost
+    at = lookups[0]
+    before, after = parts[:at], parts[at + 1:]
+    if len(before) > 1 or len(after) > 1:
+        raise _NotHttpPost
+    ref: dict[str, Any] = {"secret": _secret_name(parts[at])}
+    for key, side in (("append", after), ("prepend", before)):
+        if side:
+            text = _constant(side[0])
+            if not isinstance(text, str):
+                raise _NotHttpPost
+            ref[key] = text
+    return ref
+
+
+def _build_object(node: Any) -> dict[str, Any]:
+    from pglast import ast
+
+    if not isinstance(node, ast.FuncCall) or _names(node.funcname) != ("jsonb_build_object",):
+        raise _NotHttpPost
+    args = list(node.args or ())
+    if len(args) % 2:
+        raise _NotHttpPost
+    out: dict[str, Any] = {}
+    for key_node, value_node in zip(args[::2], args[1::2], strict=True):
+        key = _constant(key_node)
+        if not isinstance(key, str) or key in out:
+            raise _NotHttpPost
+        out[key] = _json_value(value_node)
+    return out
+
+
+def _json_value(node: Any) -> Any:
+    from pglast import ast
+
+    if isinstance(node, ast.TypeCast):
+        call = node.arg
+        if (isinstance(call, ast.FuncCall) and _names(call.funcname) == ("now",) and not call.args
+                and node.typeName is not None and _names(node.typeName.names) in {("text",), ("pg_catalog", "text")}):
+            return {"now": "text"}
+        raise _NotHttpPost
+    if isinstance(node, ast.FuncCall):
+        if _names(node.funcname) == ("jsonb_build_array",):
+            return [_json_value(item) for item in node.args or ()]
+        return _build_object(node)
+    if _secret_name(node) is not None or isinstance(node, ast.A_Expr):
+        return _url_or_ref(node)
+    return _constant(node)

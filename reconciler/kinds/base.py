@@ -171,6 +171,54 @@ class Rollback:
     prune: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Export:
+    """A kind's live objects as manifest entries (`reconcile export`), plain data ready to be written as YAML.
+
+    `entries` is the manifest section's value (a list of mappings, or a mapping for sections keyed by
+    name); `variables` are the `from_env:` placeholders the user must set; `notes` say what was left out
+    and why (written as comments, never guessed).
+    """
+
+    section: str
+    entries: Any
+    variables: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def placeholder_names(names: Sequence[str], taken: Sequence[str] = ()) -> dict[str, str]:
+    """An environment variable per name (`cron_secret` -> `CRON_SECRET`), unique, in a stable order.
+
+    Characters a variable name cannot hold become "_"; a name that would collide gets `_2`, `_3`...
+    """
+    used = set(taken)
+    out = {}
+    for name in sorted(names):
+        base = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name.upper())
+        if not base or base[0].isdigit():
+            base = "_" + base
+        candidate, n = base, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{base}_{n}"
+        used.add(candidate)
+        out[name] = candidate
+    return out
+
+
+def export_problem(model: Any, data: Mapping[str, Any]) -> str | None:
+    """Why `data` is not a valid manifest entry for `model` (the first problem), or None when it is."""
+    from pydantic import ValidationError
+
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in error["loc"] if not str(p).startswith("~"))
+        return f"{where}: {error['msg']}" if where else str(error["msg"])
+    return None
+
+
 class Kind(Protocol):
     """One resource kind. The core loops over `kinds.REGISTRY` and calls only these.
 
@@ -181,7 +229,8 @@ class Kind(Protocol):
     `privileges(change)` (checked against the probes), `prune_policy`. Applying: `statements`,
     `refused` (the one-line explanation of a statement the server refused), `quiet_logging` (turn
     statement logging off while this kind's changes are written), `protected_keys` (ownership records
-    with protect). Output: `hidden_fields`. `reconcile down`: `rollback`.
+    with protect). Output: `hidden_fields`. `reconcile down`: `rollback`. `reconcile export`: `export`
+    (its live objects as manifest entries; None for a kind that has nothing to declare).
     """
 
     @property
@@ -231,6 +280,8 @@ class Kind(Protocol):
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback: ...
 
+    def export(self, live: LiveState, caps: Capabilities) -> Export | None: ...
+
 
 class KindDefaults:
     """The verbs most kinds leave alone, for a kind class to inherit; each kind overrides what it has."""
@@ -273,6 +324,9 @@ class KindDefaults:
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         return Rollback()
+
+    def export(self, live: LiveState, caps: Capabilities) -> Export | None:
+        return None
 
 
 def normalise_schedule(value: Any) -> Any:

@@ -20,11 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import ApplyFailed
 from reconciler.kinds.base import (
+    Capabilities,
+    Export,
     Inputs,
     KindDefaults,
+    LiveState,
     PlanContext,
     Rollback,
     in_sync,
+    placeholder_names,
     undeclared,
     vault_value_written,
 )
@@ -46,6 +50,8 @@ class EdgeLive:
     available: bool = False
     reason: str = "not read"
     digests: Mapping[str, str] = field(default_factory=dict)
+    project_ref: str = ""  # where they were read (for `reconcile export`)
+    api_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +144,8 @@ class EdgePlane:
     def read(self) -> EdgeLive:
         if self.api is None:
             return EdgeLive(False, self.skipped_because)
-        return EdgeLive(True, "", self.api.list_digests())
+        target = self.api.target
+        return EdgeLive(True, "", self.api.list_digests(), target.project_ref, target.api_url)
 
     def apply(self, conn: Any, changes: Sequence[Change]) -> None:
         if self.api is not None:
@@ -198,6 +205,31 @@ def _vault_value(conn: Any, name: str) -> str:
     return str(row[0])
 
 
+def export(live: LiveState, caps: Capabilities) -> Export | None:
+    """Edge Function secrets by name: `{secret: x}` when the digest equals vault secret x's, else `from_env:`."""
+    edge: EdgeLive = live.of(KIND)
+    if not edge.available:
+        return None if edge.reason == "not read" else Export(
+            "edge_functions", None, notes=(f"Edge Function secrets were not read: {edge.reason}",))
+    vault = live.of("secret")
+    by_digest: dict[str, str] = {}
+    for name in sorted(vault, reverse=True):  # the first name (sorted) wins
+        if vault[name].digest is not None:
+            by_digest[vault[name].digest] = name
+    names = sorted(n for n in edge.digests if not n.upper().startswith("SUPABASE_"))
+    own = [n for n in names if edge.digests[n] not in by_digest]
+    variables = placeholder_names(own, taken=list(placeholder_names(list(vault)).values()))
+    secrets: dict[str, dict[str, str]] = {}
+    for name in names:
+        mirrored = by_digest.get(edge.digests[name])
+        secrets[name] = {"secret": mirrored} if mirrored is not None else {"from_env": variables[name]}
+    section: dict[str, Any] = {"project_ref": edge.project_ref} if edge.project_ref else {}
+    if edge.api_url and edge.api_url != "https://api.supabase.com":
+        section["api_url"] = edge.api_url
+    section["secrets"] = secrets
+    return Export("edge_functions", section, tuple(variables[n] for n in own))
+
+
 class EdgeSecretKind(KindDefaults):
     name = KIND
     prunable = PRUNABLE
@@ -207,6 +239,7 @@ class EdgeSecretKind(KindDefaults):
     desired = staticmethod(desired)
     diff = staticmethod(diff)
     findings = staticmethod(findings)
+    export = staticmethod(export)
 
     def prune_policy(self, manifest: Manifest) -> str:
         return manifest.prune.edge_secrets

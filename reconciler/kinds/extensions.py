@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import cron
 from reconciler.kinds.base import (
     Capabilities,
+    Export,
     Inputs,
     KindDefaults,
     LiveState,
@@ -315,6 +316,20 @@ def _schedule_support(manifest: Manifest, version: tuple[int, int]) -> list[Find
     return out
 
 
+def export(live: LiveState, caps: Capabilities) -> Export:
+    """Installed extensions by name; the schema only when it is neither `public` nor the one supautils forces."""
+    forced = schema_overrides(caps)
+    entries = []
+    for name, have in sorted(live.of(KIND).items()):
+        if not have.installed:
+            continue
+        entry: dict[str, Any] = {"name": name}
+        if have.schema and have.schema != "public" and forced.get(name) != have.schema:
+            entry["schema"] = have.schema
+        entries.append(entry)
+    return Export("extensions", entries)
+
+
 class ExtensionKind(KindDefaults):
     name = KIND
     prunable = PRUNABLE
@@ -335,6 +350,7 @@ class ExtensionKind(KindDefaults):
     findings = staticmethod(findings)
     statements = staticmethod(statements)
     refused = staticmethod(refused)
+    export = staticmethod(export)
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         return Rollback({"extensions": ()})  # never dropped: nothing declared, nothing pruned

@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.kinds.base import (
     Capabilities,
+    Export,
     Inputs,
     KindDefaults,
+    LiveState,
     PlanContext,
     Privilege,
     Rollback,
     Statement,
+    export_problem,
     in_sync,
     normalise_schedule,
     table_privilege,
@@ -256,6 +259,36 @@ def _update(table: sql.Composable, ident: sql.Composable, caps: Capabilities, co
     return Statement(query, (rows, *arrays), f"update {', '.join(cols)} of {len(group)} job row(s)")
 
 
+def export(live: LiveState, caps: Capabilities) -> Export | None:
+    """Every row as a job (the first of duplicate rows), every column the manifest models."""
+    from reconciler.manifest import JobSpec
+
+    if not caps.has(TABLE_NAME) or missing_columns(caps):
+        return None
+    jobs: LiveJobs = live.of(KIND)
+    entries = []
+    notes = []
+    for name in sorted(jobs.by_name):
+        first, *extra = jobs.by_name[name]
+        fields = first.fields
+        entry: dict[str, Any] = {"name": name, "type": fields["job_type"], "schedule": fields["schedule"],
+                                 "endpoint": fields["endpoint"]}
+        if fields["description"]:
+            entry["description"] = fields["description"]
+        if fields["is_active"] is not True:
+            entry["active"] = False if fields["is_active"] is False else fields["is_active"]
+        problem = export_problem(JobSpec, entry)
+        if problem is not None:
+            notes.append(f"job {name!r}: cannot be declared ({problem})")
+            continue
+        entries.append(entry)
+        if extra:
+            notes.append(f"job {name!r} has {len(extra) + 1} rows: the first is declared, a plan deletes the others")
+    if jobs.orphans:
+        notes.append(f"{len(jobs.orphans)} row(s) of {TABLE_NAME} have no job_name and cannot be declared")
+    return Export("jobs", entries, notes=tuple(notes))
+
+
 class JobKind(KindDefaults):
     name = KIND
     prunable = PRUNABLE
@@ -271,6 +304,7 @@ class JobKind(KindDefaults):
     diff = staticmethod(diff)
     findings = staticmethod(findings)
     statements = staticmethod(statements)
+    export = staticmethod(export)
 
     def privileges(self, change: Change) -> tuple[Privilege, ...]:
         return {Action.CREATE: (INSERT,), Action.DELETE: (DELETE,)}.get(change.action, (UPDATE,))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.kinds.base import (
     Capabilities,
+    Export,
     Inputs,
     KindDefaults,
     LiveState,
@@ -20,7 +21,9 @@ from reconciler.kinds.base import (
     Privilege,
     Rollback,
     Statement,
+    export_problem,
     in_sync,
+    placeholder_names,
     table_privilege,
     undeclared,
     vault_value_written,
@@ -230,6 +233,31 @@ def preflight(manifest: Manifest, live: LiveState) -> list[Finding]:
     return out
 
 
+def export(live: LiveState, caps: Capabilities) -> Export:
+    """Vault secrets by name, each with a `from_env:` placeholder named after it; never a value."""
+    from reconciler.manifest import SecretSpec
+
+    secrets: Mapping[str, LiveSecret] = live.of(KIND)
+    variables = placeholder_names(list(secrets))
+    entries: dict[str, dict[str, Any]] = {}
+    notes = []
+    for name in sorted(secrets):
+        have = secrets[name]
+        entry: dict[str, Any] = {"from_env": variables[name]}
+        if have.description:
+            entry["description"] = have.description
+        problem = export_problem(SecretSpec, {"name": name, **entry})
+        if problem is not None:
+            notes.append(f"secret {name!r}: cannot be declared ({problem})")
+            continue
+        entries[name] = entry
+    hidden = sorted(n for n in entries if secrets[n].digest is None)
+    if hidden:
+        notes.append(f"{caps.current_user} cannot decrypt vault secrets, so their values were not read: "
+                     f"{', '.join(hidden)} (set their variables from where the values are kept)")
+    return Export("secrets", entries, tuple(entries[n]["from_env"] for n in entries), tuple(notes))
+
+
 class SecretKind(KindDefaults):
     name = KIND
     prunable = PRUNABLE
@@ -248,6 +276,7 @@ class SecretKind(KindDefaults):
     preflight = staticmethod(preflight)
     findings = staticmethod(findings)
     statements = staticmethod(statements)
+    export = staticmethod(export)
 
     def privileges(self, change: Change) -> tuple[Privilege, ...]:
         return (DELETE,) if change.action is Action.DELETE else (TEMP, USAGE)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.kinds.base import (
     Capabilities,
+    Export,
     Inputs,
     KindDefaults,
     LiveState,
@@ -20,6 +21,7 @@ from reconciler.kinds.base import (
     Privilege,
     Rollback,
     Statement,
+    export_problem,
     field_changes,
     in_sync,
     normalise_schedule,
@@ -222,6 +224,55 @@ def preflight(manifest: Manifest, live: LiveState) -> list[Finding]:
     return []
 
 
+def export(live: LiveState, caps: Capabilities) -> Export | None:
+    """Every cron.job row the role can see: `http_post:` when it renders back to the live command, else `command:`."""
+    from reconciler.manifest import TriggerSpec
+
+    if not caps.has("cron.job"):
+        return None
+    triggers: Mapping[str, LiveTrigger] = live.of(KIND)
+    entries = []
+    notes = []
+    for key in sorted(triggers):
+        have = triggers[key]
+        if have.jobname is None:
+            notes.append(f"cron job {have.jobid} has no name and cannot be declared")
+            continue
+        entry: dict[str, Any] = {"name": have.jobname, "schedule": have.schedule}
+        post = structured_command(have.command)
+        if post is not None and export_problem(TriggerSpec, {**entry, "http_post": post}) is None:
+            entry["http_post"] = post
+        else:
+            entry["command"] = have.command
+        if not have.active:
+            entry["active"] = False
+        if have.database != caps.database:
+            entry["database"] = have.database
+        if have.username != caps.current_user:
+            entry["username"] = have.username
+        problem = export_problem(TriggerSpec, entry)
+        if problem is not None:
+            notes.append(f"cron job {key!r}: cannot be declared ({problem})")
+            continue
+        entries.append(entry)
+    if not caps.is_superuser:
+        notes.append(f"cron.job rows of roles other than {caps.current_user} are not visible to it (pg_cron's row "
+                     "security) and were not exported")
+    return Export("triggers", entries, notes=tuple(notes))
+
+
+def structured_command(command: str) -> dict[str, Any] | None:
+    """The `http_post:` form of `command` when rendering it gives back `command` (compared as the plan compares)."""
+    from reconciler.manifest import HttpPostSpec
+    from reconciler.trigger_sql import http_post_from_command, render_http_post
+
+    post = http_post_from_command(command)
+    if post is None or export_problem(HttpPostSpec, post) is not None:
+        return None
+    rendered = render_http_post(HttpPostSpec.model_validate(post))
+    return post if normalise_sql(rendered) == normalise_sql(command) else None
+
+
 class TriggerKind(KindDefaults):
     name = KIND
     prunable = PRUNABLE
@@ -238,6 +289,7 @@ class TriggerKind(KindDefaults):
     preflight = staticmethod(preflight)
     findings = staticmethod(findings)
     statements = staticmethod(statements)
+    export = staticmethod(export)
 
     def privileges(self, change: Change) -> tuple[Privilege, ...]:
         return (USAGE, UNSCHEDULE) if change.action is Action.DELETE else (USAGE, SCHEDULE)

@@ -22,9 +22,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("kinds",),  # every resource kind and the registry
     ("plan",),  # pure: manifest + live state in, plan out
     # render | apply: turning a plan into text or into transactions, and the readers around them
-    ("render", "db", "saved_plan", "apply", "down", "history", "verify", "verify_read", "run"),
+    ("render", "export", "db", "saved_plan", "apply", "down", "history", "verify", "verify_read", "run"),
     # the edges: commands and the --watch loop
-    ("cli", "cli_support", "cli_manifest", "cli_verify", "controller", "pipeline_metrics", "notify"),
+    ("cli", "cli_support", "cli_manifest", "cli_verify", "cli_export", "controller", "pipeline_metrics", "notify"),
 )
 
 
