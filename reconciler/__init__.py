@@ -4,14 +4,22 @@ Data flow: scheduler.yaml -> Manifest -> (with LiveState) plan() -> Plan -> rend
 This module re-exports the small public surface; everything else is internal.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from reconciler.errors import ReconcilerError
 from reconciler.model import Action, Change, FieldChange, Finding, Plan
 
-try:
-    __version__ = version("scheduler-reconciler")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+source"
+
+def __getattr__(name: str) -> Any:
+    # The version comes from the installed metadata (one source: pyproject.toml), read when asked for:
+    # importlib.metadata costs a plain plan tens of milliseconds it does not need.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("scheduler-reconciler")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            return "0.0.0+source"
+    raise AttributeError(f"module 'reconciler' has no attribute {name!r}")
 
 __all__ = ["Action", "Change", "FieldChange", "Finding", "Plan", "ReconcilerError", "__version__"]

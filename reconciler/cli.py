@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import __version__, logs, run
+import reconciler
+from reconciler import logs, run
 from reconciler.cli_support import (
     EXIT_CHANGES,
     EXIT_OK,
@@ -53,7 +54,7 @@ def _render_command() -> Any:
 
 
 @click.group(cls=Group, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="reconcile")
+@click.version_option(package_name="scheduler-reconciler", prog_name="reconcile")
 @click.option("--dry-run", "dry_run", is_flag=True, help="Print the plan and change nothing (the default).")
 @click.option("--apply", "apply_plan", is_flag=False, flag_value="-", default=None, metavar="[PLAN.json]",
               help="Apply the plan; with a saved plan file, apply exactly that plan or refuse if stale.")
@@ -99,7 +100,7 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
     Without a sub-command: plan (--dry-run, the default) or --apply; --watch keeps doing it.
     """
     logs.configure(log_level or ("info" if watch else "warning"),
-                   json_output={"auto": None, "json": True, "console": False}[log_format])
+                   json_output={"auto": None, "json": True, "console": False}[log_format], eager=watch)
     remember_env_file(ctx, env_file)
     if ctx.invoked_subcommand is not None:
         return EXIT_OK
@@ -201,7 +202,7 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
     try:
         result = apply(session.url, session.manifest, session.secret_values, _render_command(), options,
                        lock_timeout=lock_timeout, statement_timeout=statement_timeout, saved=saved,
-                       command=_command_line(apply_plan, options), version=__version__, on_plan=shown.append,
+                       command=_command_line(apply_plan, options), version=reconciler.__version__, on_plan=shown.append,
                        planes=session.planes)
     except UnsafePlan:
         # The error says "fix the findings above": show them (with their fixes), as the dry run would.
@@ -248,7 +249,7 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
             click.echo(_render(plan, fmt, False, name), nl=False)
             return EXIT_OK
         result = apply(session.url, manifest, {}, _render_command(), options, lock_timeout=lock_timeout,
-                       command="down" + (" --include-secrets" if include_secrets else ""), version=__version__,
+                       command="down" + (" --include-secrets" if include_secrets else ""), version=reconciler.__version__,
                        planes=session.planes)
     click.echo(_render(result.plan, fmt, False, name), nl=False)
     return EXIT_OK

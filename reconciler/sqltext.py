@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pglast.stream import RawStream
-
 
 @lru_cache(maxsize=4096)
 def normalise_sql(text: str) -> str:
+    # pglast (PostgreSQL's parser) is loaded on the first text that needs it: an in-sync plan compares
+    # equal texts and never does.
+    from pglast.stream import RawStream
+
     try:
         return str(RawStream()(text.strip().rstrip(";")))
     except Exception:  # a parse error, or pglast's internal errors on exotic input: never crash drift detection

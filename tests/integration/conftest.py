@@ -20,7 +20,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Mapping[str, Any]
     processor; that one function is replaced by one that only lowers the level.
     """
     with structlog.testing.capture_logs() as entries:
-        def keep_capture(level: str = "warning", *, json_output: bool | None = None) -> None:
+        def keep_capture(level: str = "warning", *, json_output: bool | None = None, eager: bool = False) -> None:
             structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
 
         monkeypatch.setattr(logs, "configure", keep_capture)
