@@ -31,8 +31,8 @@ from reconciler.manifest.models import (
     SecretSpec,
     TablesSpec,
     TriggerSpec,
-    manifest_json_schema,
 )
+from reconciler.manifest.schema import manifest_json_schema
 from reconciler.manifest.types import DEFAULT_CRON_VERSION, NowMarker, SecretRef
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The manifest's pydantic models (scheduler.yaml's sections) and its JSON Schema.
+"""The manifest's pydantic models (scheduler.yaml's sections); their JSON Schema is in `schema.py`.
 
 Data flow: `reconciler.manifest.load` validates the loader's plain data into a `Manifest` (immutable);
 everything downstream (kinds' `desired()`, plan, render) reads only that. Secret *values* never appear
@@ -23,13 +23,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue, SkipJsonSchema
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from reconciler.manifest.checks import cross_problems, format_path
 from reconciler.manifest.types import (
     EXTENSION_ALIASES,
-    SECRET_NAME_REGEX,
     SECRET_SOURCES,
     BodyValue,
     Endpoint,
@@ -390,38 +389,3 @@ class Manifest(SpecModel):
         dumped = self.model_dump(mode="json", by_alias=True, exclude={"source_files", "warnings"})
         text = json.dumps(dumped, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-class _ManifestJsonSchema(GenerateJsonSchema):
-    """Pydantic's generator, made to describe the YAML a user writes rather than the model it becomes."""
-
-    def tagged_union_schema(self, schema: core_schema.TaggedUnionSchema) -> JsonSchemaValue:
-        # Editors check `oneOf` strictly; a {secret: x} body value is also a JSON object, so use anyOf.
-        generated = super().tagged_union_schema(schema)
-        return {("anyOf" if key == "oneOf" else key): value for key, value in generated.items()}
-
-    def generate(self, schema: core_schema.CoreSchema, mode: JsonSchemaMode = "validation") -> JsonSchemaValue:
-        generated = super().generate(schema, mode)
-        defs = generated.get("$defs", {})
-        if "SecretSpec" in defs and "secrets" in generated.get("properties", {}):
-            # In YAML `secrets` maps a name to its source (`Manifest._normalise` makes the tuple of specs).
-            source = dict(defs.pop("SecretSpec"))
-            source["properties"] = {k: v for k, v in source["properties"].items() if k != "name"}
-            required = [r for r in source.pop("required", []) if r != "name"]
-            if required:
-                source["required"] = required
-            defs["SecretSource"] = source
-            generated["properties"]["secrets"] = {
-                "title": "Secrets",
-                "description": "Vault secrets by name; each value names the secret's source.",
-                "type": "object",
-                "propertyNames": {"pattern": SECRET_NAME_REGEX},
-                "additionalProperties": {"$ref": "#/$defs/SecretSource"},
-                "default": {},
-            }
-        return {"$schema": self.schema_dialect, **generated}
-
-
-def manifest_json_schema() -> dict[str, Any]:
-    """The JSON Schema of scheduler.yaml (for editors: `# yaml-language-server: $schema=...`)."""
-    return Manifest.model_json_schema(by_alias=True, mode="validation", schema_generator=_ManifestJsonSchema)
