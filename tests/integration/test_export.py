@@ -110,3 +110,42 @@ def test_adoption_after_export_changes_nothing_but_ownership(empty_db: DbTarget,
 def test_export_without_a_database_is_one_line(tmp_path: Path) -> None:
     run = invoke(["export"], None, {})
     assert run.exit_code == 1 and run.stderr.count("\n") == 1 and run.stderr.startswith("error: no database"), str(run)
+
+
+def test_export_on_plain_postgresql_as_its_superuser(vanilla_db: DbTarget, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vanilla profile: scheduler.yaml applied, then hand-made rows; the export adopts only those, then is empty."""
+    from psycopg import sql
+
+    from localdb import create_app_tables
+
+    monkeypatch.chdir(ROOT)
+    with superuser_conn(vanilla_db) as conn:
+        create_app_tables(conn)
+    applied = invoke(["--apply"], vanilla_db.url, None)
+    assert applied.exit_code == 0, str(applied)
+    other = "export_vanilla_other"
+    with superuser_conn(vanilla_db) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (other,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(other)))
+        conn.execute("SELECT cron.schedule('hand-made', '0\t4 * * sun  # weekly', $$SELECT 'it''s \u2028 here'$$)")
+        conn.execute("SELECT cron.schedule_in_database('other-owner', '@daily', 'SELECT 1', current_database(),"
+                     " %s, false)", (other,))
+        conn.execute("INSERT INTO public.scheduled_jobs (job_name, job_type, schedule, endpoint, description,"
+                     " is_active) VALUES ('hand_job', 'by \"hand\"', '0 0 * * mon-fri', '/functions/v1/x', '', false)")
+    text, plan, env = export_and_plan(vanilla_db.url, vanilla_db, tmp_path)
+    adopted = {(c[0], c[1]) for c in _mutating(plan) if c[2] == "adopt"}
+    assert [c for c in _mutating(plan) if c[2] != "adopt"] == [], f"{text}\n{json.dumps(plan, indent=1)}"
+    assert adopted == {("trigger", "hand-made"), ("trigger", f"other-owner@{other}"), ("job", "hand_job")}, plan
+    assert f"username: {other}" in text, text  # a superuser sees every role's cron jobs
+    assert plan["findings"] == [], plan
+    out = str(tmp_path / "exported.yaml")
+    adopting = invoke(["-f", out, "--dry-run", "--detailed-exitcode"], vanilla_db.url, env)
+    assert adopting.exit_code == 2, str(adopting)  # adoption is a change: it records ownership
+    applied = invoke(["-f", out, "--apply"], vanilla_db.url, env)
+    assert applied.exit_code == 0, str(applied)
+    after = invoke(["-f", out, "--dry-run", "--detailed-exitcode"], vanilla_db.url, env)
+    assert after.exit_code == 0, str(after)
+    with superuser_conn(vanilla_db) as conn:
+        row = conn.execute("SELECT schedule, active, username FROM cron.job WHERE jobname = 'other-owner'").fetchone()
+    assert row == ("@daily", False, other)
