@@ -32,3 +32,15 @@ def test_no_file_refers_to_a_path_outside_the_repository() -> None:
         offenders += [f"{path.relative_to(ROOT)}:{n}: {line.strip()}" for n, line in enumerate(text.splitlines(), 1)
                       if OUTSIDE.search(line) and path != Path(__file__)]
     assert offenders == []
+
+
+def test_install_script_installs_into_the_project_virtualenv_and_says_so() -> None:
+    # the first hour (issue 16, point 12): never the machine's own interpreter
+    script = (ROOT / "scripts" / "install.sh").read_text()
+    installs = [line.strip() for line in script.splitlines()
+                if "install" in line and ("pip" in line or "uv" in line) and not line.strip().startswith("#")]
+    assert installs, "the walk found no install command"
+    for line in installs:
+        assert '"${pip[@]}"' in line or '"$venv/bin/uv"' in line, line
+    assert 'pip=("$venv/bin/python" -m pip' in script
+    assert 'echo "installed scheduler-reconciler (editable, with the test extra) into $venv/"' in script
