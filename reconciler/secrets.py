@@ -12,13 +12,14 @@ from __future__ import annotations
 import base64
 import secrets as _random
 from collections.abc import Mapping
+from typing import Protocol
 
 from reconciler.errors import SecretSourceError
 from reconciler.files import read_limited
-from reconciler.manifest import EdgeSecretSource, Manifest, SecretSpec
+from reconciler.manifest import Manifest
 from reconciler.secret_value import SecretValue
 
-__all__ = ["SecretValue", "generate_value", "resolvable_secrets", "resolve_secrets"]
+__all__ = ["SecretValue", "SourceLike", "generate_value", "resolvable_secrets", "resolve_secrets", "resolve_source"]
 
 
 def generate_value(n_bytes: int = 32, encoding: str = "base64url") -> str:
@@ -50,8 +51,19 @@ def _from_file(path_text: str) -> tuple[str | None, str]:
     return text, ""
 
 
-def _resolve(spec: SecretSpec | EdgeSecretSource, environ: Mapping[str, str]) -> tuple[SecretValue | None, str]:
-    generate = getattr(spec, "generate", None)  # Edge Function sources never generate
+class SourceLike(Protocol):
+    """Anything naming where one value comes from: a manifest's secret, or a fleet target's own source."""
+
+    @property
+    def from_env(self) -> str | None: ...
+
+    @property
+    def from_file(self) -> str | None: ...
+
+
+def resolve_source(spec: SourceLike, environ: Mapping[str, str]) -> tuple[SecretValue | None, str]:
+    """The value of one source, or None and why (naming the source, never a value)."""
+    generate = getattr(spec, "generate", None)  # Edge Function and fleet sources never generate
     if generate is not None:
         return SecretValue(generate_value(generate.n_bytes, generate.encoding), generated=True), ""
     if spec.from_env is not None:
@@ -82,14 +94,16 @@ def edge_key(edge_name: str) -> str:
     return f"edge_functions.{edge_name}"
 
 
-def resolve_secrets(manifest: Manifest, environ: Mapping[str, str]) -> dict[str, SecretValue]:
+def resolve_secrets(manifest: Manifest, environ: Mapping[str, str],
+                    overrides: Mapping[str, SourceLike | SecretValue] | None = None) -> dict[str, SecretValue]:
     """Every declared secret's value, by name, in manifest order.
 
     `generate` sources give a fresh random value on each call (the planner uses it only when the secret
     does not exist yet). Every missing or unusable source is reported together in one SecretSourceError,
-    sorted by secret name; its message names sources, never values.
+    sorted by secret name; its message names sources, never values. `overrides` replaces the sources of
+    declared Vault secrets by name (a fleet target's own `project_url`), or gives their values outright.
     """
-    values, missing = _resolve_all(manifest, environ)
+    values, missing = _resolve_all(manifest, environ, overrides or {})
     if missing:
         listed = ", ".join(f"{name} ({why})" for name, why in sorted(missing))
         raise SecretSourceError(
@@ -102,14 +116,16 @@ def resolve_secrets(manifest: Manifest, environ: Mapping[str, str]) -> dict[str,
 
 def resolvable_secrets(manifest: Manifest, environ: Mapping[str, str]) -> dict[str, SecretValue]:
     """The values whose sources resolve, the others left out: enough to keep them out of any output."""
-    return _resolve_all(manifest, environ)[0]
+    return _resolve_all(manifest, environ, {})[0]
 
 
-def _resolve_all(manifest: Manifest, environ: Mapping[str, str]) -> tuple[dict[str, SecretValue], list[tuple[str, str]]]:
+def _resolve_all(manifest: Manifest, environ: Mapping[str, str], overrides: Mapping[str, SourceLike | SecretValue]
+                 ) -> tuple[dict[str, SecretValue], list[tuple[str, str]]]:
     values: dict[str, SecretValue] = {}
     missing: list[tuple[str, str]] = []
     for spec in manifest.secrets:
-        value, why = _resolve(spec, environ)
+        source = overrides.get(spec.name, spec)
+        value, why = (source, "") if isinstance(source, SecretValue) else resolve_source(source, environ)
         if value is None:
             missing.append((spec.name, why))
         else:
@@ -118,7 +134,7 @@ def _resolve_all(manifest: Manifest, environ: Mapping[str, str]) -> tuple[dict[s
     for edge_name, source in (edge.secrets.items() if edge is not None else ()):
         if source.secret is not None:
             continue  # mirrors a Vault secret, resolved above
-        value, why = _resolve(source, environ)
+        value, why = resolve_source(source, environ)
         if value is None:
             missing.append((edge_key(edge_name), why))
         else:
