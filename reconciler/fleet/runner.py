@@ -17,13 +17,13 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from reconciler import run
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
+from reconciler.files import signature as file_signature
 from reconciler.kinds.base import PlanOptions
 
 if TYPE_CHECKING:
@@ -87,18 +87,6 @@ class ManifestCache:
         with self._lock:
             self._entries[key] = (signature, manifest)
         return manifest
-
-
-def file_signature(files: Sequence[str]) -> tuple[Any, ...]:
-    """What changes when one of `files` is replaced or edited (None entries for a missing file)."""
-    out: list[tuple[str, int | None, int | None, int | None]] = []
-    for name in files:
-        try:
-            st = Path(name).stat()
-            out.append((name, st.st_ino, st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append((name, None, None, None))
-    return tuple(out)
 
 
 _MANIFESTS = ManifestCache()

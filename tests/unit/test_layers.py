@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "fleet.runner"),
     # the edges: commands and the --watch loop
     ("cli", "cli_support", "cli_manifest", "cli_verify", "cli_export", "controller", "pipeline_metrics", "notify",
-     "fleet"),
+     "watching", "fleet"),
 )
 
 
