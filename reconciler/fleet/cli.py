@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from reconciler.fleet.targets_file import TargetList
 
 TARGETS_VARIABLE = "RECONCILE_TARGETS"
-FORMAT_VERSION = 1
+FORMAT_VERSION = "1"  # a string, as the single-target plan document's
 
 _OPTIONS = (
     click.option("--targets", "targets_file", envvar=TARGETS_VARIABLE, metavar="FILE",
