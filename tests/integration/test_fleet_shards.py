@@ -13,7 +13,13 @@ from reconciler.fleet.shard import shard_of
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import wait_until
 from tests.integration.controller_support import Watcher, metric
-from tests.integration.fleet_support import databases, fleet_manifest, fleet_watcher, targets_yaml, url_variable
+from tests.integration.fleet_support import (
+    databases,
+    fleet_manifest,
+    fleet_watcher,
+    targets_yaml,
+    url_variable,
+)
 
 NAMES = ("shard-a", "shard-b", "shard-c", "shard-d", "shard-e", "shard-f")
 REPLICAS = 3
