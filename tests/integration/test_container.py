@@ -87,7 +87,7 @@ def test_the_fleet_configmap_holds_a_valid_targets_file_and_manifest(tmp_path):
     (tmp_path / "targets.yaml").write_text(data["targets.yaml"])
     (tmp_path / "scheduler.yaml").write_text(data["scheduler.yaml"])
     assert [t.name for t in load_targets_file(tmp_path / "targets.yaml").targets] == ["production"]
-    assert load_manifest([str(tmp_path / "scheduler.yaml")]).triggers
+    assert [e.name for e in load_manifest([str(tmp_path / "scheduler.yaml")]).extensions] == ["pg_cron", "pg_net", "supabase_vault"]
 
 
 def test_the_gitops_example_installs_the_package_as_the_readme_says():
