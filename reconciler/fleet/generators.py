@@ -43,6 +43,9 @@ READY_PROJECT_STATUS = "ACTIVE_HEALTHY"
 #: Requests for branch details in flight at once (the API allows about 120 a minute).
 CONCURRENT_REQUESTS = 4
 _REF = re.compile(r"[a-z0-9]{1,64}")
+_TOKEN = re.compile(r"[!-~]+")
+#: A host name, an IPv6 address, or a socket directory (the stand-in's local clusters).
+_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:]+|/[^?#&\x00-\x1f]*")
 _MAX_NAME = 63
 
 
@@ -64,8 +67,9 @@ def generate(spec: GeneratorSpec, origin: str, files: tuple[str, ...], environ: 
     """
     inner = spec.spec
     token = environ.get(inner.access_token_env)
-    if not token:
-        state = "is empty" if token == "" else "is not set"
+    if not token or not _TOKEN.fullmatch(token):
+        # A token HTTP cannot carry would fail inside httpx with a message that quotes the header.
+        state = {None: "is not set", "": "is empty"}.get(token, "does not hold a token (printable ASCII, no spaces)")
         return GeneratedTargets(errors=[f"{origin}: environment variable {inner.access_token_env} {state} "
                                         "(the Management API access token)"])
     out = GeneratedTargets()
@@ -93,7 +97,7 @@ def _branches(spec: BranchesSpec, api: ManagementApi, origin: str, files: tuple[
         if branch.get("is_default") is True and not spec.include_default:
             continue
         status = branch.get("status")
-        if status not in READY_BRANCH_STATUSES:
+        if not (isinstance(status, str) and status in READY_BRANCH_STATUSES):
             out.notes.append(f"{origin}: branch {shown} skipped: status {_shown(status)} "
                              "(its migrations have not passed yet)")
             continue
@@ -118,8 +122,11 @@ def _branch_target(spec: BranchesSpec, api: ManagementApi, origin: str, files: t
     try:
         detail = api.branch(str(branch["id"]))
         host, port, user, password = (detail.get(k) for k in ("db_host", "db_port", "db_user", "db_pass"))
-        if not (isinstance(host, str) and host and isinstance(port, int) and not isinstance(port, bool)):
-            return None, f"{origin}: branch {shown}: the Management API returned no db_host or db_port"
+        if isinstance(port, str) and port.isdigit():
+            port = int(port)
+        if not (isinstance(host, str) and _HOST.fullmatch(host) and isinstance(port, int)
+                and not isinstance(port, bool) and 0 < port < 65536):
+            return None, f"{origin}: branch {shown}: the Management API returned no valid db_host or db_port"
         if not (isinstance(user, str) and user and isinstance(password, str) and password):
             return None, (f"{origin}: branch {shown}: the Management API returned no db_user or db_pass "
                           "(the token may not read database credentials)")
@@ -162,7 +169,7 @@ def _projects(spec: ProjectsSpec, api: ManagementApi, origin: str, files: tuple[
             continue
         database = project.get("database")
         host = database.get("host") if isinstance(database, Mapping) else None
-        host = host if isinstance(host, str) and host else f"db.{ref}.supabase.co"
+        host = host if isinstance(host, str) and _HOST.fullmatch(host) else f"db.{ref}.supabase.co"
         try:
             keys = api.api_keys(ref) if _needs_keys(spec) else {}
         except ReconcilerError as e:

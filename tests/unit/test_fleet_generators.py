@@ -275,3 +275,29 @@ def test_target_name_with_a_prefix_and_collisions_keep_the_first_created() -> No
 
 def test_database_url_quotes_user_and_password_and_brackets_ipv6() -> None:
     assert database_url("::1", 5432, "u@x", "p w", "require") == "postgresql://u%40x:p%20w@[::1]:5432/postgres?sslmode=require"
+
+
+def test_a_token_http_cannot_carry_is_one_line_without_the_token(api: ManagementApiStandIn, tmp_path: Path) -> None:
+    project = api.add_project("app")
+    path = branches_file(tmp_path, api, project.ref)
+    result = read_targets(path, {"SUPABASE_ACCESS_TOKEN": "tok MARKER\n"})
+    assert result.errors == (f"generator supabase_branches ({path}:3): environment variable SUPABASE_ACCESS_TOKEN "
+                             "does not hold a token (printable ASCII, no spaces) (the Management API access token)",)
+    assert "MARKER" not in str(result) and api.requests == []
+
+
+def test_odd_answers_are_error_lines_not_crashes(api: ManagementApiStandIn, tmp_path: Path) -> None:
+    project = api.add_project("app")
+    odd_status = api.add_branch(project.ref, "odd-status")
+    odd_status.status = ["MIGRATIONS_PASSED"]  # type: ignore[assignment]
+    bad_host = api.add_branch(project.ref, "bad-host", db_host="h?sslmode=disable")
+    string_port = api.add_branch(project.ref, "string-port", db_host="db.example")
+    string_port.extra = {"db_port": "6543"}
+    path = branches_file(tmp_path, api, project.ref)
+    result = read_targets(path, ENV)
+    origin = f"generator supabase_branches ({path}:3)"
+    assert result.names() == ("string-port",)
+    assert result.targets[0].url({}).reveal().startswith(f"postgresql://postgres:{string_port.db_pass}@db.example:6543/")
+    assert result.notes == (f'{origin}: branch "odd-status" skipped: status (none) (its migrations have not passed yet)',)
+    assert result.errors == (f'{origin}: branch "bad-host": the Management API returned no valid db_host or db_port',)
+    assert bad_host.db_pass not in str(result)
