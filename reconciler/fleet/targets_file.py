@@ -176,18 +176,13 @@ def _problem_for(root: LMap, error: Mapping[str, Any]) -> list[ManifestProblem]:
         pos = at.key_pos or at.pos
         return [ManifestProblem(pos.file, pos.line, pos.column, field_name(root, loc[:-1]),
                                 f"unknown field {quote(key)}{hint}")]
-    if any(part in _SENSITIVE for part in loc) and isinstance(error.get("input"), str):
-        error = {**error, "input": "(value hidden)"}
+    written = error.get("input")
+    if any(part in _SENSITIVE for part in loc) and isinstance(written, str):
         ctx = error.get("ctx") or {}
-        if "reason" in ctx:
-            hidden = str(ctx["reason"]).replace(quote(str(_input_of(root, loc))), "(value hidden)")
-            error["ctx"] = {**ctx, "reason": hidden}
+        hidden = {"reason": str(ctx["reason"]).replace(quote(written), "(value hidden)")} if "reason" in ctx else {}
+        error = {**error, "input": "(value hidden)", "ctx": {**ctx, **hidden}}
     problems = problem_for(root, error)
     return [ManifestProblem(p.file, p.line, p.column, _named(root, p.field, loc), p.message) for p in problems]
-
-
-def _input_of(root: LMap, loc: Loc) -> Any:
-    return locate(root, loc).node
 
 
 def _shape(loc: Sequence[str | int]) -> tuple[str, ...]:
