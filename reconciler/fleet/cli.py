@@ -11,6 +11,7 @@ cli.py imports this module on every command.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -105,7 +106,7 @@ def select(listing: TargetList, names: Sequence[str]) -> TargetList:
     if unknown:
         raise click.UsageError(f"--target {', '.join(unknown)}: no such target (known: "
                                f"{', '.join(sorted(known)) or 'none'})")
-    return type(listing)(tuple(t for t in listing.targets if t.name in set(names)), listing.errors)
+    return dataclasses.replace(listing, targets=tuple(t for t in listing.targets if t.name in set(names)))
 
 
 def plan_or_apply(listing: TargetList, files: Sequence[str], environ: Mapping[str, str], *, apply: bool, fmt: str,
@@ -124,6 +125,8 @@ def plan_or_apply(listing: TargetList, files: Sequence[str], environ: Mapping[st
         click.echo(markdown(results, listing.errors, by_name, files, apply=apply, verbose=verbose), nl=False)
     else:
         click.echo(text(results, by_name, files, apply=apply, verbose=verbose), nl=False)
+    for note in listing.notes:
+        click.echo(f"note: {note}", err=True)
     for error in listing.errors:
         click.echo(f"error: {error}", err=True)
     for result in results:

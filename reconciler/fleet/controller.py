@@ -211,6 +211,8 @@ class FleetController:
         self.metrics.generator_errors.set(len(listing.errors))
         for error in listing.errors:
             log.error("generator_failed", error=error)
+        for note in listing.notes:
+            log.info("generator_skipped", note=note)
         wanted = {t.name: t for t in listing.targets if self._mine(t.name)}
         with self._lock:
             if listing.errors:  # a generator that failed this time removes nothing
