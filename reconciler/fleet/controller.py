@@ -213,6 +213,9 @@ class FleetController:
             log.error("generator_failed", error=error)
         for note in listing.notes:
             log.info("generator_skipped", note=note)
+        missing = sorted(set(self.settings.selected) - set(listing.names()))
+        if missing:
+            log.warning("selected_targets_not_found", targets=missing)
         wanted = {t.name: t for t in listing.targets if self._mine(t.name)}
         with self._lock:
             if listing.errors:  # a generator that failed this time removes nothing

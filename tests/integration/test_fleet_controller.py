@@ -3,11 +3,13 @@ targets added or removed by editing the file, without a restart."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from tests.fix_db import DbTarget
+from tests.fix_db import DbTarget, free_port
 from tests.integration.apply_support import MARKERS, SECRETS_ENV, wait_until
 from tests.integration.controller_support import metric, write_atomically
 from tests.integration.fleet_support import (
@@ -16,6 +18,7 @@ from tests.integration.fleet_support import (
     fleet_manifest,
     fleet_watcher,
     targets_yaml,
+    unreachable_url,
     url_variable,
 )
 
@@ -102,3 +105,33 @@ def test_single_database_watch_options_are_usage_errors(tmp_path: Path, args: tu
     targets.write_text(targets_yaml(LIVE))
     result = CliRunner().invoke(main, ["--watch", "--targets", str(targets), *args], env=SECRETS_ENV)
     assert result.exit_code == 1 and "cannot be used with --targets" in result.stderr
+
+
+def _reconcile_sessions(superuser_url: str, database: str) -> int:
+    with psycopg.connect(superuser_url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = "
+                            "'reconcile'", (database,)).fetchone()[0]
+
+
+def test_each_target_backs_off_on_its_own_holds_no_connection_and_sigterm_stops_cleanly(
+        empty_db: DbTarget, tmp_path: Path) -> None:
+    live, refused = "fleet-backoff-live", "fleet-backoff-refused"
+    fleet_manifest(tmp_path)
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(targets_yaml((live, refused)))
+    with databases(empty_db.cluster, [live]) as urls:
+        env = {url_variable(live): urls[live], url_variable(refused): unreachable_url(free_port())}
+        w = fleet_watcher(tmp_path, targets, "--apply", env=env, name="backoff", interval="30s")
+        try:
+            w.wait_http()
+            # the refused target retries after about 1, 2, 4 s; the live one waits for its 30 s interval
+            wait_until("3 retries of the refused target", lambda: len(_cycles(w, refused, "error")) >= 3, 15)
+            assert len(_cycles(w, live)) == 1 and _cycles(w, live)[0]["result"] == "success"
+            backoffs = [e for e in w.events("target_cycle_finished") if e["target"] == refused]
+            assert all(e["retryable"] for e in backoffs)
+            assert _reconcile_sessions(empty_db.superuser_url, live) == 0  # nothing held between runs
+            w.send(signal.SIGTERM)
+            assert w.proc.wait(10) == 0
+            assert w.events("fleet_controller_stopped")
+        finally:
+            w.close()
