@@ -206,6 +206,10 @@ class FleetController:
             self.metrics.targets_file_valid.set(0)
             log.error("targets_unreadable", error=e.one_line())
             return
+        except Exception as e:  # a bug in a generator must not stop the targets already known
+            self.targets_error = f"unexpected {type(e).__name__} while reading the targets"
+            log.error("targets_read_failed_unexpectedly", error_type=type(e).__name__)
+            return
         self.targets_error = None
         self.metrics.targets_file_valid.set(1)
         self.metrics.generator_errors.set(len(listing.errors))
