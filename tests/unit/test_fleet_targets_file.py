@@ -211,3 +211,14 @@ def test_the_schema_refuses_a_literal_database_url() -> None:
     assert target["properties"]["database_url"] == {"$ref": "#/$defs/SourceSpec",
                                                     "description": target["properties"]["database_url"]["description"]}
     assert target["additionalProperties"] is False
+
+
+def test_the_example_without_a_token_gives_its_declared_targets_and_one_line_per_generator() -> None:
+    result = read_targets(str(EXAMPLE), {})
+    assert result.names() == ("production", "staging")
+    assert result.errors == tuple(
+        f"generator {kind} ({EXAMPLE}:{line}): environment variable SUPABASE_ACCESS_TOKEN is not set "
+        "(the Management API access token)" for kind, line in (("supabase_branches", 26), ("supabase_projects", 34)))
+    production = result.targets[0]
+    assert production.secrets["service_role_key"] == ValueSource(from_file="/run/secrets/prod-service-role-key")
+    assert production.files == (str(EXAMPLE.parent / "overlays" / "production.yaml"),)
