@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.edge_api import _backoff, _retry_after
+from reconciler.edge_api import _backoff, _retry_after  # the same API, so the same waiting rules
 from reconciler.errors import ReconcilerError
 
 #: Enough for a slow answer, short enough that a dead API does not hold a fleet refresh for minutes.

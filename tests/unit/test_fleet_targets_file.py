@@ -109,7 +109,7 @@ verison: 1
         'T:5:11: targets[1].name: "Staging" is not valid: use lowercase letters, digits, "-", "_" and ".", '
         "starting with a letter or digit, at most 63",
         'T:7:5: targets[1]: unknown field "labls" (did you mean "labels"?)',
-        'T:8:11: targets[2].name: duplicate target name "production" (first at targets[0])',
+        'T:8:11: targets[2] (production).name: duplicate target name "production" (first at targets[0])',
         "T:9:19: targets[2] (production).database_url: needs exactly one source: from_env or from_file "
         "(got from_env, from_file)",
         "T:11:20: targets[2] (production).secrets.project_url: needs exactly one source: from_env or from_file "
