@@ -297,13 +297,15 @@ def test_odd_answers_are_error_lines_not_crashes(api: ManagementApiStandIn, tmp_
     bad_host = api.add_branch(project.ref, "bad-host", db_host="h?sslmode=disable")
     string_port = api.add_branch(project.ref, "string-port", db_host="db.example")
     string_port.extra = {"db_port": "6543"}
+    api.add_branch(project.ref, "path-id").id = "../../v1/projects"
     path = branches_file(tmp_path, api, project.ref)
     result = read_targets(path, ENV)
     origin = f"generator supabase_branches ({path}:3)"
     assert result.names() == ("string-port",)
     assert result.targets[0].url({}).reveal().startswith(f"postgresql://postgres:{string_port.db_pass}@db.example:6543/")
     assert result.notes == (f'{origin}: branch "odd-status" skipped: status (none) (its migrations have not passed yet)',)
-    assert result.errors == (f'{origin}: branch "bad-host": the Management API returned no valid db_host or db_port',)
+    assert result.errors == (f'{origin}: branch "path-id": the Management API returned no id or project_ref',
+                             f'{origin}: branch "bad-host": the Management API returned no valid db_host or db_port')
     assert bad_host.db_pass not in str(result)
 
 
