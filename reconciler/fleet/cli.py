@@ -143,7 +143,7 @@ def plan_or_apply(listing: TargetList, files: Sequence[str], environ: Mapping[st
 def exit_code(results: Sequence[TargetResult], generator_errors: Sequence[str], *, detailed: bool) -> int:
     if generator_errors or any(r.error is not None for r in results):
         return EXIT_ERROR
-    if detailed and any(r.plan is not None and (not r.plan.is_empty or r.plan.blocking_findings) for r in results):
+    if detailed and any(r.plan is not None and (r.plan.changes_scheduler or r.plan.blocking_findings) for r in results):
         return EXIT_CHANGES
     return EXIT_OK
 
