@@ -4,7 +4,7 @@ An edge, wired from cli.py's `main` (`fleet_options` adds the options, `fleet_co
 --targets or RECONCILE_TARGETS is given). It reads the targets file (reconciler.fleet.targets_file),
 keeps the targets named by --target, runs them (`runner.run_fleet`) and prints a summary table then each
 target's plan, or one JSON document (docs/plan-json.md, "Fleet"). Exit codes: 1 when a target or a
-generator failed, else 2 with --detailed-exitcode when a plan is not empty, else 0. With --watch it
+generator failed, else 2 with --detailed-exitcode when a plan changes something, else 0. With --watch it
 hands over to the fleet's controller (reconciler.fleet.controller). Module-level imports stay light:
 cli.py imports this module on every command.
 """
