@@ -268,13 +268,19 @@ def apply(
     version: str = "",
     on_plan: Callable[[Plan], None] | None = None,
     planes: Planes | None = None,
+    rider: db.Rider | None = None,
 ) -> ApplyResult:
-    """Apply `manifest` in one transaction; `planes` (kinds.open_planes) are the run's non-SQL connections."""
+    """Apply `manifest` in one transaction; `planes` (kinds.open_planes) are the run's non-SQL connections.
+
+    A `rider` (verify's evidence, in `--watch --apply`) sends its head with the capabilities query and
+    reads the rest on this connection once the transaction is over (COMMIT, or the ROLLBACK of an empty
+    plan): one round trip more, after the apply's changes are visible, outside its transaction.
+    """
     # autocommit with an explicit BEGIN lets the BEGIN, the timeouts and the lock share one round trip
     conn = db.connect(url, autocommit=True)
     try:
         _begin_locked(conn, lock_timeout, statement_timeout)
-        live = db.read_live(conn, manifest, planes)
+        live = db.read_live(conn, manifest, planes, rider, rider_queries=False)
         plan = make_plan(manifest, live, secret_values, render_command, options)
         if saved is not None:
             check_saved(saved, live, plan)
@@ -285,6 +291,8 @@ def apply(
                              hint="fix the findings above first")
         if plan.is_empty:
             _rollback(conn)
+            if rider is not None:
+                rider.finish(conn)
             return ApplyResult(plan, None)
         faults.point("quiet_logging")
         _quiet_logging(conn, plan, live.capabilities)
@@ -304,6 +312,8 @@ def apply(
                     version, history_id)
         faults.point("commit")
         _commit(conn)
+        if rider is not None:
+            rider.finish(conn)
         return ApplyResult(plan, history_id, corrections)
     except ApplyFailed as e:
         _rollback(conn)
@@ -395,14 +405,26 @@ def _explain_wait(error: ApplyFailed, url: str) -> ApplyFailed:
 
 
 def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, SecretValue], render_command: Callable[[TriggerSpec], str],
-                  options: PlanOptions, planes: Planes | None = None) -> tuple[LiveState, Plan]:
-    """Dry run: one read-only transaction, never a write."""
+                  options: PlanOptions, planes: Planes | None = None, rider: db.Rider | None = None) -> tuple[LiveState, Plan]:
+    """Dry run: one read-only transaction, never a write; `rider` (verify's evidence) reads in its round trips."""
     conn = db.connect(url, autocommit=True)
     try:
-        with db.translated("starting a read-only transaction"):
-            conn.execute("BEGIN READ ONLY")
-        live = db.read_live(conn, manifest, planes)
-        _rollback(conn)
+        live = read_only(conn, manifest, planes, rider)
     finally:
         conn.close()
     return live, make_plan(manifest, live, secret_values, render_command, options)
+
+
+def read_only(conn: psycopg.Connection[Any], manifest: Manifest, planes: Planes | None = None,
+              rider: db.Rider | None = None) -> LiveState:
+    """The live state in one read-only transaction on `conn` (autocommit, idle). The rider's queries ride
+    in its pipeline and it finishes on `conn` after the ROLLBACK: no round trip more when they all succeed."""
+    with db.translated("starting a read-only transaction"):
+        conn.execute("BEGIN READ ONLY")
+    try:
+        live = db.read_live(conn, manifest, planes, rider)
+    finally:
+        _rollback(conn)
+    if rider is not None:
+        rider.finish(conn)
+    return live
