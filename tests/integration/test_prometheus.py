@@ -5,7 +5,8 @@ One pg_cron timeline, shared by every scenario (pg_cron 1.4 fires at minute boun
 
     setup       runbook applied; the Edge Function stand-in holds ANOTHER secret than the vault;
                 `reconcile --watch` (report mode: no --apply, so nothing is fixed behind the test's back)
-                with --notify; Prometheus scrapes it every second with the shipped rules (`for:` 0s)
+                with --notify, a cycle every 0.5 s; Prometheus scrapes it and evaluates the shipped rules
+                (`for:` 0s) every 0.5 s, and the test polls its API
     minute M    the trigger fires into a 401 → TriggerUnauthorized fires, one "failing" message
     meanwhile   the edge gets the vault's secret (the runbook's fix); the trigger is paused behind our back
                 → SchedulerNotFiring and DriftNotCorrected fire; `reconcile --apply` → both resolve
@@ -34,6 +35,12 @@ CRON_SECRET = "prom-vault-cron-secret-91d2e7"
 EDGE_SECRET = "prom-edge-other-secret-3c8a05"
 SERVICE_KEY = "prom-service-role-key-77b1f4"
 HTTP = "master-scheduler: http"
+#: What the test's duration is made of: pg_cron 1.4 fires at minute boundaries and the test needs two
+#: firings (the 401, then the 200 after the fix), so it takes the wait for the first boundary plus 60 s
+#: whatever happens; these keep what comes after each firing short (a cycle, a scrape, an evaluation, a poll).
+CYCLE = "0.5s"
+SCRAPE = "500ms"
+POLL = 0.1
 RUNS = "master-scheduler: runs"
 
 
@@ -59,17 +66,18 @@ def test_alerts_fire_and_resolve_and_notifications_arrive_once(_resetter: Resett
     try:
         applied = reconcile(url, "--apply", env=env)
         assert applied.exit_code == 0, applied.output
-        with watcher(url, MANIFEST, "--notify", receiver.url, workdir=tmp_path, env=env) as w, \
-                prometheus_server(tmp_path, [f"127.0.0.1:{w.port}"], fast_rules(tmp_path / "rules.yaml")) as prom:
+        with watcher(url, MANIFEST, "--notify", receiver.url, workdir=tmp_path, env=env, interval=CYCLE) as w, \
+                prometheus_server(tmp_path, [f"127.0.0.1:{w.port}"], fast_rules(tmp_path / "rules.yaml"),
+                                  interval=SCRAPE) as prom:
             w.wait_http()
-            wait_until("Prometheus scraping the controller", prom.targets_up, 15, interval=0.5)
+            wait_until("Prometheus scraping the controller", prom.targets_up, 15, interval=POLL)
             # before the first firing the trigger has never run: a check fails, liveness and readiness hold
             w.wait_event("pipeline_check_changed", 15, where=lambda e: e["check"] == RUNS and e["status"] == "fail")
             assert w.status("/healthz") == 200 and w.status("/readyz") == 200
 
             # minute M: the 401
             wait_until("the trigger's 401 seen by Prometheus",
-                       lambda: "TriggerUnauthorized" in prom.alerts(), 80, interval=0.5)
+                       lambda: "TriggerUnauthorized" in prom.alerts(), 80, interval=POLL)
             firing = prom.alerts()["TriggerUnauthorized"]
             assert firing[0]["trigger"] == "master-scheduler" and firing[0]["severity"] == "critical"
             samples = w.metrics()
@@ -86,17 +94,17 @@ def test_alerts_fire_and_resolve_and_notifications_arrive_once(_resetter: Resett
             edge.secret = CRON_SECRET
             disable_trigger(su)
             wait_until("SchedulerNotFiring and DriftNotCorrected firing",
-                       lambda: {"SchedulerNotFiring", "DriftNotCorrected"} <= prom.alerts().keys(), 15, interval=0.5)
+                       lambda: {"SchedulerNotFiring", "DriftNotCorrected"} <= prom.alerts().keys(), 15, interval=POLL)
             assert prom.alerts()["DriftNotCorrected"][0]["kind"] == "trigger"
             fixed = reconcile(url, "--apply", env=env)
             assert fixed.exit_code == 0, fixed.output
             wait_until("SchedulerNotFiring and DriftNotCorrected resolved",
                        lambda: not {"SchedulerNotFiring", "DriftNotCorrected"} & prom.alerts().keys(), 15,
-                       interval=0.5)
+                       interval=POLL)
 
             # minute M+1: a 200 resolves TriggerUnauthorized
             wait_until("TriggerUnauthorized resolved", lambda: "TriggerUnauthorized" not in prom.alerts(), 80,
-                       interval=0.5)
+                       interval=POLL)
             assert 200 in edge.statuses and 401 in edge.statuses
             wait_until("the recovery notification",
                        lambda: receiver.events("pipeline_check_recovered", check=HTTP), 10)
