@@ -39,6 +39,7 @@ from reconciler.pipeline_metrics import PipelineMonitor, secret_texts
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest
+    from reconciler.verify.read import EvidenceRead
 
 #: Every kind, for the drift gauge's labels.
 KINDS = tuple(kind.name for kind in kinds.REGISTRY)
@@ -173,7 +174,7 @@ class Controller:
         summary: dict[str, Any] = {"applied": False, "drift_found": False, "counts": {}}
         result, error, retryable = "success", None, False
         plan: Plan | None = None
-        evidence = None
+        evidence: EvidenceRead | None = None
         try:
             self._reload_manifest()
             if self.manifest is None:
@@ -237,7 +238,7 @@ class Controller:
         self.manifest, self.manifest_error = manifest, None
         self.metrics.manifest_valid.set(1)
 
-    def _reconcile(self, evidence: Any) -> Plan:
+    def _reconcile(self, evidence: EvidenceRead | None) -> Plan:
         """Read, plan and (with --apply) apply over one connection; `evidence` (the pipeline's read, when
         due) rides on it."""
         from reconciler.apply import apply, read_and_plan
@@ -266,7 +267,8 @@ class Controller:
                      during_apply=change in result.corrections)
         return result.plan
 
-    def _watch_pipeline(self, result: str, error: str | None, plan: Plan | None, evidence: Any) -> None:
+    def _watch_pipeline(self, result: str, error: str | None, plan: Plan | None,
+                        evidence: EvidenceRead | None) -> None:
         """Judge the pipeline's evidence the cycle read (if it was due and the cycle got that far); notify
         changes of state."""
         transitions = []

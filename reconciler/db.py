@@ -2,7 +2,8 @@
 
 All live state is read in two round trips whatever the number of objects: one query for the
 capabilities (settings, relations, privileges), then one pipelined batch with a query per kind plus
-the ownership records. A `Rider` (verify's evidence, in `--watch`) may add its queries to both. Driver errors are translated once, here, into ReconcilerErrors by SQLSTATE.
+the ownership records; a `Rider` (verify's evidence, in `--watch` and `reconcile verify`) may add its
+queries to both. Driver errors are translated once, here, into ReconcilerErrors by SQLSTATE.
 """
 
 from __future__ import annotations

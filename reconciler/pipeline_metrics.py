@@ -5,9 +5,9 @@ evidence read from `PipelineMonitor.start(manifest)`, lets it ride on the cycle'
 apply: one connection, no round trip more for a plan, one after an apply) and hands it to `observe`,
 which runs `verify.run_checks` and turns the evidence and the results into gauges and counters. The
 reader and the checks are `reconcile verify`'s, so both speak one vocabulary: the `check` label is the
-check's name in `reconcile verify --format json`. `CheckStates`
-remembers each check's status and reports the changes (logged as `pipeline_check_changed`; the
-controller passes them on to `notify.Notices`).
+check's name in `reconcile verify --format json`. `CheckStates` remembers each check's status and
+reports the changes (logged as `pipeline_check_changed`; the controller passes them on to
+`notify.Notices`).
 
 Failing checks are facts about the scheduler, not about this process: they never touch liveness or
 readiness. A verification that cannot read the database is counted and logged; the cycle's own result
@@ -24,13 +24,16 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from reconciler import cron
 from reconciler.model import Plan
+
+if TYPE_CHECKING:
+    from reconciler.verify.read import EvidenceRead
 
 log = structlog.get_logger("reconciler.pipeline")
 
@@ -161,7 +164,7 @@ class PipelineMonitor:
         now = time.monotonic() if now is None else now
         return self.verify_interval is None or self._last is None or now - self._last >= self.verify_interval
 
-    def start(self, manifest: Any) -> Any:
+    def start(self, manifest: Any) -> EvidenceRead | None:
         """This cycle's evidence read (a `verify.read.EvidenceRead`) when a verification is due, else None.
 
         The controller hands it to its own read (`apply.read_and_plan` or `apply.apply`) as the rider:
@@ -171,17 +174,20 @@ class PipelineMonitor:
 
         return EvidenceRead(declared_triggers(manifest)) if self.due() else None
 
-    def observe(self, read: Any, plan: Plan | None, manifest_name: str = "scheduler.yaml",
+    def observe(self, read: EvidenceRead | None, plan: Plan | None, manifest_name: str = "scheduler.yaml",
                 secrets: Sequence[str] = ()) -> list[Transition] | None:
         """Judge what `read` (from `start`) got; returns the check transitions (None when nothing was due,
         the cycle stopped before the evidence was read, or the read failed)."""
-        if read is None or (read.evidence is None and read.error is None):
+        if read is None:
             return None
-        self._last = time.monotonic()
         if read.error is not None:
+            self._last = time.monotonic()
             self.metrics.verifications.labels("error").inc()
             log.warning("pipeline_verify_failed", error=_scrub(read.error.one_line(), secrets))
             return None
+        if read.evidence is None:  # the cycle failed before the read finished: still due next cycle
+            return None
+        self._last = time.monotonic()
         return self.judge(dataclasses.replace(read.evidence, plan=plan, manifest_name=manifest_name), secrets)
 
     def judge(self, evidence: Any, secrets: Sequence[str] = ()) -> list[Transition]:
