@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from reconciler import db, faults, kinds, render
 from reconciler.errors import (
@@ -273,8 +274,9 @@ def apply(
     """Apply `manifest` in one transaction; `planes` (kinds.open_planes) are the run's non-SQL connections.
 
     A `rider` (verify's evidence, in `--watch --apply`) sends its head with the capabilities query and
-    reads the rest on this connection once the transaction is over (COMMIT, or the ROLLBACK of an empty
-    plan): one round trip more, after the apply's changes are visible, outside its transaction.
+    reads the rest on this connection once the transaction is over, outside it: after the COMMIT in one
+    round trip more, so it sees what the apply made; with nothing to apply, in the round trip of the
+    ROLLBACK (none more).
     """
     # autocommit with an explicit BEGIN lets the BEGIN, the timeouts and the lock share one round trip
     conn = db.connect(url, autocommit=True)
@@ -290,9 +292,10 @@ def apply(
             raise UnsafePlan("refusing to apply: " + "; ".join(f.message for f in plan.blocking_findings),
                              hint="fix the findings above first")
         if plan.is_empty:
-            _rollback(conn)
             if rider is not None:
-                rider.finish(conn)
+                rider.finish(conn, rollback_first=True)  # the ROLLBACK in the rider's round trip
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                _rollback(conn)
             return ApplyResult(plan, None)
         faults.point("quiet_logging")
         _quiet_logging(conn, plan, live.capabilities)

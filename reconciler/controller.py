@@ -8,7 +8,7 @@ cycle skipped because another replica holds the lock simply waits for the next i
 Health, readiness and Prometheus metrics are served over HTTP from a side thread. Each cycle (or every
 --verify-interval) also verifies the pipeline itself (`pipeline_metrics`: verify's checks as metrics),
 reading the evidence over the cycle's one connection, in the plan's round trips (one more after an
-apply); changes of state are sent to the --notify webhooks (`notify`, from its own thread).
+apply's COMMIT); changes of state are sent to the --notify webhooks (`notify`, from its own thread).
 """
 
 from __future__ import annotations

@@ -161,14 +161,16 @@ class Rider(Protocol):
     `queue_head` is called inside the capabilities' round trip; `queue_queries` inside the pipeline's,
     after the kinds' queries (only when the caller asks for it: a rider's failing query aborts the
     transaction, so only a read-only one that ends right after may carry them); `finish` once the
-    caller's transaction is over, on the same connection, for whatever the rider still has to read.
+    caller's transaction is over, on the same connection, for whatever the rider still has to read
+    (`rollback_first`: the caller's transaction is still open and only has to be rolled back, which the
+    rider does at the start of its own round trip).
     """
 
     def queue_head(self, conn: psycopg.Connection[Any]) -> None: ...
 
     def queue_queries(self, conn: psycopg.Connection[Any]) -> None: ...
 
-    def finish(self, conn: psycopg.Connection[Any]) -> None: ...
+    def finish(self, conn: psycopg.Connection[Any], *, rollback_first: bool = False) -> None: ...
 
 
 def read_capabilities(conn: psycopg.Connection[Any], rider: Rider | None = None) -> Capabilities:

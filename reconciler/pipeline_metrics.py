@@ -2,7 +2,7 @@
 
 Where it sits: every `verify_interval` (default: every cycle) the controller (`controller.py`) gets an
 evidence read from `PipelineMonitor.start(manifest)`, lets it ride on the cycle's own read (its plan or
-apply: one connection, no round trip more for a plan, one after an apply) and hands it to `observe`,
+apply: one connection, no round trip more, but one after an apply's COMMIT) and hands it to `observe`,
 which runs `verify.run_checks` and turns the evidence and the results into gauges and counters. The
 reader and the checks are `reconcile verify`'s, so both speak one vocabulary: the `check` label is the
 check's name in `reconcile verify --format json`. `CheckStates` remembers each check's status and
@@ -169,7 +169,7 @@ class PipelineMonitor:
 
         The controller hands it to its own read (`apply.read_and_plan` or `apply.apply`) as the rider:
         the evidence comes over the cycle's one connection, in the plan's round trips (one more after an
-        apply), and `observe` judges it."""
+        apply's COMMIT), and `observe` judges it."""
         from reconciler.verify.read import EvidenceRead, declared_triggers
 
         return EvidenceRead(declared_triggers(manifest)) if self.due() else None

@@ -158,9 +158,11 @@ class EvidenceRead:
 
     Alone (`read_evidence`) that is two round trips in one read-only transaction. Riding on the plan's read
     (`apply.read_and_plan` with this as its rider) it is none more: the head goes with the capabilities
-    query, the queries go after the kinds' queries in their pipeline. After an apply (`apply.apply`) the
-    queries wait for the COMMIT and take one round trip of their own, in a read-only transaction, so the
-    evidence shows what the apply made and a failing evidence query can never abort the apply.
+    query, the queries go after the kinds' queries in their pipeline. In an apply (`apply.apply`) the
+    queries wait for its transaction to end, so the evidence shows what the apply made and a failing
+    evidence query can never abort the apply: after a COMMIT they take one round trip of their own, in a
+    read-only transaction; an apply with nothing to do sends its ROLLBACK in that round trip, so it costs
+    none more.
     `finish(conn)` is `complete` for a rider: it keeps the Evidence or the error, for the caller to judge.
     """
 
@@ -192,10 +194,10 @@ class EvidenceRead:
                 self._cursors[name] = cur = conn.cursor()
                 cur.execute(query, params)
 
-    def finish(self, conn: psycopg.Connection[Any]) -> None:
+    def finish(self, conn: psycopg.Connection[Any], *, rollback_first: bool = False) -> None:
         """`complete`, keeping the Evidence in `evidence` or the ReconcilerError in `error`."""
         try:
-            self.evidence = self.complete(conn)
+            self.evidence = self.complete(conn, rollback_first=rollback_first)
         except ReconcilerError as e:
             self.error = e
 
@@ -207,16 +209,20 @@ class EvidenceRead:
             raise ReconcilerError("the verify evidence was not read")
         return self.evidence
 
-    def complete(self, conn: psycopg.Connection[Any]) -> Evidence:
-        """Read what is missing on `conn` (autocommit; idle, or inside the head's transaction) and build."""
+    def complete(self, conn: psycopg.Connection[Any], *, rollback_first: bool = False) -> Evidence:
+        """Read what is missing on `conn` (autocommit; idle, or inside the head's transaction) and build.
+
+        `rollback_first`: the transaction open on `conn` is the caller's and only has to end (an apply
+        with nothing to do); its ROLLBACK goes at the start of this read's round trip instead of one of
+        its own, and the evidence is read in a read-only transaction of its own."""
         self._take_head()
         for name, cur in self._cursors.items():
             if cur.pgresult is not None and cur.pgresult.status == ExecStatus.TUPLES_OK:
                 self._rows[name] = cur.fetchall()
         missing = {n: q for n, q in self._queries.items() if n not in self._rows}
         try:
-            if missing or conn.info.transaction_status != TransactionStatus.IDLE:
-                self._fetch(conn, missing)
+            if missing or (conn.info.transaction_status != TransactionStatus.IDLE and not rollback_first):
+                self._fetch(conn, missing, rollback_first=rollback_first)
         finally:
             _end(conn)
         return self._build()
@@ -252,8 +258,10 @@ class EvidenceRead:
             queries.update({f"stats:{rel}": (rel, query, None) for rel, query in _STATS.items()})
         self._queries = {n: q for n, q in queries.items() if q[0] not in self._unavailable}
 
-    def _fetch(self, conn: psycopg.Connection[Any], queries: dict[str, tuple[str, str, Any]]) -> None:
-        """`queries` in one round trip with the transaction's end (and its start, on an idle connection).
+    def _fetch(self, conn: psycopg.Connection[Any], queries: dict[str, tuple[str, str, Any]], *,
+               rollback_first: bool = False) -> None:
+        """`queries` in one round trip with the transaction's end (and its start, on an idle connection
+        or after `rollback_first`).
 
         Queries on relations the role may read go in one pipeline; the rest (rare: a relation that exists
         but is not readable) run one by one, so each failure is recorded for its relation alone. An
@@ -264,10 +272,13 @@ class EvidenceRead:
         if status == TransactionStatus.INERROR:  # a query that rode along failed; its transaction is over
             _end(conn)
             status = TransactionStatus.IDLE
+        end_first = rollback_first and status == TransactionStatus.INTRANS
         try:
             with conn.pipeline():
                 now_cursor = None
-                if status == TransactionStatus.IDLE:
+                if end_first:
+                    conn.execute("ROLLBACK")
+                if end_first or status == TransactionStatus.IDLE:
                     conn.execute("BEGIN READ ONLY")
                     now_cursor = conn.cursor()
                     now_cursor.execute("SELECT now()")

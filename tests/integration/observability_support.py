@@ -1,9 +1,9 @@
 """Helpers for the observability tests: a real Prometheus (Debian's `prometheus`) and a webhook receiver.
 
 `prometheus_server` starts Prometheus on a free port with its own config and data directory under the
-test's tmp_path, scraping the given targets and evaluating the given rule file every `interval` (1 s by
-default); it is always killed at the end. `Receiver` is an HTTP server in a thread that records every
-JSON body POSTed to it and can refuse the first few with 503 (to exercise the notifier's retries).
+test's tmp_path, scraping the given targets and evaluating the given rule file every second; it is always
+killed at the end. `Receiver` is an HTTP server in a thread that records every JSON body POSTed to it and
+can refuse the first few with 503 (to exercise the notifier's retries).
 """
 
 from __future__ import annotations
@@ -67,13 +67,13 @@ class Prometheus:
 
 
 @contextlib.contextmanager
-def prometheus_server(workdir: Path, targets: list[str], rules: Path, interval: str = "1s") -> Iterator[Prometheus]:
+def prometheus_server(workdir: Path, targets: list[str], rules: Path) -> Iterator[Prometheus]:
     exe = shutil.which("prometheus")
     assert exe, "prometheus not found: install the Debian package prometheus (apt-get install prometheus)"
     port = free_port()
     config = workdir / "prometheus.yml"
     config.write_text(yaml.safe_dump({
-        "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(rules)],
         "scrape_configs": [{"job_name": "scheduler-reconciler", "static_configs": [{"targets": targets}]}],
     }))
