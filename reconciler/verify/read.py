@@ -393,8 +393,7 @@ class Reader:
         return read_evidence(self.conn, self.declared, full=full, memory=self.memory)
 
     def rider(self, *, full: bool = True) -> EvidenceRead:
-        """The next read as a rider on another reader's round trips (`apply.read_and_plan`), with this
-        reader's memory."""
+        """The next read as a rider on the plan's read (`apply.read_only`), with this reader's memory."""
         return EvidenceRead(self.declared, full=full, memory=self.memory)
 
 
