@@ -52,11 +52,13 @@ ROW_LIMIT = 2000
 RELATIONS = ("cron.job", "cron.job_run_details", "net.http_request_queue", "net._http_response",
              "public.scheduled_jobs", "public.job_executions")
 
+# The head rides in the plan's (or the apply's) transaction, so it must not fail: the OID form of
+# has_table_privilege is NULL for a missing relation, where the text form raises, whatever order the
+# planner evaluates the conditions in.
 _HEAD = """
 SELECT now(), current_database(), current_setting('pg_net.database_name', true),
        ARRAY(SELECT r FROM unnest(%(relations)s::text[]) r WHERE to_regclass(r) IS NOT NULL),
-       ARRAY(SELECT r FROM unnest(%(relations)s::text[]) r
-              WHERE to_regclass(r) IS NOT NULL AND has_table_privilege(r, 'SELECT'))
+       ARRAY(SELECT r FROM unnest(%(relations)s::text[]) r WHERE has_table_privilege(to_regclass(r), 'SELECT'))
 """
 _CRON_JOBS = "SELECT jobid, jobname::text, schedule, command, active FROM cron.job ORDER BY jobid"
 _RUNS = f"""
