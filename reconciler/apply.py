@@ -428,7 +428,7 @@ def read_only(conn: psycopg.Connection[Any], manifest: Manifest, planes: Planes 
               rider: db.Rider | None = None, *, statement_timeout: float | None = None) -> LiveState:
     """The live state in one read-only transaction on `conn` (autocommit, idle). The rider's queries ride
     in its pipeline and it finishes on `conn` after the ROLLBACK: no round trip more when they all succeed."""
-    begin: sql.Composable = sql.SQL("BEGIN READ ONLY")
+    begin: sql.SQL | sql.Composed = sql.SQL("BEGIN READ ONLY")
     if statement_timeout:  # in the BEGIN's round trip, and transaction-local (a pooled connection keeps nothing)
         begin = sql.SQL("BEGIN READ ONLY; SELECT set_config('statement_timeout', {}, true)").format(
             sql.Literal(_ms(statement_timeout)))
