@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from reconciler.allocation import paused_gc
 from reconciler.errors import ManifestError, ManifestProblem
 from reconciler.manifest.checks import duplicate_problems, reference_problems
 from reconciler.manifest.models import Manifest
@@ -32,6 +33,11 @@ def load_manifest(
     Raises ManifestError carrying every problem found in every file (never any other exception for any
     file content). Schedules are validated against `cron_version` of pg_cron.
     """
+    with paused_gc():  # a tree of objects without cycles (reconciler.allocation)
+        return _load(paths, cron_version)
+
+
+def _load(paths: Sequence[str | Path] | str | Path, cron_version: tuple[int, int]) -> Manifest:
     if isinstance(paths, str | Path):
         paths = [paths]
     if not paths:

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 #: Inner to outer. A module matches a name exactly or as a package prefix (`manifest` covers reconciler.manifest.*).
 LAYERS: tuple[tuple[str, ...], ...] = (
     # model: the plan's types, errors, and what reads and checks a manifest (no database, no plan)
-    ("model", "errors", "cron", "sqltext", "files", "logs", "faults", "manifest", "secrets", "secret_value",
+    ("model", "errors", "allocation", "cron", "sqltext", "files", "logs", "faults", "manifest", "secrets", "secret_value",
      "trigger_sql", "edge_api"),
     ("kinds",),  # every resource kind and the registry
     ("plan",),  # pure: manifest + live state in, plan out
