@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from reconciler import db, faults, kinds, render
+from reconciler.allocation import paused_gc
 from reconciler.errors import (
     ApplyFailed,
     DatabaseUnavailable,
@@ -274,8 +275,9 @@ def apply(
     conn = db.connect(url, autocommit=True)
     try:
         _begin_locked(conn, lock_timeout, statement_timeout)
-        live = db.read_live(conn, manifest, planes)
-        plan = make_plan(manifest, live, secret_values, render_command, options)
+        with paused_gc():  # rows and the plan: many objects, no cycles (reconciler.allocation)
+            live = db.read_live(conn, manifest, planes)
+            plan = make_plan(manifest, live, secret_values, render_command, options)
         if saved is not None:
             check_saved(saved, live, plan)
         if on_plan is not None:
@@ -401,8 +403,10 @@ def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, Secr
     try:
         with db.translated("starting a read-only transaction"):
             conn.execute("BEGIN READ ONLY")
-        live = db.read_live(conn, manifest, planes)
+        with paused_gc():  # rows and the plan: many objects, no cycles (reconciler.allocation)
+            live = db.read_live(conn, manifest, planes)
         _rollback(conn)
     finally:
         conn.close()
-    return live, make_plan(manifest, live, secret_values, render_command, options)
+    with paused_gc():
+        return live, make_plan(manifest, live, secret_values, render_command, options)

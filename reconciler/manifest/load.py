@@ -7,9 +7,8 @@ Every problem in every file is reported at once as one ManifestError; nothing el
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -65,7 +64,7 @@ def _load(paths: Sequence[str | Path] | str | Path, cron_version: tuple[int, int
     )
     manifest: Manifest | None = None
     try:
-        manifest = Manifest.model_validate(_plain(merged), context={"cron_version": cron_version})
+        manifest = Manifest.model_validate(merged, context={"cron_version": cron_version})
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             problems.extend(problem_for(merged, error))
@@ -74,12 +73,3 @@ def _load(paths: Sequence[str | Path] | str | Path, cron_version: tuple[int, int
     return manifest.model_copy(
         update={"source_files": tuple(labels), "warnings": manifest_warnings(merged, manifest, cron_version)}
     )
-
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
