@@ -60,21 +60,57 @@ class Pos(NamedTuple):
 _new_pos = tuple.__new__  # Pos without the call to its generated __new__, for the walk's inner loop
 
 
-class LMap(dict):
-    """A mapping that remembers where it, its keys and its values are."""
+def _mark_pos(file: str, node: Any) -> Pos:
+    mark = node.start_mark
+    return _new_pos(Pos, (file, mark.line + 1, mark.column + 1))
 
-    def __init__(self, pos: Pos) -> None:
+
+class LMap(dict):
+    """A mapping that remembers where it, its keys and its values are.
+
+    Built by the short walk, it keeps its YAML node's pairs instead and finds the positions when first
+    asked: a manifest that loads without a problem never asks (two positions per value, not made).
+    """
+
+    def __init__(self, pos: Pos, file: str = "", pairs: list[tuple[Any, Any]] | None = None) -> None:
         super().__init__()
         self.pos = pos
-        self.key_pos: dict[str, Pos] = {}
-        self.val_pos: dict[str, Pos] = {}
+        self._file, self._pairs = file, pairs
+        self._key_pos: dict[str, Pos] | None = None if pairs is not None else {}
+        self._val_pos: dict[str, Pos] | None = None if pairs is not None else {}
+
+    @property
+    def key_pos(self) -> dict[str, Pos]:
+        if self._key_pos is None:
+            self._locate()
+        return self._key_pos  # type: ignore[return-value]
+
+    @property
+    def val_pos(self) -> dict[str, Pos]:
+        if self._val_pos is None:
+            self._locate()
+        return self._val_pos  # type: ignore[return-value]
+
+    def _locate(self) -> None:
+        file, pairs = self._file, self._pairs or []
+        self._key_pos = {key.value: _mark_pos(file, key) for key, _ in pairs}  # keys: unique strings
+        self._val_pos = {key.value: _mark_pos(file, value) for key, value in pairs}
 
 
 class LSeq(list):
-    def __init__(self, pos: Pos) -> None:
+    """A list that remembers where it and its items are (found when first asked, as LMap's are)."""
+
+    def __init__(self, pos: Pos, file: str = "", items: list[Any] | None = None) -> None:
         super().__init__()
         self.pos = pos
-        self.item_pos: list[Pos] = []
+        self._file, self._items = file, items
+        self._item_pos: list[Pos] | None = None if items is not None else []
+
+    @property
+    def item_pos(self) -> list[Pos]:
+        if self._item_pos is None:
+            self._item_pos = [_mark_pos(self._file, item) for item in self._items or []]
+        return self._item_pos
 
 
 class Fatal(Exception):
@@ -198,11 +234,9 @@ class Composer:
         if depth >= limits.MAX_DEPTH:
             raise _Unusual
         file, scalar_node, str_tag, constructed = self.file, yaml.ScalarNode, _STR_TAG, self._constructed
-        mark = node.start_mark
-        pos = _new_pos(Pos, (file, mark.line + 1, mark.column + 1))
+        pos = _mark_pos(file, node)
         if node.__class__ is yaml.MappingNode and node.tag == limits.MAP_TAG:
-            mapping = LMap(pos)
-            key_pos, val_pos = mapping.key_pos, mapping.val_pos
+            mapping = LMap(pos, file, node.value)
             for key_node, value_node in node.value:
                 if key_node.__class__ is not scalar_node or key_node.tag != str_tag:
                     raise _Unusual  # a mapping or list as a key, `<<`, a key typed as a number...
@@ -214,23 +248,16 @@ class Composer:
                     value = value_node.value if tag == str_tag else constructed(value_node, tag, loader)
                 else:
                     value = self._build(value_node, depth + 1, loader)
-                mark = key_node.start_mark
-                key_pos[key] = _new_pos(Pos, (file, mark.line + 1, mark.column + 1))
-                mark = value_node.start_mark
-                val_pos[key] = _new_pos(Pos, (file, mark.line + 1, mark.column + 1))
                 mapping[key] = value
             return mapping
         if node.__class__ is yaml.SequenceNode and node.tag == limits.SEQ_TAG:
-            sequence = LSeq(pos)
-            item_pos = sequence.item_pos
+            sequence = LSeq(pos, file, node.value)
             for item in node.value:
                 if item.__class__ is scalar_node:
                     tag = item.tag
                     value = item.value if tag == str_tag else constructed(item, tag, loader)
                 else:
                     value = self._build(item, depth + 1, loader)
-                mark = item.start_mark
-                item_pos.append(_new_pos(Pos, (file, mark.line + 1, mark.column + 1)))
                 sequence.append(value)
             return sequence
         raise _Unusual  # a tagged collection (`!!set`, `!!omap`...)
