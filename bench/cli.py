@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,12 +57,20 @@ def _with_triggers(n: int, directory: Path) -> Path:
     return path
 
 
-def _timed(args: list[str], env: dict[str, str], expect: int = 0) -> float:
+CPU: dict[str, list[float]] = {}  # command label -> CPU seconds (user + system) of each timed run
+
+
+def _timed(args: list[str], env: dict[str, str], expect: int = 0, label: str | None = None) -> float:
+    """Wall seconds of one process; with a label, its CPU seconds are kept in CPU (robust to other load)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(args, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != expect:
         raise SystemExit(f"{args[1:3]} exited {done.returncode}: {done.stderr.strip()[-500:]}")
+    if label is not None:
+        CPU.setdefault(label, []).append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return elapsed
 
 
@@ -127,9 +136,10 @@ def main() -> None:
             _timed([RECONCILE, "--version"], env)
             runs: dict[str, list[float]] = {"floor": [], "version": [], "dry-run": []}
             for _ in range(args.repeat):  # interleaved, so load changes hit all three alike
-                runs["floor"].append(_timed([sys.executable, "-c", "import psycopg"], env))
-                runs["version"].append(_timed([RECONCILE, "--version"], env))
-                runs["dry-run"].append(_timed([RECONCILE, "--dry-run", "--detailed-exitcode", "-f", str(manifest)], env))
+                runs["floor"].append(_timed([sys.executable, "-c", "import psycopg"], env, label=f"{name} floor"))
+                runs["version"].append(_timed([RECONCILE, "--version"], env, label=f"{name} version"))
+                runs["dry-run"].append(_timed([RECONCILE, "--dry-run", "--detailed-exitcode", "-f", str(manifest)],
+                                              env, label=f"{name} dry-run"))
             results[name] = runs
             breakdown[name] = _phases(env, manifest, args.repeat)
             if name == "small":
@@ -140,6 +150,13 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: |")
     for name, runs in results.items():
         cells = [f"{min(v):.3f} / {statistics.median(v):.3f}" for v in runs.values()]
+        print(f"| {name} | {' | '.join(cells)} |")
+    print("\nCPU time of the same processes (user + system, seconds, min / median):\n")
+    print("| state | `import psycopg` | `reconcile --version` | `reconcile --dry-run` |")
+    print("| --- | ---: | ---: | ---: |")
+    for name in results:
+        cells = [f"{min(v):.3f} / {statistics.median(v):.3f}"
+                 for v in (CPU[f"{name} floor"], CPU[f"{name} version"], CPU[f"{name} dry-run"])]
         print(f"| {name} | {' | '.join(cells)} |")
     print("\nTargets (median dry-run):\n")
     for name, runs in results.items():
