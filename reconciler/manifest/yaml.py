@@ -2,13 +2,14 @@
 
 Data flow: a file ──read_limited──▶ text ──`yaml.compose` (libyaml's C composer when available)──▶ nodes
 ──`Composer.walk`──▶ `LMap`/`LSeq`/scalars with their file, line and column, plus the problems found on
-the way. A document without anchors (nearly every manifest) takes a short walk instead (`Composer._build`),
-which leaves the positions in the nodes until something asks for one, and hands anything unusual back
-to the general walk. `reconciler.manifest.overlay` merges those per-file trees; `reconciler.manifest.load` validates
-the result. The walk keeps duplicate keys visible (a MappingNode holds pairs, not a dict), counts values
-with aliases expanded without expanding them (an alias is the anchored node object itself), and uses an
-explicit stack, so no input makes it recurse; `reconciler.manifest.limits` keeps input that could make a
-composer recurse too deep, or hold too many nodes, from reaching one.
+the way. A document without anchors (nearly every manifest) takes a short walk instead (`Composer._build`,
+recursing at most MAX_DEPTH levels), which leaves the positions in the nodes until something asks for one
+and hands anything unusual back to the general walk. `reconciler.manifest.overlay` merges those per-file
+trees; `reconciler.manifest.load` validates the result. The general walk keeps duplicate keys visible (a
+MappingNode holds pairs, not a dict), counts values with aliases expanded without expanding them (an
+alias is the anchored node object itself), and uses an explicit stack, so no input makes it recurse;
+`reconciler.manifest.limits` keeps input that could make a composer recurse too deep, or hold too many
+nodes, from reaching one.
 """
 
 from __future__ import annotations
@@ -165,6 +166,7 @@ class _Frame:
 
 
 _OPEN = object()  # in `Composer.seen`: a collection the walk is still inside
+_ABSENT = object()  # in `Composer.typed`: not met yet
 
 
 class _Unusual(Exception):
@@ -293,8 +295,8 @@ class Composer:
         """A typed scalar (`true`, `12`, `2024-01-01`) as `_scalar` makes it; raises _Unusual for a problem."""
         if tag == limits.MERGE_TAG:
             return node.value  # `<<` as a value is a string; as a key it never gets here
-        known = self.typed.get((tag, node.value), _Unusual)
-        if known is not _Unusual:
+        known = self.typed.get((tag, node.value), _ABSENT)
+        if known is not _ABSENT:
             return known
         if tag not in limits.SCALAR_TAGS:
             raise _Unusual
@@ -302,8 +304,7 @@ class Composer:
             value = loader.construct_object(node, deep=True)
         except Exception:  # reported by the general walk, as `_scalar` words it
             raise _Unusual from None
-        if not isinstance(value, list | dict | set):
-            self.typed[(tag, node.value)] = value  # immutable: the next `true` or `12` is the same value
+        self.typed[(tag, node.value)] = value  # immutable (a number, bool, None, date): safe to share
         return value
 
     def walk(self, root: yaml.Node, loader: Any) -> Any:
