@@ -24,7 +24,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # render | apply: turning a plan into text or into transactions, and the readers around them
     ("render", "export", "db", "saved_plan", "apply", "down", "history", "verify", "verify_read", "run"),
     # the edges: commands and the --watch loop
-    ("cli", "cli_support", "cli_manifest", "cli_verify", "cli_export", "controller", "pipeline_metrics", "notify"),
+    ("cli", "cli_support", "cli_manifest", "cli_verify", "cli_export", "controller", "pipeline_metrics", "notify",
+     "console"),
 )
 
 
