@@ -16,6 +16,7 @@ import time
 
 STARTED = time.perf_counter()
 
+import gc  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -33,11 +34,15 @@ def _step(name: str) -> None:
 
 def main() -> None:
     manifest_path = sys.argv[1]
+    gc.disable()  # as the console script (reconciler.console) imports: collector paused, then frozen out
     import click  # noqa: F401
 
     _step("import click")
+    gc.freeze()
+    gc.enable()  # the command imports psycopg later, after the freeze, with the collector running
     import psycopg  # noqa: F401
 
+    gc.disable()
     _step("import psycopg")
     import pydantic  # noqa: F401
     import pydantic.main  # noqa: F401
@@ -55,6 +60,8 @@ def main() -> None:
     from reconciler.manifest import load_manifest
     from reconciler.trigger_sql import render_command
 
+    gc.freeze()
+    gc.enable()
     _step("import the rest of reconciler")
     parse_file, yaml_ms = loading.parse_file, []
 
