@@ -22,6 +22,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from reconciler import db, faults, kinds, render
+from reconciler.allocation import paused_gc
 from reconciler.errors import (
     ApplyFailed,
     DatabaseUnavailable,
@@ -283,8 +284,9 @@ def apply(
     conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout)
     try:
         _begin_locked(conn, lock_timeout, statement_timeout)
-        live = db.read_live(conn, manifest, planes, rider, rider_queries=False)
-        plan = make_plan(manifest, live, secret_values, render_command, options)
+        with paused_gc():  # rows and the plan: many objects, no cycles (reconciler.allocation)
+            live = db.read_live(conn, manifest, planes, rider, rider_queries=False)
+            plan = make_plan(manifest, live, secret_values, render_command, options)
         if saved is not None:
             check_saved(saved, live, plan)
         if on_plan is not None:
@@ -421,7 +423,8 @@ def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, Secr
         live = read_only(conn, manifest, planes, rider, statement_timeout=statement_timeout)
     finally:
         conn.close()
-    return live, make_plan(manifest, live, secret_values, render_command, options)
+    with paused_gc():
+        return live, make_plan(manifest, live, secret_values, render_command, options)
 
 
 def read_only(conn: psycopg.Connection[Any], manifest: Manifest, planes: Planes | None = None,
@@ -435,7 +438,8 @@ def read_only(conn: psycopg.Connection[Any], manifest: Manifest, planes: Planes 
     with db.translated("starting a read-only transaction"):
         conn.execute(begin)
     try:
-        live = db.read_live(conn, manifest, planes, rider)
+        with paused_gc():  # rows: many objects, no cycles (reconciler.allocation)
+            live = db.read_live(conn, manifest, planes, rider)
     finally:
         _rollback(conn)
     if rider is not None:
