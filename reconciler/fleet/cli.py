@@ -38,6 +38,9 @@ _OPTIONS = (
                  help="With --targets: only this target (repeatable)."),
     click.option("--parallel", type=click.IntRange(1, 256), default=4, show_default=True, metavar="N",
                  help="With --targets: how many targets run at once."),
+    click.option("--connect-timeout", type=click.IntRange(2, 300), default=5, show_default=True, metavar="SECONDS",
+                 help="With --targets: give up on a target that has not accepted the connection by then "
+                      "(PostgreSQL's minimum is 2)."),
     click.option("--refresh-interval", type=Duration(), default="5m", show_default=True, metavar="DURATION",
                  help="With --watch --targets: how often the generators are asked for targets again."),
 )
@@ -66,13 +69,14 @@ def fleet_command(ctx: click.Context, environ: Mapping[str, str]) -> int:
             targets_file=p["targets_file"], files=tuple(p["files"]), environ=environ, apply=p["apply_plan"] == "-",
             prune=p["prune"], interval=p["interval"], refresh_interval=p["refresh_interval"],
             parallel=p["parallel"], selected=tuple(p["target_names"]), http_host=p["http_host"],
-            http_port=p["http_port"], lock_timeout=p["lock_timeout"], statement_timeout=p["statement_timeout"])
+            http_port=p["http_port"], lock_timeout=p["lock_timeout"], statement_timeout=p["statement_timeout"],
+            connect_timeout=p["connect_timeout"])
         return FleetController(settings).run()
     listing = select(read(p["targets_file"], environ), p["target_names"])
     return plan_or_apply(listing, tuple(p["files"]), environ, apply=p["apply_plan"] == "-", fmt=p["fmt"],
                          verbose=p["verbose"], detailed=p["detailed_exitcode"], prune=p["prune"],
                          parallel=p["parallel"], lock_timeout=p["lock_timeout"],
-                         statement_timeout=p["statement_timeout"])
+                         statement_timeout=p["statement_timeout"], connect_timeout=p["connect_timeout"])
 
 
 def _check_usage(ctx: click.Context) -> None:
@@ -111,12 +115,12 @@ def select(listing: TargetList, names: Sequence[str]) -> TargetList:
 
 def plan_or_apply(listing: TargetList, files: Sequence[str], environ: Mapping[str, str], *, apply: bool, fmt: str,
                   verbose: bool, detailed: bool, prune: bool, parallel: int, lock_timeout: float | None,
-                  statement_timeout: float) -> int:
+                  statement_timeout: float, connect_timeout: int = 5) -> int:
     from reconciler.fleet.runner import run_fleet
     from reconciler.kinds.base import PlanOptions
 
     results = run_fleet(listing.targets, files, environ, PlanOptions(prune=prune), apply=apply, parallel=parallel,
-                        lock_timeout=lock_timeout, statement_timeout=statement_timeout)
+                        lock_timeout=lock_timeout, statement_timeout=statement_timeout, connect_timeout=connect_timeout)
     by_name = {t.name: t for t in listing.targets}
     if fmt == "json":
         click.echo(json.dumps(document(results, listing.errors, apply=apply, verbose=verbose), indent=2,

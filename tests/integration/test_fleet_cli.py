@@ -131,3 +131,15 @@ def test_the_targets_file_from_the_environment(fleet) -> None:  # type: ignore[n
     result = CliRunner().invoke(main, ["-f", str(fleet["manifest"]), "--dry-run", "--target", LIVE[0]], env=env,
                                 catch_exceptions=False)
     assert result.exit_code == 0 and f"== target {LIVE[0]} ==" in result.stdout
+
+
+def test_connect_timeout_bounds_a_target_that_never_answers(fleet) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.fleet_support import black_hole
+
+    assert fleet_cli(fleet, "--dry-run", "--connect-timeout", "1").exit_code == 1  # below PostgreSQL's minimum
+    with black_hole() as url:
+        fleet["env"][url_variable(DEAD)] = url
+        result = fleet_cli(fleet, "--dry-run", "--target", DEAD, "--connect-timeout", "2", "--format", "json")
+    assert result.exit_code == 1
+    dead = json.loads(result.stdout)["targets"][DEAD]
+    assert "timeout expired" in dead["error"] and 1500 <= dead["duration_ms"] < 4500, dead
