@@ -268,10 +268,11 @@ def apply(
     version: str = "",
     on_plan: Callable[[Plan], None] | None = None,
     planes: Planes | None = None,
+    connect_timeout: int = db.CONNECT_TIMEOUT,
 ) -> ApplyResult:
     """Apply `manifest` in one transaction; `planes` (kinds.open_planes) are the run's non-SQL connections."""
     # autocommit with an explicit BEGIN lets the BEGIN, the timeouts and the lock share one round trip
-    conn = db.connect(url, autocommit=True)
+    conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout)
     try:
         _begin_locked(conn, lock_timeout, statement_timeout)
         live = db.read_live(conn, manifest, planes)
@@ -395,12 +396,15 @@ def _explain_wait(error: ApplyFailed, url: str) -> ApplyFailed:
 
 
 def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, SecretValue], render_command: Callable[[TriggerSpec], str],
-                  options: PlanOptions, planes: Planes | None = None) -> tuple[LiveState, Plan]:
-    """Dry run: one read-only transaction, never a write."""
-    conn = db.connect(url, autocommit=True)
+                  options: PlanOptions, planes: Planes | None = None, *, connect_timeout: int = db.CONNECT_TIMEOUT,
+                  statement_timeout: float | None = None) -> tuple[LiveState, Plan]:
+    """Dry run: one read-only transaction, never a write (each read bounded by `statement_timeout` if given)."""
+    conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout)
     try:
         with db.translated("starting a read-only transaction"):
             conn.execute("BEGIN READ ONLY")
+            if statement_timeout:
+                conn.execute("SELECT set_config('statement_timeout', %s, true)", (_ms(statement_timeout),))
         live = db.read_live(conn, manifest, planes)
         _rollback(conn)
     finally:

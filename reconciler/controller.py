@@ -13,24 +13,20 @@ sent to the --notify webhooks (`notify`, from its own thread).
 from __future__ import annotations
 
 import os
-import queue
 import random
-import signal
-import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from reconciler import kinds, run
+from reconciler import kinds, run, watching
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
+from reconciler.files import signature as file_signature
 from reconciler.kinds.base import PlanOptions
 from reconciler.model import MUTATING, Plan
 from reconciler.notify import Notices, Notifier
@@ -95,8 +91,8 @@ class Controller:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.stop = threading.Event()
-        self.wake = threading.Event()
+        self.lifecycle = watching.Lifecycle(log)
+        self.stop, self.wake = self.lifecycle.stop, self.lifecycle.wake
         self.started = time.monotonic()
         self.last_cycle_started: float | None = None
         self.last_cycle_ok = False
@@ -108,11 +104,10 @@ class Controller:
         self.pipeline = PipelineMonitor(self.metrics.registry, settings.verify_interval) if settings.verify else None
         self.notices = Notices(Notifier(settings.notify), settings.notify_failures)
         self._secrets: list[str] = []
-        self._handled: queue.SimpleQueue[int] = queue.SimpleQueue()  # signals handled, for the "signals" thread
 
     # --- lifecycle -------------------------------------------------------------------------------
     def run(self) -> int:
-        self._install_signals()
+        self.lifecycle.install_signals()
         self._serve_http()
         self.notices.notifier.start()
         log.info("controller_started", interval=self.settings.interval, apply=self.settings.apply,
@@ -122,45 +117,12 @@ class Controller:
                 # cleared before the cycle, so a SIGHUP that arrives during it starts the next one at once
                 self.wake.clear()
                 delay = self.cycle()
-                self._sleep(delay)
+                self.lifecycle.sleep(delay)
         finally:
-            if self._server is not None:
-                self._server.shutdown()
-                self._server.server_close()
+            watching.shutdown_http(self._server)
             self.notices.notifier.close()
             log.info("controller_stopped")
         return 0
-
-    def _sleep(self, delay: float) -> None:
-        deadline = time.monotonic() + delay
-        while not self.stop.is_set() and not self.wake.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self.wake.wait(min(remaining, 0.2))
-
-    def _install_signals(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGHUP, self._on_signal)
-        threading.Thread(target=self._log_signals, name="signals", daemon=True).start()
-
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        # Only flags and a reentrant-safe queue here: a log line written from a signal handler can interrupt
-        # a write to stderr in progress (a reentrant call). The "signals" thread logs it.
-        if signum != signal.SIGHUP:
-            self.stop.set()
-        self.wake.set()
-        self._handled.put(signum)
-
-    def _log_signals(self) -> None:
-        """`signal_handled` once a signal's flags are set: what a test waits for instead of sleeping."""
-        while True:
-            signum = self._handled.get()
-            log.info("signal_handled", signal=signal.Signals(signum).name,
-                     action="cycle now" if signum == signal.SIGHUP else "stop after the running cycle")
 
     # --- one cycle -------------------------------------------------------------------------------
     def cycle(self) -> float:
@@ -217,7 +179,7 @@ class Controller:
         return interval * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
 
     def _reload_manifest(self) -> None:
-        signature = _signature(self.settings.files)
+        signature = file_signature(self.settings.files)
         if signature == self._manifest_signature and (self.manifest is not None or self.manifest_error is not None):
             return
         self._manifest_signature = signature
@@ -297,51 +259,8 @@ class Controller:
         return True, "ok"
 
     def _serve_http(self) -> None:
-        if self.settings.http_port < 0:
-            return
-        controller = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                if self.path == "/healthz":
-                    ok = controller.healthy()
-                    self._send(200 if ok else 503, b"ok\n" if ok else b"no cycle started recently\n", "text/plain")
-                elif self.path == "/readyz":
-                    ok, why = controller.ready()
-                    self._send(200 if ok else 503, (why + "\n").encode(), "text/plain")
-                elif self.path == "/metrics":
-                    self._send(200, generate_latest(controller.metrics.registry), CONTENT_TYPE_LATEST)
-                else:
-                    self._send(404, b"not found\n", "text/plain")
-
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # probes every few seconds: keep logs quiet
-                return
-
-        try:
-            self._server = ThreadingHTTPServer((self.settings.http_host, self.settings.http_port), Handler)
-        except OSError as e:
-            raise ReconcilerError(f"cannot listen on {self.settings.http_host}:{self.settings.http_port}: "
-                                  f"{e.strerror or e}", hint="choose another --http-port (-1 disables)") from e
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="http", daemon=True).start()
-
-
-def _signature(files: Sequence[str]) -> tuple[Any, ...]:
-    out: list[tuple[str, int | None, int | None, int | None]] = []
-    for name in files:
-        try:
-            st = Path(name).stat()
-            out.append((name, st.st_ino, st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append((name, None, None, None))
-    return tuple(out)
+        self._server = watching.serve_http(self.settings.http_host, self.settings.http_port, healthy=self.healthy,
+                                           ready=self.ready, registry=self.metrics.registry)
 
 
 def _counts(plan: Plan) -> dict[str, dict[str, int]]:

@@ -121,7 +121,11 @@ def _sentences(message: str) -> str:
                     for i, line in enumerate(lines))
 
 
-def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 10) -> psycopg.Connection[Any]:
+#: Seconds libpq waits for a server to accept a connection (a fleet passes a shorter one per target).
+CONNECT_TIMEOUT = 10
+
+
+def connect(url: str, *, autocommit: bool = False, connect_timeout: int = CONNECT_TIMEOUT) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
                                application_name=APPLICATION_NAME, prepare_threshold=PREPARE_THRESHOLD)

@@ -6,7 +6,9 @@ that follows the word "file" in the caller's message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def read_limited(path: str | Path, limit: int) -> tuple[bytes | None, str]:
@@ -25,3 +27,15 @@ def read_limited(path: str | Path, limit: int) -> tuple[bytes | None, str]:
     if len(raw) > limit:
         return None, f"is larger than {limit // 1024} KiB"
     return raw, ""
+
+
+def signature(paths: Sequence[str]) -> tuple[Any, ...]:
+    """What changes when one of `paths` is replaced or edited: inode, mtime and size (None when missing)."""
+    out: list[tuple[str, int | None, int | None, int | None]] = []
+    for name in paths:
+        try:
+            st = Path(name).stat()
+            out.append((name, st.st_ino, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((name, None, None, None))
+    return tuple(out)

@@ -18,14 +18,15 @@ PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 LAYERS: tuple[tuple[str, ...], ...] = (
     # model: the plan's types, errors, and what reads and checks a manifest (no database, no plan)
     ("model", "errors", "cron", "sqltext", "files", "logs", "faults", "manifest", "secrets", "secret_value",
-     "trigger_sql", "edge_api", "fleet.target"),
+     "trigger_sql", "edge_api", "fleet.target", "fleet.shard"),
     ("kinds",),  # every resource kind and the registry
     ("plan",),  # pure: manifest + live state in, plan out
     # render | apply: turning a plan into text or into transactions, and the readers around them
-    ("render", "export", "db", "saved_plan", "apply", "down", "history", "verify", "verify_read", "run"),
+    ("render", "export", "db", "saved_plan", "apply", "down", "history", "verify", "verify_read", "run",
+     "fleet.runner"),
     # the edges: commands and the --watch loop
     ("cli", "cli_support", "cli_manifest", "cli_verify", "cli_export", "controller", "pipeline_metrics", "notify",
-     "fleet"),
+     "watching", "fleet"),
 )
 
 
