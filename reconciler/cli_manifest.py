@@ -1,7 +1,7 @@
 """`reconcile validate` and `reconcile schema`: the offline manifest commands.
 
 Data flow: scheduler.yaml ──load_manifest──▶ Manifest ──▶ a summary line (validate) or the JSON Schema
-(schema). Neither touches a database or reads a secret source. The main click group (cli.py) registers
+(schema; `--targets` for targets.yaml's). Neither touches a database or reads a secret source. The main click group (cli.py) registers
 `validate_command` and `schema_command`; each also works as a standalone click command.
 """
 
@@ -96,7 +96,14 @@ def validate_command(
                 click.echo(f"  {kind} {spec.name} ({spec.schedule}): {runs}")
 
 
-@click.command("schema", cls=Command, short_help="Print the manifest's JSON Schema.")
-def schema_command() -> None:
+@click.command("schema", cls=Command, short_help="Print the manifest's (or targets file's) JSON Schema.")
+@click.option("--targets", "targets", is_flag=True, default=False,
+              help="The schema of targets.yaml (fleet mode) instead of the manifest's.")
+def schema_command(targets: bool) -> None:
     """Print the manifest's JSON Schema (for editors: `# yaml-language-server: $schema=...`)."""
+    if targets:
+        from reconciler.fleet.targets_models import targets_json_schema
+
+        click.echo(json.dumps(targets_json_schema(), indent=2, ensure_ascii=False))
+        return
     click.echo(json.dumps(manifest_json_schema(), indent=2, ensure_ascii=False))
