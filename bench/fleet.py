@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -153,7 +152,7 @@ class Cycle:
 
 
 def measure(name: str, endpoints: Sequence[Endpoint], targets: Sequence[Target], env: Mapping[str, str], *,
-            apply: bool, parallel: int, repeat: int, connect_timeout: int,
+            apply: bool, parallel: int, repeat: int, connect_timeout: int, idle_server_cpu: float,
             before: Any = None) -> Cycle:
     """`repeat` fleet cycles of `targets` (in their order); `before(i)` runs untimed before each one."""
     by_name = {e.name: e for e in endpoints}
@@ -171,12 +170,20 @@ def measure(name: str, endpoints: Sequence[Endpoint], targets: Sequence[Target],
                             connect_timeout=connect_timeout)
         walls.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - cpu0)
-        server.append(server_cpu_seconds(clusters) - server0)
+        # Less what the idle servers (pg_cron's launcher, the checkpointer...) burn in the same time.
+        server.append(server_cpu_seconds(clusters) - server0 - idle_server_cpu * walls[-1])
         latencies += [r.duration for r in results if by_name[r.target].member is not None]
     failed = [{"name": r.target, "kind": by_name[r.target].kind, "error": r.error, "retryable": r.retryable,
                "seconds": round(r.duration, 3)} for r in results if not r.ok]
     return Cycle(name, "apply" if apply else "dry-run", parallel, len(targets), walls, latencies, cpu, server,
                  sum(r.changes for r in results), sum(r.applied for r in results), failed)
+
+
+def idle_cpu_rate(clusters: list[Any], seconds: float = 3.0) -> float:
+    """CPU seconds per second the idle clusters use together (subtracted from each cycle's DB CPU)."""
+    before = server_cpu_seconds(clusters)
+    time.sleep(seconds)
+    return (server_cpu_seconds(clusters) - before) / seconds
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -235,7 +242,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         unreachable = [by_name[e.name] for e in dead]
         report["unreachable"] = {"refused": refused, "blackholed": args.unreachable - refused,
                                  "connect_timeout_s": args.connect_timeout}
-        common = {"env": env, "repeat": args.repeat, "connect_timeout": args.connect_timeout}
+        idle_server_cpu = idle_cpu_rate([m.cluster for m in fleet.members])
+        report["idle_server_cpu_per_s"] = round(idle_server_cpu, 4)
+        common = {"env": env, "repeat": args.repeat, "connect_timeout": args.connect_timeout,
+                  "idle_server_cpu": idle_server_cpu}
         cycles: list[Cycle] = []
         # From the runbook's starting point (tables only) to scheduler.yaml on every cluster: the first apply.
         first = measure("first apply (from empty)", everyone, live, apply=True, parallel=max(parallels),
@@ -294,6 +304,7 @@ def print_tables(report: dict[str, Any]) -> None:
     print(f"harness: {h['clusters']} clusters; template {h['template_s']} s; started in {h['start_s']} s "
           f"({h['start_parallel']} at a time, {h['start_per_cluster_s']} s each); "
           f"{h['pss_per_cluster_mib']} MiB PSS and {h['processes_per_cluster']} processes per cluster")
+    print(f"idle clusters: {report['idle_server_cpu_per_s']} CPU s per s together (subtracted from DB CPU)")
     print(f"unreachable: {u['refused']} refused + {u['blackholed']} blackholed, connect timeout "
           f"{u['connect_timeout_s']} s; read_targets {report['read_targets_s'] * 1000:.1f} ms\n")
     print("| cycle | mode | parallel | targets | wall s (median) | p50 ms | p99 ms | CPU s | CPU ms/target "
@@ -315,5 +326,5 @@ def print_tables(report: dict[str, Any]) -> None:
 if __name__ == "__main__":
     try:
         main()
-    except subprocess.CalledProcessError as exc:
-        sys.exit(f"fleet benchmark: {exc}")
+    except KeyboardInterrupt:  # the clusters are stopped by then (stopping())
+        sys.exit("fleet benchmark: interrupted; every cluster it started is stopped")
