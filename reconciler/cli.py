@@ -30,6 +30,7 @@ from reconciler.cli_support import (
     remember_env_file,
 )
 from reconciler.errors import ReconcilerError, UnsafePlan
+from reconciler.fleet import cli as fleet_cli
 from reconciler.kinds.base import PlanOptions
 
 if TYPE_CHECKING:
@@ -89,12 +90,13 @@ def _render_command() -> Any:
               help="With --watch: POST state changes as JSON (with a `text` field) to this webhook (repeatable).")
 @click.option("--notify-after", type=click.IntRange(1), default=3, show_default=True, metavar="N",
               help="With --watch: notify when this many cycles in a row failed.")
+@fleet_cli.fleet_options
 @click.pass_context
 def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple[str, ...], database_url: str | None,
          env_file: str | None, fmt: str, detailed_exitcode: bool, verbose: bool, prune: bool, rotate: tuple[str, ...],
          out_file: str | None, lock_timeout: float | None, statement_timeout: float, log_level: str | None,
          log_format: str, watch: bool, interval: float, http_port: int, http_host: str,
-         verify_interval: float | None, notify: tuple[str, ...], notify_after: int) -> int:
+         verify_interval: float | None, notify: tuple[str, ...], notify_after: int, **fleet: Any) -> int:
     """Keep pg_cron, pg_net, Vault secrets and scheduled_jobs exactly as scheduler.yaml declares.
 
     Without a sub-command: plan (--dry-run, the default) or --apply; --watch keeps doing it.
@@ -107,6 +109,8 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
     if (notify or verify_interval is not None) and not watch:
         raise click.UsageError("--notify and --verify-interval go with --watch")
     env = environment(env_file)
+    if fleet_cli.wanted(fleet):
+        return fleet_cli.fleet_command(ctx, env)
     if watch:
         if apply_plan not in (None, "-") or out_file or rotate:
             raise click.UsageError("--watch takes --apply without a plan file, and no --out or --rotate")

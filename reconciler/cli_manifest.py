@@ -96,11 +96,11 @@ def validate_command(
                 click.echo(f"  {kind} {spec.name} ({spec.schedule}): {runs}")
 
 
-@click.command("schema", cls=Command, short_help="Print the manifest's (or targets file's) JSON Schema.")
+@click.command("schema", cls=Command, short_help="Print the manifest's JSON Schema.")
 @click.option("--targets", "targets", is_flag=True, default=False,
               help="The schema of targets.yaml (fleet mode) instead of the manifest's.")
 def schema_command(targets: bool) -> None:
-    """Print the manifest's JSON Schema (for editors: `# yaml-language-server: $schema=...`)."""
+    """Print the manifest's JSON Schema, or with --targets the targets file's (for editors: `# yaml-language-server: $schema=...`)."""
     if targets:
         from reconciler.fleet.targets_models import targets_json_schema
 

@@ -46,10 +46,16 @@ _SENSITIVE = ("database_url", "secrets")
 
 @dataclass(frozen=True)
 class TargetList:
-    """The fleet's targets this time, and one line per generator that failed (never a secret)."""
+    """The fleet's targets this time, and what went wrong or was left out (lines that never hold a secret).
+
+    `errors`: one line per generator that failed, and per generated project or branch it could not use
+    (or whose name is taken); `notes`: branches and projects skipped on purpose (migrations not passed,
+    not ACTIVE_HEALTHY), for an info log line.
+    """
 
     targets: tuple[Target, ...]
     errors: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.targets)
@@ -66,10 +72,17 @@ def read_targets(path: str, environ: Mapping[str, str], *,
     """
     spec, lines = _load(path)
     base = Path(path).parent
-    declared = tuple(_declared_target(path, base, item, line) for item, line in zip(spec.targets, lines, strict=True))
+    declared = tuple(_declared_target(path, base, item, line)
+                     for item, line in zip(spec.targets, lines.targets, strict=True))
     if not spec.generators:
         return TargetList(declared)
-    return TargetList(declared, tuple(f"generator {g.kind}: not implemented yet" for g in spec.generators))
+    # Imported here: httpx is loaded only when a generator is declared.
+    from reconciler.fleet.generators import generate, merge_generated
+
+    runs = [generate(g, f"generator {g.kind} ({path}:{line})", resolve_files(g.spec.files, base), environ,
+                     transport=transport)
+            for g, line in zip(spec.generators, lines.generators, strict=True)]
+    return TargetList(*merge_generated(declared, runs))
 
 
 def load_targets_file(path: str | Path) -> TargetsFile:
@@ -77,8 +90,16 @@ def load_targets_file(path: str | Path) -> TargetsFile:
     return _load(path)[0]
 
 
-def _load(path: str | Path) -> tuple[TargetsFile, tuple[int, ...]]:
-    """The validated file and the line of each declared target."""
+@dataclass(frozen=True)
+class _Lines:
+    """The line of each declared target and of each generator (the model does not keep positions)."""
+
+    targets: tuple[int, ...]
+    generators: tuple[int, ...]
+
+
+def _load(path: str | Path) -> tuple[TargetsFile, _Lines]:
+    """The validated file and where its items are."""
     label = str(path)
     root, problems = parse_file(path)
     problems = [p if p.message != _EMPTY_MANIFEST else ManifestProblem(p.file, p.line, p.column, p.field, _EMPTY)
@@ -94,8 +115,12 @@ def _load(path: str | Path) -> tuple[TargetsFile, tuple[int, ...]]:
             problems.extend(_problem_for(root, error))
     if problems or parsed is None:
         raise ManifestError(dedupe(problems, {label: 0}))
-    targets = root.get("targets")
-    return parsed, tuple(pos.line for pos in targets.item_pos) if isinstance(targets, LSeq) else ()
+    return parsed, _Lines(_item_lines(root, "targets"), _item_lines(root, "generators"))
+
+
+def _item_lines(root: LMap, key: str) -> tuple[int, ...]:
+    items = root.get(key)
+    return tuple(pos.line for pos in items.item_pos) if isinstance(items, LSeq) else ()
 
 
 def _declared_target(path: str, base: Path, spec: TargetSpec, line: int) -> Target:
@@ -151,18 +176,13 @@ def _problem_for(root: LMap, error: Mapping[str, Any]) -> list[ManifestProblem]:
         pos = at.key_pos or at.pos
         return [ManifestProblem(pos.file, pos.line, pos.column, field_name(root, loc[:-1]),
                                 f"unknown field {quote(key)}{hint}")]
-    if any(part in _SENSITIVE for part in loc) and isinstance(error.get("input"), str):
-        error = {**error, "input": "(value hidden)"}
+    written = error.get("input")
+    if any(part in _SENSITIVE for part in loc) and isinstance(written, str):
         ctx = error.get("ctx") or {}
-        if "reason" in ctx:
-            hidden = str(ctx["reason"]).replace(quote(str(_input_of(root, loc))), "(value hidden)")
-            error["ctx"] = {**ctx, "reason": hidden}
+        hidden = {"reason": str(ctx["reason"]).replace(quote(written), "(value hidden)")} if "reason" in ctx else {}
+        error = {**error, "input": "(value hidden)", "ctx": {**ctx, **hidden}}
     problems = problem_for(root, error)
     return [ManifestProblem(p.file, p.line, p.column, _named(root, p.field, loc), p.message) for p in problems]
-
-
-def _input_of(root: LMap, loc: Loc) -> Any:
-    return locate(root, loc).node
 
 
 def _shape(loc: Sequence[str | int]) -> tuple[str, ...]:

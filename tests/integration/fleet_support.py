@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 import yaml
 from psycopg import sql
 
 from localdb import Cluster, create_app_tables
 from reconciler.fleet.target import Target, ValueSource
 from tests.integration.apply_support import MANIFEST
+from tests.integration.controller_support import Watcher
 
 TEMPLATE = "fleet_template"
 BOOTSTRAP = Path(__file__).resolve().parents[2] / "localdb" / "sql" / "supabase_bootstrap.sql"
@@ -96,7 +96,28 @@ def unreachable_url(port: int) -> str:
     return f"postgresql://postgres:dead-target-password-7c1d@127.0.0.1:{port}/postgres"
 
 
-@pytest.fixture
-def fleet_dir(tmp_path: Path) -> Path:
-    fleet_manifest(tmp_path)
-    return tmp_path
+def targets_yaml(names: Sequence[str]) -> str:
+    """A targets file declaring `names`, each URL from `url_variable(name)`."""
+    return "version: 1\ntargets:\n" + "".join(
+        f"  - name: {name}\n    database_url: {{from_env: {url_variable(name)}}}\n" for name in names)
+
+
+def fleet_watcher(directory: Path, targets: Path, *args: str, env: dict[str, str], name: str,
+                  interval: str = "1s") -> Watcher:
+    """`reconcile --watch --targets FILE -f <the fleet manifest> ARGS` as its own process."""
+    return Watcher("postgresql://unused@/unused", directory / "scheduler.yaml", "--targets", str(targets), *args,
+                   interval=interval, workdir=directory, name=name, env=env)
+
+
+@contextlib.contextmanager
+def black_hole() -> Iterator[str]:
+    """A URL whose server accepts the TCP connection and never answers: only a connect timeout ends it."""
+    import socket
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    try:
+        yield f"postgresql://postgres:dead-target-password-7c1d@127.0.0.1:{server.getsockname()[1]}/postgres"
+    finally:
+        server.close()

@@ -41,7 +41,8 @@ def test_dockerfile_runs_as_non_root_with_healthcheck():
 def test_kubernetes_manifests_validate_offline():
     exe = shutil.which("kubernetes-validate")
     assert exe, "kubernetes-validate is a test dependency"
-    files = sorted(str(p) for p in (ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+    files = sorted(str(p) for p in (ROOT / "deploy" / "kubernetes").glob("**/*.yaml"))
+    assert any("/fleet/" in f for f in files)
     result = subprocess.run([exe, "--strict", *files], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     deployment = next(d for d in yaml.safe_load_all((ROOT / "deploy/kubernetes/deployment.yaml").read_text())
@@ -60,6 +61,33 @@ def test_configmap_manifest_is_a_valid_reconciler_manifest(path, tmp_path):
     (tmp_path / "scheduler.yaml").write_text(data)
     manifest = load_manifest([str(tmp_path / "scheduler.yaml")])
     assert [e.name for e in manifest.extensions] == ["pg_cron", "pg_net", "supabase_vault"]
+
+
+def test_the_fleet_statefulset_shards_by_ordinal_and_probes_readiness():
+    docs = list(yaml.safe_load_all((ROOT / "deploy/kubernetes/fleet/statefulset.yaml").read_text()))
+    statefulset = next(d for d in docs if d["kind"] == "StatefulSet")
+    service = next(d for d in docs if d["kind"] == "Service")
+    assert service["spec"]["clusterIP"] == "None" and statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+    pod = statefulset["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["RECONCILE_SHARD_REPLICAS"]["value"] == str(statefulset["spec"]["replicas"])
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert pod["securityContext"]["runAsNonRoot"] and container["securityContext"]["readOnlyRootFilesystem"]
+    assert container["args"][:4] == ["--watch", "--apply", "--targets", "/config/targets.yaml"]
+
+
+def test_the_fleet_configmap_holds_a_valid_targets_file_and_manifest(tmp_path):
+    from reconciler.fleet.targets_file import load_targets_file
+    from reconciler.manifest import load_manifest
+
+    data = yaml.safe_load((ROOT / "deploy/kubernetes/fleet/configmap.yaml").read_text())["data"]
+    (tmp_path / "targets.yaml").write_text(data["targets.yaml"])
+    (tmp_path / "scheduler.yaml").write_text(data["scheduler.yaml"])
+    assert [t.name for t in load_targets_file(tmp_path / "targets.yaml").targets] == ["production"]
+    assert [e.name for e in load_manifest([str(tmp_path / "scheduler.yaml")]).extensions] == ["pg_cron", "pg_net", "supabase_vault"]
 
 
 def test_the_gitops_example_installs_the_package_as_the_readme_says():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.fix_db import DbTarget, free_port
 from tests.integration.apply_support import MARKERS, SECRETS_ENV
 from tests.integration.controller_support import hold_reconciler_lock
 from tests.integration.fleet_support import (
+    black_hole,
     databases,
     env_targets,
     fleet_manifest,
@@ -147,3 +149,20 @@ def test_a_broken_manifest_is_an_error_per_target_on_one_line(fleet, tmp_path: P
     target = dataclasses.replace(env_targets(NAMES)[0], files=(str(overlay),))
     result = run_target(target, files, environ, PlanOptions(), apply=False, manifests=runner.ManifestCache())
     assert result.error is not None and "broken.yaml:" in result.error and "\n" not in result.error
+
+
+def test_a_target_that_never_answers_costs_its_own_connect_timeout_only(fleet) -> None:  # type: ignore[no-untyped-def]
+    files, environ, _ = fleet
+    with black_hole() as url:
+        silent = Target("fleet-run-silent", ValueSource(value=SecretValue(url)))
+        started = time.monotonic()
+        results = run_fleet([silent, *env_targets(NAMES)], files, environ, PlanOptions(), apply=False, parallel=2,
+                            connect_timeout=2)
+        elapsed = time.monotonic() - started
+    by_name = {r.target: r for r in results}
+    assert by_name["fleet-run-silent"].retryable and by_name["fleet-run-silent"].duration >= 1.5
+    assert "timeout expired" in (by_name["fleet-run-silent"].error or "")
+    # the other worker planned the three others meanwhile: the fleet took about the timeout, not more
+    assert all(by_name[n].error is None for n in NAMES)
+    assert elapsed < by_name["fleet-run-silent"].duration + 3
+    _no_secret(repr(results))

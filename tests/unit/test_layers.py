@@ -18,8 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 LAYERS: tuple[tuple[str, ...], ...] = (
     # model: the plan's types, errors, and what reads and checks a manifest (no database, no plan)
     ("model", "errors", "cron", "sqltext", "files", "logs", "faults", "manifest", "secrets", "secret_value",
-     "trigger_sql", "edge_api", "fleet.target", "fleet.shard", "fleet.targets_models", "fleet.targets_file",
-     "fleet.generators", "fleet.management_api"),
+     "trigger_sql", "edge_api", "fleet.target", "fleet.targets_models", "fleet.targets_file", "fleet.generators",
+     "fleet.management_api", "fleet.shard"),
     ("kinds",),  # every resource kind and the registry
     ("plan",),  # pure: manifest + live state in, plan out
     # render | apply: turning a plan into text or into transactions, and the readers around them

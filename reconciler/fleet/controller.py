@@ -1,0 +1,342 @@
+"""`reconcile --watch --targets FILE`: the long-running controller of a fleet (or of one shard of it).
+
+One scheduling thread and a bounded pool of `--parallel` workers. Every target has its own schedule:
+its next run is its interval with jitter after a success, an exponential backoff (about 1 s doubling up
+to the interval) after a retryable error (database down), the interval after a permanent one or after
+finding the target's lock held by another reconciler (a replica overlapping during a rollout).
+A run is `runner.run_target`: its own connection with a short connect timeout and a statement timeout,
+closed when the run ends, so a dead or slow target occupies one worker for a bounded time and never
+delays the others, and no connection is held between runs.
+
+The targets file is read again when it changes (and on SIGHUP), and the generators are asked again every
+--refresh-interval: targets appear and disappear without a restart, and a removed target's metric series
+go with it. An invalid edit is logged and the last valid list kept; a generator that fails this time
+removes none of its targets (they stay until it answers again). With sharding configured
+(fleet.shard: RECONCILE_SHARD_REPLICAS and the pod's ordinal) only this replica's targets are taken.
+/readyz is 200 once every target has been attempted at least once. Metrics are labelled by target only
+(docs/fleet-operations.md lists them and their cardinality). Pipeline verification is not run per target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from typing import TYPE_CHECKING
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from reconciler import watching
+from reconciler.errors import ManifestError, ReconcilerError
+from reconciler.files import signature as file_signature
+from reconciler.fleet import runner
+from reconciler.fleet.shard import shard_from_environ, shard_of
+from reconciler.kinds.base import PlanOptions
+
+if TYPE_CHECKING:
+    from reconciler.fleet.runner import TargetResult
+    from reconciler.fleet.target import Target
+
+log = structlog.get_logger("reconciler.fleet.controller")
+
+RESULTS = ("success", "drift", "error", "skipped")
+
+
+@dataclass
+class FleetSettings:
+    targets_file: str
+    files: tuple[str, ...] = ()
+    environ: Mapping[str, str] = field(default_factory=dict)
+    apply: bool = False
+    prune: bool = False
+    interval: float = 60.0
+    refresh_interval: float = 300.0
+    parallel: int = 4
+    selected: tuple[str, ...] = ()
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    lock_timeout: float | None = None
+    statement_timeout: float | None = runner.DEFAULT_STATEMENT_TIMEOUT
+    connect_timeout: int = runner.DEFAULT_CONNECT_TIMEOUT
+    jitter: float = 0.1
+    min_backoff: float = 1.0
+
+
+def metric_label(name: str) -> str:
+    """A target's name as a label value: the targets file allows only these characters anyway."""
+    return re.sub(r"[^a-z0-9._-]", "_", name.lower())[:63]
+
+
+class FleetMetrics:
+    """Series per target: 4 cycle counters, last success, up, drift, changes applied (8 in all)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.targets = Gauge("reconciler_fleet_targets", "Targets this replica reconciles.", registry=r)
+        self.targets_file_valid = Gauge("reconciler_fleet_targets_file_valid",
+                                        "1 when the targets file last read was valid.", registry=r)
+        self.generator_errors = Gauge("reconciler_fleet_generator_errors",
+                                      "Generators that failed at the last refresh.", registry=r)
+        self.shard = Gauge("reconciler_fleet_shard", "This replica's shard (ordinal of replicas); 0/1 when unsharded.",
+                           ["ordinal", "replicas"], registry=r)
+        self.cycles = Counter("reconciler_fleet_target_cycles", "Runs by target and result (success, drift, error, "
+                              "skipped).", ["target", "result"], registry=r)
+        self.last_success = Gauge("reconciler_fleet_target_last_success_timestamp_seconds",
+                                  "Unix time of the target's last successful run.", ["target"], registry=r)
+        self.up = Gauge("reconciler_fleet_target_up", "1 when the target's last run succeeded.", ["target"], registry=r)
+        self.drifted = Gauge("reconciler_fleet_target_drifted_resources",
+                             "Resources that differ from the manifest after the target's last run.", ["target"],
+                             registry=r)
+        self.applied = Counter("reconciler_fleet_target_changes_applied", "Changes applied, by target.", ["target"],
+                               registry=r)
+        self.duration = Histogram("reconciler_fleet_run_duration_seconds", "Duration of one target's run.",
+                                  registry=r, buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+
+    def add(self, name: str) -> None:
+        label = metric_label(name)
+        for result in RESULTS:
+            self.cycles.labels(label, result)
+        self.up.labels(label).set(0)
+        self.drifted.labels(label).set(0)
+        self.applied.labels(label)
+
+    def remove(self, name: str) -> None:
+        label = metric_label(name)
+        for result in RESULTS:
+            self.cycles.remove(label, result)
+        for family in (self.last_success, self.up, self.drifted, self.applied):
+            with contextlib.suppress(KeyError):  # never set (last_success before a first success)
+                family.remove(label)
+
+
+@dataclass
+class _Scheduled:
+    target: Target
+    due: float
+    failures: int = 0
+    attempted: bool = False
+    running: bool = False
+
+
+class FleetController:
+    def __init__(self, settings: FleetSettings) -> None:
+        self.settings = settings
+        self.metrics = FleetMetrics()
+        self.lifecycle = watching.Lifecycle(log)
+        self.shard = shard_from_environ(settings.environ)
+        self.manifests = runner.ManifestCache()
+        self.started = time.monotonic()
+        self.last_tick = self.started
+        self.scheduled: dict[str, _Scheduled] = {}
+        self.targets_error: str | None = None
+        self._loaded = False
+        self._targets_signature: object = None
+        self._refreshed_at = float("-inf")
+        self._lock = threading.Lock()
+        self._finished = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._options = PlanOptions(prune=settings.prune)
+        ordinal, replicas = self.shard or (0, 1)
+        self.metrics.shard.labels(str(ordinal), str(replicas)).set(1)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def run(self) -> int:
+        self.lifecycle.install_signals()
+        self._server = watching.serve_http(self.settings.http_host, self.settings.http_port, healthy=self.healthy,
+                                           ready=self.ready, registry=self.metrics.registry)
+        ordinal, replicas = self.shard or (0, 1)
+        log.info("fleet_controller_started", interval=self.settings.interval, apply=self.settings.apply,
+                 parallel=self.settings.parallel, targets_file=self.settings.targets_file,
+                 shard_ordinal=ordinal if self.shard else None, shard_replicas=replicas if self.shard else None,
+                 http_port=self._server.server_address[1] if self._server is not None else None)
+        pool = ThreadPoolExecutor(max_workers=self.settings.parallel, thread_name_prefix="target")
+        try:
+            while not self.lifecycle.stop.is_set():
+                self.last_tick = time.monotonic()
+                if self.lifecycle.wake.is_set():  # SIGHUP: read the targets again and run every target now
+                    self.lifecycle.wake.clear()
+                    self._refreshed_at = float("-inf")
+                    with self._lock:
+                        for state in self.scheduled.values():
+                            state.due = min(state.due, time.monotonic())
+                self._refresh_targets()
+                self._start_due(pool)
+                self._finished.wait(self._wait_time())
+                self._finished.clear()
+        finally:
+            pool.shutdown(wait=True)  # the running targets finish; nothing new starts
+            watching.shutdown_http(self._server)
+            log.info("fleet_controller_stopped")
+        return 0
+
+    def _wait_time(self) -> float:
+        with self._lock:
+            idle = [s.due for s in self.scheduled.values() if not s.running]
+        next_due = min(idle, default=time.monotonic() + 1.0)
+        return max(0.0, min(next_due - time.monotonic(), 0.5))
+
+    # --- targets ---------------------------------------------------------------------------------
+    def _refresh_targets(self) -> None:
+        signature = file_signature([self.settings.targets_file])
+        now = time.monotonic()
+        if self._loaded and signature == self._targets_signature and now - self._refreshed_at < \
+                self.settings.refresh_interval:
+            return
+        self._targets_signature, self._refreshed_at = signature, now
+        from reconciler.fleet.targets_file import read_targets
+
+        try:
+            listing = read_targets(self.settings.targets_file, self.settings.environ)
+        except ManifestError as e:
+            self.targets_error = "; ".join(e.one_line().splitlines())
+            self.metrics.targets_file_valid.set(0)
+            log.error("targets_invalid", problems=[str(p) for p in e.problems],
+                      keeping="last valid targets" if self._loaded else "none")
+            return
+        except ReconcilerError as e:
+            self.targets_error = e.one_line()
+            self.metrics.targets_file_valid.set(0)
+            log.error("targets_unreadable", error=e.one_line())
+            return
+        except Exception as e:  # a bug in a generator must not stop the targets already known
+            self.targets_error = f"unexpected {type(e).__name__} while reading the targets"
+            log.error("targets_read_failed_unexpectedly", error_type=type(e).__name__)
+            return
+        self.targets_error = None
+        self.metrics.targets_file_valid.set(1)
+        self.metrics.generator_errors.set(len(listing.errors))
+        for error in listing.errors:
+            log.error("generator_failed", error=error)
+        for note in listing.notes:
+            log.info("generator_skipped", note=note)
+        missing = sorted(set(self.settings.selected) - set(listing.names()))
+        if missing:
+            log.warning("selected_targets_not_found", targets=missing)
+        wanted = {t.name: t for t in listing.targets if self._mine(t.name)}
+        with self._lock:
+            if listing.errors:  # a generator that failed this time removes nothing
+                wanted.update({n: s.target for n, s in self.scheduled.items() if n not in wanted})
+            self._update(wanted)
+        self._loaded = True
+
+    def _mine(self, name: str) -> bool:
+        if self.settings.selected and name not in self.settings.selected:
+            return False
+        return self.shard is None or shard_of(name, self.shard[1]) == self.shard[0]
+
+    def _update(self, wanted: Mapping[str, Target]) -> None:
+        now = time.monotonic()
+        for name in sorted(set(self.scheduled) - set(wanted)):
+            del self.scheduled[name]
+            self.metrics.remove(name)
+            log.info("target_removed", target=name)
+        for name, target in wanted.items():
+            state = self.scheduled.get(name)
+            if state is None:
+                # the first runs spread over a little of the interval, so a big fleet does not start at once
+                jitter = random.uniform(0, self.settings.jitter * self.settings.interval) if self._loaded else 0.0
+                self.scheduled[name] = _Scheduled(target, now + jitter)
+                self.metrics.add(name)
+                if self._loaded:
+                    log.info("target_added", target=name)
+            else:
+                state.target = target
+        self.metrics.targets.set(len(self.scheduled))
+
+    # --- running ---------------------------------------------------------------------------------
+    def _start_due(self, pool: ThreadPoolExecutor) -> None:
+        now = time.monotonic()
+        with self._lock:
+            running = sum(s.running for s in self.scheduled.values())
+            due = sorted((s for s in self.scheduled.values() if not s.running and s.due <= now), key=lambda s: s.due)
+            for state in due[:max(0, self.settings.parallel - running)]:
+                state.running = True
+                future = pool.submit(self._run_one, state.target)
+                future.add_done_callback(self._done_callback(state.target.name))
+
+    def _run_one(self, target: Target) -> TargetResult:
+        return runner.run_target(target, self.settings.files, self.settings.environ, self._options,
+                                 apply=self.settings.apply, lock_timeout=self.settings.lock_timeout,
+                                 statement_timeout=self.settings.statement_timeout,
+                                 connect_timeout=self.settings.connect_timeout, mode="--watch --apply",
+                                 manifests=self.manifests)
+
+    def _done_callback(self, name: str) -> Callable[[Future[TargetResult]], None]:
+        def done(future: Future[TargetResult]) -> None:
+            try:
+                self._record(name, future.result())
+            finally:
+                self._finished.set()
+
+        return done
+
+    def _record(self, name: str, result: TargetResult) -> None:
+        if result.lock_held:
+            outcome = "skipped"
+        elif result.error is not None:
+            outcome = "error"
+        elif result.plan is not None and not result.plan.is_empty and not self.settings.apply:
+            outcome = "drift"
+        else:
+            outcome = "success"
+        with self._lock:
+            state = self.scheduled.get(name)
+            if state is None:  # removed while it ran: its series are gone, keep them gone
+                return
+            state.running, state.attempted = False, True
+            state.failures = state.failures + 1 if outcome == "error" and result.retryable else 0
+            state.due = time.monotonic() + self._delay(outcome, result.retryable, state.failures)
+            label = metric_label(name)
+            self.metrics.cycles.labels(label, outcome).inc()
+            self.metrics.duration.observe(result.duration)
+            if outcome in ("success", "drift"):
+                self.metrics.last_success.labels(label).set(time.time())
+                self.metrics.drifted.labels(label).set(0 if self.settings.apply else result.changes)
+            if outcome != "skipped":
+                self.metrics.up.labels(label).set(1 if outcome in ("success", "drift") else 0)
+            if result.applied and result.plan is not None:
+                self.metrics.applied.labels(label).inc(len(result.plan.mutating) + len(result.corrections))
+        if result.applied and result.plan is not None:
+            for change in result.plan.mutating + result.corrections:
+                log.info("change_applied", target=name, kind=change.kind, key=change.key,
+                         action=change.action.value, reason=change.reason, history_id=result.history_id)
+        elif result.plan is not None and not self.settings.apply:
+            for change in result.plan.mutating:
+                log.warning("drift_detected", target=name, kind=change.kind, key=change.key,
+                            action=change.action.value, reason=change.reason)
+        log.info("target_cycle_finished", target=name, result=outcome, duration_ms=round(result.duration * 1000, 1),
+                 changes=result.changes, applied=result.applied, history_id=result.history_id, error=result.error,
+                 retryable=result.retryable if result.error else None)
+
+    def _delay(self, outcome: str, retryable: bool, failures: int) -> float:
+        interval = self.settings.interval
+        if outcome == "error" and retryable and failures:
+            return min(interval, self.settings.min_backoff * (2 ** (failures - 1))) * random.uniform(0.5, 1.0)
+        return interval * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
+
+    # --- HTTP ------------------------------------------------------------------------------------
+    @property
+    def http_port(self) -> int | None:
+        return self._server.server_address[1] if self._server is not None else None
+
+    def healthy(self) -> bool:
+        return time.monotonic() - self.last_tick <= 3 * self.settings.interval + 5
+
+    def ready(self) -> tuple[bool, str]:
+        if not self._loaded:
+            return False, "targets not read: " + (self.targets_error or "starting")
+        if self.targets_error is not None:
+            return False, "targets file invalid: " + self.targets_error
+        with self._lock:
+            waiting = sorted(n for n, s in self.scheduled.items() if not s.attempted)
+        if waiting:
+            return False, f"{len(waiting)} of {len(self.scheduled)} target(s) not attempted yet"
+        return True, "ok"

@@ -1,0 +1,128 @@
+"""A small read-only client for the Supabase Management API endpoints the fleet's generators use (I/O edge).
+
+GET /v1/projects, /v1/projects/{ref}/branches, /v1/branches/{id} and /v1/projects/{ref}/api-keys (the
+facts relied on: docs/upstream.md, "The Management API"). Requests have a timeout and are retried with
+backoff on 429, 5xx and network errors (honouring Retry-After and x-ratelimit-reset, as
+`reconciler.edge_api`). The token is sent only in the Authorization header; answers hold credentials
+(database passwords, service keys), so no message ever quotes an answer's body.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from reconciler.edge_api import _backoff, _retry_after
+from reconciler.errors import ReconcilerError
+
+#: Enough for a slow answer, short enough that a dead API does not hold a fleet refresh for minutes.
+TIMEOUT_SECONDS = 10.0
+MAX_ATTEMPTS = 4
+
+
+class ManagementApiError(ReconcilerError):
+    """The Management API refused or failed (one line, never a body or a token); retryable for 429/5xx."""
+
+
+class ManagementApi:
+    """GETs JSON from the Management API with one access token."""
+
+    def __init__(self, api_url: str, token: str, *, timeout: float = TIMEOUT_SECONDS,
+                 max_attempts: int = MAX_ATTEMPTS, sleep: Callable[[float], None] = time.sleep,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.max_attempts = max_attempts
+        self.sleep = sleep
+        self._client = httpx.Client(base_url=self.api_url, timeout=timeout, transport=transport,
+                                    headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
+                                             "User-Agent": "scheduler-reconciler"})
+
+    def __repr__(self) -> str:  # the token stays out of every repr
+        return f"ManagementApi(api_url={self.api_url!r}, token=(sensitive))"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> ManagementApi:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def projects(self) -> list[Mapping[str, Any]]:
+        """Every project the token can see (not paginated: the API returns one list)."""
+        return self._list("/v1/projects", "projects")
+
+    def branches(self, project_ref: str) -> list[Mapping[str, Any]]:
+        """The branches of a project (not paginated)."""
+        return self._list(f"/v1/projects/{project_ref}/branches", f"branches of project {project_ref}",
+                          not_found=f"unknown project ref {project_ref}, or branching is not enabled on it")
+
+    def branch(self, branch_id: str) -> Mapping[str, Any]:
+        """One branch's connection details (db_host, db_port, db_user, db_pass, ref, status)."""
+        body = self._get(f"/v1/branches/{branch_id}", f"branch {branch_id}", not_found=f"unknown branch {branch_id}")
+        if not isinstance(body, Mapping):
+            raise ManagementApiError(f"unexpected answer from the Management API (branch {branch_id} is not an object)")
+        return body
+
+    def api_keys(self, project_ref: str) -> dict[str, str]:
+        """The project's API keys by role: "anon" and "service_role" (legacy names, or the new key types)."""
+        body = self._list(f"/v1/projects/{project_ref}/api-keys?reveal=true", f"API keys of project {project_ref}",
+                          not_found=f"unknown project ref {project_ref}")
+        keys: dict[str, str] = {}
+        for item in body:
+            key = item.get("api_key")
+            role = {"anon": "anon", "service_role": "service_role"}.get(str(item.get("name")))
+            role = role or {"publishable": "anon", "secret": "service_role"}.get(str(item.get("type")))
+            if role and isinstance(key, str) and key and role not in keys:
+                keys[role] = key
+        return keys
+
+    def _list(self, path: str, what: str, *, not_found: str = "") -> list[Mapping[str, Any]]:
+        body = self._get(path, what, not_found=not_found)
+        if not isinstance(body, list) or not all(isinstance(item, Mapping) for item in body):
+            raise ManagementApiError(f"unexpected answer from the Management API ({what} is not a list of objects)")
+        return body
+
+    def _get(self, path: str, what: str, *, not_found: str = "") -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._client.get(path)
+            except httpx.HTTPError as e:
+                if attempt >= self.max_attempts:
+                    raise ManagementApiError(f"Management API unreachable at {self.api_url}: {type(e).__name__}",
+                                             retryable=True) from None
+                self.sleep(_backoff(attempt))
+                continue
+            status = response.status_code
+            if status < 400:
+                try:
+                    return response.json()
+                except ValueError:  # not JSON (a proxy's HTML page...): one line, not a traceback
+                    raise ManagementApiError(f"unexpected answer from the Management API ({what} is not JSON)",
+                                             retryable=True) from None
+            if status == 429 or status >= 500:
+                if attempt < self.max_attempts:
+                    self.sleep(_retry_after(response, attempt))
+                    continue
+                raise ManagementApiError(f"Management API GET {what} failed with {status} after {attempt} attempts",
+                                         retryable=True)
+            raise _refused(status, what, not_found)
+
+
+def _refused(status: int, what: str, not_found: str) -> ManagementApiError:
+    if status == 401:
+        return ManagementApiError("the Management API rejected the access token (401)",
+                                  hint="check the variable named by access_token_env")
+    if status == 403:
+        return ManagementApiError(f"the access token may not read {what} (403)",
+                                  hint="use a token of a member of the project's organization")
+    if status == 404 and not_found:
+        return ManagementApiError(f"{not_found} (404)")
+    # The body is not shown: an answer of this API can hold credentials.
+    return ManagementApiError(f"Management API GET {what} failed with {status}")
