@@ -287,8 +287,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
             report["controller"] = controller_measurements(
                 fleet, reachable, dead, env, targets_path, write_targets_file, MANIFEST,
-                cycles=args.controller_cycles, interval=args.controller_interval,
-                connect_timeout=args.connect_timeout)
+                cycles=args.controller_cycles, interval=args.controller_interval)
         report["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
         print(json.dumps(report, indent=2))

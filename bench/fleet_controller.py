@@ -24,7 +24,10 @@ from typing import Any
 import psycopg
 
 from bench.fleet_harness import DRIFTS, Fleet, drift, free_port, history_rows, status_kib
+from reconciler.fleet.runner import DEFAULT_CONNECT_TIMEOUT
 
+#: The fleet controller's default jitter (a fraction of the interval).
+JITTER = 0.1
 #: How long to wait for the controller's HTTP endpoint and its first pass over every target.
 READY_TIMEOUT = 120.0
 
@@ -33,13 +36,12 @@ class FleetController:
     """One `reconcile --watch --apply --targets` process; always killed in close()."""
 
     def __init__(self, targets_path: Path, manifest: str, env: Mapping[str, str], *, interval: float,
-                 parallel: int, connect_timeout: int, workdir: Path) -> None:
+                 parallel: int, workdir: Path) -> None:
         self.port = free_port()
         self.stderr_path = workdir / "controller.stderr"
         argv = [sys.executable, "-c", "from reconciler.cli import main; main()", "--watch", "--apply",
                 "--targets", str(targets_path), "-f", manifest, "--interval", f"{interval}s",
-                "--parallel", str(parallel), "--connect-timeout", str(connect_timeout),
-                "--http-port", str(self.port), "--log-format", "json"]
+                "--parallel", str(parallel), "--http-port", str(self.port), "--log-format", "json"]
         self._stderr = self.stderr_path.open("wb")
         self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self._stderr, cwd=workdir)
@@ -71,6 +73,10 @@ class FleetController:
                 return time.monotonic() - started
             time.sleep(0.1)
         raise RuntimeError(f"the fleet controller was not ready within {timeout} s: {self.tail()}")
+
+    def runs(self) -> int:
+        """Target runs finished so far (the controller logs one target_cycle_finished line per run)."""
+        return self.stderr_path.read_text(errors="replace").count('"target_cycle_finished"')
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
@@ -105,32 +111,39 @@ def reconciler_sessions(fleet: Fleet) -> int:
 
 def controller_measurements(fleet: Fleet, reachable: Sequence[Any], dead: Sequence[Any], env: Mapping[str, str],
                             targets_path: Path, write_targets_file: Callable[[Path, Sequence[Any]], None],
-                            manifest: str, *, cycles: int, interval: float, connect_timeout: int,
-                            parallel: int = 4, drifts: int = 3) -> dict[str, Any]:
+                            manifest: str, *, cycles: int, interval: float, parallel: int = 4,
+                            drifts: int = 3) -> dict[str, Any]:
+    connect_timeout = DEFAULT_CONNECT_TIMEOUT  # the controller's; the CLI has no flag for it
     small = list(reachable[:min(10, len(reachable))])
     stages = [("10 targets" if len(small) == 10 else f"{len(small)} targets", small),
               (f"{len(reachable)} targets", list(reachable)),
               (f"{len(reachable)} + {len(dead)} unreachable", [*reachable, *dead])]
     write_targets_file(targets_path, stages[0][1])
     controller = FleetController(targets_path, manifest, env, interval=interval, parallel=parallel,
-                                 connect_timeout=connect_timeout, workdir=targets_path.parent)
+                                 workdir=targets_path.parent)
     out: dict[str, Any] = {"interval_s": interval, "parallel": parallel, "connect_timeout_s": connect_timeout,
                            "cycles_per_reading": cycles}
     try:
         out["ready_s"] = round(controller.wait_ready(), 2)
         readings = []
         for label, endpoints in stages:
+            runs_before = controller.runs()
             write_targets_file(targets_path, endpoints)
-            deadline = time.monotonic() + cycles * interval * 1.1 + 2 * connect_timeout
+            # The controller notices the rewritten file at its next tick; a blackholed target holds its
+            # worker for the connect timeout.
+            deadline = time.monotonic() + cycles * interval * (1 + JITTER) + 1 + (connect_timeout if len(
+                endpoints) > len(reachable) else 0)
             sessions = []
             while time.monotonic() < deadline:
                 controller.check_alive()
                 time.sleep(min(interval / 2, max(deadline - time.monotonic(), 0)))
                 sessions.append(reconciler_sessions(fleet))
-            readings.append({"stage": label, "targets": len(endpoints),
+            runs = controller.runs()
+            readings.append({"stage": label, "targets": len(endpoints), "target_runs": runs - runs_before,
                              "rss_mib": round(controller.rss_kib() / 1024, 1),
                              "peak_rss_mib": round(controller.peak_kib() / 1024, 1),
-                             "reconciler_sessions_sampled": sessions})
+                             "reconciler_sessions": {"samples": len(sessions), "max": max(sessions, default=0),
+                                                     "mean": round(sum(sessions) / max(len(sessions), 1), 2)}})
         out["memory"] = readings
         first, second = readings[0], readings[1]
         added = second["targets"] - first["targets"]

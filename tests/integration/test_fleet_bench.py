@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 CYCLE_FIELDS = {"name", "mode", "parallel", "targets", "repeat", "wall_s", "p50_ms", "p99_ms", "cpu_s",
                 "cpu_ms_per_target", "targets_per_min_per_core", "server_cpu_s", "changes", "applied", "failed"}
@@ -22,11 +24,12 @@ def _fleet_processes() -> list[str]:
     return [line for line in out.splitlines() if "reconciler-fleet-" in line]
 
 
+@pytest.mark.slow  # about 40 s: the controller's readings wait for its cycles
 def test_fleet_benchmark_small(tmp_path):
     before = set(_fleet_processes())
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "fleet.py"), "--clusters", "3", "--unreachable", "1",
-                           "--drifted", "2", "--parallel", "2", "--repeat", "1", "--controller-cycles", "0",
-                           "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+                           "--drifted", "2", "--parallel", "2", "--repeat", "1", "--controller-cycles", "2",
+                           "--controller-interval", "1", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
 
@@ -49,6 +52,14 @@ def test_fleet_benchmark_small(tmp_path):
     assert corrected["applied"] == 2 and corrected["changes"] >= 2 and corrected["failed"] == []
     after = cycles[("in-sync after the corrections", "dry-run")]
     assert after["changes"] == 0 and after["failed"] == []
+
+    controller = report["controller"]
+    assert [(m["stage"], m["targets"]) for m in controller["memory"]] == [
+        ("3 targets", 3), ("3 targets", 3), ("3 + 1 unreachable", 4)]
+    for reading in controller["memory"]:
+        assert reading["rss_mib"] > 0 and reading["target_runs"] >= reading["targets"]
+    assert [d["drift"] for d in controller["drift_to_correction"]] == ["job", "trigger", "secret"]
+    assert all(d["seconds"] > 0 for d in controller["drift_to_correction"])
 
     for value in ("fleet-bench-service-role", "fleet-bench-cron-secret"):
         assert value not in proc.stdout and value not in proc.stderr
