@@ -213,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         help="fleet controller cycles per memory reading; 0 skips the controller (default 4)")
     parser.add_argument("--controller-interval", type=float, default=5.0,
                         help="the controller's --interval in seconds (default 5)")
+    parser.add_argument("--no-generator", dest="generator", action="store_false",
+                        help="skip the run through the supabase_branches generator (the Management API stand-in)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     args = parser.parse_args(argv)
     parallels = [int(p) for p in args.parallel.split(",")]
@@ -288,12 +290,56 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             report["controller"] = controller_measurements(
                 fleet, reachable, dead, env, targets_path, write_targets_file, MANIFEST,
                 cycles=args.controller_cycles, interval=args.controller_interval)
+        if args.generator:
+            report["generator"] = generator_measurement(fleet, reachable, env, parallel=max(parallels),
+                                                        connect_timeout=args.connect_timeout,
+                                                        idle_server_cpu=idle_server_cpu)
         report["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print_tables(report)
     return report
+
+
+def generator_measurement(fleet: Fleet, reachable: Sequence[Endpoint], env: Mapping[str, str], *, parallel: int,
+                          connect_timeout: int, idle_server_cpu: float) -> dict[str, Any]:
+    """The same clusters as branches of one project of the Management API stand-in, through the generator.
+
+    read_targets asks the stand-in for the branches, each branch's connection and its API keys; the
+    generated targets take their project_url and service_role_key from the API, so the first apply updates
+    those two secrets on every target, and a dry run after it plans nothing.
+    """
+    import secrets as token_source
+
+    from localdb.management_api import ManagementApiStandIn
+
+    token = token_source.token_urlsafe(16)
+    with ManagementApiStandIn(token=token, rate_limit=10_000) as api:
+        project = api.add_project("fleet-bench")
+        for endpoint in reachable:
+            api.add_branch(project.ref, endpoint.name, url=endpoint.url)
+        path = fleet.base / "branches.yaml"
+        path.write_text("version: 1\ngenerators:\n  - supabase_branches:\n"
+                        f"      project_ref: {project.ref}\n      api_url: {api.url}\n"
+                        "      access_token_env: FLEET_BENCH_ACCESS_TOKEN\n      include_default: false\n"
+                        "      sslmode: disable\n      name_prefix: pr-\n"
+                        "      secrets: {project_url: url, service_role_key: service_role_key}\n")
+        generator_env = {**env, "FLEET_BENCH_ACCESS_TOKEN": token}
+        t0 = time.perf_counter()
+        listed = read_targets(str(path), generator_env)
+        seconds = time.perf_counter() - t0
+        requests = len(api.calls())
+    branch_of = {e.name: e for e in reachable}
+    generated = [Endpoint(t.name, "", "in-sync", branch_of[t.name.removeprefix("pr-")].member)
+                 for t in listed.targets]
+    common = {"env": generator_env, "repeat": 1, "connect_timeout": connect_timeout,
+              "idle_server_cpu": idle_server_cpu}
+    first = measure("generated: first apply", generated, listed.targets, apply=True, parallel=parallel, **common)
+    again = measure("generated: dry-run", generated, listed.targets, apply=False, parallel=parallel, **common)
+    return {"branches": len(reachable), "targets": len(listed.targets), "errors": list(listed.errors),
+            "read_targets_s": round(seconds, 3), "api_requests": requests,
+            "cycles": [first.report(), again.report()]}
 
 
 def print_tables(report: dict[str, Any]) -> None:
@@ -318,6 +364,13 @@ def print_tables(report: dict[str, Any]) -> None:
     for kind, f in sorted(failures.items()):
         print(f"\n{kind} target, e.g. {f['name']}: {f['seconds']} s: {f['error']}")
     print(f"\nchecks: {report['checks']}")
+    if "generator" in report:
+        g = report["generator"]
+        print(f"\ngenerator supabase_branches (stand-in API): {g['targets']} targets from {g['branches']} branches, "
+              f"read_targets {g['read_targets_s']} s ({g['api_requests']} requests); errors {g['errors']}")
+        for c in g["cycles"]:
+            print(f"  {c['name']}: wall {c['wall_s']} s, p50 {c['p50_ms']} ms, changes {c['changes']}, "
+                  f"applied {c['applied']}, failed {len(c['failed'])}")
     if "controller" in report:
         print("\ncontroller: " + json.dumps(report["controller"], indent=2))
 

@@ -53,6 +53,11 @@ def test_fleet_benchmark_small(tmp_path):
     after = cycles[("in-sync after the corrections", "dry-run")]
     assert after["changes"] == 0 and after["failed"] == []
 
+    generator = report["generator"]
+    assert (generator["branches"], generator["targets"], generator["errors"]) == (3, 3, [])
+    first, again = generator["cycles"]
+    assert first["applied"] == 3 and first["failed"] == [] and (again["changes"], again["failed"]) == (0, [])
+
     controller = report["controller"]
     assert [(m["stage"], m["targets"]) for m in controller["memory"]] == [
         ("3 targets", 3), ("3 targets", 3), ("3 + 1 unreachable", 4)]
