@@ -55,7 +55,7 @@ from bench.fleet_harness import (  # noqa: E402
     server_cpu_seconds,
     stopping,
 )
-from reconciler.fleet.runner import TargetResult, run_fleet  # noqa: E402
+from reconciler.fleet.runner import DEFAULT_CONNECT_TIMEOUT, TargetResult, run_fleet  # noqa: E402
 from reconciler.fleet.target import Target  # noqa: E402
 from reconciler.fleet.targets_file import read_targets  # noqa: E402
 from reconciler.kinds.base import PlanOptions  # noqa: E402
@@ -64,6 +64,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = str(ROOT / "scheduler.yaml")
 #: The values every target shares (its own project_url comes from its own variable). Not real secrets,
 #: and never printed all the same.
+#: libpq's smallest connect_timeout (a smaller value is raised to 2 s).
+MINIMUM_CONNECT_TIMEOUT = 2
 SHARED_ENV = {"SUPABASE_URL": "http://127.0.0.1:9", "SUPABASE_SERVICE_ROLE_KEY": "fleet-bench-service-role",
               "CRON_SECRET": "fleet-bench-cron-secret"}
 
@@ -206,8 +208,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         "(default: a fifth of --clusters, at least 1)")
     parser.add_argument("--parallel", default="2,4,8", help="fleet --parallel values to measure (default 2,4,8)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each cycle (default 3)")
-    parser.add_argument("--connect-timeout", type=int, default=2,
-                        help="seconds a blackholed target waits (libpq's minimum, 2, is the default)")
+    parser.add_argument("--connect-timeout", type=int, default=DEFAULT_CONNECT_TIMEOUT,
+                        help="seconds a blackholed target waits (default: the fleet's, "
+                             f"{DEFAULT_CONNECT_TIMEOUT}); the unreachable-first rows are also run at libpq's "
+                             "minimum, 2")
     parser.add_argument("--start-parallel", type=int, default=4, help="clusters started at once (default 4)")
     parser.add_argument("--controller-cycles", type=int, default=4,
                         help="fleet controller cycles per memory reading; 0 skips the controller (default 4)")
@@ -263,6 +267,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for parallel in parallels:
             cycles.append(measure("+ unreachable, listed first", everyone, [*unreachable, *live], apply=False,
                                   parallel=parallel, **common))
+        if args.connect_timeout != MINIMUM_CONNECT_TIMEOUT and args.unreachable > refused:
+            for parallel in parallels:
+                cycles.append(measure(f"+ unreachable, listed first, connect timeout {MINIMUM_CONNECT_TIMEOUT} s",
+                                      everyone, [*unreachable, *live], apply=False, parallel=parallel,
+                                      **{**common, "connect_timeout": MINIMUM_CONNECT_TIMEOUT}))
         drifted_members = [e.member for e in reachable[:drifted] if e.member is not None]
 
         def drift_some(i: int) -> None:
@@ -372,7 +381,19 @@ def print_tables(report: dict[str, Any]) -> None:
             print(f"  {c['name']}: wall {c['wall_s']} s, p50 {c['p50_ms']} ms, changes {c['changes']}, "
                   f"applied {c['applied']}, failed {len(c['failed'])}")
     if "controller" in report:
-        print("\ncontroller: " + json.dumps(report["controller"], indent=2))
+        c = report["controller"]
+        print(f"\ncontroller: --interval {c['interval_s']}s --parallel {c['parallel']}, connect timeout "
+              f"{c['connect_timeout_s']} s, {c['cycles_per_reading']} intervals per reading; /readyz after "
+              f"{c['ready_s']} s; RSS per added target {c.get('rss_per_target_kib', '-')} KiB\n")
+        print("| targets | target runs | run spacing p50 / max s | RSS MiB | peak RSS MiB | reconciler sessions "
+              "max / mean | drift to correction s |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+        for m in c["memory"]:
+            spacing = m["run_spacing_s"]
+            drifts = ", ".join(f"{d['drift']} {d['seconds']}" for d in m.get("drift_to_correction", [])) or "-"
+            print(f"| {m['stage']} | {m['target_runs']} | {spacing.get('p50', '-')} / {spacing.get('max', '-')} "
+                  f"| {m['rss_mib']} | {m['peak_rss_mib']} | {m['reconciler_sessions']['max']} / "
+                  f"{m['reconciler_sessions']['mean']} | {drifts} |")
 
 
 if __name__ == "__main__":

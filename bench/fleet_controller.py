@@ -12,6 +12,8 @@ has a new row.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import json
 import os
 import random
 import subprocess
@@ -76,7 +78,19 @@ class FleetController:
 
     def runs(self) -> int:
         """Target runs finished so far (the controller logs one target_cycle_finished line per run)."""
-        return self.stderr_path.read_text(errors="replace").count('"target_cycle_finished"')
+        return len(self.finished_runs())
+
+    def finished_runs(self) -> list[tuple[str, float]]:
+        """(target, when) of every run finished so far, from the target_cycle_finished log lines."""
+        out = []
+        for line in self.stderr_path.read_text(errors="replace").splitlines():
+            if '"target_cycle_finished"' not in line:
+                continue
+            with contextlib.suppress(ValueError, KeyError):
+                event = json.loads(line)
+                when = datetime.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+                out.append((event["target"], when))
+        return out
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
@@ -126,7 +140,7 @@ def controller_measurements(fleet: Fleet, reachable: Sequence[Any], dead: Sequen
     try:
         out["ready_s"] = round(controller.wait_ready(), 2)
         readings = []
-        for label, endpoints in stages:
+        for stage, (label, endpoints) in enumerate(stages):
             runs_before = controller.runs()
             write_targets_file(targets_path, endpoints)
             # The controller notices the rewritten file at its next tick; a blackholed target holds its
@@ -138,21 +152,37 @@ def controller_measurements(fleet: Fleet, reachable: Sequence[Any], dead: Sequen
                 controller.check_alive()
                 time.sleep(min(interval / 2, max(deadline - time.monotonic(), 0)))
                 sessions.append(reconciler_sessions(fleet))
-            runs = controller.runs()
-            readings.append({"stage": label, "targets": len(endpoints), "target_runs": runs - runs_before,
+            finished = controller.finished_runs()
+            readings.append({"stage": label, "targets": len(endpoints), "target_runs": len(finished) - runs_before,
+                             "run_spacing_s": run_spacing(finished[runs_before:], {e.name for e in reachable}),
                              "rss_mib": round(controller.rss_kib() / 1024, 1),
                              "peak_rss_mib": round(controller.peak_kib() / 1024, 1),
                              "reconciler_sessions": {"samples": len(sessions), "max": max(sessions, default=0),
                                                      "mean": round(sum(sessions) / max(len(sessions), 1), 2)}})
+            if stage > 0:  # while the controller has the K targets, then the K + U
+                readings[-1]["drift_to_correction"] = drift_to_correction(controller, list(reachable), interval,
+                                                                          drifts)
         out["memory"] = readings
         first, second = readings[0], readings[1]
         added = second["targets"] - first["targets"]
         if added:
             out["rss_per_target_kib"] = round((second["rss_mib"] - first["rss_mib"]) * 1024 / added, 1)
-        out["drift_to_correction"] = drift_to_correction(controller, list(reachable), interval, drifts)
     finally:
         controller.close()
     return out
+
+
+def run_spacing(finished: Sequence[tuple[str, float]], names: set[str]) -> dict[str, float]:
+    """Seconds between one reachable target's consecutive runs (interval ± jitter when nothing delays it)."""
+    by_target: dict[str, list[float]] = {}
+    for name, when in finished:
+        if name in names:
+            by_target.setdefault(name, []).append(when)
+    gaps = sorted(b - a for times in by_target.values() for a, b in zip(times, times[1:], strict=False))
+    if not gaps:
+        return {}
+    return {"p50": round(gaps[len(gaps) // 2], 2), "p99": round(gaps[min(len(gaps) - 1, int(len(gaps) * 0.99))], 2),
+            "max": round(gaps[-1], 2)}
 
 
 def drift_to_correction(controller: FleetController, reachable: list[Any], interval: float,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.fleet.runner import DEFAULT_CONNECT_TIMEOUT
+
 ROOT = Path(__file__).resolve().parents[2]
 CYCLE_FIELDS = {"name", "mode", "parallel", "targets", "repeat", "wall_s", "p50_ms", "p99_ms", "cpu_s",
                 "cpu_ms_per_target", "targets_per_min_per_core", "server_cpu_s", "changes", "applied", "failed"}
@@ -34,7 +36,7 @@ def test_fleet_benchmark_small(tmp_path):
     report = json.loads(proc.stdout)
 
     assert report["harness"]["clusters"] == 3 and report["harness"]["pss_per_cluster_mib"] > 0
-    assert report["unreachable"] == {"refused": 1, "blackholed": 0, "connect_timeout_s": 2}
+    assert report["unreachable"] == {"refused": 1, "blackholed": 0, "connect_timeout_s": DEFAULT_CONNECT_TIMEOUT}
     assert report["checks"] == {"first_apply_targets": 3, "in_sync_zero_changes": True,
                                 "drifted_targets_corrected": True, "unreachable_failed": True}
     cycles = {(c["name"], c["mode"]): c for c in report["cycles"]}
@@ -63,8 +65,9 @@ def test_fleet_benchmark_small(tmp_path):
         ("3 targets", 3), ("3 targets", 3), ("3 + 1 unreachable", 4)]
     for reading in controller["memory"]:
         assert reading["rss_mib"] > 0 and reading["target_runs"] >= reading["targets"]
-    assert [d["drift"] for d in controller["drift_to_correction"]] == ["job", "trigger", "secret"]
-    assert all(d["seconds"] > 0 for d in controller["drift_to_correction"])
+    for reading in controller["memory"][1:]:
+        assert [d["drift"] for d in reading["drift_to_correction"]] == ["job", "trigger", "secret"]
+        assert all(d["seconds"] > 0 for d in reading["drift_to_correction"])
 
     for value in ("fleet-bench-service-role", "fleet-bench-cron-secret"):
         assert value not in proc.stdout and value not in proc.stderr
