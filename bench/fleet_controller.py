@@ -48,6 +48,14 @@ class FleetController:
         self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self._stderr, cwd=workdir)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) the controller has used so far."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_kib(self) -> int:
         return status_kib(self.proc.pid, "VmRSS")
 
@@ -142,6 +150,7 @@ def controller_measurements(fleet: Fleet, reachable: Sequence[Any], dead: Sequen
         readings = []
         for stage, (label, endpoints) in enumerate(stages):
             runs_before = controller.runs()
+            cpu_before = controller.cpu_seconds()
             write_targets_file(targets_path, endpoints)
             # The controller notices the rewritten file at its next tick; a blackholed target holds its
             # worker for the connect timeout.
@@ -153,7 +162,10 @@ def controller_measurements(fleet: Fleet, reachable: Sequence[Any], dead: Sequen
                 time.sleep(min(interval / 2, max(deadline - time.monotonic(), 0)))
                 sessions.append(reconciler_sessions(fleet))
             finished = controller.finished_runs()
-            readings.append({"stage": label, "targets": len(endpoints), "target_runs": len(finished) - runs_before,
+            runs = len(finished) - runs_before
+            cpu = controller.cpu_seconds() - cpu_before
+            readings.append({"stage": label, "targets": len(endpoints), "target_runs": runs,
+                             "cpu_s": round(cpu, 2), "cpu_ms_per_run": round(cpu * 1000 / max(runs, 1), 2),
                              "run_spacing_s": run_spacing(finished[runs_before:], {e.name for e in reachable}),
                              "rss_mib": round(controller.rss_kib() / 1024, 1),
                              "peak_rss_mib": round(controller.peak_kib() / 1024, 1),
