@@ -2,7 +2,7 @@
 
 This is an edge: it loads the manifest, resolves secrets from the environment (over an --env-file),
 connects, and turns ReconcilerErrors into one line on stderr with an exit code. Exit codes: 0 success,
-1 error (click's usage errors included), 2 with --detailed-exitcode when the plan is not empty, 3 lock held.
+1 error (click's usage errors included), 2 with --detailed-exitcode when the plan changes the database (adopting alone does not), 3 lock held.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _render_command() -> Any:
 @env_file_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
               help="Text for people, JSON for tools, Markdown for pull-request comments.")
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan is not empty or has blocking findings.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan changes the database (adopting alone does not) or has blocking findings.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show objects that are already in sync.")
 @click.option("--prune", is_flag=True, help="Apply the manifest's prune policies to managed objects no longer declared.")
 @click.option("--rotate", multiple=True, metavar="SECRET", help="Generate a new value for this secret (repeatable).")
@@ -182,7 +182,7 @@ def _dry_run(session: run.Session, options: PlanOptions, fmt: str, verbose: bool
         # on stdout after a text plan (as Terraform does); stderr keeps a JSON or Markdown plan parseable
         click.echo(f"\nSaved the plan to {out_file}. To apply exactly this plan (or refuse if the database changed "
                    f"since), run:\n  {_apply_saved_command(out_file, files, options)}", err=fmt != "text")
-    if detailed and (not plan.is_empty or plan.blocking_findings):
+    if detailed and (plan.changes_scheduler or plan.blocking_findings):
         return EXIT_CHANGES
     return EXIT_OK
 

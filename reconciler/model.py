@@ -116,6 +116,15 @@ class Plan:
         return not self.mutating
 
     @property
+    def changes_scheduler(self) -> bool:
+        """True when applying would change a scheduler object, not only record ownership (`adopt`).
+
+        What `--detailed-exitcode` reports: a database whose objects all match the manifest is in sync even
+        before its first apply has adopted them (the round-trip guarantee of `reconcile export`).
+        """
+        return any(c.action is not Action.ADOPT for c in self.mutating)
+
+    @property
     def destructive(self) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.destructive)
 

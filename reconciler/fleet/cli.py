@@ -4,7 +4,7 @@ An edge, wired from cli.py's `main` (`fleet_options` adds the options, `fleet_co
 --targets or RECONCILE_TARGETS is given). It reads the targets file (reconciler.fleet.targets_file),
 keeps the targets named by --target, runs them (`runner.run_fleet`) and prints a summary table then each
 target's plan, or one JSON document (docs/plan-json.md, "Fleet"). Exit codes: 1 when a target or a
-generator failed, else 2 with --detailed-exitcode when a plan is not empty, else 0. With --watch it
+generator failed, else 2 with --detailed-exitcode when a plan changes something, else 0. With --watch it
 hands over to the fleet's controller (reconciler.fleet.controller). Module-level imports stay light:
 cli.py imports this module on every command.
 """
@@ -143,7 +143,7 @@ def plan_or_apply(listing: TargetList, files: Sequence[str], environ: Mapping[st
 def exit_code(results: Sequence[TargetResult], generator_errors: Sequence[str], *, detailed: bool) -> int:
     if generator_errors or any(r.error is not None for r in results):
         return EXIT_ERROR
-    if detailed and any(r.plan is not None and (not r.plan.is_empty or r.plan.blocking_findings) for r in results):
+    if detailed and any(r.plan is not None and (r.plan.changes_scheduler or r.plan.blocking_findings) for r in results):
         return EXIT_CHANGES
     return EXIT_OK
 

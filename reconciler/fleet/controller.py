@@ -9,7 +9,7 @@ closed when the run ends, so a dead or slow target occupies one worker for a bou
 delays the others, and no connection is held between runs.
 
 The targets file is read again when it changes (and on SIGHUP), and the generators are asked again every
---refresh-interval: targets appear and disappear without a restart, and a removed target's metric series
+--refresh-interval, on a thread of its own: targets appear and disappear without a restart, and a removed target's metric series
 go with it. An invalid edit is logged and the last valid list kept; a generator that fails this time
 removes none of its targets (they stay until it answers again). With sharding configured
 (fleet.shard: RECONCILE_SHARD_REPLICAS and the pod's ordinal) only this replica's targets are taken.
@@ -140,6 +140,7 @@ class FleetController:
         self._loaded = False
         self._targets_signature: object = None
         self._refreshed_at = float("-inf")
+        self._reading: Future[None] | None = None
         self._lock = threading.Lock()
         self._finished = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -158,6 +159,7 @@ class FleetController:
                  shard_ordinal=ordinal if self.shard else None, shard_replicas=replicas if self.shard else None,
                  http_port=self._server.server_address[1] if self._server is not None else None)
         pool = ThreadPoolExecutor(max_workers=self.settings.parallel, thread_name_prefix="target")
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="targets")
         try:
             while not self.lifecycle.stop.is_set():
                 self.last_tick = time.monotonic()
@@ -167,11 +169,12 @@ class FleetController:
                     with self._lock:
                         for state in self.scheduled.values():
                             state.due = min(state.due, time.monotonic())
-                self._refresh_targets()
+                self._refresh_targets(reader)
                 self._start_due(pool)
                 self._finished.wait(self._wait_time())
                 self._finished.clear()
         finally:
+            reader.shutdown(wait=False, cancel_futures=True)
             pool.shutdown(wait=True)  # the running targets finish; nothing new starts
             watching.shutdown_http(self._server)
             log.info("fleet_controller_stopped")
@@ -184,13 +187,24 @@ class FleetController:
         return max(0.0, min(next_due - time.monotonic(), 0.5))
 
     # --- targets ---------------------------------------------------------------------------------
-    def _refresh_targets(self) -> None:
+    def _refresh_targets(self, reader: ThreadPoolExecutor) -> None:
+        """Start reading the targets when the file changed or the generators are due (one read at a time).
+
+        The read runs on its own thread: a slow Management API delays the list's update, never the runs.
+        """
+        if self._reading is not None and not self._reading.done():
+            return
         signature = file_signature([self.settings.targets_file])
         now = time.monotonic()
         if self._loaded and signature == self._targets_signature and now - self._refreshed_at < \
                 self.settings.refresh_interval:
             return
         self._targets_signature, self._refreshed_at = signature, now
+        self._reading = reader.submit(self._read_targets)
+        self._reading.add_done_callback(lambda _: self._finished.set())
+
+    def _read_targets(self) -> None:
+        """Read the targets file and run the generators (on the "targets" thread), then adopt the list."""
         from reconciler.fleet.targets_file import read_targets
 
         try:

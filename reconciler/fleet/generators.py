@@ -43,6 +43,7 @@ READY_PROJECT_STATUS = "ACTIVE_HEALTHY"
 #: Requests for branch details in flight at once (the API allows about 120 a minute).
 CONCURRENT_REQUESTS = 4
 _REF = re.compile(r"[a-z0-9]{1,64}")
+_BRANCH_ID = re.compile(r"[A-Za-z0-9-]{1,64}")  # a uuid: it goes into a request path
 _TOKEN = re.compile(r"[!-~]+")
 #: A host name, an IPv6 address, or a socket directory (the stand-in's local clusters).
 _HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:]+|/[^?#&\x00-\x1f]*")
@@ -101,7 +102,8 @@ def _branches(spec: BranchesSpec, api: ManagementApi, origin: str, files: tuple[
             out.notes.append(f"{origin}: branch {shown} skipped: status {_shown(status)} "
                              "(its migrations have not passed yet)")
             continue
-        if not isinstance(branch.get("id"), str) or not _is_ref(branch.get("project_ref")):
+        branch_id = branch.get("id")
+        if not (isinstance(branch_id, str) and _BRANCH_ID.fullmatch(branch_id)) or not _is_ref(branch.get("project_ref")):
             out.errors.append(f"{origin}: branch {shown}: the Management API returned no id or project_ref")
             continue
         chosen.append(branch)
@@ -122,7 +124,7 @@ def _branch_target(spec: BranchesSpec, api: ManagementApi, origin: str, files: t
     try:
         detail = api.branch(str(branch["id"]))
         host, port, user, password = (detail.get(k) for k in ("db_host", "db_port", "db_user", "db_pass"))
-        if isinstance(port, str) and port.isdigit():
+        if isinstance(port, str) and port.isascii() and port.isdigit():
             port = int(port)
         if not (isinstance(host, str) and _HOST.fullmatch(host) and isinstance(port, int)
                 and not isinstance(port, bool) and 0 < port < 65536):

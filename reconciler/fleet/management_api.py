@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.edge_api import _backoff, _retry_after
+from reconciler.edge_api import _backoff, _retry_after  # the same API, so the same waiting rules
 from reconciler.errors import ReconcilerError
 
 #: Enough for a slow answer, short enough that a dead API does not hold a fleet refresh for minutes.
@@ -72,13 +72,15 @@ class ManagementApi:
         """The project's API keys by role: "anon" and "service_role" (legacy names, or the new key types)."""
         body = self._list(f"/v1/projects/{project_ref}/api-keys?reveal=true", f"API keys of project {project_ref}",
                           not_found=f"unknown project ref {project_ref}")
+        # The legacy keys (JWTs, named by role) first: what a trigger sends as `Authorization: Bearer`
+        # must be a JWT; the newer publishable/secret keys only when a project has no legacy ones.
         keys: dict[str, str] = {}
-        for item in body:
-            key = item.get("api_key")
-            role = {"anon": "anon", "service_role": "service_role"}.get(str(item.get("name")))
-            role = role or {"publishable": "anon", "secret": "service_role"}.get(str(item.get("type")))
-            if role and isinstance(key, str) and key and role not in keys:
-                keys[role] = key
+        for by, roles in (("name", {"anon": "anon", "service_role": "service_role"}),
+                          ("type", {"publishable": "anon", "secret": "service_role"})):
+            for item in body:
+                key, role = item.get("api_key"), roles.get(str(item.get(by)))
+                if role and isinstance(key, str) and key and role not in keys:
+                    keys[role] = key
         return keys
 
     def _list(self, path: str, what: str, *, not_found: str = "") -> list[Mapping[str, Any]]:

@@ -113,7 +113,7 @@ def run_target(target: Target, files: Sequence[str], environ: Mapping[str, str],
     except ManifestError as e:
         outcome = TargetResult(target.name, error="; ".join(e.one_line().splitlines()))
     except ReconcilerError as e:
-        outcome = TargetResult(target.name, error=e.one_line(), retryable=e.retryable)
+        outcome = TargetResult(target.name, error=_for_target(e.one_line(), target), retryable=e.retryable)
     except Exception as e:  # a bug must not take the other targets down: reported, by type only
         log.error("target_failed_unexpectedly", target=target.name, error_type=type(e).__name__)
         outcome = TargetResult(target.name, error=f"unexpected {type(e).__name__} (a bug in the reconciler; "
@@ -142,6 +142,12 @@ def _run(target: Target, files: Sequence[str], environ: Mapping[str, str], optio
                                 planes=planes, connect_timeout=connect_timeout)
     return TargetResult(target.name, plan=result.plan, applied=not result.plan.is_empty,
                         history_id=result.history_id, corrections=result.corrections)
+
+
+def _for_target(message: str, target: Target) -> str:
+    """A single-database hint ("check --database-url / DATABASE_URL") pointed at the target's own source."""
+    return message.replace("--database-url / DATABASE_URL", f"the target's database URL, from "
+                           f"{target.database_url.describe()}")
 
 
 def _with_duration(result: TargetResult, seconds: float) -> TargetResult:

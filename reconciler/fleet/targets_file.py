@@ -10,6 +10,7 @@ answer never takes the whole fleet down. Relative paths are relative to the targ
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from reconciler.fleet.targets_models import (
     model_fields_of,
 )
 from reconciler.manifest.checks import Loc, format_path
-from reconciler.manifest.problems import _suggest, dedupe, locate, problem_for
+from reconciler.manifest.problems import dedupe, locate, problem_for
 from reconciler.manifest.types import UNION_TAGS, quote
 from reconciler.manifest.yaml import LMap, LSeq, parse_file
 
@@ -159,7 +160,7 @@ def _duplicate_names(root: LMap) -> list[ManifestProblem]:
             continue
         if name in first:
             pos = item.val_pos["name"]
-            out.append(ManifestProblem(pos.file, pos.line, pos.column, f"targets[{i}].name",
+            out.append(ManifestProblem(pos.file, pos.line, pos.column, field_name(root, ("targets", i, "name")),
                                        f"duplicate target name {quote(name)} (first at targets[{first[name]}])"))
         else:
             first[name] = i
@@ -172,7 +173,8 @@ def _problem_for(root: LMap, error: Mapping[str, Any]) -> list[ManifestProblem]:
         at = locate(root, loc)
         model = FIELD_MODELS.get(_shape(loc[:-1]))
         key = str(loc[-1])
-        hint = _suggest(key, model_fields_of(model)) if model else ""
+        close = difflib.get_close_matches(key, model_fields_of(model), n=1, cutoff=0.6) if model else []
+        hint = f" (did you mean {quote(close[0])}?)" if close else ""
         pos = at.key_pos or at.pos
         return [ManifestProblem(pos.file, pos.line, pos.column, field_name(root, loc[:-1]),
                                 f"unknown field {quote(key)}{hint}")]
@@ -182,7 +184,7 @@ def _problem_for(root: LMap, error: Mapping[str, Any]) -> list[ManifestProblem]:
         hidden = {"reason": str(ctx["reason"]).replace(quote(written), "(value hidden)")} if "reason" in ctx else {}
         error = {**error, "input": "(value hidden)", "ctx": {**ctx, **hidden}}
     problems = problem_for(root, error)
-    return [ManifestProblem(p.file, p.line, p.column, _named(root, p.field, loc), p.message) for p in problems]
+    return [ManifestProblem(p.file, p.line, p.column, _with_target_name(root, p.field, loc), p.message) for p in problems]
 
 
 def _shape(loc: Sequence[str | int]) -> tuple[str, ...]:
@@ -202,10 +204,6 @@ def field_name(root: LMap, loc: Loc) -> str:
     return _with_target_name(root, format_path(loc), loc)
 
 
-def _named(root: LMap, field: str, loc: Loc) -> str:
-    return _with_target_name(root, field, loc)
-
-
 def _with_target_name(root: LMap, text: str, loc: Loc) -> str:
     if len(loc) < 2 or loc[0] != "targets" or not isinstance(loc[1], int):
         return text
@@ -215,7 +213,7 @@ def _with_target_name(root: LMap, text: str, loc: Loc) -> str:
     items = root.get("targets")
     item = items[loc[1]] if isinstance(items, list) and 0 <= loc[1] < len(items) else None
     name = item.get("name") if isinstance(item, Mapping) else None
-    if not isinstance(name, str) or not re.fullmatch(TARGET_NAME_REGEX, name) or loc[2:3] == ("name",):
+    if not isinstance(name, str) or not re.fullmatch(TARGET_NAME_REGEX, name):  # a wrong name is shown at .name
         return text
     return f"{head} ({name}){text[len(head):]}"
 

@@ -81,7 +81,7 @@ def _identity_column(caps: Capabilities) -> str:
     return "id" if "id" in columns(caps) else "ctid"
 
 
-def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement | None:
+def read_query(caps: Capabilities) -> Statement | None:
     from psycopg import sql
 
     if not caps.has(TABLE_NAME) or missing_columns(caps):
@@ -297,7 +297,7 @@ class JobKind(KindDefaults):
     probes = PROBES
 
     def read(self, caps: Capabilities, manifest: Manifest | None) -> Statement | None:
-        return read_query(caps, ())
+        return read_query(caps)
 
     from_rows = staticmethod(from_rows)
     desired = staticmethod(desired)

@@ -78,7 +78,7 @@ class DesiredSecret:
     on_drift: str
 
 
-def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement | None:
+def read_query(caps: Capabilities) -> Statement | None:
     from psycopg import sql
 
     if not caps.has("vault.secrets"):
@@ -268,7 +268,7 @@ class SecretKind(KindDefaults):
     probes = PROBES
 
     def read(self, caps: Capabilities, manifest: Manifest | None) -> Statement | None:
-        return read_query(caps, ())
+        return read_query(caps)
 
     from_rows = staticmethod(from_rows)
     desired = staticmethod(desired)

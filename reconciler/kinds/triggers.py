@@ -72,7 +72,7 @@ class LiveTrigger:
         return {f: getattr(self, f) for f in ("jobname", *FIELDS)} | {"jobid": self.jobid}
 
 
-def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement | None:
+def read_query(caps: Capabilities) -> Statement | None:
     from psycopg import sql
 
     if not caps.has("cron.job"):
@@ -281,7 +281,7 @@ class TriggerKind(KindDefaults):
     probes = PROBES
 
     def read(self, caps: Capabilities, manifest: Manifest | None) -> Statement | None:
-        return read_query(caps, ())
+        return read_query(caps)
 
     from_rows = staticmethod(from_rows)
     desired = staticmethod(desired)

@@ -178,8 +178,8 @@ def test_export_of_any_live_state_plans_only_adoption(state: State, connections:
     if hidden:
         event("a trigger of another role")
     env = placeholder_env(out, values)
-    plan_run = invoke(["-f", str(out), "--dry-run", "--format", "json"], c.url, env)
-    assert plan_run.exit_code == 0, str(plan_run)
+    plan_run = invoke(["-f", str(out), "--dry-run", "--detailed-exitcode", "--format", "json"], c.url, env)
+    assert plan_run.exit_code == 0, str(plan_run)  # the round-trip guarantee: in sync (adoption is not a change)
     for value in values.values():
         assert value not in plan_run.stdout + plan_run.stderr, "a secret value leaked into the plan"
     plan = json.loads(plan_run.stdout)

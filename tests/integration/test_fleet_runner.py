@@ -56,6 +56,7 @@ def test_a_dry_run_plans_every_target_and_a_dead_one_is_one_line(fleet) -> None:
         assert by_name[name].error is None and by_name[name].changes > 0, by_name[name]
     failed = by_name["fleet-run-dead"]
     assert failed.plan is None and failed.retryable and "cannot connect" in (failed.error or "")
+    assert "check the target's database URL, from a value fetched by a generator" in (failed.error or "")
     assert "\n" not in (failed.error or "")
     _no_secret(repr(results) + (failed.error or ""))
 

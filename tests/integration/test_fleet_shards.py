@@ -12,7 +12,7 @@ import psycopg
 from reconciler.fleet.shard import shard_of
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import wait_until
-from tests.integration.controller_support import Watcher, metric
+from tests.integration.controller_support import Watcher, hold_reconciler_lock, metric
 from tests.integration.fleet_support import (
     databases,
     fleet_manifest,
@@ -87,14 +87,23 @@ def test_two_replicas_claiming_one_shard_during_a_rollout_are_harmless(empty_db:
     targets.write_text(targets_yaml(NAMES))
     with databases(empty_db.cluster, NAMES) as urls:
         env = {url_variable(n): u for n, u in urls.items()}
-        # the old pod reconciler-1 still runs while its replacement has started
-        with _replicas(tmp_path, targets, env, ["reconciler-1", "reconciler-1"]) as watchers:
-            for w in watchers:
-                w.wait_http()
-                wait_until("ready", lambda w=w: w.status("/readyz") == 200, 20)
-                wait_until("2 runs per target", lambda w=w: all(
-                    len([e for e in w.events("target_cycle_finished") if e["target"] == n]) >= 2 for n in mine), 20)
-            events = [e for w in watchers for e in w.events("target_cycle_finished")]
+        # the old pod reconciler-1 still runs while its replacement has started; both find the targets'
+        # locks held (by this test) until each has skipped each target once, then race for them
+        with contextlib.ExitStack() as held:
+            for name in mine:
+                held.enter_context(hold_reconciler_lock(urls[name]))
+            with _replicas(tmp_path, targets, env, ["reconciler-1", "reconciler-1"]) as watchers:
+                for w in watchers:
+                    w.wait_http()
+                    wait_until("a skipped run per target", lambda w=w: all(
+                        [e for e in w.events("target_cycle_finished") if e["target"] == n and e["result"] == "skipped"]
+                        for n in mine), 20)
+                held.close()
+                for w in watchers:
+                    wait_until("a run per target after the release", lambda w=w: all(
+                        [e for e in w.events("target_cycle_finished") if e["target"] == n and e["result"] != "skipped"]
+                        for n in mine), 20)
+                events = [e for w in watchers for e in w.events("target_cycle_finished")]
         assert {e["target"] for e in events} == set(mine)
         for name in mine:
             runs = [e for e in events if e["target"] == name]

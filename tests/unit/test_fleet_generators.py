@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from localdb.management_api import ManagementApiStandIn
 from reconciler.fleet.generators import database_url, target_name, unique_names
 from reconciler.fleet.target import Target
 from reconciler.fleet.targets_file import TargetList, read_targets
+from reconciler.fleet.targets_models import TARGET_NAME_REGEX
 
 TOKEN = "sbp_token-MARKER-0123456789"
 ENV = {"SUPABASE_ACCESS_TOKEN": TOKEN}
@@ -293,11 +297,24 @@ def test_odd_answers_are_error_lines_not_crashes(api: ManagementApiStandIn, tmp_
     bad_host = api.add_branch(project.ref, "bad-host", db_host="h?sslmode=disable")
     string_port = api.add_branch(project.ref, "string-port", db_host="db.example")
     string_port.extra = {"db_port": "6543"}
+    api.add_branch(project.ref, "path-id").id = "../../v1/projects"
     path = branches_file(tmp_path, api, project.ref)
     result = read_targets(path, ENV)
     origin = f"generator supabase_branches ({path}:3)"
     assert result.names() == ("string-port",)
     assert result.targets[0].url({}).reveal().startswith(f"postgresql://postgres:{string_port.db_pass}@db.example:6543/")
     assert result.notes == (f'{origin}: branch "odd-status" skipped: status (none) (its migrations have not passed yet)',)
-    assert result.errors == (f'{origin}: branch "bad-host": the Management API returned no valid db_host or db_port',)
+    assert result.errors == (f'{origin}: branch "path-id": the Management API returned no id or project_ref',
+                             f'{origin}: branch "bad-host": the Management API returned no valid db_host or db_port')
     assert bad_host.db_pass not in str(result)
+
+
+@given(raw=st.text(max_size=100), prefix=st.sampled_from(["", "pr-", "t.0_"]),
+       ref=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=8, max_size=20))
+def test_every_generated_name_is_a_valid_target_name(raw: str, prefix: str, ref: str) -> None:
+    name = target_name(raw, prefix, ref)
+    assert re.fullmatch(TARGET_NAME_REGEX, name), name
+    twins = unique_names([{"id": "1", "name": raw, "project_ref": ref, "created_at": "1"},
+                          {"id": "2", "name": raw, "project_ref": ref[::-1], "created_at": "2"}], prefix)
+    assert twins["1"] == name and twins["2"] != name
+    assert re.fullmatch(TARGET_NAME_REGEX, twins["2"]), twins["2"]

@@ -109,7 +109,7 @@ verison: 1
         'T:5:11: targets[1].name: "Staging" is not valid: use lowercase letters, digits, "-", "_" and ".", '
         "starting with a letter or digit, at most 63",
         'T:7:5: targets[1]: unknown field "labls" (did you mean "labels"?)',
-        'T:8:11: targets[2].name: duplicate target name "production" (first at targets[0])',
+        'T:8:11: targets[2] (production).name: duplicate target name "production" (first at targets[0])',
         "T:9:19: targets[2] (production).database_url: needs exactly one source: from_env or from_file "
         "(got from_env, from_file)",
         "T:11:20: targets[2] (production).secrets.project_url: needs exactly one source: from_env or from_file "
@@ -211,3 +211,14 @@ def test_the_schema_refuses_a_literal_database_url() -> None:
     assert target["properties"]["database_url"] == {"$ref": "#/$defs/SourceSpec",
                                                     "description": target["properties"]["database_url"]["description"]}
     assert target["additionalProperties"] is False
+
+
+def test_the_example_without_a_token_gives_its_declared_targets_and_one_line_per_generator() -> None:
+    result = read_targets(str(EXAMPLE), {})
+    assert result.names() == ("production", "staging")
+    assert result.errors == tuple(
+        f"generator {kind} ({EXAMPLE}:{line}): environment variable SUPABASE_ACCESS_TOKEN is not set "
+        "(the Management API access token)" for kind, line in (("supabase_branches", 26), ("supabase_projects", 34)))
+    production = result.targets[0]
+    assert production.secrets["service_role_key"] == ValueSource(from_file="/run/secrets/prod-service-role-key")
+    assert production.files == (str(EXAMPLE.parent / "overlays" / "production.yaml"),)

@@ -42,3 +42,11 @@ def test_plan_of_only_noops_and_unmanaged_is_empty():
     plan = Plan((Change("job", "b", Action.NOOP, before={}, after={}),
                  Change("job", "d", Action.UNMANAGED, before={}, after={})))
     assert plan.is_empty
+
+
+def test_an_adopt_only_plan_applies_but_changes_no_scheduler_object():
+    adopt = Change("job", "a", Action.ADOPT, before={"x": 1}, after={"x": 1})
+    plan = Plan((adopt, Change("job", "b", Action.NOOP, before={}, after={})))
+    assert not plan.is_empty and plan.mutating == (adopt,)  # --apply records ownership
+    assert not plan.changes_scheduler  # --detailed-exitcode: in sync
+    assert Plan((adopt, Change("job", "c", Action.CREATE, after={"x": 1}))).changes_scheduler
