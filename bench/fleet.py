@@ -21,7 +21,8 @@ fleet apply, then measures with `run_fleet`, in process:
 Prints a table (or --json) and stops every cluster it started, whatever happens. No secret value is
 printed: the targets' values come from variables whose names alone are in targets.yaml.
 
-Run: python bench/fleet.py --clusters 50 --unreachable 10   (about 5 minutes; 24 GB machine, 2 cores)
+Run: python bench/fleet.py --clusters 50 --unreachable 10   (about 11 minutes on 2 cores; 2 GB of
+disk in a temporary directory, under 0.5 GB of memory for the clusters)
 The CI version is tests/integration/test_fleet_bench.py (3 clusters, 1 unreachable target).
 Targets (issue 19): 50 in-sync targets in one fleet cycle <= 5 s on 2 cores; the 10 unreachable ones add
 <= 1 s; controller RSS <= 150 MB.
