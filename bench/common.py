@@ -35,6 +35,7 @@ class TurnCountingProxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.turns = 0
+        self.connections = 0  # accepted so far: each is one session the client opened
         self._last = "s2c"
         self._lock = threading.Lock()
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -47,6 +48,8 @@ class TurnCountingProxy:
                 client, _ = self._server.accept()
             except OSError:
                 return
+            with self._lock:
+                self.connections += 1
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             threading.Thread(target=self._pump, args=(client, upstream, "c2s"), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, "s2c"), daemon=True).start()
@@ -73,6 +76,12 @@ class TurnCountingProxy:
     def counted(self) -> Iterator[Callable[[], int]]:
         start = self.turns
         yield lambda: self.turns - start
+
+    @contextmanager
+    def sessions(self) -> Iterator[Callable[[], int]]:
+        """Connections opened within the block."""
+        start = self.connections
+        yield lambda: self.connections - start
 
 
 def free_port() -> int:

@@ -265,7 +265,7 @@ def verdict(r: SoakResult) -> list[str]:
         out.append(f"FAIL: resident memory grew {r.rss_growth_kb} kB after warm-up (limit 10 MiB)")
     # 2: the apply's session and the pipeline verification's, one after the other (the first backend may
     # still be exiting on the server when the second starts)
-    if max(r.connection_samples, default=0) > 2 or set(r.boundary_connections) - {0}:
+    if max(r.connection_samples, default=0) > 1 or set(r.boundary_connections) - {0}:
         out.append(f"FAIL: connections {dict(r.connection_samples)}, between cycles {dict(r.boundary_connections)}")
     if set(r.fd_counts) - {r.fds_warm}:
         out.append(f"FAIL: open descriptors changed after warm-up: {dict(r.fd_counts)}")

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from reconciler import db, faults, kinds, render
+from reconciler.allocation import paused_gc
 from reconciler.errors import (
     ApplyFailed,
     DatabaseUnavailable,
@@ -269,14 +271,22 @@ def apply(
     on_plan: Callable[[Plan], None] | None = None,
     planes: Planes | None = None,
     connect_timeout: int = db.CONNECT_TIMEOUT,
+    rider: db.Rider | None = None,
 ) -> ApplyResult:
-    """Apply `manifest` in one transaction; `planes` (kinds.open_planes) are the run's non-SQL connections."""
+    """Apply `manifest` in one transaction; `planes` (kinds.open_planes) are the run's non-SQL connections.
+
+    A `rider` (verify's evidence, in `--watch --apply`) sends its head with the capabilities query and
+    reads the rest on this connection once the transaction is over, outside it: after the COMMIT in one
+    round trip more, so it sees what the apply made; with nothing to apply, in the round trip of the
+    ROLLBACK (none more).
+    """
     # autocommit with an explicit BEGIN lets the BEGIN, the timeouts and the lock share one round trip
     conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout)
     try:
         _begin_locked(conn, lock_timeout, statement_timeout)
-        live = db.read_live(conn, manifest, planes)
-        plan = make_plan(manifest, live, secret_values, render_command, options)
+        with paused_gc():  # rows and the plan: many objects, no cycles (reconciler.allocation)
+            live = db.read_live(conn, manifest, planes, rider, rider_queries=False)
+            plan = make_plan(manifest, live, secret_values, render_command, options)
         if saved is not None:
             check_saved(saved, live, plan)
         if on_plan is not None:
@@ -285,7 +295,10 @@ def apply(
             raise UnsafePlan("refusing to apply: " + "; ".join(f.message for f in plan.blocking_findings),
                              hint="fix the findings above first")
         if plan.is_empty:
-            _rollback(conn)
+            if rider is not None:
+                rider.finish(conn, rollback_first=True)  # the ROLLBACK in the rider's round trip
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                _rollback(conn)
             return ApplyResult(plan, None)
         faults.point("quiet_logging")
         _quiet_logging(conn, plan, live.capabilities)
@@ -305,6 +318,8 @@ def apply(
                     version, history_id)
         faults.point("commit")
         _commit(conn)
+        if rider is not None:
+            rider.finish(conn)
         return ApplyResult(plan, history_id, corrections)
     except ApplyFailed as e:
         _rollback(conn)
@@ -396,17 +411,37 @@ def _explain_wait(error: ApplyFailed, url: str) -> ApplyFailed:
 
 
 def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, SecretValue], render_command: Callable[[TriggerSpec], str],
-                  options: PlanOptions, planes: Planes | None = None, *, connect_timeout: int = db.CONNECT_TIMEOUT,
-                  statement_timeout: float | None = None) -> tuple[LiveState, Plan]:
-    """Dry run: one read-only transaction, never a write (each read bounded by `statement_timeout` if given)."""
+                  options: PlanOptions, planes: Planes | None = None, rider: db.Rider | None = None, *,
+                  connect_timeout: int = db.CONNECT_TIMEOUT, statement_timeout: float | None = None
+                  ) -> tuple[LiveState, Plan]:
+    """Dry run: one read-only transaction, never a write; `rider` (verify's evidence) reads in its round trips.
+
+    Each read is bounded by `statement_timeout` when given (a fleet's slow target costs its own time only).
+    """
     conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout)
     try:
-        with db.translated("starting a read-only transaction"):
-            conn.execute("BEGIN READ ONLY")
-            if statement_timeout:
-                conn.execute("SELECT set_config('statement_timeout', %s, true)", (_ms(statement_timeout),))
-        live = db.read_live(conn, manifest, planes)
-        _rollback(conn)
+        live = read_only(conn, manifest, planes, rider, statement_timeout=statement_timeout)
     finally:
         conn.close()
-    return live, make_plan(manifest, live, secret_values, render_command, options)
+    with paused_gc():
+        return live, make_plan(manifest, live, secret_values, render_command, options)
+
+
+def read_only(conn: psycopg.Connection[Any], manifest: Manifest, planes: Planes | None = None,
+              rider: db.Rider | None = None, *, statement_timeout: float | None = None) -> LiveState:
+    """The live state in one read-only transaction on `conn` (autocommit, idle). The rider's queries ride
+    in its pipeline and it finishes on `conn` after the ROLLBACK: no round trip more when they all succeed."""
+    begin: sql.SQL | sql.Composed = sql.SQL("BEGIN READ ONLY")
+    if statement_timeout:  # in the BEGIN's round trip, and transaction-local (a pooled connection keeps nothing)
+        begin = sql.SQL("BEGIN READ ONLY; SELECT set_config('statement_timeout', {}, true)").format(
+            sql.Literal(_ms(statement_timeout)))
+    with db.translated("starting a read-only transaction"):
+        conn.execute(begin)
+    try:
+        with paused_gc():  # rows: many objects, no cycles (reconciler.allocation)
+            live = db.read_live(conn, manifest, planes, rider)
+    finally:
+        _rollback(conn)
+    if rider is not None:
+        rider.finish(conn)
+    return live

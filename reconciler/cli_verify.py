@@ -1,10 +1,11 @@
 """`reconcile verify`: is the declared scheduler actually firing? An edge like cli.py.
 
-Flow: load the manifest → plan (drift and preflight findings, via `apply.read_and_plan`; a missing
-secret source becomes a failed `preflight` check, not an error, because the runtime checks do not need
-secret values) → read the evidence (`verify.read.Reader`), with --wait once a second until every
-active trigger has run since the check began and its request was answered, or the deadline passes →
-`verify.run_checks` → text, json or markdown on stdout.
+Flow: load the manifest → with --wait, poll the evidence (`verify.read.Reader`) once a second until
+every active trigger has run since the check began and its request was answered, or the deadline
+passes → read the live state and plan (drift and preflight findings; a missing secret source becomes a
+failed `preflight` check, not an error, because the runtime checks do not need secret values) with the
+full evidence riding on that read (`apply.read_only` with the reader's rider) → `verify.run_checks` →
+text, json or markdown on stdout. All over one connection.
 
 Exit codes: 0 nothing failed (warnings allowed), 1 error (a ReconcilerError, one line on stderr; usage
 errors too), 2 a check failed. The lead registers `verify_command` on the main group.
@@ -38,17 +39,18 @@ def scrub(text: str, values: Sequence[str]) -> str:
 
 
 def collect(session: Session, wait: float | None, manifest_name: str) -> list[Any]:
-    """Plan (every kind, its planes too: the Edge Function secrets), read (and poll with --wait), judge."""
+    """Plan (every kind, its planes too: the Edge Function secrets), read (and poll with --wait), judge.
+
+    One connection: the --wait polls, then the plan's read with the full evidence riding on it (no round
+    trip more than the plan's own; without secret values, the evidence alone)."""
     from reconciler import db, verify
-    from reconciler.apply import read_and_plan
+    from reconciler.apply import read_only
     from reconciler.kinds.base import PlanOptions
+    from reconciler.plan import plan as make_plan
     from reconciler.trigger_sql import render_command
     from reconciler.verify.read import Reader, declared_triggers
 
     plan = None
-    if session.values is not None:
-        _, plan = read_and_plan(session.url, session.manifest, session.values, render_command, PlanOptions(),
-                                session.planes)
     conn = db.connect(session.url, autocommit=True)
     try:
         reader = Reader(conn, declared_triggers(session.manifest))
@@ -58,7 +60,13 @@ def collect(session: Session, wait: float | None, manifest_name: str) -> list[An
             while not verify.settled(polled) and time.monotonic() < deadline:
                 time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
                 polled = reader.read(full=False)
-        evidence = reader.read()  # everything, once, for the judgement
+        if session.values is None:
+            evidence = reader.read()  # everything, once, for the judgement
+        else:
+            read = reader.rider()
+            live = read_only(conn, session.manifest, session.planes, read)
+            plan = make_plan(session.manifest, live, session.values, render_command, PlanOptions())
+            evidence = read.result()
     finally:
         conn.close()
     evidence = dataclasses.replace(evidence, plan=plan, plan_error=session.secret_error, manifest_name=manifest_name,

@@ -5,9 +5,10 @@ manifest kept), resolve secrets, read, plan, then apply (with --apply) or only r
 overlap; they are spaced by the interval with a little jitter. Retryable errors (database down) back
 off exponentially from about 1 s up to the interval; permanent ones are reported once per interval; a
 cycle skipped because another replica holds the lock simply waits for the next interval. SIGTERM/SIGINT finish the running cycle and exit 0; SIGHUP starts a cycle now.
-Health, readiness and Prometheus metrics are served over HTTP from a side thread. After each cycle the
-pipeline itself is verified (`pipeline_metrics`: verify's checks as metrics) and changes of state are
-sent to the --notify webhooks (`notify`, from its own thread).
+Health, readiness and Prometheus metrics are served over HTTP from a side thread. Each cycle (or every
+--verify-interval) also verifies the pipeline itself (`pipeline_metrics`: verify's checks as metrics),
+reading the evidence over the cycle's one connection, in the plan's round trips (one more after an
+apply's COMMIT); changes of state are sent to the --notify webhooks (`notify`, from its own thread).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from reconciler.pipeline_metrics import PipelineMonitor, secret_texts
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest
+    from reconciler.verify.read import EvidenceRead
 
 #: Every kind, for the drift gauge's labels.
 KINDS = tuple(kind.name for kind in kinds.REGISTRY)
@@ -134,11 +136,13 @@ class Controller:
         summary: dict[str, Any] = {"applied": False, "drift_found": False, "counts": {}}
         result, error, retryable = "success", None, False
         plan: Plan | None = None
+        evidence: EvidenceRead | None = None
         try:
             self._reload_manifest()
             if self.manifest is None:
                 raise ReconcilerError(f"no valid manifest: {self.manifest_error}")
-            plan = self._reconcile()
+            evidence = self.pipeline.start(self.manifest) if self.pipeline is not None else None
+            plan = self._reconcile(evidence)
             summary["counts"] = _counts(plan)
             summary["drift_found"] = not plan.is_empty
             summary["applied"] = self.settings.apply and not plan.is_empty
@@ -151,7 +155,7 @@ class Controller:
         except ReconcilerError as e:
             result, error, retryable = "error", e.one_line(), e.retryable
         # part of the cycle: done before its result is published (metrics, readiness, the summary line)
-        self._watch_pipeline(result, error, plan)
+        self._watch_pipeline(result, error, plan, evidence)
         duration = time.perf_counter() - t0
         self.metrics.cycles.labels(result).inc()
         self.metrics.duration.observe(duration)
@@ -196,7 +200,9 @@ class Controller:
         self.manifest, self.manifest_error = manifest, None
         self.metrics.manifest_valid.set(1)
 
-    def _reconcile(self) -> Plan:
+    def _reconcile(self, evidence: EvidenceRead | None) -> Plan:
+        """Read, plan and (with --apply) apply over one connection; `evidence` (the pipeline's read, when
+        due) rides on it."""
         from reconciler.apply import apply, read_and_plan
         from reconciler.trigger_sql import render_command
 
@@ -206,7 +212,8 @@ class Controller:
             values, planes = session.secret_values, session.planes
             self._secrets = self.notices.notifier.secrets = secret_texts(values)
             if not self.settings.apply:
-                _, plan = read_and_plan(self.settings.url, self.manifest, values, render_command, options, planes)
+                _, plan = read_and_plan(self.settings.url, self.manifest, values, render_command, options, planes,
+                                        evidence)
                 for change in plan.mutating:
                     log.warning("drift_detected", kind=change.kind, key=change.key, action=change.action.value,
                                 reason=change.reason)
@@ -214,7 +221,7 @@ class Controller:
             result = apply(self.settings.url, self.manifest, values, render_command, options,
                            lock_timeout=self.settings.lock_timeout, statement_timeout=self.settings.statement_timeout,
                            command="--watch --apply" + (" --prune" if self.settings.prune else ""),
-                           version=_version(), planes=planes)
+                           version=_version(), planes=planes, rider=evidence)
         for change in result.plan.mutating + result.corrections:
             self.metrics.applied.labels(change.kind, change.action.value).inc()
             log.info("change_applied", kind=change.kind, key=change.key, action=change.action.value,
@@ -222,14 +229,16 @@ class Controller:
                      during_apply=change in result.corrections)
         return result.plan
 
-    def _watch_pipeline(self, result: str, error: str | None, plan: Plan | None) -> None:
-        """Verify the pipeline after a cycle that read the database; notify changes of state."""
+    def _watch_pipeline(self, result: str, error: str | None, plan: Plan | None,
+                        evidence: EvidenceRead | None) -> None:
+        """Judge the pipeline's evidence the cycle read (if it was due and the cycle got that far); notify
+        changes of state."""
         transitions = []
         if self.pipeline is not None and plan is not None:
             # after an apply the drift is corrected: only the findings remain for verify's preflight check
             judged = Plan(findings=plan.findings) if self.settings.apply else plan
-            transitions = self.pipeline.observe(self.settings.url, self.manifest, judged,
-                                                ", ".join(self.settings.files), self._secrets) or []
+            transitions = self.pipeline.observe(evidence, judged, ", ".join(self.settings.files),
+                                                self._secrets) or []
         self.notices.cycle(result, error, plan, applied=self.settings.apply)
         self.notices.checks(transitions)
 

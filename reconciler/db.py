@@ -2,7 +2,8 @@
 
 All live state is read in two round trips whatever the number of objects: one query for the
 capabilities (settings, relations, privileges), then one pipelined batch with a query per kind plus
-the ownership records. Driver errors are translated once, here, into ReconcilerErrors by SQLSTATE.
+the ownership records; a `Rider` (verify's evidence, in `--watch` and `reconcile verify`) may add its
+queries to both. Driver errors are translated once, here, into ReconcilerErrors by SQLSTATE.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from psycopg import errors as pgerr
 from psycopg import sql
+from psycopg.pq import ExecStatus
 
 from reconciler import faults, kinds
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, PermissionDenied, ReconcilerError
@@ -156,10 +158,34 @@ def translated(doing: str) -> Iterator[None]:
         raise translate(e, doing) from e
 
 
-def read_capabilities(conn: psycopg.Connection[Any]) -> Capabilities:
+class Rider(Protocol):
+    """Another reader's queries that travel in the live-state read's round trips instead of their own
+    (verify's evidence: `verify.read.EvidenceRead`).
+
+    `queue_head` is called inside the capabilities' round trip; `queue_queries` inside the pipeline's,
+    after the kinds' queries (only when the caller asks for it: a rider's failing query aborts the
+    transaction, so only a read-only one that ends right after may carry them); `finish` once the
+    caller's transaction is over, on the same connection, for whatever the rider still has to read
+    (`rollback_first`: the caller's transaction is still open and only has to be rolled back, which the
+    rider does at the start of its own round trip).
+    """
+
+    def queue_head(self, conn: psycopg.Connection[Any]) -> None: ...
+
+    def queue_queries(self, conn: psycopg.Connection[Any]) -> None: ...
+
+    def finish(self, conn: psycopg.Connection[Any], *, rollback_first: bool = False) -> None: ...
+
+
+def read_capabilities(conn: psycopg.Connection[Any], rider: Rider | None = None) -> Capabilities:
     faults.point("read.capabilities")
     with translated("reading server capabilities"), conn.cursor() as cur:
-        cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
+        if rider is None:
+            cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
+        else:
+            with conn.pipeline():
+                cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
+                rider.queue_head(conn)
         row = cur.fetchone()
     assert row is not None
     version, user, database, superuser, found_settings, found, probes = row
@@ -169,9 +195,15 @@ def read_capabilities(conn: psycopg.Connection[Any]) -> Capabilities:
 
 
 def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
-              planes: kinds.Planes | None = None) -> LiveState:
-    """Everything the planner needs: two round trips (capabilities, then one pipeline), plus each plane's read."""
-    caps = read_capabilities(conn)
+              planes: kinds.Planes | None = None, rider: Rider | None = None, *,
+              rider_queries: bool = True) -> LiveState:
+    """Everything the planner needs: two round trips (capabilities, then one pipeline), plus each plane's read.
+
+    A `rider`'s head query goes with the capabilities, its queries (with `rider_queries`) last in the
+    pipeline: the kinds' rows have arrived when one of them fails, and the rider reads what it lacks in
+    its `finish`; the transaction is aborted then, which the caller's ROLLBACK ends.
+    """
+    caps = read_capabilities(conn, rider)
     queries = {kind.name: kind.read(caps, manifest) for kind in kinds.REGISTRY}
     ownership_ready = caps.has("reconciler.managed")
     rows: dict[str, list[tuple[Any, ...]]] = {}
@@ -179,17 +211,24 @@ def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
     faults.point("read.live")
     with translated("reading the live state"):
         cursors = {}
-        with conn.pipeline():
-            for name, statement in queries.items():
-                if statement is None:
-                    continue
-                cur = conn.cursor()
-                statement.run(cur)
-                cursors[name] = cur
-            managed_cur = None
-            if ownership_ready:
-                managed_cur = conn.cursor()
-                managed_cur.execute(sql.SQL("SELECT kind, key, fingerprint, protect FROM reconciler.managed"))
+        managed_cur = None
+        try:
+            with conn.pipeline():
+                for name, statement in queries.items():
+                    if statement is None:
+                        continue
+                    cur = conn.cursor()
+                    statement.run(cur)
+                    cursors[name] = cur
+                if ownership_ready:
+                    managed_cur = conn.cursor()
+                    managed_cur.execute(sql.SQL("SELECT kind, key, fingerprint, protect FROM reconciler.managed"))
+                if rider is not None and rider_queries:
+                    rider.queue_queries(conn)
+        except psycopg.Error:
+            ours = [*cursors.values(), *([managed_cur] if managed_cur is not None else [])]
+            if rider is None or not rider_queries or not all(_answered(c) for c in ours):
+                raise
         for name, cur in cursors.items():
             rows[name] = cur.fetchall()
         if managed_cur is not None:
@@ -199,6 +238,10 @@ def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
         live[name] = plane.read()
     managed = {(k, key): Managed(k, key, fp, protect) for k, key, fp, protect in managed_rows}
     return LiveState(caps, live, managed, ownership_ready)
+
+
+def _answered(cur: psycopg.Cursor[Any]) -> bool:
+    return cur.pgresult is not None and cur.pgresult.status == ExecStatus.TUPLES_OK
 
 
 #: Lock modes that conflict with the RowExclusiveLock every write takes (and ACCESS EXCLUSIVE, which

@@ -29,6 +29,8 @@ class Action(StrEnum):
 MUTATING = frozenset({Action.CREATE, Action.UPDATE, Action.DELETE, Action.DEACTIVATE, Action.ADOPT})
 #: Actions that remove or disable something that exists.
 DESTRUCTIVE = frozenset({Action.DELETE, Action.DEACTIVATE})
+#: Actions a Change accepts with any before, after and fields.
+_UNCONSTRAINED = frozenset({Action.NOOP, Action.ADOPT, Action.UNMANAGED})
 
 
 class Severity(StrEnum):
@@ -66,6 +68,8 @@ class Change:
     reason: str = ""
 
     def __post_init__(self) -> None:
+        if self.action in _UNCONSTRAINED:  # most changes of an in-sync plan (thousands at 10,000 jobs)
+            return
         if self.action is Action.CREATE and self.before is not None:
             raise ValueError(f"{self.kind} {self.key}: a create has no 'before'")
         if self.action is Action.CREATE and self.after is None:

@@ -1,12 +1,13 @@
 """`reconcile --watch` watches the pipeline too: verify's checks as Prometheus metrics and state changes.
 
-Where it sits: the controller (`controller.py`) calls `PipelineMonitor.observe(...)` once per cycle after
-its plan or apply. Every `verify_interval` (default: every cycle) that opens one connection, reads the
-evidence with `verify.read.Reader` (the same reader and the same checks as `reconcile verify`, so both
-speak one vocabulary: the `check` label is the check's name in `reconcile verify --format json`), runs
-`verify.run_checks` and turns the evidence and the results into gauges and counters. `CheckStates`
-remembers each check's status and reports the changes (logged as `pipeline_check_changed`; the
-controller passes them on to `notify.Notices`).
+Where it sits: every `verify_interval` (default: every cycle) the controller (`controller.py`) gets an
+evidence read from `PipelineMonitor.start(manifest)`, lets it ride on the cycle's own read (its plan or
+apply: one connection, no round trip more, but one after an apply's COMMIT) and hands it to `observe`,
+which runs `verify.run_checks` and turns the evidence and the results into gauges and counters. The
+reader and the checks are `reconcile verify`'s, so both speak one vocabulary: the `check` label is the
+check's name in `reconcile verify --format json`. `CheckStates` remembers each check's status and
+reports the changes (logged as `pipeline_check_changed`; the controller passes them on to
+`notify.Notices`).
 
 Failing checks are facts about the scheduler, not about this process: they never touch liveness or
 readiness. A verification that cannot read the database is counted and logged; the cycle's own result
@@ -23,14 +24,16 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from reconciler import cron
-from reconciler.errors import ReconcilerError
 from reconciler.model import Plan
+
+if TYPE_CHECKING:
+    from reconciler.verify.read import EvidenceRead
 
 log = structlog.get_logger("reconciler.pipeline")
 
@@ -161,31 +164,31 @@ class PipelineMonitor:
         now = time.monotonic() if now is None else now
         return self.verify_interval is None or self._last is None or now - self._last >= self.verify_interval
 
-    def observe(self, url: str, manifest: Any, plan: Plan | None, manifest_name: str = "scheduler.yaml",
+    def start(self, manifest: Any) -> EvidenceRead | None:
+        """This cycle's evidence read (a `verify.read.EvidenceRead`) when a verification is due, else None.
+
+        The controller hands it to its own read (`apply.read_and_plan` or `apply.apply`) as the rider:
+        the evidence comes over the cycle's one connection, in the plan's round trips (one more after an
+        apply's COMMIT), and `observe` judges it."""
+        from reconciler.verify.read import EvidenceRead, declared_triggers
+
+        return EvidenceRead(declared_triggers(manifest)) if self.due() else None
+
+    def observe(self, read: EvidenceRead | None, plan: Plan | None, manifest_name: str = "scheduler.yaml",
                 secrets: Sequence[str] = ()) -> list[Transition] | None:
-        """Verify now if due; returns the check transitions (None when not due or the read failed)."""
-        if not self.due():
+        """Judge what `read` (from `start`) got; returns the check transitions (None when nothing was due,
+        the cycle stopped before the evidence was read, or the read failed)."""
+        if read is None:
+            return None
+        if read.error is not None:
+            self._last = time.monotonic()
+            self.metrics.verifications.labels("error").inc()
+            log.warning("pipeline_verify_failed", error=_scrub(read.error.one_line(), secrets))
+            return None
+        if read.evidence is None:  # the cycle failed before the read finished: still due next cycle
             return None
         self._last = time.monotonic()
-        try:
-            evidence = self.read(url, manifest)
-        except ReconcilerError as e:
-            self.metrics.verifications.labels("error").inc()
-            log.warning("pipeline_verify_failed", error=_scrub(e.one_line(), secrets))
-            return None
-        return self.judge(dataclasses.replace(evidence, plan=plan, manifest_name=manifest_name), secrets)
-
-    @staticmethod
-    def read(url: str, manifest: Any) -> Any:
-        """One autocommit connection, one `Reader.read()` (a read-only transaction), closed again."""
-        from reconciler import db
-        from reconciler.verify.read import Reader, declared_triggers
-
-        conn = db.connect(url, autocommit=True)
-        try:
-            return Reader(conn, declared_triggers(manifest)).read()
-        finally:
-            conn.close()
+        return self.judge(dataclasses.replace(read.evidence, plan=plan, manifest_name=manifest_name), secrets)
 
     def judge(self, evidence: Any, secrets: Sequence[str] = ()) -> list[Transition]:
         """Run the checks over `evidence`, export everything, log and return the state changes."""

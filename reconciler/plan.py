@@ -38,7 +38,7 @@ def plan(
         want = kind.desired(manifest, inputs)
         have = live.of(kind.name)
         changes = kind.diff(want, have, ctx)
-        forward.extend(c for c in changes if c.action not in DESTRUCTIVE)
+        forward += [c for c in changes if c.action not in DESTRUCTIVE]
         backward.append([c for c in changes if c.action in DESTRUCTIVE])
         findings.extend(kind.findings(want, have, ctx))
     ordered = forward + [c for group in reversed(backward) for c in group]

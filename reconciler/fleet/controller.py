@@ -181,8 +181,16 @@ class FleetController:
         return 0
 
     def _wait_time(self) -> float:
+        """How long the scheduling loop may sleep: until the next target is due, at most 0.5 s.
+
+        With every worker busy nothing can start, however overdue: the loop waits (a finished run wakes
+        it at once) instead of spinning on a target it cannot hand out.
+        """
         with self._lock:
             idle = [s.due for s in self.scheduled.values() if not s.running]
+            busy = sum(s.running for s in self.scheduled.values())
+        if busy >= self.settings.parallel:
+            return 0.5
         next_due = min(idle, default=time.monotonic() + 1.0)
         return max(0.0, min(next_due - time.monotonic(), 0.5))
 

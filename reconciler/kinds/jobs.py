@@ -145,7 +145,8 @@ def diff(want: Mapping[str, Mapping[str, Any]], live: LiveJobs, ctx: PlanContext
             continue
         first, *extra = rows
         before = {"job_name": name, **first.fields}
-        fields = field_changes(before, after, FIELDS, NORMALISERS)
+        # an equal row (the in-sync case, thousands of times) needs no field-by-field look
+        fields = () if first.fields == after else field_changes(before, after, FIELDS, NORMALISERS)
         full_after = {"job_name": name, **after}
         if fields:
             changes.append(Change(KIND, name, Action.UPDATE, before={**before, "_row": first.row_id}, after=full_after,

@@ -36,7 +36,7 @@ def _iter_refs(value: Any, loc: Loc, field_loc: Loc) -> Iterator[tuple[Loc, Loc,
 def _names(items: Any, *, alias: bool = False) -> Iterator[tuple[int, str]]:
     if isinstance(items, list | tuple):
         for i, item in enumerate(items):
-            if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            if isinstance(item, (dict, Mapping)) and isinstance(item.get("name"), str):  # dict: the fast test
                 name: str = item["name"]
                 yield i, (EXTENSION_ALIASES.get(name, name) if alias else name)
 

@@ -7,12 +7,12 @@ Every problem in every file is reported at once as one ManifestError; nothing el
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
+from reconciler.allocation import paused_gc
 from reconciler.errors import ManifestError, ManifestProblem
 from reconciler.manifest.checks import duplicate_problems, reference_problems
 from reconciler.manifest.models import Manifest
@@ -32,6 +32,11 @@ def load_manifest(
     Raises ManifestError carrying every problem found in every file (never any other exception for any
     file content). Schedules are validated against `cron_version` of pg_cron.
     """
+    with paused_gc():  # a tree of objects without cycles (reconciler.allocation)
+        return _load(paths, cron_version)
+
+
+def _load(paths: Sequence[str | Path] | str | Path, cron_version: tuple[int, int]) -> Manifest:
     if isinstance(paths, str | Path):
         paths = [paths]
     if not paths:
@@ -59,7 +64,7 @@ def load_manifest(
     )
     manifest: Manifest | None = None
     try:
-        manifest = Manifest.model_validate(_plain(merged), context={"cron_version": cron_version})
+        manifest = Manifest.model_validate(merged, context={"cron_version": cron_version})
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             problems.extend(problem_for(merged, error))
@@ -68,12 +73,3 @@ def load_manifest(
     return manifest.model_copy(
         update={"source_files": tuple(labels), "warnings": manifest_warnings(merged, manifest, cron_version)}
     )
-
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value

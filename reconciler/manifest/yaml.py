@@ -2,18 +2,21 @@
 
 Data flow: a file ──read_limited──▶ text ──`yaml.compose` (libyaml's C composer when available)──▶ nodes
 ──`Composer.walk`──▶ `LMap`/`LSeq`/scalars with their file, line and column, plus the problems found on
-the way. `reconciler.manifest.overlay` merges those per-file trees; `reconciler.manifest.load` validates
-the result. The walk keeps duplicate keys visible (a MappingNode holds pairs, not a dict), counts values
-with aliases expanded without expanding them (an alias is the anchored node object itself), and uses an
-explicit stack, so no input makes it recurse; `reconciler.manifest.limits` keeps input that could make a
-composer recurse too deep, or hold too many nodes, from reaching one.
+the way. A document without anchors (nearly every manifest) takes a short walk instead (`Composer._build`,
+recursing at most MAX_DEPTH levels), which leaves the positions in the nodes until something asks for one
+and hands anything unusual back to the general walk. `reconciler.manifest.overlay` merges those per-file
+trees; `reconciler.manifest.load` validates the result. The general walk keeps duplicate keys visible (a
+MappingNode holds pairs, not a dict), counts values with aliases expanded without expanding them (an
+alias is the anchored node object itself), and uses an explicit stack, so no input makes it recurse;
+`reconciler.manifest.limits` keeps input that could make a composer recurse too deep, or hold too many
+nodes, from reaching one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -23,32 +26,119 @@ from reconciler.files import read_limited
 from reconciler.manifest.checks import Loc, field_name, format_path
 from reconciler.manifest.types import describe, quote
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR_TAG = "tag:yaml.org,2002:str"
 
+# PyYAML's implicit types of plain scalars (`true`, `12`, `~`, `2024-01-01`...), by first character.
+_IMPLICIT: dict[Any, list[tuple[str, Any]]] = _SafeLoader.yaml_implicit_resolvers
+_ANY_FIRST = tuple(_IMPLICIT.get(None, ()))
+_BY_FIRST = {first: (*pairs, *_ANY_FIRST) for first, pairs in _IMPLICIT.items() if first is not None}
 
-@dataclass(frozen=True, slots=True)
-class Pos:
+
+#: Tags of plain scalars met before (`name`, `true`, `*/5 * * * *`...): a manifest repeats its keys and
+#: many values. The first ones met are kept, up to the bound, so a long-running controller holds no more.
+_PLAIN_TAGS: dict[str, str] = {}
+_PLAIN_TAGS_MAX = 1024
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc]
+    """The safe loader with the same tags, found by a shorter path.
+
+    libyaml composes in C but calls three methods in Python for every node; PyYAML's general versions
+    (path resolvers, list concatenation per call) took about 40% of composing a 10,000-job file.
+    """
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:  # quoted, or tagged `!`
+                return _STR_TAG
+            tag = _PLAIN_TAGS.get(value)
+            if tag is None:
+                tag = _plain_tag(value)
+                if len(_PLAIN_TAGS) < _PLAIN_TAGS_MAX:
+                    _PLAIN_TAGS[value] = tag
+            return tag
+        return limits.MAP_TAG if kind is yaml.MappingNode else limits.SEQ_TAG
+
+    # The safe loader has no path resolvers, so PyYAML's versions of these return at once; as no-ops they
+    # skip even that (they are called on entering and leaving every node).
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+
+def _plain_tag(value: str) -> str:
+    """PyYAML's implicit type of a plain scalar: the first whose pattern matches, else a string."""
+    for tag, regexp in _BY_FIRST.get(value[:1], _ANY_FIRST):
+        if regexp.match(value):
+            return tag
+    return _STR_TAG
+
+
+class Pos(NamedTuple):
+    """Where a value is written. A tuple because a large file has one per value: it is built fast."""
+
     file: str
     line: int  # 1-based
     column: int  # 1-based
 
 
-class LMap(dict):
-    """A mapping that remembers where it, its keys and its values are."""
+_new_pos = tuple.__new__  # Pos without the call to its generated __new__, for the walk's inner loop
 
-    def __init__(self, pos: Pos) -> None:
+
+def _mark_pos(file: str, node: Any) -> Pos:
+    mark = node.start_mark
+    return _new_pos(Pos, (file, mark.line + 1, mark.column + 1))
+
+
+class LMap(dict):
+    """A mapping that remembers where it, its keys and its values are.
+
+    Built by the short walk, it keeps its YAML node's pairs instead and finds the positions when first
+    asked: a manifest that loads without a problem never asks (two positions per value, not made).
+    """
+
+    def __init__(self, pos: Pos, file: str = "", pairs: list[tuple[Any, Any]] | None = None) -> None:
         super().__init__()
         self.pos = pos
-        self.key_pos: dict[str, Pos] = {}
-        self.val_pos: dict[str, Pos] = {}
+        self._file, self._pairs = file, pairs
+        self._key_pos: dict[str, Pos] | None = None if pairs is not None else {}
+        self._val_pos: dict[str, Pos] | None = None if pairs is not None else {}
+
+    @property
+    def key_pos(self) -> dict[str, Pos]:
+        if self._key_pos is None:
+            self._locate()
+        return self._key_pos  # type: ignore[return-value]
+
+    @property
+    def val_pos(self) -> dict[str, Pos]:
+        if self._val_pos is None:
+            self._locate()
+        return self._val_pos  # type: ignore[return-value]
+
+    def _locate(self) -> None:
+        file, pairs = self._file, self._pairs or []
+        self._key_pos = {key.value: _mark_pos(file, key) for key, _ in pairs}  # keys: unique strings
+        self._val_pos = {key.value: _mark_pos(file, value) for key, value in pairs}
 
 
 class LSeq(list):
-    def __init__(self, pos: Pos) -> None:
+    """A list that remembers where it and its items are (found when first asked, as LMap's are)."""
+
+    def __init__(self, pos: Pos, file: str = "", items: list[Any] | None = None) -> None:
         super().__init__()
         self.pos = pos
-        self.item_pos: list[Pos] = []
+        self._file, self._items = file, items
+        self._item_pos: list[Pos] | None = None if items is not None else []
+
+    @property
+    def item_pos(self) -> list[Pos]:
+        if self._item_pos is None:
+            self._item_pos = [_mark_pos(self._file, item) for item in self._items or []]
+        return self._item_pos
 
 
 class Fatal(Exception):
@@ -76,6 +166,11 @@ class _Frame:
 
 
 _OPEN = object()  # in `Composer.seen`: a collection the walk is still inside
+_ABSENT = object()  # in `Composer.typed`: not met yet
+
+
+class _Unusual(Exception):
+    """Something the short walk leaves to the general one (`Composer._walk_fast_or_general`)."""
 
 
 class Composer:
@@ -89,6 +184,7 @@ class Composer:
         self.aliases = 0
         self.alias_marks: list[Any] | None = None  # where each alias is, in document order (read lazily)
         self.seen: dict[int, Any] = {}  # id(node) -> (value, size), or _OPEN
+        self.typed: dict[tuple[str, str], Any] = {}  # (tag, text) -> a typed scalar's value, for the short walk
 
     def _pos(self, mark: Any) -> Pos:
         return Pos(self.file, mark.line + 1, mark.column + 1)
@@ -141,13 +237,75 @@ class Composer:
                 if not prescanned:
                     self._prescan(self.text)  # a limit exceeded before the error is reported instead
                 raise
-            root = None if node is None else self.walk(node, loader)
+            root = None if node is None else self._walk_fast_or_general(node, loader)
             if loader.check_node():
                 self._prescan(self.text)  # reports the second document where it starts
                 raise self._fatal(None, limits.SECOND_DOCUMENT)
             return root
         finally:
             loader.dispose()
+
+    def _walk_fast_or_general(self, root: yaml.Node, loader: Any) -> Any:
+        # Without an anchor (`&`) there is no alias: no node is met twice, and none is counted more than once
+        # (the node count was bounded before composing, by `must_prescan` or `prescan`). That common case
+        # takes the short walk; whatever it does not build as plainly as the general walk would (a problem
+        # to report, a tag to refuse), it leaves to the general walk, from the start, so every message and
+        # its order are the general walk's.
+        if "&" not in self.text:
+            try:
+                return self._build(root, 0, loader)
+            except _Unusual:
+                pass
+        return self.walk(root, loader)
+
+    def _build(self, node: Any, depth: int, loader: Any) -> LMap | LSeq:
+        """A collection without aliases, built directly; raises _Unusual for anything the general walk reports."""
+        if depth >= limits.MAX_DEPTH:
+            raise _Unusual
+        file, scalar_node, str_tag, constructed = self.file, yaml.ScalarNode, _STR_TAG, self._constructed
+        pos = _mark_pos(file, node)
+        if node.__class__ is yaml.MappingNode and node.tag == limits.MAP_TAG:
+            mapping = LMap(pos, file, node.value)
+            for key_node, value_node in node.value:
+                if key_node.__class__ is not scalar_node or key_node.tag != str_tag:
+                    raise _Unusual  # a mapping or list as a key, `<<`, a key typed as a number...
+                key = key_node.value
+                if key in mapping or key == "<<":
+                    raise _Unusual  # a duplicate key, or a merge key: problems to report
+                if value_node.__class__ is scalar_node:
+                    tag = value_node.tag
+                    value = value_node.value if tag == str_tag else constructed(value_node, tag, loader)
+                else:
+                    value = self._build(value_node, depth + 1, loader)
+                mapping[key] = value
+            return mapping
+        if node.__class__ is yaml.SequenceNode and node.tag == limits.SEQ_TAG:
+            sequence = LSeq(pos, file, node.value)
+            for item in node.value:
+                if item.__class__ is scalar_node:
+                    tag = item.tag
+                    value = item.value if tag == str_tag else constructed(item, tag, loader)
+                else:
+                    value = self._build(item, depth + 1, loader)
+                sequence.append(value)
+            return sequence
+        raise _Unusual  # a tagged collection (`!!set`, `!!omap`...)
+
+    def _constructed(self, node: yaml.ScalarNode, tag: str, loader: Any) -> Any:
+        """A typed scalar (`true`, `12`, `2024-01-01`) as `_scalar` makes it; raises _Unusual for a problem."""
+        if tag == limits.MERGE_TAG:
+            return node.value  # `<<` as a value is a string; as a key it never gets here
+        known = self.typed.get((tag, node.value), _ABSENT)
+        if known is not _ABSENT:
+            return known
+        if tag not in limits.SCALAR_TAGS:
+            raise _Unusual
+        try:
+            value = loader.construct_object(node, deep=True)
+        except Exception:  # reported by the general walk, as `_scalar` words it
+            raise _Unusual from None
+        self.typed[(tag, node.value)] = value  # immutable (a number, bool, None, date): safe to share
+        return value
 
     def walk(self, root: yaml.Node, loader: Any) -> Any:
         """The node graph as LMap/LSeq/scalars, in document order, with an explicit stack."""

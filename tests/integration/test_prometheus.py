@@ -5,7 +5,8 @@ One pg_cron timeline, shared by every scenario (pg_cron 1.4 fires at minute boun
 
     setup       runbook applied; the Edge Function stand-in holds ANOTHER secret than the vault;
                 `reconcile --watch` (report mode: no --apply, so nothing is fixed behind the test's back)
-                with --notify; Prometheus scrapes it every second with the shipped rules (`for:` 0s)
+                with --notify; Prometheus scrapes it every second with the shipped rules (`for:` 0s), and
+                the test polls its API every 0.1 s
     minute M    the trigger fires into a 401 → TriggerUnauthorized fires, one "failing" message
     meanwhile   the edge gets the vault's secret (the runbook's fix); the trigger is paused behind our back
                 → SchedulerNotFiring and DriftNotCorrected fire; `reconcile --apply` → both resolve
@@ -35,6 +36,14 @@ EDGE_SECRET = "prom-edge-other-secret-3c8a05"
 SERVICE_KEY = "prom-service-role-key-77b1f4"
 HTTP = "master-scheduler: http"
 RUNS = "master-scheduler: runs"
+#: What the test's duration is made of (measured, docs/observability.md): pg_cron 1.4 fires at minute
+#: boundaries and the test needs two firings of the trigger, the 401 and then, after the fix, the 200. So
+#: it lasts the wait for the first boundary after the apply (0-60 s, wherever the clock is) plus 60 s,
+#: plus about 4 s before the controller is up and 3-5 s after the second firing (a cycle, a scrape, an
+#: evaluation, a poll, the notification, shutting down). Shorter intervals shave well under a second off
+#: that remainder: not worth a controller verifying twice as often or a scrape timeout of 500 ms on a
+#: busy CI machine. Polling the API is cheap, so it is polled often.
+POLL = 0.1
 
 
 @pytest.fixture
@@ -62,14 +71,14 @@ def test_alerts_fire_and_resolve_and_notifications_arrive_once(_resetter: Resett
         with watcher(url, MANIFEST, "--notify", receiver.url, workdir=tmp_path, env=env) as w, \
                 prometheus_server(tmp_path, [f"127.0.0.1:{w.port}"], fast_rules(tmp_path / "rules.yaml")) as prom:
             w.wait_http()
-            wait_until("Prometheus scraping the controller", prom.targets_up, 15, interval=0.5)
+            wait_until("Prometheus scraping the controller", prom.targets_up, 15, interval=POLL)
             # before the first firing the trigger has never run: a check fails, liveness and readiness hold
             w.wait_event("pipeline_check_changed", 15, where=lambda e: e["check"] == RUNS and e["status"] == "fail")
             assert w.status("/healthz") == 200 and w.status("/readyz") == 200
 
             # minute M: the 401
             wait_until("the trigger's 401 seen by Prometheus",
-                       lambda: "TriggerUnauthorized" in prom.alerts(), 80, interval=0.5)
+                       lambda: "TriggerUnauthorized" in prom.alerts(), 80, interval=POLL)
             firing = prom.alerts()["TriggerUnauthorized"]
             assert firing[0]["trigger"] == "master-scheduler" and firing[0]["severity"] == "critical"
             samples = w.metrics()
@@ -86,17 +95,17 @@ def test_alerts_fire_and_resolve_and_notifications_arrive_once(_resetter: Resett
             edge.secret = CRON_SECRET
             disable_trigger(su)
             wait_until("SchedulerNotFiring and DriftNotCorrected firing",
-                       lambda: {"SchedulerNotFiring", "DriftNotCorrected"} <= prom.alerts().keys(), 15, interval=0.5)
+                       lambda: {"SchedulerNotFiring", "DriftNotCorrected"} <= prom.alerts().keys(), 15, interval=POLL)
             assert prom.alerts()["DriftNotCorrected"][0]["kind"] == "trigger"
             fixed = reconcile(url, "--apply", env=env)
             assert fixed.exit_code == 0, fixed.output
             wait_until("SchedulerNotFiring and DriftNotCorrected resolved",
                        lambda: not {"SchedulerNotFiring", "DriftNotCorrected"} & prom.alerts().keys(), 15,
-                       interval=0.5)
+                       interval=POLL)
 
             # minute M+1: a 200 resolves TriggerUnauthorized
             wait_until("TriggerUnauthorized resolved", lambda: "TriggerUnauthorized" not in prom.alerts(), 80,
-                       interval=0.5)
+                       interval=POLL)
             assert 200 in edge.statuses and 401 in edge.statuses
             wait_until("the recovery notification",
                        lambda: receiver.events("pipeline_check_recovered", check=HTTP), 10)

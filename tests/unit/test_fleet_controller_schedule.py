@@ -77,3 +77,14 @@ def test_a_removed_targets_series_are_deleted(tmp_path: Path) -> None:
     assert sorted(controller.scheduled) == ["b", "c"]
     controller._record("a", TargetResult("a", plan=Plan()))  # a run that ends after its removal
     assert 'target="a"' not in generate_latest(controller.metrics.registry).decode()
+
+
+def test_with_every_worker_busy_the_loop_waits_instead_of_spinning(tmp_path: Path) -> None:
+    """An overdue target cannot start while the pool is full: the loop sleeps until a run finishes."""
+    controller = _controller(tmp_path, ["a", "b", "c", "d", "e"])  # parallel 4 by default
+    for name, state in controller.scheduled.items():
+        state.due = 0.0  # all overdue
+        state.running = name != "e"
+    assert controller._wait_time() == 0.5
+    controller.scheduled["a"].running = False  # a worker is free: the overdue targets start now
+    assert controller._wait_time() == 0.0

@@ -17,9 +17,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 #: Inner to outer. A module matches a name exactly or as a package prefix (`manifest` covers reconciler.manifest.*).
 LAYERS: tuple[tuple[str, ...], ...] = (
     # model: the plan's types, errors, and what reads and checks a manifest (no database, no plan)
-    ("model", "errors", "cron", "sqltext", "files", "logs", "faults", "manifest", "secrets", "secret_value",
-     "trigger_sql", "edge_api", "fleet.target", "fleet.targets_models", "fleet.targets_file", "fleet.generators",
-     "fleet.management_api", "fleet.shard"),
+    ("model", "errors", "allocation", "cron", "sqltext", "files", "logs", "faults", "manifest", "secrets",
+     "secret_value", "trigger_sql", "edge_api", "fleet.target", "fleet.targets_models", "fleet.targets_file",
+     "fleet.generators", "fleet.management_api", "fleet.shard"),
     ("kinds",),  # every resource kind and the registry
     ("plan",),  # pure: manifest + live state in, plan out
     # render | apply: turning a plan into text or into transactions, and the readers around them
@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "fleet.runner"),
     # the edges: commands and the --watch loop
     ("cli", "cli_support", "cli_manifest", "cli_verify", "cli_export", "controller", "pipeline_metrics", "notify",
-     "watching", "fleet"),
+     "watching", "fleet", "console"),
 )
 
 

@@ -6,6 +6,7 @@ The evidence builders are test_verify.py's, so the metrics are judged on the sam
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,12 +14,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler import verify
+from reconciler.manifest import load_manifest
 from reconciler.model import Action, Change, FieldChange, Plan
 from reconciler.notify import Message, Notices, Notifier, target, webhook_url
 from reconciler.pipeline_metrics import CheckStates, PipelineMonitor, Transition, http_class, stale_jobs
 from reconciler.verify import ScheduledJob, Status
 from tests.unit.test_verify import JOB, NOW, at, healthy, response, run
 
+MANIFEST = Path(__file__).resolve().parents[2] / "scheduler.yaml"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -134,6 +137,27 @@ def test_verify_interval_spaces_verifications() -> None:
     mon._last = 100.0
     assert not mon.due(129.0) and mon.due(130.5)
     assert PipelineMonitor(CollectorRegistry()).due()
+
+
+def test_observe_judges_what_the_cycle_read_and_counts_a_read_that_failed() -> None:
+    """The evidence read rides on the cycle's own read; `observe` judges whatever it got."""
+    from reconciler.errors import DatabaseUnavailable
+
+    registry = CollectorRegistry()
+    mon = PipelineMonitor(registry, verify_interval=60)
+    read = mon.start(load_manifest([str(MANIFEST)]))
+    assert read is not None and [t.name for t in read.declared] == ["master-scheduler"]
+    # the cycle failed before the read finished (lock held, database down): nothing judged, still due
+    assert mon.observe(read, Plan()) is None and mon.due()
+    read.error = DatabaseUnavailable("the database connection was lost (reading the verify evidence)")
+    assert mon.observe(read, Plan()) is None and not mon.due()  # a verification, if a failed one
+    assert mon.start(load_manifest([str(MANIFEST)])) is None
+    read.error, read.evidence = None, healthy()
+    assert [t.check for t in mon.observe(read, Plan()) or []][:1] == ["preflight"]
+    got = samples(registry)
+    assert value(got, "reconciler_pipeline_verifications_total", result="error") == 1
+    assert value(got, "reconciler_pipeline_verifications_total", result="ok") == 1
+    assert mon.observe(None, Plan()) is None  # not due this cycle: nothing read, nothing judged
 
 
 def test_check_states_report_changes_only() -> None:
