@@ -21,7 +21,7 @@ import pwd
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -85,6 +85,9 @@ SUPAUTILS_SETTINGS = {
     "supautils.extensions_parameter_overrides": """'{"pg_cron":{"schema":"pg_catalog"}}'""",
 }
 
+#: Where localdb's own lines start in postgresql.conf (initdb's defaults above them).
+_CONFIG_MARK = "\n# localdb\n"
+
 _HBA = """\
 # localdb: trust, and only from this machine (socket, loopback)
 local   all   all                 trust
@@ -97,13 +100,19 @@ class Cluster:
     """One local cluster living in `root`; every method is safe to call in any state."""
 
     def __init__(self, root: Path | str, port: int = DEFAULT_PORT, profile: str = "supabase",
-                 database: str = "postgres", system: SystemInstall | None = None) -> None:
+                 database: str = "postgres", system: SystemInstall | None = None, *,
+                 settings: Mapping[str, str] | None = None, net_worker: bool = True) -> None:
+        """`settings`: postgresql.conf values over localdb's own (written when the data directory is made,
+        e.g. a smaller shared_buffers for many clusters at once). `net_worker=False`: `up()` does not start
+        the pg_net worker, for clusters whose queued HTTP requests nobody needs sent."""
         if profile not in PROFILES:
             raise LocalDbError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
         self.root = Path(root).absolute()
         self.port = int(port)
         self.profile = profile
         self.database = database
+        self.settings = dict(settings or {})
+        self.net_worker = net_worker
         # Looked up at call time so tests can point localdb at a missing install.
         self.system = system or pgtree.SYSTEM
         self.datadir = self.root / "data"
@@ -138,7 +147,7 @@ class Cluster:
                 raise LocalDbError(f"the cluster in {self.root} already runs on port {running}, "
                                    f"not {self.port}; run `python -m localdb down` first")
             # The worker's start-up (mostly imports) overlaps with the server's.
-            worker = self._start_worker()
+            worker = self._start_worker() if self.net_worker else None
             if running is None:
                 try:
                     self._start(tree, self.datadir, listen=True)
@@ -193,6 +202,40 @@ class Cluster:
         pid = pid_in(self.worker_pid_file)
         return pid if pid and runs_module(pid, WORKER_MODULE) else None
 
+    def create_from(self, template: Cluster) -> None:
+        """Make this cluster, not yet created, as a copy of `template` (same profile and database, stopped).
+
+        Copies the template's private tree (binaries hard-linked, symlinks kept, supautils already built)
+        and data directory, then writes this cluster's own settings (root, port, `settings`) in place of the
+        template's: for many identical clusters (bench/fleet.py) this replaces initdb, the bootstrap and
+        the supautils build, most of a first `up()`. Atomic like `up()`; call `up()` afterwards to start it.
+        """
+        if (template.profile, template.database) != (self.profile, self.database):
+            raise LocalDbError(f"cannot copy {template}: it has profile {template.profile!r} and database "
+                               f"{template.database!r}, this cluster {self.profile!r} and {self.database!r}")
+        if not template.datadir.is_dir() or template.is_running():
+            raise LocalDbError(f"cannot copy {template}: it must be created and stopped")
+        self._check_socket_path()
+        with self._locked():
+            if self.datadir.is_dir():
+                raise LocalDbError(f"the cluster in {self.root} exists already")
+            staging = self.root / f"data.tmp{os.getpid()}"
+            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                if not (self.root / "pgtree").is_dir():
+                    _copy_tree(template.root / "pgtree", self.root / "pgtree", link=True)
+                self._prepare_dirs(staging)
+                _copy_tree(template.datadir, staging, link=False)
+                conf = staging / "postgresql.conf"
+                text = conf.read_text()
+                conf.write_text(text[:text.index(_CONFIG_MARK)] if _CONFIG_MARK in text else text)
+                self._write_config(staging)
+                staging.rename(self.datadir)
+                self._meta_file.write_text(json.dumps({"profile": self.profile}) + "\n")
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+
     # -- creation ------------------------------------------------------------------------------
 
     def _create(self, tree: Tree) -> None:
@@ -229,8 +272,9 @@ class Cluster:
     def _write_config(self, datadir: Path) -> None:
         values = {"database": self.database, "sockdir": str(self.sockdir), "port": self.port}
         lines = [f"{key} = {value.format(**values)}" for key, value in _SETTINGS.items()]
+        lines += [f"{key} = {value}" for key, value in self.settings.items()]  # later lines win
         with (datadir / "postgresql.conf").open("a") as conf:
-            conf.write("\n# localdb\n" + "\n".join(lines) + "\n")
+            conf.write(_CONFIG_MARK + "\n".join(lines) + "\n")
         (datadir / "pg_hba.conf").write_text(_HBA)
         self._add_supautils_config(datadir)
 
@@ -384,6 +428,31 @@ def recorded_profile(root: Path | str) -> str | None:
         return json.loads((Path(root) / "localdb.json").read_text())["profile"]
     except (OSError, ValueError, KeyError):
         return None
+
+
+#: What a copied data directory must not inherit from its template (a stopped server leaves the options).
+_NOT_COPIED = ("postmaster.pid", "postmaster.opts")
+
+
+def _copy_tree(source: Path, destination: Path, *, link: bool) -> None:
+    """Copy a directory keeping symlinks, modes and (as root) owners; `link`: hard-link regular files."""
+    def copy(src: str, dst: str) -> None:
+        if link:
+            try:
+                os.link(src, dst)
+                return
+            except OSError:  # another file system, or protected_hardlinks
+                pass
+        shutil.copy2(src, dst)
+
+    shutil.copytree(source, destination, symlinks=True, copy_function=copy, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(*_NOT_COPIED))
+    if os.geteuid() == 0:
+        for directory, dirs, files in os.walk(destination):
+            relative = Path(directory).relative_to(destination)
+            for name in [".", *dirs, *files]:
+                stat = os.lstat(source / relative / name)
+                os.lchown(Path(directory) / name, stat.st_uid, stat.st_gid)
 
 
 def _check_traversable(root: Path, owner: pwd.struct_passwd) -> None:
