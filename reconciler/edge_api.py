@@ -78,26 +78,40 @@ class EdgeApi:
             self._request("DELETE", self._path, json=list(names))
 
     def _request(self, method: str, path: str, json: Any = None) -> httpx.Response:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self._client.request(method, path, json=json)
-            except httpx.HTTPError as e:
-                if attempt >= self.max_attempts:
-                    raise EdgeApiError(f"Management API unreachable at {self.target.api_url}: {type(e).__name__}",
-                                       retryable=True) from None
-                self.sleep(_backoff(attempt))
-                continue
-            if response.status_code < 400:
-                return response
-            if response.status_code == 429 or response.status_code >= 500:
-                if attempt < self.max_attempts:
-                    self.sleep(_retry_after(response, attempt))
-                    continue
-                raise EdgeApiError(f"Management API {method} secrets failed with {response.status_code} after "
-                                   f"{attempt} attempts", retryable=True)
-            raise _refused(response, self.target, method)
+        response = send(self._client, method, path, json=json, max_attempts=self.max_attempts, sleep=self.sleep,
+                        unreachable=lambda e: EdgeApiError(f"Management API unreachable at {self.target.api_url}: "
+                                                           f"{type(e).__name__}", retryable=True),
+                        exhausted=lambda status, attempts: EdgeApiError(
+                            f"Management API {method} secrets failed with {status} after {attempts} attempts",
+                            retryable=True))
+        if response.status_code < 400:
+            return response
+        raise _refused(response, self.target, method)
+
+
+def send(client: httpx.Client, method: str, path: str, *, json: Any = None, max_attempts: int,
+         sleep: Callable[[float], None], unreachable: Callable[[httpx.HTTPError], ReconcilerError],
+         exhausted: Callable[[int, int], ReconcilerError]) -> httpx.Response:
+    """One Management API request, retried on network errors, 429 and 5xx with the API's waiting rules.
+
+    Returns the answer when it is a success or a refusal the caller explains (4xx other than 429);
+    raises `unreachable(error)` or `exhausted(status, attempts)` when the attempts run out.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            response = client.request(method, path, json=json)
+        except httpx.HTTPError as e:
+            if attempt >= max_attempts:
+                raise unreachable(e) from None
+            sleep(_backoff(attempt))
+            continue
+        if response.status_code != 429 and response.status_code < 500:
+            return response
+        if attempt >= max_attempts:
+            raise exhausted(response.status_code, attempt)
+        sleep(_retry_after(response, attempt))
 
 
 def _backoff(attempt: int) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.edge_api import _backoff, _retry_after  # the same API, so the same waiting rules
+from reconciler.edge_api import send  # the same API, so the same waiting rules
 from reconciler.errors import ReconcilerError
 
 #: Enough for a slow answer, short enough that a dead API does not hold a fleet refresh for minutes.
@@ -90,31 +90,19 @@ class ManagementApi:
         return body
 
     def _get(self, path: str, what: str, *, not_found: str = "") -> Any:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self._client.get(path)
-            except httpx.HTTPError as e:
-                if attempt >= self.max_attempts:
-                    raise ManagementApiError(f"Management API unreachable at {self.api_url}: {type(e).__name__}",
-                                             retryable=True) from None
-                self.sleep(_backoff(attempt))
-                continue
-            status = response.status_code
-            if status < 400:
-                try:
-                    return response.json()
-                except ValueError:  # not JSON (a proxy's HTML page...): one line, not a traceback
-                    raise ManagementApiError(f"unexpected answer from the Management API ({what} is not JSON)",
-                                             retryable=True) from None
-            if status == 429 or status >= 500:
-                if attempt < self.max_attempts:
-                    self.sleep(_retry_after(response, attempt))
-                    continue
-                raise ManagementApiError(f"Management API GET {what} failed with {status} after {attempt} attempts",
-                                         retryable=True)
-            raise _refused(status, what, not_found)
+        response = send(self._client, "GET", path, max_attempts=self.max_attempts, sleep=self.sleep,
+                        unreachable=lambda e: ManagementApiError(
+                            f"Management API unreachable at {self.api_url}: {type(e).__name__}", retryable=True),
+                        exhausted=lambda status, attempts: ManagementApiError(
+                            f"Management API GET {what} failed with {status} after {attempts} attempts",
+                            retryable=True))
+        if response.status_code >= 400:
+            raise _refused(response.status_code, what, not_found)
+        try:
+            return response.json()
+        except ValueError:  # not JSON (a proxy's HTML page...): one line, not a traceback
+            raise ManagementApiError(f"unexpected answer from the Management API ({what} is not JSON)",
+                                     retryable=True) from None
 
 
 def _refused(status: int, what: str, not_found: str) -> ManagementApiError:
