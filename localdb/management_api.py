@@ -33,17 +33,14 @@ branch (`branch.db_pass`), which tests search the outputs for.
 
 from __future__ import annotations
 
-import json
-import math
 import secrets
-import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from localdb.api_standin import ApiStandIn, seconds_text
 
 BRANCH_STATUSES = ("CREATING_PROJECT", "RUNNING_MIGRATIONS", "MIGRATIONS_PASSED", "MIGRATIONS_FAILED",
                    "FUNCTIONS_DEPLOYED", "FUNCTIONS_FAILED")
@@ -130,47 +127,18 @@ def connection_of(url: str) -> tuple[str, int, str]:
     return host, port, unquote(parts.username or "postgres")
 
 
-class ManagementApiStandIn:
+class ManagementApiStandIn(ApiStandIn):
+    thread_name = "management-api-stand-in"
+
     def __init__(self, token: str, *, rate_limit: int = 120, rate_window: float = 60.0) -> None:
         self.token = token
-        self.rate_limit = rate_limit
-        self.rate_window = rate_window
         self.projects: dict[str, Project] = {}
         self.branches: dict[str, Branch] = {}  # by branch ref
-        self.requests: list[Recorded] = []
         self._failures: list[tuple[int, str | None, float | None]] = []  # (status, path part, retry-after)
         self._created = 0
-        self._window_start = time.monotonic()
-        self._window_count = 0
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        super().__init__(rate_limit=rate_limit, rate_window=rate_window)
 
     # -- control -------------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> ManagementApiStandIn:
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="management-api-stand-in", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> ManagementApiStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"ManagementApiStandIn(url={self.url!r}, projects={len(self.projects)}, branches={len(self.branches)})"
@@ -231,59 +199,12 @@ class ManagementApiStandIn:
         with self._lock:
             return [r for r in self.requests if path_part is None or path_part in r.path]
 
-    def clear(self) -> None:
-        with self._lock:
-            self.requests.clear()
-
     # -- the server ----------------------------------------------------------------------------------
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        stand_in = self
+    def _record(self, method: str, path: str, headers: dict[str, str], raw: bytes, status: int) -> Recorded:
+        return Recorded(method, path, headers, status)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-                pass  # quiet: tests read `requests`
-
-            def do_GET(self) -> None:  # noqa: N802 - stdlib names
-                stand_in._handle(self, "GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                stand_in._handle(self, "POST")
-
-        return Handler
-
-    def _rate(self) -> tuple[bool, int, int]:
-        now = time.monotonic()
-        if now - self._window_start >= self.rate_window:
-            self._window_start, self._window_count = now, 0
-        self._window_count += 1
-        reset = max(0, math.ceil(self._window_start + self.rate_window - now))
-        return self._window_count <= self.rate_limit, max(0, self.rate_limit - self._window_count), reset
-
-    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        if length:
-            handler.rfile.read(length)
-        headers = {k.lower(): v for k, v in handler.headers.items()}
-        with self._lock:
-            allowed, remaining, reset = self._rate()
-            status, payload, extra = self._answer(method, handler.path, headers, allowed, reset)
-            self.requests.append(Recorded(method, handler.path, headers, status))
-        out = json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("x-ratelimit-limit", str(self.rate_limit))
-        handler.send_header("x-ratelimit-remaining", str(remaining))
-        handler.send_header("x-ratelimit-reset", str(reset))
-        for name, value in extra.items():
-            handler.send_header(name, value)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(out)))
-        handler.end_headers()
-        handler.wfile.write(out)
-
-    def _answer(self, method: str, path: str, headers: dict[str, str], allowed: bool,
+    def _answer(self, method: str, path: str, headers: dict[str, str], raw: bytes, allowed: bool,
                 reset: int) -> tuple[int, Any, dict[str, str]]:
         """(status, JSON payload, extra headers). Caller holds the lock."""
         for i, (status, only, retry_after) in enumerate(self._failures):
@@ -291,7 +212,7 @@ class ManagementApiStandIn:
                 del self._failures[i]
                 if retry_after is None and status == 429:
                     retry_after = 0
-                extra = {"retry-after": _seconds(retry_after)} if retry_after is not None else {}
+                extra = {"retry-after": seconds_text(retry_after)} if retry_after is not None else {}
                 return status, {"message": "injected failure"}, extra
         if not allowed:
             return 429, {"message": "Too many requests"}, {"retry-after": str(reset)}
@@ -336,6 +257,3 @@ class ManagementApiStandIn:
         project = self.projects.get(ref)
         return (project.anon_key, project.service_role_key) if project is not None else None
 
-
-def _seconds(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)

@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import threading
-import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from localdb.api_standin import ApiStandIn, seconds_text
 
 RESERVED = {
     "SUPABASE_URL": "https://stub-project.supabase.co",
@@ -58,52 +56,25 @@ class Recorded:
         return json.loads(self.body) if self.body else None
 
 
-class EdgeApiStub:
+class EdgeApiStub(ApiStandIn):
+    methods = ("GET", "POST", "DELETE", "PUT", "PATCH")
+    thread_name = "edge-api-stub"
+
     def __init__(self, token: str, ref: str = "stubprojectref0001", *, readonly_token: str | None = None,
                  rate_limit: int = 120, rate_window: float = 60.0) -> None:
         self.token = token
         self.readonly_token = readonly_token
         self.ref = ref
-        self.rate_limit = rate_limit
-        self.rate_window = rate_window
         #: name -> plaintext of every non-reserved secret
         self.values: dict[str, str] = {}
-        self.requests: list[Recorded] = []
         self._failures: list[tuple[int, str | None, float]] = []  # (status, method or None, retry-after)
-        self._window_start = time.monotonic()
-        self._window_count = 0
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        super().__init__(rate_limit=rate_limit, rate_window=rate_window)
 
     # -- control -------------------------------------------------------------------------------------
 
     @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    @property
     def path(self) -> str:
         return f"/v1/projects/{self.ref}/secrets"
-
-    def start(self) -> EdgeApiStub:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="edge-api-stub", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> EdgeApiStub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"EdgeApiStub(url={self.url!r}, ref={self.ref!r}, secrets={sorted(self.values)!r})"
@@ -124,69 +95,10 @@ class EdgeApiStub:
         """Requests that reached the secrets path (any status), optionally of one method."""
         return [r for r in self.requests if method is None or r.method == method]
 
-    def clear(self) -> None:
-        with self._lock:
-            self.requests.clear()
-
     # -- the server ----------------------------------------------------------------------------------
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-                pass  # quiet: tests read `stub.requests`
-
-            def do_GET(self) -> None:  # noqa: N802 - stdlib names
-                stub._handle(self, "GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                stub._handle(self, "POST")
-
-            def do_DELETE(self) -> None:  # noqa: N802
-                stub._handle(self, "DELETE")
-
-            def do_PUT(self) -> None:  # noqa: N802
-                stub._handle(self, "PUT")
-
-            def do_PATCH(self) -> None:  # noqa: N802
-                stub._handle(self, "PATCH")
-
-        return Handler
-
-    def _rate(self) -> tuple[bool, int, int]:
-        """(allowed, remaining, seconds until the window resets); counts this request. Caller holds the lock."""
-        now = time.monotonic()
-        if now - self._window_start >= self.rate_window:
-            self._window_start, self._window_count = now, 0
-        self._window_count += 1
-        reset = max(0, math.ceil(self._window_start + self.rate_window - now))
-        remaining = max(0, self.rate_limit - self._window_count)
-        return self._window_count <= self.rate_limit, remaining, reset
-
-    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        body = raw.decode("utf-8", "replace")
-        headers = {k.lower(): v for k, v in handler.headers.items()}
-        with self._lock:
-            allowed, remaining, reset = self._rate()
-            status, payload, extra = self._answer(method, handler.path, headers, raw, allowed, reset)
-            self.requests.append(Recorded(method, handler.path, headers, body, status))
-        out = b"" if payload is None else json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("x-ratelimit-limit", str(self.rate_limit))
-        handler.send_header("x-ratelimit-remaining", str(remaining))
-        handler.send_header("x-ratelimit-reset", str(reset))
-        for name, value in extra.items():
-            handler.send_header(name, value)
-        if out:
-            handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(out)))
-        handler.end_headers()
-        handler.wfile.write(out)
+    def _record(self, method: str, path: str, headers: dict[str, str], raw: bytes, status: int) -> Recorded:
+        return Recorded(method, path, headers, raw.decode("utf-8", "replace"), status)
 
     def _answer(self, method: str, path: str, headers: dict[str, str], raw: bytes, allowed: bool,
                 reset: int) -> tuple[int, Any, dict[str, str]]:
@@ -194,7 +106,7 @@ class EdgeApiStub:
         for i, (status, only, retry_after) in enumerate(self._failures):
             if only is None or only == method:
                 del self._failures[i]
-                extra = {"retry-after": _seconds(retry_after)} if status == 429 else {}
+                extra = {"retry-after": seconds_text(retry_after)} if status == 429 else {}
                 return status, {"message": "injected failure"}, extra
         if not allowed:
             return 429, {"message": "Too many requests"}, {"retry-after": str(reset)}
@@ -235,6 +147,3 @@ class EdgeApiStub:
             self.values.pop(name, None)
         return 200, None, {}
 
-
-def _seconds(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
