@@ -109,6 +109,17 @@ class Resetter:
             self._conn.close()
 
     def reset(self) -> None:
+        # A pg_cron job can start between the sessions' termination and the DROPs (a trigger firing on the
+        # minute) and take the same tables in the other order: the server breaks the deadlock by aborting
+        # one side. Ours is then rolled back whole, so it is simply tried again.
+        for attempt in range(3):
+            try:
+                return self._reset_once()
+            except psycopg.errors.DeadlockDetected:
+                if attempt == 2:
+                    raise
+
+    def _reset_once(self) -> None:
         conn = self.connection()
         _terminate_other_sessions(conn)
         with conn.transaction():
