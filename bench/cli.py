@@ -140,9 +140,9 @@ def main() -> None:
             _timed([RECONCILE, "--version"], env)
             dry_run = [RECONCILE, "--dry-run", "--detailed-exitcode", "-f", str(manifest)]
             runs: dict[str, list[float]] = {"floor": [], "version": [], "dry-run": []}
-            # The baseline through its own entry point (reconciler.cli:main, before reconciler.console); -P keeps
+            # The baseline through its own entry point (reconciler.cli.main:main, before reconciler.cli.console); -P keeps
             # the working directory (this repository) off the path, so PYTHONPATH's package is the one imported.
-            baseline = [sys.executable, "-P", "-c", "from reconciler.cli import main; main()", *dry_run[1:]]
+            baseline = [sys.executable, "-P", "-c", "from reconciler.cli.main import main; main()", *dry_run[1:]]
             if args.baseline:
                 runs["baseline"] = []
                 _timed(baseline, {**env, "PYTHONPATH": args.baseline})  # its bytecode, untimed

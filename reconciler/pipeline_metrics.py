@@ -271,7 +271,7 @@ def _remove(metric: Any, *labels: str) -> None:
 
 
 def _scrub(text: str, secrets: Sequence[str]) -> str:
-    from reconciler.cli_verify import scrub
+    from reconciler.cli.verify import scrub
 
     return scrub(text, secrets)
 

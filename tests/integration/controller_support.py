@@ -52,7 +52,7 @@ class Watcher:
         self.stderr_path = workdir / f"{name}.stderr"
         self.stdout_path = workdir / f"{name}.stdout"
         env = {**os.environ, **SECRETS_ENV, **(env or {}), "DATABASE_URL": url}
-        argv = [sys.executable, "-c", "from reconciler.cli import main; main()", "--watch", "-f", str(manifest),
+        argv = [sys.executable, "-c", "from reconciler.cli.main import main; main()", "--watch", "-f", str(manifest),
                 "--interval", interval, "--http-port", str(self.port), *args]
         self._out = self.stdout_path.open("wb")
         self._err = self.stderr_path.open("wb")

@@ -91,7 +91,7 @@ def spawn(url: str, *args: str, manifest: Path = MANIFEST, fault: str | None = N
     if fault:
         env["RECONCILER_FAULT"] = fault
     return subprocess.Popen(
-        [sys.executable, "-c", "from reconciler.cli import main; main()", "-f", str(manifest), *args],
+        [sys.executable, "-c", "from reconciler.cli.main import main; main()", "-f", str(manifest), *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import (
     JOB_NAMES,

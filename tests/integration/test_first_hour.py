@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 from tests.fix_db import DbTarget, free_port
 from tests.integration.apply_support import one_line_error
 from tests.integration.test_golden import ROOT, SECRET_ENV, invoke

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 from tests.fix_db import DbTarget, free_port
 from tests.integration.apply_support import MARKERS, SECRETS_ENV
 from tests.integration.fleet_support import databases, fleet_manifest, unreachable_url, url_variable

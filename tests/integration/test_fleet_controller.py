@@ -99,7 +99,7 @@ def test_targets_added_and_removed_by_editing_the_file(empty_db: DbTarget, tmp_p
 def test_single_database_watch_options_are_usage_errors(tmp_path: Path, args: tuple[str, ...]) -> None:
     from click.testing import CliRunner
 
-    from reconciler.cli import main
+    from reconciler.cli.main import main
 
     targets = tmp_path / "targets.yaml"
     targets.write_text(targets_yaml(LIVE))

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from localdb.management_api import ManagementApiStandIn
-from reconciler.cli import main
+from reconciler.cli.main import main
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import MARKERS, SECRETS_ENV, wait_until
 from tests.integration.controller_support import metric

@@ -25,7 +25,7 @@ import yaml
 from click.testing import CliRunner
 
 from localdb import create_app_tables
-from reconciler.cli import main
+from reconciler.cli.main import main
 from tests.fix_db import DbTarget
 
 ROOT = Path(__file__).resolve().parents[2]

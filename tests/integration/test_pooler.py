@@ -153,7 +153,7 @@ def _spawn(url: str, *args: str, fault: str | None = None) -> subprocess.Popen[s
     env.pop("RECONCILER_FAULT", None)
     if fault:
         env["RECONCILER_FAULT"] = fault
-    return subprocess.Popen([sys.executable, "-c", "from reconciler.cli import main; main()", "-f", str(MANIFEST),
+    return subprocess.Popen([sys.executable, "-c", "from reconciler.cli.main import main; main()", "-f", str(MANIFEST),
                              *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -29,7 +29,7 @@ from click.testing import CliRunner, Result
 
 from localdb import Cluster, create_app_tables
 from localdb.edge import EdgeFunction
-from reconciler.cli import main
+from reconciler.cli.main import main
 from tests.fix_db import Resetter, free_port, start_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def _prepare(name: str, target_url: str, superuser_url: str, project_url: str) -
 def _spawn_verify(s: Scenario) -> subprocess.Popen[str]:
     env = {**os.environ, **s.env, "DATABASE_URL": s.url}
     return subprocess.Popen(
-        [sys.executable, "-c", "from reconciler.cli import main; main()", "verify", "-f", str(MANIFEST),
+        [sys.executable, "-c", "from reconciler.cli.main import main; main()", "verify", "-f", str(MANIFEST),
          "--wait", "90s", "--format", "json"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from localdb.edge import PATH, EdgeFunction
-from reconciler.cli import main
+from reconciler.cli.main import main
 from tests.fix_db import DbTarget, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import SECRETS_ENV, assert_ok, reconcile, write_manifest
 from tests.integration.edge_api_stub import EdgeApiStub

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from reconciler.cli_manifest import schema_command, validate_command
+from reconciler.cli.manifest import schema_command, validate_command
 from reconciler.errors import ManifestError
 from reconciler.manifest import (
     JobSpec,

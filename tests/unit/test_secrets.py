@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reconciler.cli_manifest import validate_command
+from reconciler.cli.manifest import validate_command
 from reconciler.errors import ManifestError, SecretSourceError
 from reconciler.manifest import Manifest, load_manifest
 from reconciler.secrets import SecretValue, generate_value, resolve_secrets

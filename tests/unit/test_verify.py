@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from reconciler import verify
-from reconciler.cli_verify import scrub, verify_command
+from reconciler.cli.verify import scrub, verify_command
 from reconciler.model import Action, Change, FieldChange, Finding, Plan, Severity
 from reconciler.verify import (
     CronJob,
@@ -552,6 +552,6 @@ def test_unreachable_database_is_one_line_exit_1() -> None:
 
 
 def test_registered_on_the_main_group() -> None:
-    from reconciler.cli import main
+    from reconciler.cli.main import main
 
     assert main.get_command(None, "verify") is verify_command  # type: ignore[arg-type]

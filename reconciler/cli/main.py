@@ -18,7 +18,8 @@ import click
 
 import reconciler
 from reconciler import logs, run
-from reconciler.cli_support import (
+from reconciler.cli import fleet as fleet_cli
+from reconciler.cli.support import (
     EXIT_CHANGES,
     EXIT_OK,
     Duration,
@@ -30,7 +31,6 @@ from reconciler.cli_support import (
     remember_env_file,
 )
 from reconciler.errors import ReconcilerError, UnsafePlan
-from reconciler.fleet import cli as fleet_cli
 from reconciler.kinds.base import PlanOptions
 
 if TYPE_CHECKING:
@@ -277,9 +277,9 @@ def history_command(count: int, show_id: int | None, database_url: str | None, e
 
 
 # Sub-commands that live in their own modules (they never import this one, so no cycle).
-from reconciler.cli_export import export_command  # noqa: E402
-from reconciler.cli_manifest import schema_command, validate_command  # noqa: E402
-from reconciler.cli_verify import verify_command  # noqa: E402
+from reconciler.cli.export import export_command  # noqa: E402
+from reconciler.cli.manifest import schema_command, validate_command  # noqa: E402
+from reconciler.cli.verify import verify_command  # noqa: E402
 
 main.add_command(validate_command, "validate")
 main.add_command(schema_command, "schema")

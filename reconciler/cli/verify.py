@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler import render, run
-from reconciler.cli_support import Command, Duration, env_file_option, environment, file_option
+from reconciler.cli.support import Command, Duration, env_file_option, environment, file_option
 from reconciler.secrets import resolvable_secrets
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli_support import EXIT_OK, Command, env_file_option, environment
+from reconciler.cli.support import EXIT_OK, Command, env_file_option, environment
 from reconciler.errors import ReconcilerError
 
 __all__ = ["export_command"]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from reconciler.cli_support import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Duration
+from reconciler.cli.support import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Duration
 
 if TYPE_CHECKING:
     from reconciler.fleet.runner import TargetResult

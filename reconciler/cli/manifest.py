@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import click
 
-from reconciler.cli_support import Command, file_option
+from reconciler.cli.support import Command, file_option
 from reconciler.cron import PG_CRON_1_4, PG_CRON_1_5, PG_CRON_1_6
 from reconciler.manifest import Manifest, load_manifest, manifest_json_schema
 
