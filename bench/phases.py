@@ -53,10 +53,11 @@ def main() -> None:
 
     _step("import reconciler.manifest (models)")
     import reconciler.manifest.load as loading
-    from reconciler import db, run
     from reconciler.allocation import paused_gc
-    from reconciler.apply import make_plan
     from reconciler.cli import main as cli
+    from reconciler.engine import db
+    from reconciler.engine import session as run
+    from reconciler.engine.apply import make_plan
     from reconciler.kinds.base import PlanOptions
     from reconciler.manifest import load_manifest
     from reconciler.trigger_sql import render_command

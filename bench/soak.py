@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg  # noqa: E402
 
-from reconciler.apply import apply, read_and_plan  # noqa: E402
+from reconciler.engine.apply import apply, read_and_plan  # noqa: E402
+from reconciler.engine.sources import resolve_secrets  # noqa: E402
 from reconciler.kinds.base import PlanOptions  # noqa: E402
 from reconciler.manifest import load_manifest  # noqa: E402
-from reconciler.secrets import resolve_secrets  # noqa: E402
 from reconciler.trigger_sql import render_command  # noqa: E402
 from tests.integration.apply_support import MANIFEST, SECRETS_ENV  # noqa: E402
 from tests.integration.controller_support import (  # noqa: E402

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from reconciler import kinds, run, watching
+from reconciler import kinds, watching
+from reconciler.engine import session as run
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
 from reconciler.files import signature as file_signature
 from reconciler.kinds.base import PlanOptions
@@ -203,7 +204,7 @@ class Controller:
     def _reconcile(self, evidence: EvidenceRead | None) -> Plan:
         """Read, plan and (with --apply) apply over one connection; `evidence` (the pipeline's read, when
         due) rides on it."""
-        from reconciler.apply import apply, read_and_plan
+        from reconciler.engine.apply import apply, read_and_plan
         from reconciler.trigger_sql import render_command
 
         assert self.manifest is not None

@@ -5,7 +5,7 @@ This is not a feature and must never be set in production. The reliability tests
 variable set, to prove that a crash at any point leaves the database as it was before or as a clean
 apply leaves it, never a mix, and that a lost connection fails with one retryable line.
 
-The apply (reconciler/apply.py, reconciler/db.py) calls `point(name)` just before each round trip
+The apply (reconciler/engine/apply.py, reconciler/engine/db.py) calls `point(name)` just before each round trip
 it makes to the database: BEGIN and the lock, each read, each statement, the ownership records, the
 verification read and COMMIT. Points are numbered 1, 2, 3... in the order the process reaches them.
 

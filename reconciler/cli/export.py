@@ -52,7 +52,8 @@ def export_command(output: str | None, kinds_text: str | None, database_url: str
                    env_file: str | None) -> int:
     """Read the live state (as a plan does) and write it as a manifest: secrets as `from_env:` placeholders,
     never values. The first `reconcile --apply` of that manifest only adopts what exists."""
-    from reconciler import db, kinds
+    from reconciler import kinds
+    from reconciler.engine import db
     from reconciler.export import export_manifest
 
     only = None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import reconciler
-from reconciler import logs, run
+from reconciler import logs
 from reconciler.cli import fleet as fleet_cli
 from reconciler.cli.support import (
     EXIT_CHANGES,
@@ -30,6 +30,7 @@ from reconciler.cli.support import (
     file_option,
     remember_env_file,
 )
+from reconciler.engine import session as run
 from reconciler.errors import ReconcilerError, UnsafePlan
 from reconciler.kinds.base import PlanOptions
 
@@ -158,7 +159,7 @@ def _apply_saved_command(out_file: str, files: Sequence[str], options: PlanOptio
 
 
 def _command_line(apply_plan: str, options: PlanOptions) -> str:
-    """What reconciler.history records as the command: the mode and options, never a URL or value."""
+    """What reconciler.engine.history records as the command: the mode and options, never a URL or value."""
     words = ["--apply"] + ([apply_plan] if apply_plan != "-" else [])
     if options.prune:
         words.append("--prune")
@@ -168,8 +169,8 @@ def _command_line(apply_plan: str, options: PlanOptions) -> str:
 
 def _dry_run(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, detailed: bool,
              out_file: str | None, name: str, files: Sequence[str]) -> int:
-    from reconciler.apply import read_and_plan
-    from reconciler.saved_plan import saved_plan_document
+    from reconciler.engine.apply import read_and_plan
+    from reconciler.engine.saved_plan import saved_plan_document
 
     live, plan = read_and_plan(session.url, session.manifest, session.secret_values, _render_command(), options,
                                session.planes)
@@ -190,7 +191,7 @@ def _dry_run(session: run.Session, options: PlanOptions, fmt: str, verbose: bool
 def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, apply_plan: str,
            lock_timeout: float | None, statement_timeout: float, name: str) -> int:
     from reconciler import render
-    from reconciler.apply import apply
+    from reconciler.engine.apply import apply
 
     saved = None
     if apply_plan != "-":
@@ -239,8 +240,8 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
 def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_secrets: bool,
                  database_url: str | None, env_file: str | None, fmt: str, lock_timeout: float | None) -> int:
     """Roll back: unschedule managed triggers, deactivate managed jobs; never drop extensions."""
-    from reconciler.apply import apply, read_and_plan
-    from reconciler.down import down_manifest
+    from reconciler.engine.apply import apply, read_and_plan
+    from reconciler.engine.down import down_manifest
 
     if dry_run and do_apply:
         raise click.UsageError("--dry-run and --apply are mutually exclusive")
@@ -266,7 +267,7 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
 @env_file_option
 def history_command(count: int, show_id: int | None, database_url: str | None, env_file: str | None) -> int:
     """List past applies (newest first), or show one with --show ID."""
-    from reconciler import history
+    from reconciler.engine import history
 
     url = run.database_url(database_url, environment(env_file))
     if show_id is not None:

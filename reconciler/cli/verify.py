@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import render, run
+from reconciler import render
 from reconciler.cli.support import Command, Duration, env_file_option, environment, file_option
-from reconciler.secrets import resolvable_secrets
+from reconciler.engine import session as run
+from reconciler.engine.sources import resolvable_secrets
 
 if TYPE_CHECKING:
-    from reconciler.run import Session
+    from reconciler.engine.session import Session
 
 POLL_SECONDS = 1.0
 
@@ -43,8 +44,9 @@ def collect(session: Session, wait: float | None, manifest_name: str) -> list[An
 
     One connection: the --wait polls, then the plan's read with the full evidence riding on it (no round
     trip more than the plan's own; without secret values, the evidence alone)."""
-    from reconciler import db, verify
-    from reconciler.apply import read_only
+    from reconciler import verify
+    from reconciler.engine import db
+    from reconciler.engine.apply import read_only
     from reconciler.kinds.base import PlanOptions
     from reconciler.plan import plan as make_plan
     from reconciler.trigger_sql import render_command

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from reconciler import run
+from reconciler.engine import session as run
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
 from reconciler.files import signature as file_signature
 from reconciler.kinds.base import PlanOptions
@@ -125,8 +125,8 @@ def _run(target: Target, files: Sequence[str], environ: Mapping[str, str], optio
          lock_timeout: float | None, statement_timeout: float | None, connect_timeout: int, command: str,
          manifests: ManifestCache) -> TargetResult:
     from reconciler import kinds
-    from reconciler.apply import apply as apply_manifest
-    from reconciler.apply import read_and_plan
+    from reconciler.engine.apply import apply as apply_manifest
+    from reconciler.engine.apply import read_and_plan
     from reconciler.trigger_sql import render_command
 
     manifest = manifests.load(target_files(files, target))
@@ -155,7 +155,7 @@ def _with_duration(result: TargetResult, seconds: float) -> TargetResult:
 
 
 def _command(mode: str, options: PlanOptions, name: str) -> str:
-    """What reconciler.history records: the mode, the options and the target's name; never a URL or value."""
+    """What reconciler.engine.history records: the mode, the options and the target's name; never a URL or value."""
     words = [mode, "--target", name]
     if options.prune:
         words.append("--prune")

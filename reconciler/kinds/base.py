@@ -20,9 +20,9 @@ if TYPE_CHECKING:  # planning must not load the driver; only apply and readers d
     from reconciler.manifest import Manifest, TriggerSpec
 
 from reconciler import cron
+from reconciler.engine.sources import SecretValue
 from reconciler.kinds.exporting import export_problem, placeholder_names  # noqa: F401 (the kinds' import point)
 from reconciler.model import Action, Change, FieldChange, Finding
-from reconciler.secrets import SecretValue
 
 
 class Statement(NamedTuple):

@@ -2,7 +2,7 @@
 
 Data flow: `reconciler.manifest.load` validates the loader's plain data into a `Manifest` (immutable);
 everything downstream (kinds' `desired()`, plan, render) reads only that. Secret *values* never appear
-here: a manifest names each secret's source, and `reconciler.secrets` resolves them at run time.
+here: a manifest names each secret's source, and `reconciler.engine.sources` resolves them at run time.
 Field types come from `reconciler.manifest.types`, cross-field checks from `reconciler.manifest.checks`.
 """
 
@@ -318,7 +318,7 @@ class PrunePolicy(SpecModel):
 
     These policies apply only when the user passes `--prune`; without it nothing undeclared is touched.
     `off` ignores them, `report` lists them, `deactivate` (jobs only) sets is_active = false, `delete`
-    removes them (the previous value is kept in reconciler.history). Extensions are never dropped.
+    removes them (the previous value is kept in reconciler.engine.history). Extensions are never dropped.
     """
 
     jobs: Annotated[Literal["off", "report", "deactivate", "delete"], BeforeValidator(_off)] = "deactivate"

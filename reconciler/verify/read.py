@@ -26,7 +26,7 @@ import psycopg
 from psycopg import errors as pgerr
 from psycopg.pq import ExecStatus, TransactionStatus
 
-from reconciler import db
+from reconciler.engine import db
 from reconciler.errors import ReconcilerError
 from reconciler.verify.checks import lookback
 from reconciler.verify.evidence import (

@@ -22,10 +22,10 @@ import psycopg
 from bench.common import manifest_file
 from localdb import create_app_tables
 from reconciler import __version__
-from reconciler.apply import apply, read_and_plan
+from reconciler.engine.apply import apply, read_and_plan
+from reconciler.engine.sources import resolve_secrets
 from reconciler.kinds.base import PlanOptions
 from reconciler.manifest import load_manifest
-from reconciler.secrets import resolve_secrets
 from reconciler.trigger_sql import render_command
 from tests.integration.apply_support import MANIFEST, ROOT, SECRETS_ENV, dump, query, wait_until
 
@@ -52,7 +52,7 @@ def state(superuser_url: str) -> dict[str, Any]:
     """Every table an apply touches, without the values that differ between equivalent applies."""
     raw = dump(superuser_url)
     out = dict(raw)
-    for table in ("public.scheduled_jobs", "public.job_executions", "reconciler.managed", "reconciler.history"):
+    for table in ("public.scheduled_jobs", "public.job_executions", "reconciler.managed", "reconciler.engine.history"):
         if table in raw:
             out[table] = _rows(raw[table])
     if "secrets" in raw:  # id, name, description, digest, updated_at

@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 
-from reconciler.apply import LOCK_KEY, ApplyResult, apply
+from reconciler.engine.apply import LOCK_KEY, ApplyResult, apply
+from reconciler.engine.sources import resolve_secrets
 from reconciler.errors import LockHeld
 from reconciler.kinds.base import PlanOptions
 from reconciler.manifest import load_manifest
-from reconciler.secrets import resolve_secrets
 from reconciler.trigger_sql import render_command
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import (

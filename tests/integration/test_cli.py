@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from reconciler.apply import LOCK_KEY
+from reconciler.engine.apply import LOCK_KEY
 from tests.fix_db import DbTarget, free_port
 from tests.integration.apply_support import one_line_error
 from tests.integration.test_golden import (

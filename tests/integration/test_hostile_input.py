@@ -21,11 +21,11 @@ import yaml
 from pglast import parser as pg_parser
 from psycopg import sql
 
-from reconciler.apply import apply, read_and_plan
+from reconciler.engine.apply import apply, read_and_plan
+from reconciler.engine.sources import SecretValue, resolve_secrets
 from reconciler.errors import ManifestError, SecretSourceError
 from reconciler.kinds.base import PlanOptions
 from reconciler.manifest import Manifest, load_manifest
-from reconciler.secrets import SecretValue, resolve_secrets
 from reconciler.trigger_sql import render_command
 from tests import manifest_lookup as lookup
 from tests.fix_db import DbTarget

@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from reconciler import cron
-from reconciler.apply import apply, read_and_plan
+from reconciler.engine.apply import apply, read_and_plan
+from reconciler.engine.sources import SecretValue
 from reconciler.kinds.base import PlanOptions
 from reconciler.manifest import Manifest
-from reconciler.secrets import SecretValue
 from reconciler.sqltext import normalise_sql
 from reconciler.trigger_sql import render_command
 from tests import manifest_lookup as lookup
@@ -206,7 +206,7 @@ def connections(audited_db: DbTarget) -> Iterator[Connections]:
 
 def reset_rows(c: Connections) -> None:
     c.su.execute("DELETE FROM public.scheduled_jobs; DELETE FROM cron.job; DELETE FROM vault.secrets;"
-                 " TRUNCATE reconciler.managed, reconciler.history")
+                 " TRUNCATE reconciler.managed, reconciler.engine.history")
 
 
 def build_live_state(c: Connections, ex: Example) -> None:

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from reconciler import db, kinds
+from reconciler import kinds
+from reconciler.engine import db
+from reconciler.engine.sources import resolve_secrets
 from reconciler.kinds.base import (
     Capabilities,
     Inputs,
@@ -31,7 +33,6 @@ from reconciler.kinds.base import (
 from reconciler.manifest import load_manifest
 from reconciler.model import Action, Change, FieldChange
 from reconciler.plan import plan
-from reconciler.secrets import resolve_secrets
 from reconciler.trigger_sql import render_command
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import (

@@ -26,8 +26,8 @@ import psycopg
 import pytest
 
 from localdb import Cluster
-from reconciler import db
-from reconciler.apply import LOCK_KEY
+from reconciler.engine import db
+from reconciler.engine.apply import LOCK_KEY
 from reconciler.manifest import load_manifest
 from reconciler.verify_read import Reader, declared_triggers
 from tests import fix_pooler

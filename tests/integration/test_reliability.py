@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from reconciler import faults
-from reconciler.apply import DEFAULT_LOCK_TIMEOUT, _begin_locked, _rollback
+from reconciler.engine.apply import DEFAULT_LOCK_TIMEOUT, _begin_locked, _rollback
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import ROOT, assert_converged, assert_ok, execute, reconcile
 from tests.integration.reliability_support import (

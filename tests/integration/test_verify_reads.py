@@ -14,11 +14,11 @@ import psycopg
 import pytest
 
 from bench.common import TurnCountingProxy
-from reconciler.apply import apply, read_and_plan
 from reconciler.controller import Controller, Settings
+from reconciler.engine.apply import apply, read_and_plan
+from reconciler.engine.sources import resolve_secrets
 from reconciler.kinds.base import PlanOptions
 from reconciler.manifest import load_manifest
-from reconciler.secrets import resolve_secrets
 from reconciler.trigger_sql import render_command
 from reconciler.verify.read import EvidenceRead
 from reconciler.verify_read import Reader, declared_triggers

@@ -63,7 +63,7 @@ def database_url(given: str | None, environ: Mapping[str, str] = os.environ) -> 
 
 def resolve(manifest: Manifest, environ: Mapping[str, str]) -> dict[str, SecretValue]:
     """Every declared secret's value from its source; a SecretSourceError names every one that is missing."""
-    from reconciler.secrets import resolve_secrets
+    from reconciler.engine.sources import resolve_secrets
 
     return resolve_secrets(manifest, environ)
 

@@ -21,8 +21,10 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from reconciler import db, faults, kinds, render
+from reconciler import faults, kinds, render
 from reconciler.allocation import paused_gc
+from reconciler.engine import db
+from reconciler.engine.saved_plan import check_saved
 from reconciler.errors import (
     ApplyFailed,
     DatabaseUnavailable,
@@ -35,11 +37,10 @@ from reconciler.kinds import Planes
 from reconciler.kinds.base import Capabilities, LiveState, PlanOptions, fingerprint
 from reconciler.model import DESTRUCTIVE, Action, Change, Plan
 from reconciler.plan import plan as make_plan
-from reconciler.saved_plan import check_saved
 
 if TYPE_CHECKING:
+    from reconciler.engine.sources import SecretValue
     from reconciler.manifest import Manifest, TriggerSpec
-    from reconciler.secrets import SecretValue
 
 #: Advisory lock key (two int4s, so pg_locks shows it as classid/objid): "sche" "dule" in ASCII.
 LOCK_KEY = (0x73636865, 0x64756C65)
@@ -222,10 +223,10 @@ def _record(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, caps:
         described = (render.summary_line(plan), render.to_text(plan), json.dumps(history_changes(plan)))
         if history_id is None:
             cur.execute(
-                """INSERT INTO reconciler.history (tool_version, command, manifest_digest, summary, plan_text, changes)
+                """INSERT INTO reconciler.engine.history (tool_version, command, manifest_digest, summary, plan_text, changes)
                    VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""", (version, command, manifest.digest(), *described))
         else:
-            cur.execute("UPDATE reconciler.history SET summary = %s, plan_text = %s, changes = %s WHERE id = %s"
+            cur.execute("UPDATE reconciler.engine.history SET summary = %s, plan_text = %s, changes = %s WHERE id = %s"
                         " RETURNING id", (*described, history_id))
         row = cur.fetchone()
     assert row is not None
@@ -302,7 +303,7 @@ def apply(
             return ApplyResult(plan, None)
         faults.point("quiet_logging")
         _quiet_logging(conn, plan, live.capabilities)
-        if not (live.ownership_ready and live.capabilities.has("reconciler.history")):
+        if not (live.ownership_ready and live.capabilities.has("reconciler.engine.history")):
             # CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database: only when something is missing
             faults.point("ownership")
             _ensure_ownership(conn)
