@@ -59,8 +59,8 @@ def main() -> None:
     from reconciler.engine import session as run
     from reconciler.engine.apply import make_plan
     from reconciler.kinds.base import PlanOptions
+    from reconciler.kinds.trigger_command import render_command
     from reconciler.manifest import load_manifest
-    from reconciler.trigger_sql import render_command
 
     gc.freeze()
     gc.enable()

@@ -32,8 +32,8 @@ import psycopg  # noqa: E402
 from reconciler.engine.apply import apply, read_and_plan  # noqa: E402
 from reconciler.engine.sources import resolve_secrets  # noqa: E402
 from reconciler.kinds.base import PlanOptions  # noqa: E402
+from reconciler.kinds.trigger_command import render_command  # noqa: E402
 from reconciler.manifest import load_manifest  # noqa: E402
-from reconciler.trigger_sql import render_command  # noqa: E402
 from tests.integration.apply_support import MANIFEST, SECRETS_ENV  # noqa: E402
 from tests.integration.controller_support import (  # noqa: E402
     Watcher,

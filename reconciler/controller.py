@@ -205,7 +205,7 @@ class Controller:
         """Read, plan and (with --apply) apply over one connection; `evidence` (the pipeline's read, when
         due) rides on it."""
         from reconciler.engine.apply import apply, read_and_plan
-        from reconciler.trigger_sql import render_command
+        from reconciler.kinds.trigger_command import render_command
 
         assert self.manifest is not None
         options = PlanOptions(prune=self.settings.prune)

@@ -50,7 +50,7 @@ def _render(plan: Plan, fmt: str, verbose: bool, name: str) -> str:
 
 
 def _render_command() -> Any:
-    from reconciler.trigger_sql import render_command
+    from reconciler.kinds.trigger_command import render_command
 
     return render_command
 

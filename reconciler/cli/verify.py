@@ -48,8 +48,8 @@ def collect(session: Session, wait: float | None, manifest_name: str) -> list[An
     from reconciler.engine import db
     from reconciler.engine.apply import read_only
     from reconciler.kinds.base import PlanOptions
+    from reconciler.kinds.trigger_command import render_command
     from reconciler.plan import plan as make_plan
-    from reconciler.trigger_sql import render_command
     from reconciler.verify.read import Reader, declared_triggers
 
     plan = None

@@ -127,7 +127,7 @@ def _run(target: Target, files: Sequence[str], environ: Mapping[str, str], optio
     from reconciler import kinds
     from reconciler.engine.apply import apply as apply_manifest
     from reconciler.engine.apply import read_and_plan
-    from reconciler.trigger_sql import render_command
+    from reconciler.kinds.trigger_command import render_command
 
     manifest = manifests.load(target_files(files, target))
     url = target.url(environ).reveal()  # before the secrets, as run.session: no database, nothing to compare

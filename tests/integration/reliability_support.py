@@ -25,8 +25,8 @@ from reconciler import __version__
 from reconciler.engine.apply import apply, read_and_plan
 from reconciler.engine.sources import resolve_secrets
 from reconciler.kinds.base import PlanOptions
+from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import load_manifest
-from reconciler.trigger_sql import render_command
 from tests.integration.apply_support import MANIFEST, ROOT, SECRETS_ENV, dump, query, wait_until
 
 #: Columns whose values differ between two equivalent applies (defaults from sequences and clocks).

@@ -17,8 +17,8 @@ from reconciler.engine.apply import LOCK_KEY, ApplyResult, apply
 from reconciler.engine.sources import resolve_secrets
 from reconciler.errors import LockHeld
 from reconciler.kinds.base import PlanOptions
+from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import load_manifest
-from reconciler.trigger_sql import render_command
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import (
     JOB_NAMES,

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from reconciler import cron
+from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import TriggerSpec
-from reconciler.trigger_sql import render_command
 from tests.integration.test_export import placeholder_env
 from tests.integration.test_golden import invoke
 from tests.integration.test_hostile_property import Connections, connections, reset_rows  # noqa: F401 (fixture)

@@ -25,8 +25,8 @@ from reconciler.engine.apply import apply, read_and_plan
 from reconciler.engine.sources import SecretValue, resolve_secrets
 from reconciler.errors import ManifestError, SecretSourceError
 from reconciler.kinds.base import PlanOptions
+from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import Manifest, load_manifest
-from reconciler.trigger_sql import render_command
 from tests import manifest_lookup as lookup
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import assert_ok, reconcile

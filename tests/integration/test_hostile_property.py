@@ -27,9 +27,9 @@ from reconciler import cron
 from reconciler.engine.apply import apply, read_and_plan
 from reconciler.engine.sources import SecretValue
 from reconciler.kinds.base import PlanOptions
+from reconciler.kinds.sqltext import normalise_sql
+from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import Manifest
-from reconciler.sqltext import normalise_sql
-from reconciler.trigger_sql import render_command
 from tests import manifest_lookup as lookup
 from tests.fix_db import DbTarget
 from tests.integration.test_hostile_input import EXTENSIONS, statement_count

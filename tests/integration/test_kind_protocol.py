@@ -30,10 +30,10 @@ from reconciler.kinds.base import (
     table_privilege,
     undeclared,
 )
+from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import load_manifest
 from reconciler.model import Action, Change, FieldChange
 from reconciler.plan import plan
-from reconciler.trigger_sql import render_command
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import (
     MANIFEST,

@@ -177,7 +177,7 @@ def test_a_plan_without_edge_functions_never_imports_httpx(user_venv: Venv, audi
     env = _user_env(audited_db.url, tmp_path)
     plain = _imported_modules(user_venv, ["--dry-run", "-f", str(ROOT / "scheduler.yaml")], env, tmp_path)
     assert "reconciler.plan" in plain and "psycopg" in plain  # the probe sees imports at all
-    assert "httpx" not in plain and "reconciler.edge_api" not in plain
+    assert "httpx" not in plain and "reconciler.kinds.edge_api" not in plain
     # what only --watch, logging or an SQL text that differs needs (issue 17): none of it for an in-sync plan
     unused = {"prometheus_client", "structlog", "reconciler.controller", "reconciler.notify", "pglast"}
     assert plain & unused == set()

@@ -18,8 +18,8 @@ from reconciler.controller import Controller, Settings
 from reconciler.engine.apply import apply, read_and_plan
 from reconciler.engine.sources import resolve_secrets
 from reconciler.kinds.base import PlanOptions
+from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import load_manifest
-from reconciler.trigger_sql import render_command
 from reconciler.verify.read import EvidenceRead
 from reconciler.verify_read import Reader, declared_triggers
 from tests.fix_db import DbTarget

@@ -12,8 +12,8 @@ import pytest
 
 from reconciler.kinds import extensions
 from reconciler.kinds.extensions import LiveExtension, may_create, schema_overrides
+from reconciler.kinds.trigger_command import render_command
 from reconciler.plan import plan
-from reconciler.trigger_sql import render_command
 from tests.unit.planning import MANIFEST, VALUES, caps, live
 
 PRIVILEGED = "pg_cron, pg_net, supabase_vault, pgcrypto"

@@ -446,8 +446,8 @@ def test_secret_literals_that_could_not_look_never_pass() -> None:
 
 
 def test_the_rendered_trigger_command_and_the_jobs_are_clean() -> None:
+    from reconciler.kinds.trigger_command import render_command
     from reconciler.manifest import load_manifest
-    from reconciler.trigger_sql import render_command
 
     manifest = load_manifest([str(ROOT / "scheduler.yaml")])
     texts = [TextField("cron.job", t.name, "command", render_command(t)) for t in manifest.triggers]
