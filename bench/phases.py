@@ -53,7 +53,6 @@ def main() -> None:
 
     _step("import reconciler.manifest (models)")
     import reconciler.manifest.load as loading
-    from reconciler.allocation import paused_gc
     from reconciler.cli import main as cli
     from reconciler.engine import db
     from reconciler.engine import session as run
@@ -61,6 +60,7 @@ def main() -> None:
     from reconciler.kinds.base import PlanOptions
     from reconciler.kinds.trigger_command import render_command
     from reconciler.manifest import load_manifest
+    from reconciler.util.gc_pause import paused_gc
 
     gc.freeze()
     gc.enable()

@@ -28,11 +28,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from reconciler import kinds, watching
 from reconciler.engine import session as run
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
-from reconciler.files import signature as file_signature
 from reconciler.kinds.base import PlanOptions
 from reconciler.model import MUTATING, Plan
 from reconciler.notify import Notices, Notifier
 from reconciler.pipeline_metrics import PipelineMonitor, secret_texts
+from reconciler.util.files import signature as file_signature
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest

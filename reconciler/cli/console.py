@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 
-from reconciler.allocation import paused_gc
+from reconciler.util.gc_pause import paused_gc
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import reconciler
-from reconciler import logs
 from reconciler.cli import fleet as fleet_cli
 from reconciler.cli.support import (
     EXIT_CHANGES,
@@ -33,6 +32,7 @@ from reconciler.cli.support import (
 from reconciler.engine import session as run
 from reconciler.errors import ReconcilerError, UnsafePlan
 from reconciler.kinds.base import PlanOptions
+from reconciler.util import logs
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest

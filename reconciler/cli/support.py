@@ -18,7 +18,7 @@ import click
 from click.core import ParameterSource
 
 from reconciler.errors import ManifestError, ReconcilerError
-from reconciler.files import read_limited
+from reconciler.util.files import read_limited
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2  # 3 (lock held) is LockHeld.exit_code
 

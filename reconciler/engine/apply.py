@@ -21,8 +21,7 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from reconciler import faults, kinds, render
-from reconciler.allocation import paused_gc
+from reconciler import kinds, render
 from reconciler.engine import db
 from reconciler.engine.saved_plan import check_saved
 from reconciler.errors import (
@@ -37,6 +36,8 @@ from reconciler.kinds import Planes
 from reconciler.kinds.base import Capabilities, LiveState, PlanOptions, fingerprint
 from reconciler.model import DESTRUCTIVE, Action, Change, Plan
 from reconciler.plan import plan as make_plan
+from reconciler.util import faults
+from reconciler.util.gc_pause import paused_gc
 
 if TYPE_CHECKING:
     from reconciler.engine.sources import SecretValue
@@ -285,7 +286,7 @@ def apply(
     conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout)
     try:
         _begin_locked(conn, lock_timeout, statement_timeout)
-        with paused_gc():  # rows and the plan: many objects, no cycles (reconciler.allocation)
+        with paused_gc():  # rows and the plan: many objects, no cycles (reconciler.util.gc_pause)
             live = db.read_live(conn, manifest, planes, rider, rider_queries=False)
             plan = make_plan(manifest, live, secret_values, render_command, options)
         if saved is not None:
@@ -439,7 +440,7 @@ def read_only(conn: psycopg.Connection[Any], manifest: Manifest, planes: Planes 
     with db.translated("starting a read-only transaction"):
         conn.execute(begin)
     try:
-        with paused_gc():  # rows: many objects, no cycles (reconciler.allocation)
+        with paused_gc():  # rows: many objects, no cycles (reconciler.util.gc_pause)
             live = db.read_live(conn, manifest, planes, rider)
     finally:
         _rollback(conn)

@@ -18,9 +18,10 @@ from psycopg import errors as pgerr
 from psycopg import sql
 from psycopg.pq import ExecStatus
 
-from reconciler import faults, kinds
+from reconciler import kinds
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, PermissionDenied, ReconcilerError
 from reconciler.kinds.base import Capabilities, LiveState, Managed
+from reconciler.util import faults
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from reconciler.errors import SecretSourceError
-from reconciler.files import read_limited
 from reconciler.manifest import Manifest
 from reconciler.secret_value import SecretValue
+from reconciler.util.files import read_limited
 
 __all__ = ["SecretValue", "SourceLike", "generate_value", "resolvable_secrets", "resolve_secrets", "resolve_source"]
 

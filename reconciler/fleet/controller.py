@@ -35,10 +35,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from reconciler import watching
 from reconciler.errors import ManifestError, ReconcilerError
-from reconciler.files import signature as file_signature
 from reconciler.fleet import runner
 from reconciler.fleet.shard import shard_from_environ, shard_of
 from reconciler.kinds.base import PlanOptions
+from reconciler.util.files import signature as file_signature
 
 if TYPE_CHECKING:
     from reconciler.fleet.runner import TargetResult

@@ -23,8 +23,8 @@ import structlog
 
 from reconciler.engine import session as run
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
-from reconciler.files import signature as file_signature
 from reconciler.kinds.base import PlanOptions
+from reconciler.util.files import signature as file_signature
 
 if TYPE_CHECKING:
     from reconciler.fleet.target import Target

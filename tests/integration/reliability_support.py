@@ -1,7 +1,7 @@
 """Helpers for the reliability tests (tests/integration/test_reliability*.py): crash, lock and load.
 
 The reconciler runs as a real subprocess (so it can be SIGKILLed, or its backend terminated), with the
-test-only fault hook of reconciler/faults.py switched on through RECONCILER_FAULT. The state of the
+test-only fault hook of reconciler/util/faults.py switched on through RECONCILER_FAULT. The state of the
 database is compared as `state()`: apply_support.dump() minus what legitimately differs between two
 equivalent applies (generated ids, timestamps, cron jobids, history ids), so "before", "after a clean
 apply" and "after a kill" can be compared for equality.

@@ -1,6 +1,6 @@
 """Issue 9 (items 1-2, the fast part): crashes, lost connections, and lock waits leave nothing half-done.
 
-Real subprocesses with the test-only fault hook (reconciler/faults.py); the full kill matrix over a
+Real subprocesses with the test-only fault hook (reconciler/util/faults.py); the full kill matrix over a
 1,000-job manifest and the 32-way run are in test_reliability_stress.py (marked `stress`).
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from reconciler import faults
 from reconciler.engine.apply import DEFAULT_LOCK_TIMEOUT, _begin_locked, _rollback
+from reconciler.util import faults
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import ROOT, assert_converged, assert_ok, execute, reconcile
 from tests.integration.reliability_support import (

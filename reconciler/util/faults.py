@@ -79,7 +79,7 @@ def parse(text: str) -> tuple[list[Fault], bool]:
             else:
                 faults.append(Fault(action, name=args[0], seconds=seconds))
         except ValueError:
-            raise ValueError(f"{ENV}: cannot read {spec!r} (see reconciler/faults.py)") from None
+            raise ValueError(f"{ENV}: cannot read {spec!r} (see reconciler/util/faults.py)") from None
     return faults, trace
 
 
