@@ -29,7 +29,7 @@ from localdb import Cluster
 from reconciler.engine import db
 from reconciler.engine.apply import LOCK_KEY
 from reconciler.manifest import load_manifest
-from reconciler.verify_read import Reader, declared_triggers
+from reconciler.verify.read import Reader, declared_triggers
 from tests import fix_pooler
 from tests.fix_pooler import Pooled
 from tests.integration.apply_support import (

@@ -173,7 +173,7 @@ def test_stuck_queue_and_housekeeping(audited_db: DbTarget) -> None:
 
 def test_a_wait_poll_reads_only_what_settles_the_wait(audited_db: DbTarget) -> None:
     """--wait polls once a second: the application tables and the table sizes are read once, at the end."""
-    from reconciler.verify_read import Reader
+    from reconciler.verify.read import Reader
 
     with psycopg.connect(audited_db.url, autocommit=True) as conn:
         conn.execute(JOBS)

@@ -291,7 +291,7 @@ def test_runs_that_started_but_never_finished_are_named_as_such() -> None:
 
 
 def test_naive_timestamps_in_application_tables_are_read_as_utc() -> None:
-    from reconciler.verify_read import _ts
+    from reconciler.verify.read import _ts
 
     assert _ts("2026-03-02T12:00:00") == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
     assert _ts("2026-03-02T12:00:00+02:00") == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -512,7 +512,7 @@ def test_scrub_removes_secret_values() -> None:
 
 def test_declared_triggers_from_the_manifest() -> None:
     from reconciler.manifest import load_manifest
-    from reconciler.verify_read import declared_triggers
+    from reconciler.verify.read import declared_triggers
 
     (trig,) = declared_triggers(load_manifest([str(ROOT / "scheduler.yaml")]))
     assert trig == DeclaredTrigger("master-scheduler", "* * * * *", "/functions/v1/run-scheduled-jobs",
