@@ -91,7 +91,7 @@ def _phases(env: dict[str, str], manifest: Path, rounds: int) -> dict[str, float
 
 def _controller_cpu_ms(url: str, manifest: Path, rounds: int) -> float:
     """CPU time of one in-sync `--watch` cycle (report mode), in this process, after a warm-up cycle."""
-    from reconciler.controller import Controller, Settings
+    from reconciler.watch.controller import Controller, Settings
 
     controller = Controller(Settings(files=[str(manifest)], url=url, http_port=0))
     controller.cycle()

@@ -115,7 +115,7 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
     if watch:
         if apply_plan not in (None, "-") or out_file or rotate:
             raise click.UsageError("--watch takes --apply without a plan file, and no --out or --rotate")
-        from reconciler.controller import Controller, Settings
+        from reconciler.watch.controller import Controller, Settings
 
         settings = Settings(files=list(files) or ["scheduler.yaml"], url=run.database_url(database_url, env),
                             apply=apply_plan == "-", prune=prune, interval=interval, http_host=http_host,

@@ -13,7 +13,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from reconciler.controller import Controller, Settings
+from reconciler.watch.controller import Controller, Settings
 from tests.integration.apply_support import MANIFEST, SECRETS_ENV
 
 SAMPLES = 200

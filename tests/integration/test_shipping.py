@@ -179,7 +179,7 @@ def test_a_plan_without_edge_functions_never_imports_httpx(user_venv: Venv, audi
     assert "reconciler.plan" in plain and "psycopg" in plain  # the probe sees imports at all
     assert "httpx" not in plain and "reconciler.kinds.edge_api" not in plain
     # what only --watch, logging or an SQL text that differs needs (issue 17): none of it for an in-sync plan
-    unused = {"prometheus_client", "structlog", "reconciler.controller", "reconciler.notify", "pglast"}
+    unused = {"prometheus_client", "structlog", "reconciler.watch.controller", "reconciler.watch.notify", "pglast"}
     assert plain & unused == set()
 
     # the positive control: with an edge_functions: section and a token, the client is imported (the

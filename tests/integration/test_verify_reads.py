@@ -14,13 +14,13 @@ import psycopg
 import pytest
 
 from bench.common import TurnCountingProxy
-from reconciler.controller import Controller, Settings
 from reconciler.engine.apply import apply, read_and_plan
 from reconciler.engine.sources import resolve_secrets
 from reconciler.kinds.base import PlanOptions
 from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import load_manifest
 from reconciler.verify.read import EvidenceRead, Reader, declared_triggers
+from reconciler.watch.controller import Controller, Settings
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import MANIFEST, SECRETS_ENV, assert_ok, execute, reconcile
 from tests.integration.controller_support import disable_trigger

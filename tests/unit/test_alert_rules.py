@@ -164,7 +164,7 @@ def exported_names() -> set[str]:
     from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
-    from reconciler.controller import Controller, Settings
+    from reconciler.watch.controller import Controller, Settings
     from tests.unit.test_verify import healthy
 
     controller = Controller(Settings(files=["scheduler.yaml"], url="postgresql://unused", http_port=-1))

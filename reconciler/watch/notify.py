@@ -32,7 +32,7 @@ import structlog
 
 from reconciler.errors import ReconcilerError
 
-log = structlog.get_logger("reconciler.notify")
+log = structlog.get_logger("reconciler.watch.notify")
 
 SOURCE = "reconcile --watch"
 SENSITIVE = "(sensitive)"

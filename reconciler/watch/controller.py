@@ -25,14 +25,15 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from reconciler import kinds, watching
+from reconciler import kinds
 from reconciler.engine import session as run
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
 from reconciler.kinds.base import PlanOptions
 from reconciler.model import MUTATING, Plan
-from reconciler.notify import Notices, Notifier
-from reconciler.pipeline_metrics import PipelineMonitor, secret_texts
 from reconciler.util.files import signature as file_signature
+from reconciler.watch import lifecycle
+from reconciler.watch.notify import Notices, Notifier
+from reconciler.watch.pipeline import PipelineMonitor, secret_texts
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 #: Every kind, for the drift gauge's labels.
 KINDS = tuple(kind.name for kind in kinds.REGISTRY)
 
-log = structlog.get_logger("reconciler.controller")
+log = structlog.get_logger("reconciler.watch.controller")
 
 
 @dataclass
@@ -94,7 +95,7 @@ class Controller:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.lifecycle = watching.Lifecycle(log)
+        self.lifecycle = lifecycle.Lifecycle(log)
         self.stop, self.wake = self.lifecycle.stop, self.lifecycle.wake
         self.started = time.monotonic()
         self.last_cycle_started: float | None = None
@@ -122,7 +123,7 @@ class Controller:
                 delay = self.cycle()
                 self.lifecycle.sleep(delay)
         finally:
-            watching.shutdown_http(self._server)
+            lifecycle.shutdown_http(self._server)
             self.notices.notifier.close()
             log.info("controller_stopped")
         return 0
@@ -269,7 +270,7 @@ class Controller:
         return True, "ok"
 
     def _serve_http(self) -> None:
-        self._server = watching.serve_http(self.settings.http_host, self.settings.http_port, healthy=self.healthy,
+        self._server = lifecycle.serve_http(self.settings.http_host, self.settings.http_port, healthy=self.healthy,
                                            ready=self.ready, registry=self.metrics.registry)
 
 
