@@ -15,8 +15,8 @@ from reconciler.kinds.base import Capabilities, Inputs, LiveState, PlanContext, 
 from reconciler.model import DESTRUCTIVE, Action, Change, Finding, Plan, Severity
 
 if TYPE_CHECKING:
-    from reconciler.engine.sources import SecretValue
     from reconciler.manifest import Manifest, TriggerSpec
+    from reconciler.secret_value import SecretValue
 
 __all__ = ["PlanOptions", "plan", "preflight"]
 

@@ -15,28 +15,20 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import render
 from reconciler.cli.support import Command, Duration, env_file_option, environment, file_option
 from reconciler.engine import session as run
 from reconciler.engine.sources import resolvable_secrets
+from reconciler.verify.leaks import scrub
 
 if TYPE_CHECKING:
     from reconciler.engine.session import Session
 
 POLL_SECONDS = 1.0
-
-
-def scrub(text: str, values: Sequence[str]) -> str:
-    """Belt and braces: no resolved secret value may reach the output, whatever a check printed."""
-    for value in sorted((v for v in values if len(v) >= 6), key=len, reverse=True):
-        text = text.replace(value, render.SENSITIVE)
-    return text
 
 
 def collect(session: Session, wait: float | None, manifest_name: str) -> list[Any]:

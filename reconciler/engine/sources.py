@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from reconciler.errors import SecretSourceError
+from reconciler.kinds.base import edge_key
 from reconciler.manifest import Manifest
 from reconciler.secret_value import SecretValue
 from reconciler.util.files import read_limited
@@ -87,11 +88,6 @@ def resolve_source(spec: SourceLike, environ: Mapping[str, str]) -> tuple[Secret
     except UnicodeEncodeError:  # invalid bytes in the environment arrive as lone surrogates
         return None, f"{where} is not valid UTF-8"
     return SecretValue(text), ""
-
-
-def edge_key(edge_name: str) -> str:
-    """Where an Edge Function secret with its own source is kept among the resolved values."""
-    return f"edge_functions.{edge_name}"
 
 
 def resolve_secrets(manifest: Manifest, environ: Mapping[str, str],

@@ -68,7 +68,7 @@ def from_rows(rows: list[tuple[Any, ...]], caps: Any) -> EdgeLive:
 
 
 def desired(manifest: Manifest, inputs: Inputs) -> dict[str, DesiredEdgeSecret]:
-    from reconciler.engine.sources import edge_key
+    from reconciler.kinds.base import edge_key
 
     edge = manifest.edge_functions
     if edge is None:

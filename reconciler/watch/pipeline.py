@@ -271,7 +271,7 @@ def _remove(metric: Any, *labels: str) -> None:
 
 
 def _scrub(text: str, secrets: Sequence[str]) -> str:
-    from reconciler.cli.verify import scrub
+    from reconciler.verify.leaks import scrub
 
     return scrub(text, secrets)
 

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from reconciler import verify
-from reconciler.cli.verify import scrub, verify_command
+from reconciler.cli.verify import verify_command
 from reconciler.model import Action, Change, FieldChange, Finding, Plan, Severity
 from reconciler.verify import (
     CronJob,
@@ -29,6 +29,7 @@ from reconciler.verify import (
     TableStats,
     TextField,
 )
+from reconciler.verify.leaks import scrub
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)
