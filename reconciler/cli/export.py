@@ -1,7 +1,7 @@
 """`reconcile export`: write the manifest of a live database (adopting what exists).
 
 Data flow: DATABASE_URL ──db.read_live (the same reads as a plan)──▶ LiveState ──export.export_manifest──▶
-text, checked with load_manifest, then written to -o FILE or stdout. The main click group (cli.py)
+text, checked with load_manifest, then written to -o FILE or stdout. The main click group (cli/main.py)
 registers `export_command`. Errors are one line and exit 1, like every command.
 """
 

@@ -1,12 +1,12 @@
 """`reconcile --targets FILE`: plan, apply or watch the manifest on every target of a fleet.
 
-An edge, wired from cli.py's `main` (`fleet_options` adds the options, `fleet_command` runs when
+An edge, wired from cli/main.py's `main` (`fleet_options` adds the options, `fleet_command` runs when
 --targets or RECONCILE_TARGETS is given). It reads the targets file (reconciler.fleet.targets_file),
 keeps the targets named by --target, runs them (`runner.run_fleet`) and prints a summary table then each
 target's plan, or one JSON document (docs/plan-json.md, "Fleet"). Exit codes: 1 when a target or a
 generator failed, else 2 with --detailed-exitcode when a plan changes something, else 0. With --watch it
 hands over to the fleet's controller (reconciler.fleet.controller). Module-level imports stay light:
-cli.py imports this module on every command.
+cli/main.py imports this module on every command.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ _OPTIONS = (
 
 
 def fleet_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The fleet's options, for cli.py's `main`."""
+    """The fleet's options, for cli/main.py's `main`."""
     for option in reversed(_OPTIONS):
         command = option(command)
     return command

@@ -1,7 +1,7 @@
 """`reconcile validate` and `reconcile schema`: the offline manifest commands.
 
 Data flow: scheduler.yaml ──load_manifest──▶ Manifest ──▶ a summary line (validate) or the JSON Schema
-(schema; `--targets` for targets.yaml's). Neither touches a database or reads a secret source. The main click group (cli.py) registers
+(schema; `--targets` for targets.yaml's). Neither touches a database or reads a secret source. The main click group (cli/main.py) registers
 `validate_command` and `schema_command`; each also works as a standalone click command.
 """
 

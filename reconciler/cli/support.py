@@ -1,7 +1,7 @@
 """What every `reconcile` command shares: exit codes, the one-line error contract, common options, and
 the variables a command reads (the environment, over an `--env-file`).
 
-Lives apart from cli.py so that sub-command modules (cli_manifest, cli_verify) can use it without
+Lives apart from cli/main.py so that sub-command modules (cli/manifest.py, cli/verify.py) can use it without
 importing the main group, which imports them to register them.
 """
 

@@ -1,4 +1,4 @@
-"""`reconcile verify`: is the declared scheduler actually firing? An edge like cli.py.
+"""`reconcile verify`: is the declared scheduler actually firing? An edge like cli/main.py.
 
 Flow: load the manifest → with --wait, poll the evidence (`verify.read.Reader`) once a second until
 every active trigger has run since the check began and its request was answered, or the deadline

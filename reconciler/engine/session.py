@@ -1,7 +1,7 @@
 """One run of the reconciler: the manifest, the secret values, the database URL and the planes, together.
 
-Where it sits: between the edges that start a run (cli.py's plan, apply and down; cli_verify.py; each
-cycle of controller.py) and what they run (`apply.read_and_plan`, `apply.apply`, `verify.read`). An edge
+Where it sits: between the edges that start a run (cli/main.py's plan, apply and down; cli/verify.py; each
+cycle of watch/controller.py) and what they run (`apply.read_and_plan`, `apply.apply`, `verify.read`). An edge
 loads the manifest (`load`), then opens a `session`: it determines the URL (`--database-url`, else
 DATABASE_URL in the environment, which includes an --env-file), resolves the secrets from that
 environment, opens every kind's plane (`kinds.open_planes`) and closes them when the block ends, however

@@ -1,6 +1,6 @@
 """Running one target, or a whole fleet, as `reconcile --dry-run` / `--apply` runs one database.
 
-`run_target` does for one target what cli.py's dry run and apply do: it loads the manifest (the fleet's
+`run_target` does for one target what cli/main.py's dry run and apply do: it loads the manifest (the fleet's
 shared files plus the target's own, parsed once per set of unchanged files), resolves the target's URL
 and secret values from its own sources, opens the kinds' planes with the target's environment, and reads
 and plans, or applies under the database's advisory lock. Every error becomes one line in its

@@ -6,7 +6,7 @@ overlap; they are spaced by the interval with a little jitter. Retryable errors 
 off exponentially from about 1 s up to the interval; permanent ones are reported once per interval; a
 cycle skipped because another replica holds the lock simply waits for the next interval. SIGTERM/SIGINT finish the running cycle and exit 0; SIGHUP starts a cycle now.
 Health, readiness and Prometheus metrics are served over HTTP from a side thread. Each cycle (or every
---verify-interval) also verifies the pipeline itself (`pipeline_metrics`: verify's checks as metrics),
+--verify-interval) also verifies the pipeline itself (`watch.pipeline`: verify's checks as metrics),
 reading the evidence over the cycle's one connection, in the plan's round trips (one more after an
 apply's COMMIT); changes of state are sent to the --notify webhooks (`notify`, from its own thread).
 """

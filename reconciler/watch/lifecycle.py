@@ -1,6 +1,6 @@
 """What every `--watch` loop shares: signals, an interruptible sleep, and the HTTP side thread.
 
-Used by the single-database controller (controller.py) and the fleet's (fleet/controller.py).
+Used by the single-database controller (watch/controller.py) and the fleet's (fleet/controller.py).
 SIGTERM/SIGINT set `stop` (the loop finishes what it runs, then exits); SIGHUP sets `wake` (work now).
 The handler only sets flags and queues the signal: a "signals" thread logs `signal_handled`, because a
 log line written from a signal handler can interrupt a write to stderr in progress. The HTTP server

@@ -2,7 +2,7 @@
 
 Where it sits: the controller owns one `Notices` (the state: is the cycle failing, is there drift, which
 pipeline checks fail) and calls it once per cycle with the cycle's outcome and the check transitions from
-`pipeline_metrics`. A change becomes one message, handed to `Notifier`, which posts it from a background
+`watch.pipeline`. A change becomes one message, handed to `Notifier`, which posts it from a background
 thread: a cycle never waits for a webhook. Each message is a JSON object whose `text` field Slack,
 Mattermost, Rocket.Chat and similar incoming webhooks display; `event`, `severity` and `details` are
 there for machines.
