@@ -8,7 +8,7 @@ sampled continuously from a side thread. Cycles are counted from the `cycle_fini
 stderr; every injection must be followed by exactly one `change_applied`, and the final plan is empty.
 
 Run: python bench/soak.py [--cycles 1000] [--drift-every 50] [--warmup 100]   (a throwaway cluster)
-The pytest variant is tests/integration/test_soak.py (300 cycles, marked `soak`).
+The pytest variant is tests/integration/controller/test_soak.py (300 cycles, marked `soak`).
 """
 
 from __future__ import annotations

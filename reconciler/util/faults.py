@@ -1,7 +1,7 @@
 """TEST-ONLY fault injection for the apply path: crash and pause points, driven by RECONCILER_FAULT.
 
 This is not a feature and must never be set in production. The reliability tests
-(tests/integration/test_reliability*.py) run `reconcile --apply` as a real subprocess with this
+(tests/integration/reliability/) run `reconcile --apply` as a real subprocess with this
 variable set, to prove that a crash at any point leaves the database as it was before or as a clean
 apply leaves it, never a mix, and that a lost connection fails with one retryable line.
 

@@ -1,4 +1,4 @@
-"""Helpers for the apply tests (tests/integration/test_apply*.py): run the CLI, edit manifests, dump state.
+"""Helpers for the apply tests (tests/integration/apply/): run the CLI, edit manifests, dump state.
 
 Everything here talks to the real throwaway database started by tests/fix_db.py; nothing is mocked.
 `dump()` reads as the superuser so row-level security on cron.job hides nothing.

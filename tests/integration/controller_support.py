@@ -1,4 +1,4 @@
-"""Helpers for the controller tests (tests/integration/test_controller*.py): `reconcile --watch` as a real process.
+"""Helpers for the controller tests (tests/integration/controller/): `reconcile --watch` as a real process.
 
 `Watcher` starts the controller in its own interpreter (stdout and stderr captured to files, stderr parsed
 as structlog JSON lines), talks to its HTTP endpoints and always kills it in `close()`. `wait_until` polls

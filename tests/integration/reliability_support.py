@@ -1,4 +1,4 @@
-"""Helpers for the reliability tests (tests/integration/test_reliability*.py): crash, lock and load.
+"""Helpers for the reliability tests (tests/integration/reliability/): crash, lock and load.
 
 The reconciler runs as a real subprocess (so it can be SIGKILLed, or its backend terminated), with the
 test-only fault hook of reconciler/util/faults.py switched on through RECONCILER_FAULT. The state of the

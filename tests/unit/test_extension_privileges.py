@@ -1,7 +1,7 @@
 """Who may create an extension (issue 13): superuser, trusted control file, or Supabase's supautils.
 
 Pure: capabilities built by hand. The same rules run against real servers in
-tests/integration/test_hosted_extensions.py.
+tests/integration/apply/test_hosted_extensions.py.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from localdb.management_api import ManagementApiStandIn
 from reconciler.fleet.targets_file import read_targets
 from reconciler.manifest import load_manifest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "sbp_fleet-token-MARKER-42"
 
 

@@ -25,9 +25,9 @@ from psycopg import sql
 from reconciler import cron
 from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import TriggerSpec
-from tests.integration.test_export import placeholder_env
-from tests.integration.test_golden import invoke
-from tests.integration.test_hostile_property import Connections, connections, reset_rows  # noqa: F401 (fixture)
+from tests.integration.apply.test_golden import invoke
+from tests.integration.export.test_export import placeholder_env
+from tests.integration.security.test_hostile_property import Connections, connections, reset_rows  # noqa: F401 (fixture)
 
 OTHER_ROLE = "export_other_owner"
 

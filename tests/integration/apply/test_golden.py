@@ -1,4 +1,4 @@
-"""Golden plans: one folder per case under tests/integration/cases/, run against the real database.
+"""Golden plans: one folder per case under tests/integration/apply/cases/, run against the real database.
 
 A case folder holds `case.yaml` (setup, optional manifest, args, role), `live.sql` (run as the superuser
 after the setup to build the live state), and the exact expected plans `expected.txt` / `expected.json`.
@@ -6,7 +6,7 @@ Each case: reset the database, set up, run live.sql, compare `reconcile --dry-ru
 expected files, then `--apply` with the same arguments and check that a new plan is empty; a case whose
 plan has blocking findings instead checks that apply refuses in one line and changes nothing.
 
-`UPDATE_GOLDEN=1 pytest tests/integration/test_golden.py` rewrites the expected files (read them all
+`UPDATE_GOLDEN=1 pytest tests/integration/apply/test_golden.py` rewrites the expected files (read them all
 before keeping them). The helpers here are reused by test_no_leaks.py and test_cli.py.
 """
 
@@ -28,7 +28,7 @@ from localdb import create_app_tables
 from reconciler.cli.main import main
 from tests.fix_db import DbTarget
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 CASE_NAMES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "case.yaml").is_file())
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

@@ -18,8 +18,7 @@ import pytest
 
 from reconciler.engine.apply import LOCK_KEY
 from tests.fix_db import DbTarget, free_port
-from tests.integration.apply_support import one_line_error
-from tests.integration.test_golden import (
+from tests.integration.apply.test_golden import (
     ROOT,
     SECRET_ENV,
     Case,
@@ -28,6 +27,7 @@ from tests.integration.test_golden import (
     snapshot,
     superuser_conn,
 )
+from tests.integration.apply_support import one_line_error
 
 IN_SYNC = "No changes. The database matches scheduler.yaml.\n"
 

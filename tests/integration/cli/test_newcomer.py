@@ -25,7 +25,7 @@ import pytest
 from localdb.edge import EdgeFunction
 from tests.fix_db import DbTarget
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RECONCILE = Path(sys.executable).parent / "reconcile"
 DEMO_VARIABLES = ("DATABASE_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "CRON_SECRET")
 

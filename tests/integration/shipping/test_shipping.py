@@ -32,7 +32,7 @@ from packaging.requirements import Requirement
 from tests.fix_db import DbTarget, free_port
 from tests.integration.apply_support import JOB_NAMES, MARKERS, SECRETS_ENV
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEV_BIN = Path(sys.executable).parent
 
 

@@ -23,7 +23,7 @@ from localdb.edge import PATH, EdgeFunction
 from reconciler.cli.main import main
 from tests.fix_db import DbTarget, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MANIFEST = ROOT / "scheduler.yaml"
 SECRET = "edge-test-secret-5d1c0a"
 ENV = {"SUPABASE_URL": "http://127.0.0.1:9", "CRON_SECRET": SECRET, "SUPABASE_SERVICE_ROLE_KEY": "edge-test-key"}

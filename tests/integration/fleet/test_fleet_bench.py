@@ -16,7 +16,7 @@ import pytest
 
 from reconciler.fleet.runner import DEFAULT_CONNECT_TIMEOUT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CYCLE_FIELDS = {"name", "mode", "parallel", "targets", "repeat", "wall_s", "p50_ms", "p99_ms", "cpu_s",
                 "cpu_ms_per_target", "targets_per_min_per_core", "server_cpu_s", "changes", "applied", "failed"}
 

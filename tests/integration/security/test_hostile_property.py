@@ -32,7 +32,7 @@ from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import Manifest
 from tests import manifest_lookup as lookup
 from tests.fix_db import DbTarget
-from tests.integration.test_hostile_input import EXTENSIONS, statement_count
+from tests.integration.security.test_hostile_input import EXTENSIONS, statement_count
 
 # --- text --------------------------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from localdb.edge import EdgeFunction
 from reconciler.cli.main import main
 from tests.fix_db import Resetter, free_port, start_cluster
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MANIFEST = ROOT / "scheduler.yaml"
 CRON_SECRET = "e2e-vault-cron-secret-7f3a91c2"
 OTHER_SECRET = "e2e-edge-other-secret-0b5d44e8"

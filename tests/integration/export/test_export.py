@@ -16,7 +16,7 @@ import yaml
 
 from reconciler.manifest import load_manifest
 from tests.fix_db import DbTarget
-from tests.integration.test_golden import CASE_NAMES, ROOT, invoke, load_case, prepare, superuser_conn
+from tests.integration.apply.test_golden import CASE_NAMES, ROOT, invoke, load_case, prepare, superuser_conn
 
 #: Changes a plan of an export may hold: adoption only, plus the extra rows of a duplicated job
 #: (the manifest declares one row per name; the export says so in a comment).
@@ -86,7 +86,7 @@ def test_export_of_every_golden_case_plans_only_adoption(name: str, empty_db: Db
 def test_adoption_after_export_changes_nothing_but_ownership(empty_db: DbTarget, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The runbook's database: the export's first apply only adopts, history says so, a second plan is empty."""
-    from tests.integration.test_golden import snapshot
+    from tests.integration.apply.test_golden import snapshot
 
     monkeypatch.chdir(ROOT)
     case = load_case("adopt_runbook")
