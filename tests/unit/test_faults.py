@@ -10,7 +10,7 @@ from pathlib import Path
 from reconciler.util import faults
 
 ROOT = Path(__file__).resolve().parents[2]
-PROBE = "from reconciler import faults; print(faults.point is faults._noop)"
+PROBE = "from reconciler.util import faults; print(faults.point is faults._noop)"
 
 
 def _noop_in(env: dict[str, str]) -> tuple[bool, str]:

@@ -39,7 +39,7 @@ from tests.integration.reliability_support import (
 
 def test_fault_hook_costs_nothing_when_unset() -> None:
     env = {k: v for k, v in os.environ.items() if k != faults.ENV}
-    code = "from reconciler import faults; print(faults.point is faults._noop)"
+    code = "from reconciler.util import faults; print(faults.point is faults._noop)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
 
