@@ -16,7 +16,7 @@ fleet apply, then measures with `run_fleet`, in process:
 - the fleet controller (`reconcile --watch --apply --targets ...`, a real process) if --controller-cycles
   is not 0: its resident memory after several cycles with 10, K and K + U targets (the targets file is
   rewritten; the controller picks the change up), memory per target, and the time from a drift to its
-  correction (until the target's reconciler.engine.history has the new row).
+  correction (until the target's reconciler.history has the new row).
 
 Prints a table (or --json) and stops every cluster it started, whatever happens. No secret value is
 printed: the targets' values come from variables whose names alone are in targets.yaml.

@@ -5,7 +5,7 @@ Measured from outside, so nothing depends on the controller's log format: its re
 then K + U (the targets file is rewritten in place; the controller is expected to pick that up without a
 restart), the reconciler's sessions left open on the clusters between cycles (pg_stat_activity,
 application_name 'reconcile'), and the time from a drift to its correction: a drift is made on one
-target at a random moment of its interval, and the clock stops when that target's reconciler.engine.history
+target at a random moment of its interval, and the clock stops when that target's reconciler.history
 has a new row.
 """
 

@@ -247,7 +247,7 @@ def drift(member: Member, what: str) -> None:
 
 def history_rows(member: Member) -> int:
     with psycopg.connect(member.superuser_url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM reconciler.engine.history").fetchone()
+        row = conn.execute("SELECT count(*) FROM reconciler.history").fetchone()
     return int(row[0]) if row else 0
 
 

@@ -159,7 +159,7 @@ def _apply_saved_command(out_file: str, files: Sequence[str], options: PlanOptio
 
 
 def _command_line(apply_plan: str, options: PlanOptions) -> str:
-    """What reconciler.engine.history records as the command: the mode and options, never a URL or value."""
+    """What reconciler.history records as the command: the mode and options, never a URL or value."""
     words = ["--apply"] + ([apply_plan] if apply_plan != "-" else [])
     if options.prune:
         words.append("--prune")

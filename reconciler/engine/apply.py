@@ -224,10 +224,10 @@ def _record(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, caps:
         described = (render.summary_line(plan), render.to_text(plan), json.dumps(history_changes(plan)))
         if history_id is None:
             cur.execute(
-                """INSERT INTO reconciler.engine.history (tool_version, command, manifest_digest, summary, plan_text, changes)
+                """INSERT INTO reconciler.history (tool_version, command, manifest_digest, summary, plan_text, changes)
                    VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""", (version, command, manifest.digest(), *described))
         else:
-            cur.execute("UPDATE reconciler.engine.history SET summary = %s, plan_text = %s, changes = %s WHERE id = %s"
+            cur.execute("UPDATE reconciler.history SET summary = %s, plan_text = %s, changes = %s WHERE id = %s"
                         " RETURNING id", (*described, history_id))
         row = cur.fetchone()
     assert row is not None
@@ -304,7 +304,7 @@ def apply(
             return ApplyResult(plan, None)
         faults.point("quiet_logging")
         _quiet_logging(conn, plan, live.capabilities)
-        if not (live.ownership_ready and live.capabilities.has("reconciler.engine.history")):
+        if not (live.ownership_ready and live.capabilities.has("reconciler.history")):
             # CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database: only when something is missing
             faults.point("ownership")
             _ensure_ownership(conn)

@@ -28,13 +28,13 @@ if TYPE_CHECKING:
 
 APPLICATION_NAME = "reconcile"
 #: The ownership records' relations: the core's own, besides what the kinds list.
-OWNERSHIP_RELATIONS = ("reconciler.managed", "reconciler.engine.history")
+OWNERSHIP_RELATIONS = ("reconciler.managed", "reconciler.history")
 #: The core's own probe: may the role record ownership and history (NULL where the schema is missing).
 CORE_PROBES = {
     "reconciler.write": """CASE WHEN to_regclass('reconciler.managed') IS NULL
                                   THEN has_database_privilege(current_database(), 'CREATE')
                                   ELSE has_table_privilege('reconciler.managed', 'INSERT, UPDATE, DELETE')
-                                       AND has_table_privilege('reconciler.engine.history', 'INSERT') END""",
+                                       AND has_table_privilege('reconciler.history', 'INSERT') END""",
 }
 
 

@@ -1,4 +1,4 @@
-"""`reconcile history`: reading reconciler.engine.history, the audit trail of every apply."""
+"""`reconcile history`: reading reconciler.history, the audit trail of every apply."""
 
 from __future__ import annotations
 
@@ -10,19 +10,19 @@ from reconciler.errors import ReconcilerError
 
 
 def _recorded(cur: Any) -> bool:
-    """Whether any apply has created reconciler.engine.history yet."""
-    cur.execute("SELECT to_regclass('reconciler.engine.history') IS NOT NULL")
+    """Whether any apply has created reconciler.history yet."""
+    cur.execute("SELECT to_regclass('reconciler.history') IS NOT NULL")
     row = cur.fetchone()
     return bool(row and row[0])
 
 
 def listing(url: str, count: int) -> str:
-    with db.connect(url) as conn, db.translated("reading reconciler.engine.history"), conn.cursor() as cur:
+    with db.connect(url) as conn, db.translated("reading reconciler.history"), conn.cursor() as cur:
         if not _recorded(cur):
             return "No applies recorded yet.\n"
         cur.execute(
             """SELECT id, applied_at, database_user, coalesce(client_addr, 'local'), tool_version, summary
-                 FROM reconciler.engine.history ORDER BY id DESC LIMIT %s""",
+                 FROM reconciler.history ORDER BY id DESC LIMIT %s""",
             (count,),
         )
         rows = cur.fetchall()
@@ -31,14 +31,14 @@ def listing(url: str, count: int) -> str:
 
 
 def show(url: str, history_id: int) -> str:
-    with db.connect(url) as conn, db.translated("reading reconciler.engine.history"), conn.cursor() as cur:
+    with db.connect(url) as conn, db.translated("reading reconciler.history"), conn.cursor() as cur:
         row = None
         if _recorded(cur):
             cur.execute("SELECT applied_at, database_user, command, manifest_digest, plan_text, changes"
-                        " FROM reconciler.engine.history WHERE id = %s", (history_id,))
+                        " FROM reconciler.history WHERE id = %s", (history_id,))
             row = cur.fetchone()
     if row is None:
-        raise ReconcilerError(f"no apply #{history_id} in reconciler.engine.history")
+        raise ReconcilerError(f"no apply #{history_id} in reconciler.history")
     applied_at, user, command, digest, plan_text, changes = row
     head = f"Apply #{history_id} at {applied_at:%Y-%m-%d %H:%M:%S%z} by {user}: reconcile {command}\nmanifest sha256 {digest}\n\n"
     return head + plan_text + "\nBefore/after of each change:\n" + json.dumps(changes, indent=2, ensure_ascii=False) + "\n"

@@ -155,7 +155,7 @@ def _with_duration(result: TargetResult, seconds: float) -> TargetResult:
 
 
 def _command(mode: str, options: PlanOptions, name: str) -> str:
-    """What reconciler.engine.history records: the mode, the options and the target's name; never a URL or value."""
+    """What reconciler.history records: the mode, the options and the target's name; never a URL or value."""
     words = [mode, "--target", name]
     if options.prune:
         words.append("--prune")

@@ -318,7 +318,7 @@ class PrunePolicy(SpecModel):
 
     These policies apply only when the user passes `--prune`; without it nothing undeclared is touched.
     `off` ignores them, `report` lists them, `deactivate` (jobs only) sets is_active = false, `delete`
-    removes them (the previous value is kept in reconciler.engine.history). Extensions are never dropped.
+    removes them (the previous value is kept in reconciler.history). Extensions are never dropped.
     """
 
     jobs: Annotated[Literal["off", "report", "deactivate", "delete"], BeforeValidator(_off)] = "deactivate"

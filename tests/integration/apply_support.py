@@ -149,7 +149,7 @@ def dump(superuser_url: str) -> dict[str, Any]:
             cur.execute("SELECT jobid, jobname::text, schedule, command, active, database, username::text"
                         " FROM cron.job ORDER BY jobid")
             out["cron.job"] = cur.fetchall()
-        for table in ("reconciler.managed", "reconciler.engine.history"):
+        for table in ("reconciler.managed", "reconciler.history"):
             if _exists(cur, table):
                 cur.execute(f"SELECT row_to_json(t)::text FROM {table} t ORDER BY 1")  # noqa: S608
                 out[table] = cur.fetchall()
@@ -185,9 +185,9 @@ def secret_digests(superuser_url: str) -> dict[str, str]:
 
 
 def history_rows(superuser_url: str) -> list[tuple[Any, ...]]:
-    if not query(superuser_url, "SELECT to_regclass('reconciler.engine.history') IS NOT NULL")[0][0]:
+    if not query(superuser_url, "SELECT to_regclass('reconciler.history') IS NOT NULL")[0][0]:
         return []
-    return query(superuser_url, "SELECT id, command, summary, changes FROM reconciler.engine.history ORDER BY id")
+    return query(superuser_url, "SELECT id, command, summary, changes FROM reconciler.history ORDER BY id")
 
 
 def one_line_error(result: Any, code: int = 1, *words: str) -> str:

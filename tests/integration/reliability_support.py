@@ -52,7 +52,7 @@ def state(superuser_url: str) -> dict[str, Any]:
     """Every table an apply touches, without the values that differ between equivalent applies."""
     raw = dump(superuser_url)
     out = dict(raw)
-    for table in ("public.scheduled_jobs", "public.job_executions", "reconciler.managed", "reconciler.engine.history"):
+    for table in ("public.scheduled_jobs", "public.job_executions", "reconciler.managed", "reconciler.history"):
         if table in raw:
             out[table] = _rows(raw[table])
     if "secrets" in raw:  # id, name, description, digest, updated_at

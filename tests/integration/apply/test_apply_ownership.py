@@ -2,7 +2,7 @@
 
 The reconciler touches only what it recorded in reconciler.managed; pruning is opt-in (`--prune`), follows
 the manifest's policy, spares `protect: true` items, and keeps every pruned row's previous values in
-reconciler.engine.history.
+reconciler.history.
 """
 
 from __future__ import annotations

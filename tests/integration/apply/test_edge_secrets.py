@@ -445,7 +445,7 @@ def test_no_token_or_value_leaks(audited_db: DbTarget, stub: EdgeApiStub, tmp_pa
     values += [item["value"] for r in stub.requests if r.method == "POST" for item in r.json()]  # generated ones
     history = json.dumps([list(map(str, row)) for row in history_rows(audited_db.superuser_url)])
     full_history = "\n".join(str(r[0]) for r in query(audited_db.superuser_url,
-                                                      "SELECT row_to_json(h)::text FROM reconciler.engine.history h"))
+                                                      "SELECT row_to_json(h)::text FROM reconciler.history h"))
     for value in values:
         for result in results:
             assert value not in result.stdout and value not in result.stderr, value

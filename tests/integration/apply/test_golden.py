@@ -136,7 +136,7 @@ _SNAPSHOT_TABLES = {
     "vault.secrets": "SELECT id::text, name, description, secret, updated_at::text FROM vault.secrets ORDER BY id",
     "cron.job": "SELECT jobid, jobname, schedule, command, active, username FROM cron.job ORDER BY jobid",
     "reconciler.managed": "SELECT kind, key, fingerprint FROM reconciler.managed ORDER BY kind, key",
-    "reconciler.engine.history": "SELECT id FROM reconciler.engine.history ORDER BY id",
+    "reconciler.history": "SELECT id FROM reconciler.history ORDER BY id",
 }
 
 

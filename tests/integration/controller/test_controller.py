@@ -337,6 +337,6 @@ def test_secret_values_never_appear_in_logs(converged: DbTarget, tmp_path: Path)
         assert marker not in out
     assert "tampered-" not in out
     with psycopg.connect(su, autocommit=True) as conn:
-        plain = conn.execute("SELECT string_agg(plan_text || changes::text, '') FROM reconciler.engine.history").fetchone()
+        plain = conn.execute("SELECT string_agg(plan_text || changes::text, '') FROM reconciler.history").fetchone()
     for marker in MARKERS:
         assert marker not in plain[0]

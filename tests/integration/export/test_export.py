@@ -104,7 +104,7 @@ def test_adoption_after_export_changes_nothing_but_ownership(empty_db: DbTarget,
         assert after[table] == before[table], f"{table} changed by an adopting apply"
     with superuser_conn(empty_db) as conn:
         managed = conn.execute("SELECT count(*) FROM reconciler.managed").fetchone()
-        history = conn.execute("SELECT summary FROM reconciler.engine.history ORDER BY id DESC LIMIT 1").fetchone()
+        history = conn.execute("SELECT summary FROM reconciler.history ORDER BY id DESC LIMIT 1").fetchone()
     assert managed is not None and managed[0] == len(plan["changes"]) - plan["summary"]["unmanaged"]
     assert history is not None and "adopt" in str(history[0])
     second = invoke(["-f", str(tmp_path / "exported.yaml"), "--dry-run", "--detailed-exitcode"], empty_db.url, env)

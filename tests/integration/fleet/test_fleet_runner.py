@@ -69,7 +69,7 @@ def test_apply_then_every_target_plans_nothing_and_history_names_the_target(flee
     again = run_fleet(targets, files, environ, PlanOptions(), apply=False, parallel=3)
     assert all(r.error is None and r.plan is not None and r.plan.is_empty for r in again), again
     with psycopg.connect(urls[NAMES[0]]) as conn:
-        commands = [row[0] for row in conn.execute("SELECT command FROM reconciler.engine.history")]
+        commands = [row[0] for row in conn.execute("SELECT command FROM reconciler.history")]
     assert commands == [f"--apply --target {NAMES[0]}"]
 
 

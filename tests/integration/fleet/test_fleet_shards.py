@@ -32,9 +32,9 @@ def _targets_seen(watcher: Watcher) -> set[str]:
 def _history(url: str) -> list[str]:
     """The commands of the database's applies (none: the reconciler never applied there)."""
     with psycopg.connect(url) as conn:
-        if conn.execute("SELECT to_regclass('reconciler.engine.history')").fetchone() == (None,):
+        if conn.execute("SELECT to_regclass('reconciler.history')").fetchone() == (None,):
             return []
-        return [row[0] for row in conn.execute("SELECT command FROM reconciler.engine.history ORDER BY id")]
+        return [row[0] for row in conn.execute("SELECT command FROM reconciler.history ORDER BY id")]
 
 
 @contextlib.contextmanager

@@ -55,7 +55,7 @@ def test_edits_made_during_an_apply_are_corrected_in_the_same_transaction(audite
     assert f"job {other}" not in stdout and "1 to update, 0 to delete" in stdout
     code, out, err = run(url, "--dry-run", "--detailed-exitcode")
     assert code == 0, out + err
-    history = query(su, "SELECT summary, changes FROM reconciler.engine.history ORDER BY id DESC LIMIT 1")[0]
+    history = query(su, "SELECT summary, changes FROM reconciler.history ORDER BY id DESC LIMIT 1")[0]
     recorded = {(c["action"], c["kind"], c["key"]) for c in history[1]}
     assert {("update", "job", DRIFTED_JOB), ("create", "job", other), ("update", "trigger", "master-scheduler")} \
         <= recorded, recorded

@@ -184,7 +184,7 @@ def test_32_reconcilers_with_drift_never_deadlock_or_duplicate(audited_db: DbTar
     manifest = MANIFEST
     code, _, stderr = run(url, "--apply", manifest=manifest)
     assert code == 0, stderr
-    history_before = query(su, "SELECT count(*) FROM reconciler.engine.history")[0][0]
+    history_before = query(su, "SELECT count(*) FROM reconciler.history")[0][0]
     r = Run()
     controllers = [spawn(url, "--watch", "--apply", "--interval", "0.5s", "--http-port", "-1",
                          *(["--lock-timeout", "5"] if i % 2 else []), manifest=manifest)
@@ -211,7 +211,7 @@ def test_32_reconcilers_with_drift_never_deadlock_or_duplicate(audited_db: DbTar
     finished = [e for log in controller_logs for e in _events(log) if e.get("event") == "cycle_finished"]
     cycles = Counter(e["result"] for e in finished)
     controller_errors = [e.get("error") for e in finished if e["result"] == "error"]
-    applies = query(su, "SELECT count(*) FROM reconciler.engine.history")[0][0] - history_before
+    applies = query(su, "SELECT count(*) FROM reconciler.history")[0][0] - history_before
     dup_cron = max(s[0] for s in r.samples)
     triggers = {s[1] for s in r.samples}
     dup_rows = max(s[2] for s in r.samples)

@@ -206,7 +206,7 @@ def connections(audited_db: DbTarget) -> Iterator[Connections]:
 
 def reset_rows(c: Connections) -> None:
     c.su.execute("DELETE FROM public.scheduled_jobs; DELETE FROM cron.job; DELETE FROM vault.secrets;"
-                 " TRUNCATE reconciler.managed, reconciler.engine.history")
+                 " TRUNCATE reconciler.managed, reconciler.history")
 
 
 def build_live_state(c: Connections, ex: Example) -> None:

@@ -3,7 +3,7 @@
 Every secret source holds a unique marker; every golden case is run again with those values (plans as
 text, JSON and Markdown, the apply, the re-plan, the setup's apply) and every byte users or operators
 could see is searched: stdout, stderr, the structlog events (structlog.testing.capture_logs), the rows
-of reconciler.engine.history and cron.job.command. Failing applies (refused, and failing after the values were
+of reconciler.history and cron.job.command. Failing applies (refused, and failing after the values were
 sent as parameters) and a database URL with a password (including unreachable and malformed URLs) too.
 """
 
@@ -38,10 +38,10 @@ LEAK_ENV = {var: f"{MARKER}-{var.lower()}" for var in SECRET_ENV}
 
 
 def database_texts(target: DbTarget) -> dict[str, str]:
-    """reconciler.engine.history (every column of every row) and cron.job.command, as text."""
+    """reconciler.history (every column of every row) and cron.job.command, as text."""
     out = {}
     with superuser_conn(target) as conn:
-        for relation, query in (("reconciler.engine.history", "SELECT row_to_json(h)::text FROM reconciler.engine.history h"),
+        for relation, query in (("reconciler.history", "SELECT row_to_json(h)::text FROM reconciler.history h"),
                                 ("cron.job", "SELECT command FROM cron.job")):
             exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)).fetchone()
             if exists and exists[0]:
@@ -149,7 +149,7 @@ def test_database_password_never_echoed(audited_db: DbTarget, password_role: tup
     port = audited_db.cluster.port
     url = f"postgresql://{role}:{password}@127.0.0.1:{port}/postgres"
     runs: list[Run] = []
-    # The password must not survive even where the command is recorded (reconciler.engine.history).
+    # The password must not survive even where the command is recorded (reconciler.history).
     argv = ["--apply", "--database-url", url, "--log-level", "debug"]
     monkeypatch.setattr(sys, "argv", ["reconcile", *argv])
     for fmt in ("text", "json", "markdown"):
