@@ -32,6 +32,8 @@ ENV_MAJOR = "LOCALDB_PG_MAJOR"
 MIN_MAJOR = 14
 APT_REPOSITORY = "the PostgreSQL project's apt repository, apt.postgresql.org"
 APT_CACHE = Path("/usr/bin/apt-cache")
+#: The filesystem the installs are looked for in; tests point it at a fake root.
+FS_ROOT = Path("/")
 _SERVER_BINARIES = ("postgres", "initdb", "pg_ctl")
 _DEPENDS = re.compile(r"^\s*(?:Pre-)?Depends:\s*(.*)$", re.MULTILINE)
 _MAJOR_PACKAGE = re.compile(r"(?<![\w.+-])postgresql-(\d+)(?![\w.+-])")
@@ -169,9 +171,9 @@ def choose(root: Path = Path("/"), apt_depends: Callable[[], str] = lambda: "",
                   f"(README: Where to point it)")
 
 
-def from_environment(explicit: str | None = None, root: Path = Path("/")) -> PgInstall:
+def from_environment(explicit: str | None = None) -> PgInstall:
     """`choose()` on this machine: `explicit`, else $LOCALDB_PG_MAJOR, else what is installed / apt's default."""
-    return choose(root, apt_cache_depends, explicit or os.environ.get(ENV_MAJOR) or None)
+    return choose(FS_ROOT, apt_cache_depends, explicit or os.environ.get(ENV_MAJOR) or None)
 
 
 def apt_cache_depends() -> str:
@@ -225,9 +227,9 @@ def describe(explicit: str | None = None, *, missing_only: bool = False) -> str:
     usable, the one to install is the explicit one, else apt's default; else the LocalDbError line."""
     explicit = explicit or os.environ.get(ENV_MAJOR) or None
     try:
-        install = choose(Path("/"), apt_cache_depends, explicit)
+        install = choose(FS_ROOT, apt_cache_depends, explicit)
     except LocalDbError:
-        wanted = _wanted(Path("/"), explicit)
+        wanted = _wanted(FS_ROOT, explicit)
         if not missing_only or wanted is None:
             raise
         install = wanted

@@ -161,15 +161,17 @@ def build_supautils(tree: Tree, system: PgInstall) -> Path:
     return target
 
 
-def compile_supautils(system: PgInstall, build: Path) -> Path:
-    """`make` localdb/supautils/ against `system`'s headers and PGXS in a fresh `build` directory."""
+def compile_supautils(system: PgInstall, build: Path, *, strict: bool = False) -> Path:
+    """`make` localdb/supautils/ against `system`'s headers and PGXS in a fresh `build` directory;
+    `strict`: warnings are errors (an undeclared function is only a warning in C, then fails at load)."""
     check_build_tools(system)
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
     for src in SUPAUTILS_DIR.iterdir():
         if src.name in ("Makefile", "supautils.c"):
             shutil.copyfile(src, build / src.name)
-    proc = subprocess.run(["make", "-C", str(build), f"PG_CONFIG={system.pg_config}", "with_llvm=no"],
+    proc = subprocess.run(["make", "-C", str(build), f"PG_CONFIG={system.pg_config}", "with_llvm=no",
+                           *(["COPT=-Werror"] if strict else [])],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0 or not (build / "supautils.so").is_file():
         errors = [line for line in (proc.stderr or proc.stdout).splitlines() if "error" in line]
