@@ -5,7 +5,7 @@ each) are unpacked by `bash scripts/install.sh` under `.pg-binaries/<major>/`; t
 there and fail, never skip, without them. They prove that the discovery reads such a prefix as
 pg_config describes it, that the supautils stand-in compiles against the headers of 14-17 with warnings
 as errors (its PG_VERSION_NUM guards), that its hook works in a server of each major, and that the
-reconciler's plain-PostgreSQL path plans, applies and then plans nothing on 17.
+reconciler's plain-PostgreSQL path plans, applies and then plans nothing on each.
 
 Not covered: pg_cron on 14, 16 or 17 (no registry here has a build of it for those majors), so
 no trigger (cron.job) is reconciled and nothing fires on them; pg_cron 1.5+ only on hosted Supabase.
@@ -120,15 +120,16 @@ def test_the_supautils_hook_in_a_server_of(major, localdb_base):
         cluster.down()
 
 
-def test_the_reconciler_on_postgresql_17_without_pg_cron(localdb_base):
-    cluster = Cluster(localdb_base / "pg17-vanilla", port=free_port(), profile="vanilla", system=binaries("17"),
-                      settings=NO_CRON, net_worker=False)
-    manifest = localdb_base / "pg17-scheduler.yaml"
+@pytest.mark.parametrize("major", OTHER_MAJORS)
+def test_the_reconciler_without_pg_cron_on(major, localdb_base):
+    cluster = Cluster(localdb_base / f"pg{major}-vanilla", port=free_port(), profile="vanilla",
+                      system=binaries(major), settings=NO_CRON, net_worker=False)
+    manifest = localdb_base / f"pg{major}-scheduler.yaml"
     manifest.write_text(MANIFEST)
     reconcile = venv_tool("reconcile", "scheduler-reconciler")
     try:
         env = {"PATH": os.defpath, "DATABASE_URL": cluster.up(), "SUPABASE_URL": "http://127.0.0.1:9",
-               "CRON_SECRET": "pg17-test-secret-value"}
+               "CRON_SECRET": f"pg{major}-test-secret-value"}
 
         def run(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run([reconcile, *args, "-f", str(manifest)], env=env, capture_output=True,
@@ -143,7 +144,7 @@ def test_the_reconciler_on_postgresql_17_without_pg_cron(localdb_base):
         assert again.returncode == 0 and again.stdout.startswith("No changes."), again.stdout + again.stderr
         assert env["CRON_SECRET"] not in plan.stdout + applied.stdout + again.stdout
         with psycopg.connect(env["DATABASE_URL"]) as conn:
-            assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("17")
+            assert conn.execute("SHOW server_version_num").fetchone()[0].startswith(major)
             assert conn.execute("SELECT job_name FROM public.scheduled_jobs").fetchall() == [("fetch_rss_feeds",)]
     finally:
         cluster.down()
