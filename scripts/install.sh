@@ -53,7 +53,11 @@ command -v gcc >/dev/null || need_apt+=(gcc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} with apt-get" >&2
   apt_update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null; then
+    # e.g. LOCALDB_PG_MAJOR names a major this distribution does not ship: discovery's line says where it is
+    python3 -m localdb pg >/dev/null || true
+    exit 1
+  fi
 fi
 # Debian's package may start its own cluster on 5432; ours never uses it, and it is left alone.
 
