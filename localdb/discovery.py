@@ -154,21 +154,20 @@ def choose(root: Path = Path("/"), apt_depends: Callable[[], str] = lambda: "",
         if not (install.has_server and install.has_cron):
             raise LocalDbError(_missing_line(install, root, default_major(apt_depends())))
         return install
-    for major in installed_majors(root):
-        install = debian_install(root, major)
+    installed = [debian_install(root, major) for major in installed_majors(root)]
+    for install in installed:
         if install.has_cron:
             return install
     default = default_major(apt_depends())
-    installed = installed_majors(root)
     if default is not None:
-        return _raise(_missing_line(debian_install(root, default), root, default))
+        raise LocalDbError(_missing_line(debian_install(root, default), root, default))
     if installed:
-        return _raise(_missing_line(debian_install(root, installed[0]), root, None))
-    return _raise(f"no PostgreSQL with pg_cron is installed (nothing in {root / 'usr/lib/postgresql'}) and apt "
-                  f"names no default major; on Debian/Ubuntu run: apt-get update && apt-get install -y postgresql, "
-                  f"then apt-get install -y postgresql-N-cron postgresql-server-dev-N for the major N it installed "
-                  f"(other majors: {APT_REPOSITORY}), or point DATABASE_URL at a database of your own "
-                  f"(README: Where to point it)")
+        raise LocalDbError(_missing_line(installed[0], root, None))
+    raise LocalDbError(f"no PostgreSQL with pg_cron is installed (nothing in {root / 'usr/lib/postgresql'}) and apt "
+                       f"names no default major; on Debian/Ubuntu run: apt-get update && apt-get install -y "
+                       f"postgresql, then apt-get install -y postgresql-N-cron postgresql-server-dev-N for the major N "
+                       f"it installed (other majors: {APT_REPOSITORY}), or point DATABASE_URL at a database of your "
+                       f"own (README: Where to point it)")
 
 
 def from_environment(explicit: str | None = None) -> PgInstall:
@@ -215,10 +214,6 @@ def _missing_line(install: PgInstall, root: Path, default: str | None) -> str:
     elif others:
         line += f"; installed without pg_cron: PostgreSQL {', '.join(o.major for o in others)}"
     return line
-
-
-def _raise(message: str) -> PgInstall:
-    raise LocalDbError(message)
 
 
 def describe(explicit: str | None = None, *, missing_only: bool = False) -> str:
