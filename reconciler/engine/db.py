@@ -8,7 +8,6 @@ queries to both. Driver errors are translated once, here, into ReconcilerErrors 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,6 +18,7 @@ from psycopg import sql
 from psycopg.pq import ExecStatus
 
 from reconciler import kinds
+from reconciler.engine import conninfo
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, PermissionDenied, ReconcilerError
 from reconciler.kinds.base import Capabilities, LiveState, Managed
 from reconciler.util import faults
@@ -66,11 +66,6 @@ SELECT current_setting('server_version_num')::int,
        ARRAY(SELECT r FROM unnest(%(relations)s::text[]) r WHERE to_regclass(r) IS NOT NULL),
        {}
 """).format(probes)
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, for messages."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 #: The server ended the session (pg_terminate_backend, shutdown, crash) or the link broke.
@@ -129,11 +124,16 @@ CONNECT_TIMEOUT = 10
 
 
 def connect(url: str, *, autocommit: bool = False, connect_timeout: int = CONNECT_TIMEOUT) -> psycopg.Connection[Any]:
+    if conninfo.misread_password(url):
+        raise ReconcilerError("the database URL's password contains an unencoded '@' or '/': libpq would read part "
+                              "of it as the host, port or database name",
+                              hint="percent-encode the password in the URL (@ as %40, / as %2F, : as %3A), or give "
+                              "key=value pairs: password='...' host=...")
     try:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
                                application_name=APPLICATION_NAME, prepare_threshold=PREPARE_THRESHOLD)
     except psycopg.OperationalError as e:
-        reason = _sentences(str(e)).replace(url, redact_url(url))
+        reason = conninfo.scrub(_sentences(str(e)), url)
         if "password authentication failed" in reason or "no password supplied" in reason:
             raise DatabaseUnavailable(f"authentication failed: {reason}") from e
         if "unsupported startup parameter" in reason:
