@@ -87,7 +87,7 @@ def _check_usage(ctx: click.Context) -> None:
     refused = [name for name, used in (
         ("--database-url", given), ("--out", bool(p["out_file"])), ("--rotate", bool(p["rotate"])),
         ("a saved plan file", p["apply_plan"] not in (None, "-")),
-        ("--notify", bool(p["notify"])), ("--verify-interval", p["verify_interval"] is not None)) if used]
+        ("--notify", bool(p["notify"])), ("--notify-file", bool(p["notify_files"])), ("--verify-interval", p["verify_interval"] is not None)) if used]
     if refused:
         raise click.UsageError(f"{', '.join(refused)} cannot be used with --targets (each target names its own "
                                "database; plans are per target)")

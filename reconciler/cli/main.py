@@ -88,7 +88,10 @@ def _render_command() -> Any:
 @click.option("--verify-interval", type=Duration(), default=None, metavar="DURATION",
               help="With --watch: verify the pipeline this often (default: every cycle).")
 @click.option("--notify", "notify", multiple=True, metavar="URL",
-              help="With --watch: POST state changes as JSON (with a `text` field) to this webhook (repeatable).")
+              help="With --watch: POST state changes as JSON (with a `text` field) to this webhook (repeatable). "
+                   "The command line is public: give a secret URL (Slack's) in RECONCILE_NOTIFY_URLS or a file.")
+@click.option("--notify-file", "notify_files", multiple=True, metavar="FILE",
+              help="With --watch: webhook URLs, one a line, from this file (a mounted Secret; repeatable).")
 @click.option("--notify-after", type=click.IntRange(1), default=3, show_default=True, metavar="N",
               help="With --watch: notify when this many cycles in a row failed.")
 @fleet_cli.fleet_options
@@ -97,7 +100,8 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
          env_file: str | None, fmt: str, detailed_exitcode: bool, verbose: bool, prune: bool, rotate: tuple[str, ...],
          out_file: str | None, lock_timeout: float | None, statement_timeout: float, log_level: str | None,
          log_format: str, watch: bool, interval: float, http_port: int, http_host: str,
-         verify_interval: float | None, notify: tuple[str, ...], notify_after: int, **fleet: Any) -> int:
+         verify_interval: float | None, notify: tuple[str, ...], notify_files: tuple[str, ...], notify_after: int,
+         **fleet: Any) -> int:
     """Keep pg_cron, pg_net, Vault secrets and scheduled_jobs exactly as scheduler.yaml declares.
 
     Without a sub-command: plan (--dry-run, the default) or --apply; --watch keeps doing it.
@@ -107,8 +111,8 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
     remember_env_file(ctx, env_file)
     if ctx.invoked_subcommand is not None:
         return EXIT_OK
-    if (notify or verify_interval is not None) and not watch:
-        raise click.UsageError("--notify and --verify-interval go with --watch")
+    if (notify or notify_files or verify_interval is not None) and not watch:
+        raise click.UsageError("--notify, --notify-file and --verify-interval go with --watch")
     env = environment(env_file)
     if fleet_cli.wanted(fleet):
         return fleet_cli.fleet_command(ctx, env)
@@ -116,11 +120,13 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
         if apply_plan not in (None, "-") or out_file or rotate:
             raise click.UsageError("--watch takes --apply without a plan file, and no --out or --rotate")
         from reconciler.watch.controller import Controller, Settings
+        from reconciler.watch.notify import webhook_urls
 
         settings = Settings(files=list(files) or ["scheduler.yaml"], url=run.database_url(database_url, env),
                             apply=apply_plan == "-", prune=prune, interval=interval, http_host=http_host,
                             http_port=http_port, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
-                            environ=env, verify_interval=verify_interval, notify=notify,
+                            environ=env, verify_interval=verify_interval,
+                            notify=webhook_urls(notify, notify_files, env),
                             notify_failures=notify_after)
         return Controller(settings).run()
     if dry_run and apply_plan is not None:

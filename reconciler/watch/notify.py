@@ -14,7 +14,10 @@ message is sent.
 
 Secrets: a message is built from check names, summaries and change keys (never values), and every
 resolved secret value is replaced by `(sensitive)` before it is queued. A webhook URL is itself a
-credential (Slack's carries its token in the path): logs name its scheme and host only.
+credential (Slack's carries its token in the path): logs name its scheme and host only, and errors name
+where the URL came from, never the URL. Because a command line is public (`ps`, /proc/PID/cmdline, a
+Deployment in git), secret URLs come from the environment variable RECONCILE_NOTIFY_URLS or a file
+(`--notify-file`, as Kubernetes mounts a Secret key); `--notify URL` is for endpoints that are not secret.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ import contextlib
 import queue
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,21 +42,47 @@ SOURCE = "reconcile --watch"
 SENSITIVE = "(sensitive)"
 
 
-def webhook_url(text: str) -> str:
-    """`text` if it is an http(s) URL with a host; else a ReconcilerError naming what is wrong (never the URL,
-    which may hold a token)."""
+#: Webhook URLs from the environment, separated by whitespace (a URL holds none).
+NOTIFY_ENV = "RECONCILE_NOTIFY_URLS"
+
+
+def webhook_url(text: str, where: str = "--notify") -> str:
+    """`text` if it is an http(s) URL with a host; else a ReconcilerError naming `where` it came from and what
+    is wrong (never the URL, which may hold a token)."""
     try:
         parts = urlsplit(text)
         _ = parts.port  # a port that is not a number raises here
-    except ValueError as e:
-        raise ReconcilerError(f"--notify: not a URL ({e})", hint="give an http:// or https:// webhook URL") from None
+    except ValueError:
+        raise ReconcilerError(f"{where}: not a URL (a malformed host or port)",
+                              hint="give an http:// or https:// webhook URL") from None
     if parts.scheme not in ("http", "https"):
-        raise ReconcilerError(f"--notify: the URL's scheme must be http or https, not {parts.scheme or 'none'!r}",
+        scheme = parts.scheme if parts.scheme.isalpha() and len(parts.scheme) <= 10 else ""
+        raise ReconcilerError(f"{where}: the URL's scheme must be http or https, not {scheme or 'none'!r}",
                               hint="give the webhook URL, e.g. https://hooks.slack.com/services/...")
     if not parts.hostname or any(c.isspace() for c in text):
-        raise ReconcilerError("--notify: the URL has no host or contains spaces",
+        raise ReconcilerError(f"{where}: the URL has no host or contains spaces",
                               hint="give the webhook URL, e.g. https://hooks.slack.com/services/...")
     return text
+
+
+def webhook_urls(given: Sequence[str], files: Sequence[str], environ: Mapping[str, str]) -> list[str]:
+    """Every webhook URL: `--notify` (public), then RECONCILE_NOTIFY_URLS, then each `--notify-file` (one URL
+    a line; blank lines and `#` comments skipped). Each is checked; duplicates are sent to once."""
+    urls = [webhook_url(u) for u in given]
+    for n, text in enumerate(environ.get(NOTIFY_ENV, "").split(), 1):
+        urls.append(webhook_url(text, f"{NOTIFY_ENV} (URL {n})"))
+    for path in files:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else "not UTF-8 text"
+            raise ReconcilerError(f"--notify-file {path}: cannot read it ({reason})",
+                                  hint="mount the Secret holding the webhook URLs there, one URL a line") from None
+        for n, line in enumerate(lines, 1):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                urls.append(webhook_url(line, f"{path}:{n}"))
+    return list(dict.fromkeys(urls))
 
 
 def target(url: str) -> str:

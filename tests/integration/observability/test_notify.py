@@ -80,7 +80,7 @@ def test_a_receiver_that_is_down_never_slows_the_cycles(audited_db: DbTarget, tm
 @pytest.mark.parametrize(("args", "message"), [
     (["--watch", "--notify", "hooks.slack.com/services/x"], "error: --notify: the URL's scheme must be http or https"),
     (["--watch", "--notify", "http://host:port/x"], "error: --notify: not a URL"),
-    (["--notify", "https://example.test/hook"], "error: --notify and --verify-interval go with --watch"),
+    (["--notify", "https://example.test/hook"], "error: --notify, --notify-file and --verify-interval go with --watch"),
     (["--watch", "--verify-interval", "0"], "error: Invalid value for '--verify-interval'"),
 ], ids=["no-scheme", "bad-port", "without-watch", "zero-interval"])
 def test_notify_mistakes_are_one_line_errors(args: list[str], message: str, tmp_path: Path) -> None:
