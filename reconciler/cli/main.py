@@ -141,7 +141,8 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
     name = ", ".join(files) or "scheduler.yaml"
     with run.session(manifest, env, database_url) as session:
         if apply_plan is None:
-            return _dry_run(session, options, fmt, verbose, detailed_exitcode, out_file, name, files)
+            return _dry_run(session, options, fmt, verbose, detailed_exitcode, out_file, name, files,
+                            lock_timeout, statement_timeout)
         return _apply(session, options, fmt, verbose, apply_plan, lock_timeout, statement_timeout, name)
 
 
@@ -174,12 +175,13 @@ def _command_line(apply_plan: str, options: PlanOptions) -> str:
 
 
 def _dry_run(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, detailed: bool,
-             out_file: str | None, name: str, files: Sequence[str]) -> int:
+             out_file: str | None, name: str, files: Sequence[str], lock_timeout: float | None = None,
+             statement_timeout: float | None = None) -> int:
     from reconciler.engine.apply import read_and_plan
     from reconciler.engine.saved_plan import saved_plan_document
 
     live, plan = read_and_plan(session.url, session.manifest, session.secret_values, _render_command(), options,
-                               session.planes)
+                               session.planes, statement_timeout=statement_timeout, lock_timeout=lock_timeout)
     click.echo(_render(plan, fmt, verbose, name), nl=False)
     if out_file:
         try:

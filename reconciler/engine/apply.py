@@ -22,7 +22,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from reconciler import kinds, render
-from reconciler.engine import db
+from reconciler.engine import db, read_bounds
 from reconciler.engine.saved_plan import check_saved
 from reconciler.errors import (
     ApplyFailed,
@@ -414,15 +414,17 @@ def _explain_wait(error: ApplyFailed, url: str) -> ApplyFailed:
 
 def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, SecretValue], render_command: Callable[[TriggerSpec], str],
                   options: PlanOptions, planes: Planes | None = None, rider: db.Rider | None = None, *,
-                  connect_timeout: int = db.CONNECT_TIMEOUT, statement_timeout: float | None = None
-                  ) -> tuple[LiveState, Plan]:
+                  connect_timeout: int = db.CONNECT_TIMEOUT, statement_timeout: float | None = None,
+                  lock_timeout: float | None = None) -> tuple[LiveState, Plan]:
     """Dry run: one read-only transaction, never a write; `rider` (verify's evidence) reads in its round trips.
 
-    Each read is bounded by `statement_timeout` when given (a fleet's slow target costs its own time only).
+    Each read is bounded by `statement_timeout` and each lock wait by `lock_timeout` (defaults in
+    engine/read_bounds.py): a fleet's slow target costs its own time only, a migration's lock stalls nothing.
     """
     conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout)
     try:
-        live = read_only(conn, manifest, planes, rider, statement_timeout=statement_timeout)
+        live = read_only(conn, manifest, planes, rider, statement_timeout=statement_timeout,
+                         lock_timeout=lock_timeout)
     finally:
         conn.close()
     with paused_gc():
@@ -430,18 +432,19 @@ def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, Secr
 
 
 def read_only(conn: psycopg.Connection[Any], manifest: Manifest, planes: Planes | None = None,
-              rider: db.Rider | None = None, *, statement_timeout: float | None = None) -> LiveState:
-    """The live state in one read-only transaction on `conn` (autocommit, idle). The rider's queries ride
-    in its pipeline and it finishes on `conn` after the ROLLBACK: no round trip more when they all succeed."""
-    begin: sql.SQL | sql.Composed = sql.SQL("BEGIN READ ONLY")
-    if statement_timeout:  # in the BEGIN's round trip, and transaction-local (a pooled connection keeps nothing)
-        begin = sql.SQL("BEGIN READ ONLY; SELECT set_config('statement_timeout', {}, true)").format(
-            sql.Literal(_ms(statement_timeout)))
+              rider: db.Rider | None = None, *, statement_timeout: float | None = None,
+              lock_timeout: float | None = None) -> LiveState:
+    """The live state in one read-only transaction on `conn` (autocommit, idle), every wait bounded
+    (engine/read_bounds.py). The rider's queries ride in its pipeline and it finishes on `conn` after the
+    ROLLBACK: no round trip more when they all succeed."""
     with db.translated("starting a read-only transaction"):
-        conn.execute(begin)
+        conn.execute(read_bounds.begin(statement_timeout, lock_timeout))
     try:
         with paused_gc():  # rows: many objects, no cycles (reconciler.util.gc_pause)
             live = db.read_live(conn, manifest, planes, rider)
+    except ApplyFailed as e:
+        _rollback(conn)
+        raise read_bounds.explain(e, conn) from e.__cause__
     finally:
         _rollback(conn)
     if rider is not None:

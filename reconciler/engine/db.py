@@ -251,7 +251,9 @@ BLOCKING_MODES = ("ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "Access
 
 BLOCKERS_QUERY = """
 SELECT l.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.usename::text, '?'), l.mode,
-       format('%%I.%%I', n.nspname, c.relname)
+       format('%%I.%%I', n.nspname, c.relname),
+       to_char(a.query_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'),
+       round(extract(epoch FROM now() - a.query_start))::int, a.state
   FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_stat_activity a ON a.pid = l.pid
  WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid()
@@ -275,9 +277,27 @@ def lock_blockers(url: str) -> list[str]:
     try:
         with psycopg.connect(url, connect_timeout=5, application_name=APPLICATION_NAME,
                              prepare_threshold=PREPARE_THRESHOLD) as conn:
+            return blockers(conn)
+    except psycopg.Error:
+        return []
+
+
+def blockers(conn: psycopg.Connection[Any]) -> list[str]:
+    """`lock_blockers` asked on `conn`, which must be idle (its own locks are released): one transaction
+    of its own, bounded by a 2 s statement timeout. Empty when nobody is found or the question fails."""
+    try:
+        with conn.transaction():
             conn.execute("SELECT set_config('statement_timeout', '2s', true)")
             rows = conn.execute(BLOCKERS_QUERY, {"relations": list(relations()),
                                                  "modes": list(BLOCKING_MODES)}).fetchall()
     except psycopg.Error:
         return []
-    return [f"pid {p} (application_name {app}, user {user}) holding {mode} on {rel}" for p, app, user, mode, rel in rows]
+    return [f"pid {p} (application_name {app}, user {user}, {_activity(state, started, ago)}) holding {mode} on {rel}"
+            for p, app, user, mode, rel, started, ago, state in rows]
+
+
+def _activity(state: str | None, started: str | None, ago: int | None) -> str:
+    """What the holder is doing; pg_stat_activity shows another role's only to pg_read_all_stats members."""
+    if started is None:
+        return "its query hidden from this role: pg_read_all_stats shows it"
+    return f"{state}, query started {started}, {ago} s ago"

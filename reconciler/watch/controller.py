@@ -215,7 +215,8 @@ class Controller:
             self._secrets = self.notices.notifier.secrets = secret_texts(values)
             if not self.settings.apply:
                 _, plan = read_and_plan(self.settings.url, self.manifest, values, render_command, options, planes,
-                                        evidence)
+                                        evidence, statement_timeout=self.settings.statement_timeout,
+                                        lock_timeout=self.settings.lock_timeout)
                 for change in plan.mutating:
                     log.warning("drift_detected", kind=change.kind, key=change.key, action=change.action.value,
                                 reason=change.reason)
