@@ -87,3 +87,10 @@ class PlanStale(ReconcilerError):
 
 class ApplyFailed(ReconcilerError):
     """A statement failed; the transaction was rolled back (retryable when the cause is transient)."""
+
+
+class DatabaseReadOnly(ReconcilerError):
+    """The database accepts no writes (a hot standby, or default_transaction_read_only = on): an apply is
+    refused before it writes anything; retryable, since the setting is lifted or the primary comes back."""
+
+    retryable = True

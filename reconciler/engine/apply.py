@@ -22,7 +22,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from reconciler import kinds, render
-from reconciler.engine import db, read_bounds
+from reconciler.engine import db, read_bounds, writable
 from reconciler.engine.saved_plan import check_saved
 from reconciler.errors import (
     ApplyFailed,
@@ -80,11 +80,12 @@ def _begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, sta
         # into a generic error); the statement timeout starts once the lock is ours.
         query = sql.SQL("BEGIN; SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', {}, true);"
                         " SELECT pg_advisory_xact_lock({}), true AS acquired;"
-                        " SELECT set_config('statement_timeout', {}, true)").format(
-            in_tx_lock, key, timeout)  # type: ignore[operator]
+                        " SELECT set_config('statement_timeout', {}, true); {}").format(
+            in_tx_lock, key, timeout, sql.SQL(writable.PROBE))  # type: ignore[operator]
     else:
         query = sql.SQL("BEGIN; SELECT set_config('statement_timeout', {}, true), set_config('lock_timeout', {}, true),"
-                        " pg_try_advisory_xact_lock({}) AS acquired").format(timeout, in_tx_lock, key)
+                        " pg_try_advisory_xact_lock({}) AS acquired; {}").format(
+            timeout, in_tx_lock, key, sql.SQL(writable.PROBE))
     faults.point("begin")
     with conn.cursor() as cur:
         try:
@@ -96,13 +97,19 @@ def _begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, sta
         except psycopg.Error as e:
             _rollback(conn)
             raise db.translate(e, "starting the transaction") from e
-        acquired = False
+        acquired, refused = False, None
         while True:  # one result set per statement; the lock's is the one with an `acquired` column
             if cur.description is not None and cur.description[-1].name == "acquired":
                 row = cur.fetchone()
                 acquired = bool(row and row[-1])
+            elif cur.description is not None and cur.description[-1].name == writable.PROBE_COLUMN:
+                probed = cur.fetchone()
+                refused = writable.refusal(*probed) if probed is not None else None
             if not cur.nextset():
                 break
+    if refused is not None:  # before "lock held": a read-only database is the news, whoever holds the lock
+        _rollback(conn)
+        raise refused
     if not acquired:
         holder = _holder(conn)
         _rollback(conn)

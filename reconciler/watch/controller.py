@@ -100,6 +100,7 @@ class Controller:
         self.started = time.monotonic()
         self.last_cycle_started: float | None = None
         self.last_cycle_ok = False
+        self.last_error: str | None = None  # the last attempted cycle's one-line error: /readyz says it
         self.manifest: Manifest | None = None
         self.manifest_error: str | None = None
         self._manifest_signature: tuple[Any, ...] | None = None
@@ -166,6 +167,7 @@ class Controller:
             self.metrics.last_success.set(time.time())
         if result != "skipped":
             self.last_cycle_ok = ok
+            self.last_error = error
         if result == "error":
             self._failures = self._failures + 1 if retryable else 0
         else:
@@ -267,7 +269,7 @@ class Controller:
         if self.manifest_error is not None:
             return False, "manifest invalid: " + self.manifest_error.splitlines()[0]
         if not self.last_cycle_ok:
-            return False, "last cycle did not succeed"
+            return False, "last cycle did not succeed" + (f": {self.last_error}" if self.last_error else "")
         return True, "ok"
 
     def _serve_http(self) -> None:

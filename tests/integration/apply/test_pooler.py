@@ -250,7 +250,7 @@ def test_a_lock_wait_names_the_blocker_and_leaves_no_timeout_behind(pooled: Pool
         holder.execute("LOCK TABLE public.scheduled_jobs IN ACCESS EXCLUSIVE MODE")
         line = one_line_error(reconcile(pooled.url, "--apply", "--lock-timeout", "1"))
     assert "canceling statement due to lock timeout" in line, line
-    assert re.search(r"blocked by pid \d+ \(application_name pooler test holder, user supabase_admin\) holding "
+    assert re.search(r"blocked by pid \d+ \(application_name pooler test holder, user supabase_admin, [^)]*\) holding "
                      r"AccessExclusiveLock on public\.scheduled_jobs; rolled back, nothing changed", line), line
     assert dump(pooled.superuser_url) == before
     assert _session_settings(pooled.url) == [CLEAN_SESSION] * POOL_SIZE

@@ -65,5 +65,6 @@ def test_failed_cycles_back_off_exponentially() -> None:
     assert [e["result"] for e in finished] == ["error"] * 5
     assert all(e["retryable"] is True and "cannot connect" in e["error"] for e in finished)
     assert [e["failures"] for e in logs if e["event"] == "backoff"] == [1, 2, 3, 4, 5]
-    assert controller.ready() == (False, "last cycle did not succeed")
+    ready, why = controller.ready()
+    assert not ready and why.startswith("last cycle did not succeed: cannot connect to the database"), why
     assert controller.healthy()
