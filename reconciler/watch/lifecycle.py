@@ -4,7 +4,7 @@ Used by the single-database controller (watch/controller.py) and the fleet's (fl
 SIGTERM/SIGINT set `stop` (the loop finishes what it runs, then exits); SIGHUP sets `wake` (work now).
 The handler only sets flags and queues the signal: a "signals" thread logs `signal_handled`, because a
 log line written from a signal handler can interrupt a write to stderr in progress. The HTTP server
-answers /healthz, /readyz and /metrics from the loop's own callbacks and registry.
+(watch/http_server.py) answers /healthz, /readyz and /metrics from the loop's own callbacks and registry.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry
 
 from reconciler.errors import ReconcilerError
+from reconciler.watch.http_server import make_server
 
 
 class Lifecycle:
@@ -64,39 +64,15 @@ class Lifecycle:
 
 def serve_http(host: str, port: int, *, healthy: Callable[[], bool], ready: Callable[[], tuple[bool, str]],
                registry: CollectorRegistry) -> ThreadingHTTPServer | None:
-    """/healthz, /readyz and /metrics on a daemon thread; None when `port` is negative (disabled)."""
+    """/healthz, /readyz and /metrics on a daemon thread (watch/http_server.py: every client bounded);
+    None when `port` is negative (disabled)."""
     if port < 0:
         return None
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-            if self.path == "/healthz":
-                ok = healthy()
-                self._send(200 if ok else 503, b"ok\n" if ok else b"no cycle started recently\n", "text/plain")
-            elif self.path == "/readyz":
-                ok, why = ready()
-                self._send(200 if ok else 503, (why + "\n").encode(), "text/plain")
-            elif self.path == "/metrics":
-                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
-            else:
-                self._send(404, b"not found\n", "text/plain")
-
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # probes every few seconds: keep logs quiet
-            return
-
     try:
-        server = ThreadingHTTPServer((host, port), Handler)
+        server = make_server(host, port, healthy=healthy, ready=ready, registry=registry)
     except OSError as e:
         raise ReconcilerError(f"cannot listen on {host}:{port}: {e.strerror or e}",
                               hint="choose another --http-port (-1 disables)") from e
-    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server
 
