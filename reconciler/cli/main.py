@@ -73,8 +73,8 @@ def _render_command() -> Any:
 @click.option("--lock-timeout", type=Duration(), default=None, metavar="SECONDS",
               help="Wait this long for another reconciler's lock (default: do not wait; exit 3).")
 @click.option("--statement-timeout", type=Duration(), default=30.0, show_default=True, metavar="SECONDS",
-              help="Cancel an apply's statement that runs longer than this (each wait for a row or table lock "
-                   "stops after 10 s, or --lock-timeout).")
+              help="Cancel a statement (an apply's, or a plan's read) that runs longer than this (each wait for a "
+                   "row or table lock stops after 10 s, or --lock-timeout).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
               help="Default: warning; info with --watch.")
 @click.option("--log-format", type=click.Choice(["auto", "json", "console"]), default="auto", show_default=True,

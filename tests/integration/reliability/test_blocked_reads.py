@@ -62,6 +62,7 @@ def test_a_blocked_read_gives_up_in_time_and_names_the_blocker(audited_db: DbTar
     else:  # pg_stat_activity hides another role's query from a role without pg_read_all_stats
         assert "its query hidden from this role: pg_read_all_stats shows it" in line, line
     assert "holding AccessExclusiveLock on public.scheduled_jobs" in line and bound in line, line
+    print(f"\n{' '.join(args)} as {role}: gave up after {took:.2f} s")
     assert 1.0 <= took < 6, took  # the 1 s bound ended it, not the 10 s default
     assert _jobs(su) == before
 

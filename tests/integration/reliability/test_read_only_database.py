@@ -6,6 +6,7 @@ and recovers once the setting is lifted."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,7 +79,9 @@ def test_disk_full_mode_plans_and_refuses_to_apply(audited_db: DbTarget, scope: 
 
 def test_a_hot_standby_plans_and_refuses_to_apply(localdb_base: Path, tmp_path: Path) -> None:
     manifest = fleet_manifest(tmp_path)  # no pg_cron on this plain server
+    started = time.monotonic()
     with hot_standby(localdb_base / "replica") as url:
+        print(f"\nhot standby (primary, pg_basebackup, start) ready after {time.monotonic() - started:.2f} s")
         planned = reconcile(url, "--dry-run", manifest=manifest)
         assert planned.exit_code == 0 and "to create" in planned.stdout, planned.stderr
         applied = reconcile(url, "--apply", manifest=manifest)
