@@ -49,11 +49,6 @@ def _render(plan: Plan, fmt: str, verbose: bool, name: str) -> str:
     return render.to_text(plan, verbose=verbose, colour=sys.stdout.isatty(), manifest_name=name)
 
 
-def _render_command() -> Any:
-    from reconciler.kinds.trigger_command import render_command
-
-    return render_command
-
 
 @click.group(cls=Group, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="scheduler-reconciler", prog_name="reconcile")
@@ -172,7 +167,7 @@ def _dry_run(session: run.Session, options: PlanOptions, fmt: str, verbose: bool
     from reconciler.engine.apply import read_and_plan
     from reconciler.engine.saved_plan import saved_plan_document
 
-    live, plan = read_and_plan(session.url, session.manifest, session.secret_values, _render_command(), options,
+    live, plan = read_and_plan(session.url, session.manifest, session.secret_values, options,
                                session.planes)
     click.echo(_render(plan, fmt, verbose, name), nl=False)
     if out_file:
@@ -205,7 +200,7 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
                                   hint="make one with reconcile --dry-run --out FILE")
     shown: list[Any] = []
     try:
-        result = apply(session.url, session.manifest, session.secret_values, _render_command(), options,
+        result = apply(session.url, session.manifest, session.secret_values, options,
                        lock_timeout=lock_timeout, statement_timeout=statement_timeout, saved=saved,
                        command=_command_line(apply_plan, options), version=reconciler.__version__, on_plan=shown.append,
                        planes=session.planes)
@@ -250,10 +245,10 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
     name = "reconcile down"
     with run.session(manifest, environment(env_file), database_url, secrets="none") as session:
         if not do_apply:
-            _, plan = read_and_plan(session.url, manifest, {}, _render_command(), options, session.planes)
+            _, plan = read_and_plan(session.url, manifest, {}, options, session.planes)
             click.echo(_render(plan, fmt, False, name), nl=False)
             return EXIT_OK
-        result = apply(session.url, manifest, {}, _render_command(), options, lock_timeout=lock_timeout,
+        result = apply(session.url, manifest, {}, options, lock_timeout=lock_timeout,
                        command="down" + (" --include-secrets" if include_secrets else ""), version=reconciler.__version__,
                        planes=session.planes)
     click.echo(_render(result.plan, fmt, False, name), nl=False)

@@ -40,7 +40,6 @@ def collect(session: Session, wait: float | None, manifest_name: str) -> list[An
     from reconciler.engine import db
     from reconciler.engine.apply import read_only
     from reconciler.kinds.base import PlanOptions
-    from reconciler.kinds.trigger_command import render_command
     from reconciler.plan import plan as make_plan
     from reconciler.verify.read import Reader, declared_triggers
 
@@ -59,7 +58,7 @@ def collect(session: Session, wait: float | None, manifest_name: str) -> list[An
         else:
             read = reader.rider()
             live = read_only(conn, session.manifest, session.planes, read)
-            plan = make_plan(session.manifest, live, session.values, render_command, PlanOptions())
+            plan = make_plan(session.manifest, live, session.values, PlanOptions())
             evidence = read.result()
     finally:
         conn.close()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 if TYPE_CHECKING:  # planning must not load the driver; only apply and readers do
     from psycopg import sql
 
-    from reconciler.manifest import Manifest, TriggerSpec
+    from reconciler.manifest import Manifest
 
 from reconciler import cron
 from reconciler.kinds.exporting import export_problem, placeholder_names  # noqa: F401 (the kinds' import point)
@@ -111,7 +111,6 @@ class Inputs:
 
     capabilities: Capabilities
     secret_values: Mapping[str, SecretValue]
-    render_command: Callable[[TriggerSpec], str]  # the SQL text cron.job.command should hold
 
 
 @dataclass(frozen=True, slots=True)

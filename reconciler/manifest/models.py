@@ -181,7 +181,7 @@ class JobSpec(SpecModel):
 
 
 class HttpPostSpec(SpecModel):
-    """A `net.http_post(...)` call, rendered by `reconciler.kinds.trigger_command.render_command`.
+    """A `net.http_post(...)` call, rendered by the trigger kind as the SQL text of its `cron.job` command.
 
     Markers (the only two): a mapping with a `secret` key is a SecretRef, `{secret: name, append: text,
     prepend: text}`, read from Vault when the trigger runs; `{now: text}` is the run's timestamp

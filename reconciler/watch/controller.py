@@ -206,7 +206,6 @@ class Controller:
         """Read, plan and (with --apply) apply over one connection; `evidence` (the pipeline's read, when
         due) rides on it."""
         from reconciler.engine.apply import apply, read_and_plan
-        from reconciler.kinds.trigger_command import render_command
 
         assert self.manifest is not None
         options = PlanOptions(prune=self.settings.prune)
@@ -214,13 +213,13 @@ class Controller:
             values, planes = session.secret_values, session.planes
             self._secrets = self.notices.notifier.secrets = secret_texts(values)
             if not self.settings.apply:
-                _, plan = read_and_plan(self.settings.url, self.manifest, values, render_command, options, planes,
+                _, plan = read_and_plan(self.settings.url, self.manifest, values, options, planes,
                                         evidence)
                 for change in plan.mutating:
                     log.warning("drift_detected", kind=change.kind, key=change.key, action=change.action.value,
                                 reason=change.reason)
                 return plan
-            result = apply(self.settings.url, self.manifest, values, render_command, options,
+            result = apply(self.settings.url, self.manifest, values, options,
                            lock_timeout=self.settings.lock_timeout, statement_timeout=self.settings.statement_timeout,
                            command="--watch --apply" + (" --prune" if self.settings.prune else ""),
                            version=_version(), planes=planes, rider=evidence)

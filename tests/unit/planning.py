@@ -7,7 +7,7 @@ from typing import Any
 
 from reconciler.kinds import edge_secrets, extensions, jobs, secrets, triggers
 from reconciler.kinds.base import Capabilities, LiveState, Managed
-from reconciler.kinds.trigger_command import render_command
+from reconciler.kinds.triggers.command import render_command
 from reconciler.manifest import load_manifest
 from tests import manifest_lookup as lookup
 

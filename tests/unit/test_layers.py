@@ -94,10 +94,9 @@ def test_no_import_cycles() -> None:
     assert cycles == []
 
 
-#: Modules of kinds/ that are not a kind: what kinds exchange with the core, and shared helpers. The core
-#: still receives the trigger kind's renderer (`trigger_command.render_command`) as a parameter until
-#: issue 26 point 1 moves it into the trigger kind; `edge_api` is also the fleet's Management API client's.
-NOT_KINDS = {"kinds.base", "kinds.sqltext", "kinds.edge_api", "kinds.trigger_command"}
+#: Modules of kinds/ that are not a kind: what kinds exchange with the core, and shared helpers
+#: (`edge_api` is also the fleet's Management API client's).
+NOT_KINDS = {"kinds", "kinds.base", "kinds.exporting", "kinds.edge_api"}
 
 
 def test_the_core_never_names_a_kind() -> None:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from reconciler.cli.manifest import schema_command, validate_command
 from reconciler.errors import ManifestError
-from reconciler.kinds.trigger_command import render_command
+from reconciler.kinds.triggers.command import render_command
 from reconciler.manifest import (
     JobSpec,
     Manifest,

@@ -6,14 +6,14 @@ import sys
 import pytest
 
 from reconciler.kinds.base import PlanOptions
-from reconciler.kinds.trigger_command import render_command
+from reconciler.kinds.triggers.command import render_command
 from reconciler.model import Action
 from reconciler.plan import plan
 from tests.unit.planning import MANIFEST, VALUES, caps, in_sync_live, job_row, live
 
 
 def make(live_state, **options):
-    return plan(MANIFEST, live_state, VALUES, render_command, PlanOptions(**options))
+    return plan(MANIFEST, live_state, VALUES, PlanOptions(**options))
 
 
 def by(p, kind, key=None):
@@ -136,7 +136,7 @@ def test_duplicates_and_orphans():
 def test_prune_policy_report_never_deletes_orphan_rows():
     rows = [job_row(j.name, row_id=str(i)) for i, j in enumerate(MANIFEST.jobs)] + [job_row(None, row_id="orphan")]
     reporting = MANIFEST.model_copy(update={"prune": MANIFEST.prune.model_copy(update={"jobs": "report"})})
-    p = plan(reporting, in_sync_live(job_rows=rows), VALUES, render_command, PlanOptions(prune=True))
+    p = plan(reporting, in_sync_live(job_rows=rows), VALUES, PlanOptions(prune=True))
     (orphan,) = [c for c in p.changes if "orphan" in c.reason]
     assert orphan.action is Action.UNMANAGED and p.is_empty
 

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from reconciler import verify
 from reconciler.cli.verify import verify_command
+from reconciler.kinds.triggers.command import render_command
 from reconciler.model import Action, Change, FieldChange, Finding, Plan, Severity
 from reconciler.verify import (
     CronJob,
@@ -447,7 +448,6 @@ def test_secret_literals_that_could_not_look_never_pass() -> None:
 
 
 def test_the_rendered_trigger_command_and_the_jobs_are_clean() -> None:
-    from reconciler.kinds.trigger_command import render_command
     from reconciler.manifest import load_manifest
 
     manifest = load_manifest([str(ROOT / "scheduler.yaml")])

@@ -30,7 +30,6 @@ from reconciler.kinds.base import (
     table_privilege,
     undeclared,
 )
-from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import load_manifest
 from reconciler.model import Action, Change, FieldChange
 from reconciler.plan import plan
@@ -134,7 +133,7 @@ def test_a_kind_defined_in_a_test_goes_through_the_whole_tool(audited_db: DbTarg
         assert live.capabilities.probes["note.write"] is True
         denied = dataclasses.replace(live, capabilities=dataclasses.replace(
             live.capabilities, probes={**live.capabilities.probes, "note.write": False}))
-        refused = [f for f in plan(manifest, denied, resolve_secrets(manifest, SECRETS_ENV), render_command).findings if f.code == "missing_privilege"]
+        refused = [f for f in plan(manifest, denied, resolve_secrets(manifest, SECRETS_ENV)).findings if f.code == "missing_privilege"]
         assert [(f.message, f.fix) for f in refused] == [
             ("postgres may not write rows of public.kind_notes", "GRANT INSERT, UPDATE, DELETE ON public.kind_notes TO postgres")]
 

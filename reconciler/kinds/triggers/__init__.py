@@ -27,7 +27,8 @@ from reconciler.kinds.base import (
     normalise_schedule,
     undeclared,
 )
-from reconciler.kinds.sqltext import normalise_sql
+from reconciler.kinds.triggers.command import http_post_from_command, render_command, render_http_post
+from reconciler.kinds.triggers.sqltext import normalise_sql
 from reconciler.model import Action, Change, FieldChange, Finding, Severity
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, Live
 
 
 def desired(manifest: Manifest, inputs: Inputs) -> dict[str, dict[str, Any]]:
-    caps, render_command = inputs.capabilities, inputs.render_command
+    caps = inputs.capabilities
     out = {}
     for trig in manifest.triggers:
         out[key_for(trig.name, trig.username, caps.current_user)] = {
@@ -263,7 +264,6 @@ def export(live: LiveState, caps: Capabilities) -> Export | None:
 
 def structured_command(command: str) -> dict[str, Any] | None:
     """The `http_post:` form of `command` when rendering it gives back `command` (compared as the plan compares)."""
-    from reconciler.kinds.trigger_command import http_post_from_command, render_http_post
     from reconciler.manifest import HttpPostSpec
 
     post = http_post_from_command(command)
