@@ -63,12 +63,12 @@ def live(*, capabilities: Capabilities | None = None, installed: dict[str, str] 
          secret_rows=(), job_rows=(), trigger_rows=(), managed=()) -> LiveState:
     c = capabilities or caps("public.scheduled_jobs", "public.job_executions")
     kinds = {
-        "extension": extensions.from_rows(ext_rows(installed), c),
+        "extension": extensions.kind.from_rows(ext_rows(installed), c),
         "table": {n: c.has(n) for n in ("public.scheduled_jobs", "public.job_executions")},
-        "secret": secrets.from_rows(list(secret_rows), c),
-        "job": jobs.from_rows(list(job_rows), c),
-        "trigger": triggers.from_rows(list(trigger_rows), c),
-        "edge_secret": edge_secrets.from_rows([], c),
+        "secret": secrets.kind.from_rows(list(secret_rows), c),
+        "job": jobs.kind.from_rows(list(job_rows), c),
+        "trigger": triggers.kind.from_rows(list(trigger_rows), c),
+        "edge_secret": edge_secrets.kind.from_rows([], c),
     }
     records = {(k, key): Managed(k, key, "fp", protect) for k, key, protect in managed}
     return LiveState(c, kinds, records, bool(managed))

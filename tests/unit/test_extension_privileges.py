@@ -104,7 +104,7 @@ def test_certain_refusal_blocks_up_front():
 def test_refused_create_explains_itself():
     create = next(c for c in plan(MANIFEST, _untrusted_live(_caps({})), VALUES).changes
                   if c.key == "pg_net")
-    explained = [extensions.refused(s) for s in extensions.sql_for(create)]
+    explained = [extensions.kind.refused(s) for s in extensions.sql_for(create)]
     assert explained[:-1] == [None] * (len(explained) - 1)
     assert explained[-1] == ("the server refused to let this role create extension pg_net; rolled back, nothing changed",
                              "enable pg_net in the Dashboard (Database > Extensions), or run the reconciler as a superuser")

@@ -183,7 +183,7 @@ def _vault_and_edge(cron_secret_digest):
     state = in_sync_live(secret_rows=rows)
     want = {"CRON_SECRET": edge_secrets.DesiredEdgeSecret("CRON_SECRET", "cron_secret", VALUES["cron_secret"])}
     edge_live = edge_secrets.EdgeLive(True, "", {"CRON_SECRET": "digest-of-an-old-value"})
-    (edge_change,) = edge_secrets.diff(want, edge_live, PlanContext(state, PlanOptions(), "off"))
+    (edge_change,) = edge_secrets.kind.diff(want, edge_live, PlanContext(state, PlanOptions(), "off"))
     (vault_change,) = by(make(state), "secret", "cron_secret")
     return vault_change.action, edge_change.action
 
