@@ -19,7 +19,15 @@ from reconciler.kinds.base import Kind, Plane
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest
 
-REGISTRY: tuple[Kind, ...] = (extensions.kind, tables.kind, secrets.kind, jobs.kind, triggers.kind, edge_secrets.kind)
+#: A kind that depends on another is given it here (a kind never imports another kind).
+REGISTRY: tuple[Kind, ...] = (
+    extensions.kind,
+    tables.kind,
+    secrets.kind,
+    jobs.JobKind(tables=tables.kind),
+    triggers.kind,
+    edge_secrets.EdgeSecretKind(vault=secrets.kind),
+)
 
 
 def by_name(name: str) -> Kind:

@@ -250,6 +250,20 @@ class Kind(Protocol):
     def export(self, live: LiveState, caps: Capabilities) -> Export | None: ...
 
 
+class VaultSecrets(Protocol):
+    """What a kind that mirrors Vault secrets may know of the kind that owns them (given to it by the registry)."""
+
+    def live_digests(self, live: LiveState) -> Mapping[str, str | None]: ...  # name -> digest (None: unreadable)
+
+    def drift_policy(self, manifest: Manifest, name: str) -> str | None: ...  # None: the secret is not declared
+
+
+class TableCreation(Protocol):
+    """What a kind that writes into an application table may know of the kind that creates tables."""
+
+    def creates(self, manifest: Manifest | None, relation: str) -> bool: ...  # the manifest asks to create it
+
+
 class KindDefaults:
     """The verbs most kinds leave alone, for a kind class to inherit; each kind overrides what it has."""
 

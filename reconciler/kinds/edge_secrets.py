@@ -27,6 +27,7 @@ from reconciler.kinds.base import (
     LiveState,
     PlanContext,
     Rollback,
+    VaultSecrets,
     in_sync,
     placeholder_names,
     undeclared,
@@ -62,16 +63,17 @@ class DesiredEdgeSecret:
     on_drift: str = "correct"  # the mirrored Vault secret's policy
 
 
-def _vault_value_after_plan(spec: DesiredEdgeSecret, ctx: PlanContext) -> tuple[str | None, Any]:
+def _vault_value_after_plan(spec: DesiredEdgeSecret, vault_digests: Mapping[str, str | None],
+                            ctx: PlanContext) -> tuple[str | None, Any]:
     """(digest, SecretValue or None) the mirrored vault secret holds once this plan is applied."""
-    live_secret = ctx.live.of("secret").get(spec.vault_secret)
     value = spec.value
-    if live_secret is None or vault_value_written(
+    name = spec.vault_secret or ""
+    if name not in vault_digests or vault_value_written(
             rotating=spec.vault_secret in ctx.options.rotate, generated=getattr(value, "generated", False),
-            on_drift=spec.on_drift, live_digest=live_secret.digest,
+            on_drift=spec.on_drift, live_digest=vault_digests[name],
             source_digest=value.digest if value is not None else None):
         return (value.digest if value is not None else None), value
-    return live_secret.digest, None
+    return vault_digests[name], None
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,14 @@ def _vault_value(conn: Any, name: str) -> str:
 
 
 class EdgeSecretKind(KindDefaults):
+    """Edge Function secrets; `vault` is the kind that owns the Vault secrets some of them mirror."""
+
     name = KIND
     prunable = PRUNABLE
     hidden_fields = frozenset({"name"})
+
+    def __init__(self, vault: VaultSecrets) -> None:
+        self.vault = vault
 
     def from_rows(self, rows: list[tuple[Any, ...]], caps: Any) -> EdgeLive:
         """Nothing is read from the database: without a plane the state is "not read"."""
@@ -164,9 +171,9 @@ class EdgeSecretKind(KindDefaults):
             if source.secret is not None:
                 # The loader guarantees the Vault secret is declared, but derived manifests (`reconcile down`
                 # empties `secrets`) may not carry it: then nothing is known about its policy.
-                vault = next((s for s in manifest.secrets if s.name == source.secret), None)
+                policy = self.vault.drift_policy(manifest, source.secret)
                 out[name] = DesiredEdgeSecret(name, source.secret, inputs.secret_values.get(source.secret),
-                                              vault.on_drift if vault is not None else "correct")
+                                              policy or "correct")
             else:
                 out[name] = DesiredEdgeSecret(name, None, inputs.secret_values[edge_key(name)])
         return out
@@ -174,10 +181,11 @@ class EdgeSecretKind(KindDefaults):
     def diff(self, want: Mapping[str, DesiredEdgeSecret], live: EdgeLive, ctx: PlanContext) -> list[Change]:
         if not live.available:
             return []
+        vault_digests = self.vault.live_digests(ctx.live)
         changes: list[Change] = []
         for name, spec in want.items():
             if spec.vault_secret is not None:
-                digest, value = _vault_value_after_plan(spec, ctx)
+                digest, value = _vault_value_after_plan(spec, vault_digests, ctx)
             else:
                 digest, value = spec.value.digest, spec.value
             after = {"name": name, "vault_secret": spec.vault_secret, "value": value}
@@ -211,11 +219,12 @@ class EdgeSecretKind(KindDefaults):
         if not edge.available:
             return None if edge.reason == "not read" else Export(
                 "edge_functions", None, notes=(f"Edge Function secrets were not read: {edge.reason}",))
-        vault = live.of("secret")
+        vault = self.vault.live_digests(live)
         by_digest: dict[str, str] = {}
         for name in sorted(vault, reverse=True):  # the first name (sorted) wins
-            if vault[name].digest is not None:
-                by_digest[vault[name].digest] = name
+            digest = vault[name]
+            if digest is not None:
+                by_digest[digest] = name
         names = sorted(n for n in edge.digests if not n.upper().startswith("SUPABASE_"))
         own = [n for n in names if edge.digests[n] not in by_digest]
         variables = placeholder_names(own, taken=list(placeholder_names(list(vault)).values()))
@@ -239,4 +248,3 @@ class EdgeSecretKind(KindDefaults):
         return Rollback({"edge_functions": kept}, {"edge_secrets": "delete" if include_secrets else "off"})
 
 
-kind = EdgeSecretKind()

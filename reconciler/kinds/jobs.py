@@ -21,6 +21,7 @@ from reconciler.kinds.base import (
     Privilege,
     Rollback,
     Statement,
+    TableCreation,
     export_problem,
     in_sync,
     normalise_schedule,
@@ -139,11 +140,16 @@ def _update(table: sql.Composable, ident: sql.Composable, caps: Capabilities, co
 
 
 class JobKind(KindDefaults):
+    """Rows of the application's jobs table; `tables` is the kind that may create that table."""
+
     name = KIND
     prunable = PRUNABLE
     hidden_fields = frozenset({"_row", "job_name"})
     relations = (TABLE_NAME,)
     probes = PROBES
+
+    def __init__(self, tables: TableCreation) -> None:
+        self.tables = tables
 
     def read(self, caps: Capabilities, manifest: Manifest | None) -> Statement | None:
         return read_query(caps)
@@ -213,7 +219,7 @@ class JobKind(KindDefaults):
     def findings(self, want: Mapping[str, Any], live: LiveJobs, ctx: PlanContext) -> list[Finding]:
         caps = ctx.capabilities
         if not caps.has(TABLE_NAME):
-            if ctx.manifest is not None and ctx.manifest.tables.create_missing:
+            if self.tables.creates(ctx.manifest, TABLE_NAME):
                 return []
             return [Finding(Severity.ERROR, "jobs_table_missing", f"{TABLE_NAME} does not exist",
                             "create it (the application's migration) or set tables: {create_missing: true}")]
@@ -307,4 +313,3 @@ class JobKind(KindDefaults):
         return Rollback({"jobs": ()}, {"jobs": "deactivate"})
 
 
-kind = JobKind()

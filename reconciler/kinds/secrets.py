@@ -269,6 +269,13 @@ class SecretKind(KindDefaults):
     def prune_policy(self, manifest: Manifest) -> str:
         return manifest.prune.secrets
 
+    def live_digests(self, live: LiveState) -> Mapping[str, str | None]:
+        secrets: Mapping[str, LiveSecret] = live.of(KIND)
+        return {name: secret.digest for name, secret in secrets.items()}
+
+    def drift_policy(self, manifest: Manifest, name: str) -> str | None:
+        return next((s.on_drift for s in manifest.secrets if s.name == name), None)
+
     def protected_keys(self, manifest: Manifest, caps: Capabilities) -> set[str]:
         return {s.name for s in manifest.secrets if s.protect}
 

@@ -57,6 +57,9 @@ class TableKind(KindDefaults):
         return [Statement(sql.SQL(ddl[c.key]), (), f"create table {c.key}")  # type: ignore[arg-type]
                 for c in changes if c.action is Action.CREATE]
 
+    def creates(self, manifest: Manifest | None, relation: str) -> bool:
+        return manifest is not None and manifest.tables.create_missing and relation in TABLES
+
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         return Rollback({"tables": manifest.tables.model_copy(update={"create_missing": False})})
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from reconciler.kinds import edge_secrets, extensions, jobs, secrets, triggers
+from reconciler import kinds as registry
+from reconciler.kinds import extensions, jobs, secrets, triggers
 from reconciler.kinds.base import Capabilities, LiveState, Managed
 from reconciler.kinds.triggers.command import render_command
 from reconciler.manifest import load_manifest
@@ -62,16 +63,16 @@ def ext_rows(installed: dict[str, str] | None = None) -> list[tuple]:
 def live(*, capabilities: Capabilities | None = None, installed: dict[str, str] | None = None,
          secret_rows=(), job_rows=(), trigger_rows=(), managed=()) -> LiveState:
     c = capabilities or caps("public.scheduled_jobs", "public.job_executions")
-    kinds = {
+    per_kind = {
         "extension": extensions.kind.from_rows(ext_rows(installed), c),
         "table": {n: c.has(n) for n in ("public.scheduled_jobs", "public.job_executions")},
         "secret": secrets.kind.from_rows(list(secret_rows), c),
-        "job": jobs.kind.from_rows(list(job_rows), c),
+        "job": registry.by_name("job").from_rows(list(job_rows), c),
         "trigger": triggers.kind.from_rows(list(trigger_rows), c),
-        "edge_secret": edge_secrets.kind.from_rows([], c),
+        "edge_secret": registry.by_name("edge_secret").from_rows([], c),
     }
     records = {(k, key): Managed(k, key, "fp", protect) for k, key, protect in managed}
-    return LiveState(c, kinds, records, bool(managed))
+    return LiveState(c, per_kind, records, bool(managed))
 
 
 def job_row(name: str | None, *, row_id: str = "r", **fields: Any) -> tuple:

@@ -175,6 +175,7 @@ def test_plan_module_does_not_import_the_driver():
 
 def _vault_and_edge(cron_secret_digest):
     """The plan's cron_secret change and the mirrored Edge Function secret's, for one live vault digest."""
+    from reconciler import kinds
     from reconciler.kinds import edge_secrets
     from reconciler.kinds.base import PlanContext
 
@@ -183,7 +184,7 @@ def _vault_and_edge(cron_secret_digest):
     state = in_sync_live(secret_rows=rows)
     want = {"CRON_SECRET": edge_secrets.DesiredEdgeSecret("CRON_SECRET", "cron_secret", VALUES["cron_secret"])}
     edge_live = edge_secrets.EdgeLive(True, "", {"CRON_SECRET": "digest-of-an-old-value"})
-    (edge_change,) = edge_secrets.kind.diff(want, edge_live, PlanContext(state, PlanOptions(), "off"))
+    (edge_change,) = kinds.by_name("edge_secret").diff(want, edge_live, PlanContext(state, PlanOptions(), "off"))
     (vault_change,) = by(make(state), "secret", "cron_secret")
     return vault_change.action, edge_change.action
 
