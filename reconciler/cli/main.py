@@ -21,12 +21,15 @@ from reconciler.cli import fleet as fleet_cli
 from reconciler.cli.support import (
     EXIT_CHANGES,
     EXIT_OK,
+    Command,
     Duration,
     Group,
     Port,
+    database_url_option,
     env_file_option,
     environment,
     file_option,
+    format_option,
     remember_env_file,
 )
 from reconciler.engine import session as run
@@ -56,10 +59,9 @@ def _render(plan: Plan, fmt: str, verbose: bool, name: str) -> str:
 @click.option("--apply", "apply_plan", is_flag=False, flag_value="-", default=None, metavar="[PLAN.json]",
               help="Apply the plan; with a saved plan file, apply exactly that plan or refuse if stale.")
 @file_option
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@database_url_option
 @env_file_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
-              help="Text for people, JSON for tools, Markdown for pull-request comments.")
+@format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan changes the database (adopting alone does not) or has blocking findings.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show objects that are already in sync.")
 @click.option("--prune", is_flag=True, help="Apply the manifest's prune policies to managed objects no longer declared.")
@@ -135,11 +137,13 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
 
 
 def _check_rotate(manifest: Manifest, rotate: Sequence[str]) -> None:
-    declared = {s.name: s for s in manifest.secrets}
-    unknown = sorted(set(rotate) - set(declared))
+    from reconciler import kinds
+
+    rotatable = {name: can for kind in kinds.REGISTRY for name, can in kind.rotatable(manifest).items()}
+    unknown = sorted(set(rotate) - set(rotatable))
     if unknown:
         raise click.UsageError(f"--rotate names undeclared secret(s): {', '.join(unknown)}")
-    sourced = sorted(name for name in rotate if declared[name].generate is None)
+    sourced = sorted(name for name in rotate if not rotatable[name])
     if sourced:
         raise click.UsageError(f"--rotate {', '.join(sourced)}: the value comes from its source; change the source "
                                "instead (rotation generates values only for secrets declared with generate:)")
@@ -221,20 +225,19 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
     return EXIT_OK
 
 
-@main.command("down", short_help="Roll back: unschedule triggers, deactivate jobs.")
+@main.command("down", cls=Command, short_help="Roll back what this tool manages, each kind its own way.")
 @file_option
 @click.option("--dry-run", "dry_run", is_flag=True, help="Print the rollback plan and change nothing (the default).")
 @click.option("--apply", "do_apply", is_flag=True, help="Apply the rollback.")
 @click.option("--include-secrets", is_flag=True, help="Also delete the Vault secrets this tool manages.")
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@database_url_option
 @env_file_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
-              help="Text for people, JSON for tools, Markdown for pull-request comments.")
+@format_option
 @click.option("--lock-timeout", type=Duration(), default=None, metavar="SECONDS",
               help="With --apply: wait this long for another reconciler's lock (default: do not wait; exit 3).")
 def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_secrets: bool,
                  database_url: str | None, env_file: str | None, fmt: str, lock_timeout: float | None) -> int:
-    """Roll back: unschedule managed triggers, deactivate managed jobs; never drop extensions."""
+    """Roll back what this tool manages: {rollback}."""
     from reconciler.engine.apply import apply, read_and_plan
     from reconciler.engine.down import down_manifest
 
@@ -258,7 +261,7 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
 @main.command("history", short_help="List past applies, or show one with --show ID.")
 @click.argument("count", type=click.IntRange(min=1), default=10, required=False)
 @click.option("--show", "show_id", type=click.IntRange(min=1), help="Show one apply in full: its plan and before/after of each change.")
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@database_url_option
 @env_file_option
 def history_command(count: int, show_id: int | None, database_url: str | None, env_file: str | None) -> int:
     """List past applies (newest first), or show one with --show ID."""

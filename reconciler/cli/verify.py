@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler.cli.support import Command, Duration, env_file_option, environment, file_option
+from reconciler.cli.support import (
+    Command,
+    Duration,
+    database_url_option,
+    env_file_option,
+    environment,
+    file_option,
+    format_option,
+)
 from reconciler.engine import session as run
 from reconciler.engine.sources import resolvable_secrets
 from reconciler.verify.leaks import scrub
@@ -72,10 +80,9 @@ def collect(session: Session, wait: float | None, manifest_name: str) -> list[An
 @file_option
 @click.option("--wait", type=Duration(), default=None, metavar="DURATION",
               help="Wait up to this long (e.g. 90s) for each trigger's next run and its HTTP answer.")
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@database_url_option
 @env_file_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
-              help="Text for people, JSON for tools, Markdown for pull-request comments.")
+@format_option
 @click.pass_context
 def verify_command(ctx: click.Context, files: tuple[str, ...], wait: float | None, database_url: str | None,
                    env_file: str | None, fmt: str) -> None:

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 #: Advisory lock key (two int4s, so pg_locks shows it as classid/objid): "sche" "dule" in ASCII.
 LOCK_KEY = (0x73636865, 0x64756C65)
-INTERNAL = frozenset({"_row", "jobid", "id"})
 #: How long one statement inside the apply waits for a table or row lock when --lock-timeout is not
 #: given (an application session holding ACCESS EXCLUSIVE on scheduled_jobs, say); then it fails.
 DEFAULT_LOCK_TIMEOUT = 10.0
@@ -201,7 +200,7 @@ def _record(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, caps:
             continue
         if change.action in (Action.CREATE, Action.UPDATE, Action.ADOPT, Action.NOOP) and change.after is not None:
             # ON CONFLICT may touch a row once: one entry per key
-            upserts[(change.kind, change.key)] = (_fingerprint(change.after), (change.kind, change.key) in protected)
+            upserts[(change.kind, change.key)] = (_fingerprint(change.kind, change.after), (change.kind, change.key) in protected)
         elif change.action is Action.DELETE:
             removals.add((change.kind, change.key))
     removals -= upserts.keys()  # a declared job's duplicate rows are deleted, the job stays ours
@@ -239,8 +238,9 @@ def _protected(manifest: Manifest, caps: Capabilities) -> set[tuple[str, str]]:
     return {(kind.name, key) for kind in kinds.REGISTRY for key in kind.protected_keys(manifest, caps)}
 
 
-def _fingerprint(after: Mapping[str, Any]) -> str:
-    return fingerprint({k: v for k, v in after.items() if k not in INTERNAL and render.is_plain(v)})
+def _fingerprint(kind: str, after: Mapping[str, Any]) -> str:
+    assigned = kinds.by_name(kind).assigned_fields
+    return fingerprint({k: v for k, v in after.items() if k not in assigned and render.is_plain(v)})
 
 
 def _redacted(values: Mapping[str, Any] | None) -> dict[str, Any] | None:

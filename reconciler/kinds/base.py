@@ -196,8 +196,10 @@ class Kind(Protocol):
     `privileges(change)` (checked against the probes), `prune_policy`. Applying: `statements`,
     `refused` (the one-line explanation of a statement the server refused), `quiet_logging` (turn
     statement logging off while this kind's changes are written), `protected_keys` (ownership records
-    with protect). Output: `hidden_fields`. `reconcile down`: `rollback`. `reconcile export`: `export`
-    (its live objects as manifest entries; None for a kind that has nothing to declare).
+    with protect), `assigned_fields` (left out of the fingerprint). Output: `hidden_fields`. `reconcile
+    down`: `rollback`. `reconcile export`: `export` (its live objects as manifest entries; None for a kind
+    that has nothing to declare). The CLI: `declared` (validate's counts), `schedules` (`--next`),
+    `sources` (secret sources resolved before planning), `rotatable` (what `--rotate` may name).
     """
 
     @property
@@ -208,6 +210,12 @@ class Kind(Protocol):
 
     @property
     def hidden_fields(self) -> frozenset[str]: ...  # bookkeeping fields never shown in a plan
+
+    @property
+    def rollback_help(self) -> str: ...  # what `reconcile down` does to this kind, for its --help
+
+    @property
+    def assigned_fields(self) -> frozenset[str]: ...  # ids the database assigns: not part of the fingerprint
 
     @property
     def quiet_logging(self) -> bool: ...
@@ -249,6 +257,14 @@ class Kind(Protocol):
 
     def export(self, live: LiveState, caps: Capabilities) -> Export | None: ...
 
+    def declared(self, manifest: Manifest) -> int | None: ...
+
+    def schedules(self, manifest: Manifest) -> Sequence[tuple[str, str]]: ...
+
+    def sources(self, manifest: Manifest) -> Mapping[str, Any]: ...
+
+    def rotatable(self, manifest: Manifest) -> Mapping[str, bool]: ...
+
 
 class VaultSecrets(Protocol):
     """What a kind that mirrors Vault secrets may know of the kind that owns them (given to it by the registry)."""
@@ -268,6 +284,8 @@ class KindDefaults:
     """The verbs most kinds leave alone, for a kind class to inherit; each kind overrides what it has."""
 
     hidden_fields: frozenset[str] = frozenset()
+    assigned_fields: frozenset[str] = frozenset()
+    rollback_help: str = ""
     quiet_logging: bool = False
     relations: tuple[str, ...] = ()
     settings: tuple[str, ...] = ()
@@ -308,6 +326,22 @@ class KindDefaults:
 
     def export(self, live: LiveState, caps: Capabilities) -> Export | None:
         return None
+
+    def declared(self, manifest: Manifest) -> int | None:
+        """How many objects of this kind the manifest declares (None: it has nothing to say about them)."""
+        return None
+
+    def schedules(self, manifest: Manifest) -> Sequence[tuple[str, str]]:
+        """(name, cron schedule) of every declared object that runs on a schedule."""
+        return ()
+
+    def sources(self, manifest: Manifest) -> Mapping[str, Any]:
+        """The secret sources this kind's objects need resolved before planning, keyed as in the secret values."""
+        return {}
+
+    def rotatable(self, manifest: Manifest) -> Mapping[str, bool]:
+        """The declared names `--rotate` may name, each with whether a rotation can give it a new value."""
+        return {}
 
 
 def normalise_schedule(value: Any) -> Any:

@@ -134,6 +134,7 @@ class EdgeSecretKind(KindDefaults):
     name = KIND
     prunable = PRUNABLE
     hidden_fields = frozenset({"name"})
+    rollback_help = "deletes managed Edge Function secrets only with --include-secrets"
 
     def __init__(self, vault: VaultSecrets) -> None:
         self.vault = vault
@@ -240,6 +241,17 @@ class EdgeSecretKind(KindDefaults):
 
     def prune_policy(self, manifest: Manifest) -> str:
         return manifest.prune.edge_secrets
+
+    def declared(self, manifest: Manifest) -> int | None:
+        return len(manifest.edge_functions.secrets) if manifest.edge_functions is not None else None
+
+    def sources(self, manifest: Manifest) -> Mapping[str, Any]:
+        """Own sources only: a secret that mirrors a Vault secret is that secret's value."""
+        from reconciler.kinds.base import edge_key
+
+        edge = manifest.edge_functions
+        return {edge_key(name): source for name, source in (edge.secrets.items() if edge is not None else ())
+                if source.secret is None}
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         # Edge Function secrets are secrets: pruned (deleted) only with --include-secrets.

@@ -188,6 +188,7 @@ class ExtensionKind(KindDefaults):
     name = KIND
     prunable = PRUNABLE
     hidden_fields = frozenset({"name"})
+    rollback_help = "never drops extensions"
     settings = ("shared_preload_libraries", "cron.database_name", "cron.timezone", "pg_net.database_name",
                 # Hosted Supabase's supautils (listed only where the library is loaded in this session): which
                 # extensions a non-superuser may create anyway, for which role, and the schemas it forces.
@@ -334,6 +335,9 @@ class ExtensionKind(KindDefaults):
                 entry["schema"] = have.schema
             entries.append(entry)
         return Export("extensions", entries)
+
+    def declared(self, manifest: Manifest) -> int | None:
+        return len(manifest.extensions)
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         return Rollback({"extensions": ()})  # never dropped: nothing declared, nothing pruned

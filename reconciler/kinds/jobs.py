@@ -145,6 +145,8 @@ class JobKind(KindDefaults):
     name = KIND
     prunable = PRUNABLE
     hidden_fields = frozenset({"_row", "job_name"})
+    rollback_help = "deactivates managed jobs"
+    assigned_fields = frozenset({"_row"})
     relations = (TABLE_NAME,)
     probes = PROBES
 
@@ -308,6 +310,12 @@ class JobKind(KindDefaults):
 
     def protected_keys(self, manifest: Manifest, caps: Capabilities) -> set[str]:
         return {j.name for j in manifest.jobs if j.protect}
+
+    def declared(self, manifest: Manifest) -> int | None:
+        return len(manifest.jobs)
+
+    def schedules(self, manifest: Manifest) -> Sequence[tuple[str, str]]:
+        return [(job.name, job.schedule) for job in manifest.jobs]
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         return Rollback({"jobs": ()}, {"jobs": "deactivate"})

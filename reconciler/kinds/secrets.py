@@ -138,6 +138,8 @@ class SecretKind(KindDefaults):
     name = KIND
     prunable = PRUNABLE
     hidden_fields = frozenset({"id", "name"})
+    rollback_help = "deletes managed Vault secrets only with --include-secrets"
+    assigned_fields = frozenset({"id"})
     quiet_logging = True  # superusers write secret values with statement logging off (apply._quiet_logging)
     relations = ("vault.secrets", "vault.decrypted_secrets")
     settings = ("log_statement",)
@@ -278,6 +280,16 @@ class SecretKind(KindDefaults):
 
     def protected_keys(self, manifest: Manifest, caps: Capabilities) -> set[str]:
         return {s.name for s in manifest.secrets if s.protect}
+
+    def declared(self, manifest: Manifest) -> int | None:
+        return len(manifest.secrets)
+
+    def sources(self, manifest: Manifest) -> Mapping[str, Any]:
+        return {spec.name: spec for spec in manifest.secrets}
+
+    def rotatable(self, manifest: Manifest) -> Mapping[str, bool]:
+        """Only a generated value can be rotated: a sourced one changes at its source."""
+        return {spec.name: spec.generate is not None for spec in manifest.secrets}
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         return Rollback({"secrets": ()}, {"secrets": "delete" if include_secrets else "off"})

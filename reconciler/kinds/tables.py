@@ -34,6 +34,7 @@ class TableKind(KindDefaults):
     prunable = PRUNABLE
     hidden_fields = frozenset({"name"})
     relations = TABLES
+    rollback_help = "never drops tables"
 
     def from_rows(self, rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, bool]:
         return {name: caps.has(name) for name in TABLES}
@@ -59,6 +60,9 @@ class TableKind(KindDefaults):
 
     def creates(self, manifest: Manifest | None, relation: str) -> bool:
         return manifest is not None and manifest.tables.create_missing and relation in TABLES
+
+    def declared(self, manifest: Manifest) -> int | None:
+        return len(TABLES) if manifest.tables.create_missing else None
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         return Rollback({"tables": manifest.tables.model_copy(update={"create_missing": False})})

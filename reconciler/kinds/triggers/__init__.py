@@ -169,6 +169,8 @@ class TriggerKind(KindDefaults):
     name = KIND
     prunable = PRUNABLE
     hidden_fields = frozenset({"jobid", "jobname"})
+    rollback_help = "unschedules managed triggers"
+    assigned_fields = frozenset({"jobid"})
     relations = ("cron.job",)
     probes = PROBES
 
@@ -285,6 +287,12 @@ class TriggerKind(KindDefaults):
     def protected_keys(self, manifest: Manifest, caps: Capabilities) -> set[str]:
         """Keyed as the live rows are (`key_for`): a trigger run as another user is `name@user`."""
         return {key_for(t.name, t.username, caps.current_user) for t in manifest.triggers if t.protect}
+
+    def declared(self, manifest: Manifest) -> int | None:
+        return len(manifest.triggers)
+
+    def schedules(self, manifest: Manifest) -> Sequence[tuple[str, str]]:
+        return [(trigger.name, trigger.schedule) for trigger in manifest.triggers]
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         return Rollback({"triggers": ()}, {"triggers": "delete"})
