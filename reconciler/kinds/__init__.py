@@ -30,6 +30,18 @@ REGISTRY: tuple[Kind, ...] = (
 )
 
 
+def _contribute_sections(registry: tuple[Kind, ...]) -> None:
+    from reconciler.manifest.sections import contribute
+
+    for kind in registry:
+        if kind.manifest_section is not None:
+            section = kind.manifest_section
+            contribute(section.name, section.annotation, section.default)
+
+
+_contribute_sections(REGISTRY)
+
+
 def by_name(name: str) -> Kind:
     for kind in REGISTRY:
         if kind.name == name:
@@ -39,14 +51,19 @@ def by_name(name: str) -> Kind:
 
 @contextmanager
 def registered(kind: Kind) -> Iterator[Kind]:
-    """`kind` appended to REGISTRY while the block runs (a hook for tests that define a kind of their own)."""
+    """`kind` appended to REGISTRY (and its manifest section accepted) while the block runs (for tests)."""
+    from reconciler.manifest.sections import withdraw
+
     global REGISTRY
     saved = REGISTRY
     REGISTRY = (*saved, kind)
+    _contribute_sections((kind,))
     try:
         yield kind
     finally:
         REGISTRY = saved
+        if kind.manifest_section is not None:
+            withdraw(kind.manifest_section.name)
 
 
 class Planes:

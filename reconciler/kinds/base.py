@@ -172,6 +172,20 @@ class Rollback:
 
 
 @dataclass(frozen=True, slots=True)
+class Section:
+    """A manifest section a kind brings with it, for a kind whose section the built-in Manifest model lacks.
+
+    `annotation` is the section's pydantic type (a tuple of models with a `name` field is a named list:
+    duplicates refused, merged by name in overlays); `default` is its value when the section is absent.
+    The kind reads it back as `getattr(manifest, name)`.
+    """
+
+    name: str
+    annotation: Any
+    default: Any = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Export:
     """A kind's live objects as manifest entries (`reconcile export`), plain data ready to be written as YAML.
 
@@ -210,6 +224,9 @@ class Kind(Protocol):
 
     @property
     def hidden_fields(self) -> frozenset[str]: ...  # bookkeeping fields never shown in a plan
+
+    @property
+    def manifest_section(self) -> Section | None: ...  # a section of its own beyond the built-in model's
 
     @property
     def rollback_help(self) -> str: ...  # what `reconcile down` does to this kind, for its --help
@@ -286,6 +303,7 @@ class KindDefaults:
     hidden_fields: frozenset[str] = frozenset()
     assigned_fields: frozenset[str] = frozenset()
     rollback_help: str = ""
+    manifest_section: Section | None = None
     quiet_logging: bool = False
     relations: tuple[str, ...] = ()
     settings: tuple[str, ...] = ()
