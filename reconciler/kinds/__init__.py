@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from reconciler.kinds import edge_secrets, extensions, jobs, secrets, tables, triggers
 from reconciler.kinds.base import Kind, Plane
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest
+
+T = TypeVar("T")
 
 #: A kind that depends on another is given it here (a kind never imports another kind).
 REGISTRY: tuple[Kind, ...] = (
@@ -64,6 +66,11 @@ def registered(kind: Kind) -> Iterator[Kind]:
         REGISTRY = saved
         if kind.manifest_section is not None:
             withdraw(kind.manifest_section.name)
+
+
+def providing(fact: type[T]) -> list[T]:
+    """The registered kinds that provide `fact` (a runtime-checkable protocol of kinds.facts), in registry order."""
+    return [kind for kind in REGISTRY if isinstance(kind, fact)]
 
 
 class Planes:

@@ -27,6 +27,7 @@ from reconciler.kinds.base import (
     normalise_schedule,
     undeclared,
 )
+from reconciler.kinds.facts import DEFAULT_TIMEOUT_MS, DeclaredTrigger
 from reconciler.kinds.triggers.command import http_post_from_command, render_command, render_http_post
 from reconciler.kinds.triggers.sqltext import normalise_sql
 from reconciler.model import Action, Change, FieldChange, Finding, Severity
@@ -293,6 +294,33 @@ class TriggerKind(KindDefaults):
 
     def schedules(self, manifest: Manifest) -> Sequence[tuple[str, str]]:
         return [(trigger.name, trigger.schedule) for trigger in manifest.triggers]
+
+    def declared_triggers(self, manifest: Manifest) -> tuple[DeclaredTrigger, ...]:
+        """The triggers as verify sees them (kinds.facts.TriggerFacts): endpoint path and display form, never a secret value."""
+        from urllib.parse import urlsplit
+
+        from reconciler.manifest import SecretRef
+
+        out = []
+        for trig in manifest.triggers:
+            post = trig.http_post
+            if post is None:
+                out.append(DeclaredTrigger(trig.name, trig.schedule))
+                continue
+            if isinstance(post.url, SecretRef):
+                path = urlsplit("http://x" + post.url.append).path if post.url.append.startswith("/") else post.url.append
+                endpoint = f"{post.url.prepend}{{{post.url.secret}}}{post.url.append}"
+            else:
+                parts = urlsplit(str(post.url))
+                path = parts.path
+                endpoint = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+            secret = None
+            for header, value in post.headers.items():
+                if header.lower() == "x-cron-secret" and isinstance(value, SecretRef):
+                    secret = value.secret
+            timeout = post.timeout_milliseconds or DEFAULT_TIMEOUT_MS
+            out.append(DeclaredTrigger(trig.name, trig.schedule, path or "/", endpoint, secret, int(timeout)))
+        return tuple(out)
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         return Rollback({"triggers": ()}, {"triggers": "delete"})
