@@ -33,7 +33,8 @@ from reconciler.errors import (
     UnsafePlan,
 )
 from reconciler.kinds import Planes
-from reconciler.kinds.base import Capabilities, LiveState, PlanOptions, fingerprint
+from reconciler.kinds.base import Capabilities, LiveState, PlanOptions
+from reconciler.kinds.common import fingerprint
 from reconciler.model import DESTRUCTIVE, Action, Change, Plan
 from reconciler.plan import plan as make_plan
 from reconciler.util import faults

@@ -28,11 +28,9 @@ from reconciler.kinds.base import (
     PlanContext,
     Rollback,
     VaultSecrets,
-    in_sync,
     placeholder_names,
-    undeclared,
-    vault_value_written,
 )
+from reconciler.kinds.common import in_sync, undeclared, vault_value_written
 from reconciler.model import Action, Change, FieldChange, Finding, Severity
 
 if TYPE_CHECKING:  # httpx (under edge_api) is imported only when an edge_functions: section is configured
@@ -162,7 +160,7 @@ class EdgeSecretKind(KindDefaults):
         return EdgePlane(EdgeApi(EdgeTarget(edge.api_url, ref, token)))
 
     def desired(self, manifest: Manifest, inputs: Inputs) -> dict[str, DesiredEdgeSecret]:
-        from reconciler.kinds.base import edge_key
+        from reconciler.kinds.common import edge_key
 
         edge = manifest.edge_functions
         if edge is None:
@@ -247,7 +245,7 @@ class EdgeSecretKind(KindDefaults):
 
     def sources(self, manifest: Manifest) -> Mapping[str, Any]:
         """Own sources only: a secret that mirrors a Vault secret is that secret's value."""
-        from reconciler.kinds.base import edge_key
+        from reconciler.kinds.common import edge_key
 
         edge = manifest.edge_functions
         return {edge_key(name): source for name, source in (edge.secrets.items() if edge is not None else ())

@@ -23,11 +23,8 @@ from reconciler.kinds.base import (
     Statement,
     TableCreation,
     export_problem,
-    in_sync,
-    normalise_schedule,
-    table_privilege,
-    undeclared,
 )
+from reconciler.kinds.common import in_sync, normalise_schedule, table_privilege, undeclared
 from reconciler.model import Action, Change, Finding, Severity
 
 if TYPE_CHECKING:
@@ -180,7 +177,7 @@ class JobKind(KindDefaults):
         }
 
     def diff(self, want: Mapping[str, Mapping[str, Any]], live: LiveJobs, ctx: PlanContext) -> list[Change]:
-        from reconciler.kinds.base import field_changes
+        from reconciler.kinds.common import field_changes
 
         changes: list[Change] = []
         for name, after in want.items():

@@ -22,12 +22,9 @@ from reconciler.kinds.base import (
     Rollback,
     Statement,
     export_problem,
-    in_sync,
     placeholder_names,
-    table_privilege,
-    undeclared,
-    vault_value_written,
 )
+from reconciler.kinds.common import in_sync, table_privilege, undeclared, vault_value_written
 from reconciler.model import Action, Change, FieldChange, Finding, Severity
 
 if TYPE_CHECKING:  # planning must not load the driver

@@ -22,11 +22,8 @@ from reconciler.kinds.base import (
     Rollback,
     Statement,
     export_problem,
-    field_changes,
-    in_sync,
-    normalise_schedule,
-    undeclared,
 )
+from reconciler.kinds.common import field_changes, in_sync, normalise_schedule, undeclared
 from reconciler.kinds.facts import DEFAULT_TIMEOUT_MS, DeclaredTrigger
 from reconciler.kinds.triggers.command import http_post_from_command, render_command, render_http_post
 from reconciler.kinds.triggers.sqltext import normalise_sql

@@ -38,10 +38,8 @@ from reconciler.kinds.base import (
     Rollback,
     Section,
     Statement,
-    in_sync,
-    table_privilege,
-    undeclared,
 )
+from reconciler.kinds.common import in_sync, table_privilege, undeclared
 from reconciler.manifest import load_manifest
 from reconciler.manifest.types import SpecModel
 from reconciler.model import Action, Change, FieldChange
