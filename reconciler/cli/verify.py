@@ -31,7 +31,7 @@ from reconciler.cli.support import (
 )
 from reconciler.engine import session as run
 from reconciler.engine.sources import resolvable_secrets
-from reconciler.verify.leaks import scrub
+from reconciler.secret_value import scrub
 
 if TYPE_CHECKING:
     from reconciler.engine.session import Session

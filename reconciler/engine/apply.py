@@ -37,6 +37,7 @@ from reconciler.kinds.base import Capabilities, LiveState, PlanOptions
 from reconciler.kinds.common import fingerprint
 from reconciler.model import DESTRUCTIVE, Action, Change, Plan
 from reconciler.plan import plan as make_plan
+from reconciler.secret_value import SENSITIVE
 from reconciler.util import faults
 from reconciler.util.gc_pause import paused_gc
 
@@ -247,7 +248,7 @@ def _fingerprint(kind: str, after: Mapping[str, Any]) -> str:
 def _redacted(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if values is None:
         return None
-    return {k: (v if render.is_plain(v) else render.SENSITIVE) for k, v in values.items() if k != "_row"}
+    return {k: (v if render.is_plain(v) else SENSITIVE) for k, v in values.items() if k != "_row"}
 
 
 def history_changes(plan: Plan) -> list[dict[str, Any]]:

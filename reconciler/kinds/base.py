@@ -53,7 +53,6 @@ class Capabilities:
     and facts such as the columns of a table.
     """
 
-    server_version_num: int = 0
     current_user: str = ""
     database: str = ""
     is_superuser: bool = False

@@ -365,10 +365,6 @@ class Reader:
         self.declared = tuple(declared)
         self.memory = Memory()
 
-    @property
-    def check_start(self) -> datetime | None:
-        return self.memory.check_start
-
     def read(self, *, full: bool = True) -> Evidence:
         """The evidence; `full=False` (the --wait polls) reads only what `verify.settled` looks at: the
         cron jobs, their runs, responses and the queue, not the application tables or the table sizes.

@@ -259,7 +259,7 @@ def _remove(metric: Any, *labels: str) -> None:
 
 
 def _scrub(text: str, secrets: Sequence[str]) -> str:
-    from reconciler.verify.leaks import scrub
+    from reconciler.secret_value import scrub
 
     return scrub(text, secrets)
 

@@ -46,7 +46,7 @@ def caps(*relations: str, **kw: Any) -> Capabilities:
                               "vault.write": True, "cron.alter_job": True}
     probes.update({PROBE_KWARGS[k]: kw.pop(k) for k in list(kw) if k in PROBE_KWARGS})
     probes.update(kw.pop("probes", {}))
-    base = dict(server_version_num=150000, current_user="postgres", database="postgres", is_superuser=False,
+    base = dict(current_user="postgres", database="postgres", is_superuser=False,
                 settings={"shared_preload_libraries": "pg_cron", "cron.database_name": "postgres"},
                 relations=frozenset(relations), probes=probes)
     base.update(kw)

@@ -17,6 +17,7 @@ from reconciler import verify
 from reconciler.cli.verify import verify_command
 from reconciler.kinds.triggers.command import render_command
 from reconciler.model import Action, Change, FieldChange, Finding, Plan, Severity
+from reconciler.secret_value import scrub
 from reconciler.verify import (
     CronJob,
     CronRun,
@@ -30,7 +31,6 @@ from reconciler.verify import (
     TableStats,
     TextField,
 )
-from reconciler.verify.leaks import scrub
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)
