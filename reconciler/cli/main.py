@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-import reconciler
 from reconciler.cli import fleet as fleet_cli
 from reconciler.cli.support import (
     EXIT_CHANGES,
@@ -36,6 +35,7 @@ from reconciler.engine import session as run
 from reconciler.errors import ReconcilerError, UnsafePlan
 from reconciler.kinds.base import PlanOptions
 from reconciler.util import logs
+from reconciler.util.version import package_version
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest
@@ -206,7 +206,7 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
     try:
         result = apply(session.url, session.manifest, session.secret_values, options,
                        lock_timeout=lock_timeout, statement_timeout=statement_timeout, saved=saved,
-                       command=_command_line(apply_plan, options), version=reconciler.__version__, on_plan=shown.append,
+                       command=_command_line(apply_plan, options), version=package_version(), on_plan=shown.append,
                        planes=session.planes)
     except UnsafePlan:
         # The error says "fix the findings above": show them (with their fixes), as the dry run would.
@@ -252,7 +252,7 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
             click.echo(_render(plan, fmt, False, name), nl=False)
             return EXIT_OK
         result = apply(session.url, manifest, {}, options, lock_timeout=lock_timeout,
-                       command="down" + (" --include-secrets" if include_secrets else ""), version=reconciler.__version__,
+                       command="down" + (" --include-secrets" if include_secrets else ""), version=package_version(),
                        planes=session.planes)
     click.echo(_render(result.plan, fmt, False, name), nl=False)
     return EXIT_OK
