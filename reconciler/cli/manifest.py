@@ -27,14 +27,10 @@ def _count(n: int, noun: str) -> str:
 
 def summary_line(manifest: Manifest, files: tuple[str, ...]) -> str:
     """`scheduler.yaml: 3 extensions, 3 secrets, 13 jobs, 1 trigger: valid`."""
-    counts = ", ".join(
-        [
-            _count(len(manifest.extensions), "extension"),
-            _count(len(manifest.secrets), "secret"),
-            _count(len(manifest.jobs), "job"),
-            _count(len(manifest.triggers), "trigger"),
-        ]
-    )
+    from reconciler import kinds
+
+    declared = [(kind.name, kind.declared(manifest)) for kind in kinds.REGISTRY]
+    counts = ", ".join(_count(n, name) for name, n in declared if n is not None)
     return f"{' + '.join(files)}: {counts}: valid"
 
 
@@ -90,10 +86,12 @@ def validate_command(
         click.echo(f"warning: {warning}")
     if show_next:
         click.echo(f"next {show_next} runs (UTC) after {reference.strftime('%Y-%m-%d %H:%M:%SZ')}:")
-        for kind, specs in (("job", manifest.jobs), ("trigger", manifest.triggers)):
-            for spec in specs:
-                runs = _next_runs(spec.schedule, reference, show_next, version)
-                click.echo(f"  {kind} {spec.name} ({spec.schedule}): {runs}")
+        from reconciler import kinds
+
+        for kind in kinds.REGISTRY:
+            for name, schedule in kind.schedules(manifest):
+                runs = _next_runs(schedule, reference, show_next, version)
+                click.echo(f"  {kind.name} {name} ({schedule}): {runs}")
 
 
 @click.command("schema", cls=Command, short_help="Print the manifest's JSON Schema.")

@@ -59,8 +59,7 @@ def capabilities_query() -> sql.Composed:
             for name, expression in group.items()))
         for group in groups)
     return sql.SQL("""
-SELECT current_setting('server_version_num')::int,
-       current_user, current_database(),
+SELECT current_user, current_database(),
        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
        (SELECT coalesce(json_object_agg(name, setting), '{{}}') FROM pg_settings WHERE name = ANY(%(settings)s)),
        ARRAY(SELECT r FROM unnest(%(relations)s::text[]) r WHERE to_regclass(r) IS NOT NULL),
@@ -189,8 +188,8 @@ def read_capabilities(conn: psycopg.Connection[Any], rider: Rider | None = None)
                 rider.queue_head(conn)
         row = cur.fetchone()
     assert row is not None
-    version, user, database, superuser, found_settings, found, probes = row
-    return Capabilities(server_version_num=version, current_user=user, database=database,
+    user, database, superuser, found_settings, found, probes = row
+    return Capabilities(current_user=user, database=database,
                         is_superuser=bool(superuser), settings=found_settings, relations=frozenset(found),
                         probes=probes)
 

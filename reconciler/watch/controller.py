@@ -14,7 +14,6 @@ apply's COMMIT); changes of state are sent to the --notify webhooks (`notify`, f
 from __future__ import annotations
 
 import os
-import random
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -30,7 +29,9 @@ from reconciler.engine import session as run
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
 from reconciler.kinds.base import PlanOptions
 from reconciler.model import MUTATING, Plan
+from reconciler.util.backoff import next_delay
 from reconciler.util.files import signature as file_signature
+from reconciler.util.version import package_version
 from reconciler.watch import lifecycle
 from reconciler.watch.notify import Notices, Notifier
 from reconciler.watch.pipeline import PipelineMonitor, secret_texts
@@ -176,13 +177,12 @@ class Controller:
         return self._next_delay(result, retryable)
 
     def _next_delay(self, result: str, retryable: bool) -> float:
-        interval = self.settings.interval
-        if result == "error" and retryable:
-            base = min(interval, self.settings.min_backoff * (2 ** (self._failures - 1)))
-            delay = base * random.uniform(0.5, 1.0)
+        retrying = result == "error" and retryable
+        delay = next_delay(self.settings.interval, jitter=self.settings.jitter, min_backoff=self.settings.min_backoff,
+                           failures=self._failures, retrying=retrying)
+        if retrying:
             log.info("backoff", seconds=round(delay, 2), failures=self._failures)
-            return delay
-        return interval * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
+        return delay
 
     def _reload_manifest(self) -> None:
         signature = file_signature(self.settings.files)
@@ -206,7 +206,6 @@ class Controller:
         """Read, plan and (with --apply) apply over one connection; `evidence` (the pipeline's read, when
         due) rides on it."""
         from reconciler.engine.apply import apply, read_and_plan
-        from reconciler.kinds.trigger_command import render_command
 
         assert self.manifest is not None
         options = PlanOptions(prune=self.settings.prune)
@@ -214,16 +213,16 @@ class Controller:
             values, planes = session.secret_values, session.planes
             self._secrets = self.notices.notifier.secrets = secret_texts(values)
             if not self.settings.apply:
-                _, plan = read_and_plan(self.settings.url, self.manifest, values, render_command, options, planes,
+                _, plan = read_and_plan(self.settings.url, self.manifest, values, options, planes,
                                         evidence)
                 for change in plan.mutating:
                     log.warning("drift_detected", kind=change.kind, key=change.key, action=change.action.value,
                                 reason=change.reason)
                 return plan
-            result = apply(self.settings.url, self.manifest, values, render_command, options,
+            result = apply(self.settings.url, self.manifest, values, options,
                            lock_timeout=self.settings.lock_timeout, statement_timeout=self.settings.statement_timeout,
                            command="--watch --apply" + (" --prune" if self.settings.prune else ""),
-                           version=_version(), planes=planes, rider=evidence)
+                           version=package_version(), planes=planes, rider=evidence)
         for change in result.plan.mutating + result.corrections:
             self.metrics.applied.labels(change.kind, change.action.value).inc()
             log.info("change_applied", kind=change.kind, key=change.key, action=change.action.value,
@@ -282,7 +281,3 @@ def _counts(plan: Plan) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _version() -> str:
-    from reconciler import __version__
-
-    return __version__
