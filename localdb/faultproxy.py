@@ -368,12 +368,6 @@ class FaultProxy:
     def url(self, role: str = "postgres", database: str = "postgres") -> str:
         return f"postgresql://{role}@127.0.0.1:{self.port}/{database}?sslmode=disable"
 
-    def via(self, url: str) -> str:
-        """`url` (a postgresql:// URL to the proxy's target) pointed at the proxy instead."""
-        host, port = self.target
-        return url.replace(f"@{host}:{port}/", f"@127.0.0.1:{self.port}/").replace(
-            f"@localhost:{port}/", f"@127.0.0.1:{self.port}/")
-
     @contextmanager
     def counted(self) -> Iterator[Callable[[], int]]:
         """Round trips made within the block."""

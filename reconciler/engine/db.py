@@ -100,8 +100,8 @@ def translate(error: psycopg.Error, doing: str) -> ReconcilerError:
     if isinstance(error, pgerr.InsufficientPrivilege):
         return PermissionDenied(text, hint="grant the privilege named above to the reconciler's role")
     if isinstance(error, deadline.NoAnswer):
-        return DatabaseUnavailable(f"{doing}: {error}", hint="the server or the network stopped answering (a failover, "
-                                   "a dropped connection?); nothing was committed, retry")
+        return DatabaseUnavailable(f"{doing}: {error}", hint="the server or the network stopped answering: a failover, "
+                                   "a dropped connection? Nothing was committed; retry")
     if connection_lost(error):
         # The server rolls back whatever transaction the session had open; COMMIT is the exception
         # (apply.py says so itself: there the outcome is unknown).

@@ -140,5 +140,4 @@ class DeadlineConnection(psycopg.Connection[Any]):
     def _no_answer(self) -> NoAnswer:
         if _watchdog.aborting:
             return NoAnswer("stopped waiting for the server: the process is shutting down")
-        return NoAnswer(f"no answer from the server within {self.answer_timeout:g} s (client-side deadline); "
-                        "the connection was closed")
+        return NoAnswer(f"no answer from the server within {self.answer_timeout:g} s, gave up (client-side deadline)")

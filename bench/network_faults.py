@@ -1,0 +1,236 @@
+"""The network fault matrix: each phase of a dry run, an apply and a --watch cycle × reset / silent / slow.
+
+`reconcile` runs as a real process against a throwaway cluster through localdb's fault proxy, which
+injects the fault at a protocol message (so the matrix holds for a pipelined apply too):
+
+    connect     the StartupMessage                       read        the capabilities query (the first read)
+    begin+lock  BEGIN, timeouts and the advisory lock    statements  the job rows' INSERT
+    copy        the first CopyData (the secret values)   history     the INSERT into reconciler.history
+    commit      COMMIT reaches the server, its answer is cut or never comes (the outcome is unknown)
+    verify      the verifying re-read (the second capabilities query)
+
+Faults: `reset` (an RST at that message), `silent` (from that message on nothing is forwarded, both sockets
+stay open: a half-open connection after a failover), `slow` (every round trip from the start costs
+--slow seconds, split between the two directions). For every case it records the exit code, the time
+to give up, the error line, and what the database holds afterwards: `before` (as it was), `after` (what
+a clean apply leaves) or `MIXED`; the history rows; and what the next plan says (`--detailed-exitcode`:
+0 nothing to do, 2 changes pending), which must agree with the state.
+
+Run: python bench/network_faults.py [--answer-timeout 5] [--slow 1.5] [--only apply]   (a throwaway cluster)
+The CI subset is tests/integration/reliability/test_network_faults.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg  # noqa: E402
+
+from bench.common import ROOT, SECRETS_ENV, cluster, reset  # noqa: E402
+from localdb.faultproxy import FaultProxy, Trigger, on_commit, on_message, on_query, on_startup  # noqa: E402
+
+MANIFEST = ROOT / "scheduler.yaml"
+
+#: Each phase as the protocol message where its fault is injected.
+PHASES: dict[str, Callable[[], Trigger]] = {
+    "connect": on_startup,
+    "read": lambda: on_query(r"server_version_num"),
+    "begin+lock": lambda: on_query(r"advisory_xact_lock"),
+    "statements": lambda: on_query(r'INSERT INTO "public"\."scheduled_jobs"'),
+    "copy": lambda: on_message("d"),
+    "history": lambda: on_query(r"INSERT INTO reconciler\.history"),
+    "commit": on_commit,
+    "verify": lambda: on_query(r"server_version_num", nth=2),
+}
+DRY_RUN_PHASES = ("connect", "read")
+FAULTS = ("reset", "silent", "slow")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    mode: str
+    phase: str
+    fault: str
+    code: int | None  # None: still running at the hard limit (killed)
+    seconds: float
+    line: str
+    state: str  # "before", "after" or "MIXED"
+    history_rows: int
+    next_plan: int | None  # the next --dry-run --detailed-exitcode: 0 nothing to do, 2 changes pending
+    fired: bool
+
+    @property
+    def consistent(self) -> bool:
+        """No partial state, the next plan agrees with it, and the history row exists only if committed."""
+        if self.state == "MIXED" or self.code is None:
+            return False
+        committed = self.state == "after"
+        if self.mode == "apply" and self.history_rows != (1 if committed else 0):
+            return False
+        return self.next_plan == (0 if committed else 2)
+
+
+def snapshot(superuser_url: str) -> dict[str, Any]:
+    """What an apply changes, without what differs between two equivalent applies (ids, times)."""
+    out: dict[str, Any] = {}
+    with psycopg.connect(superuser_url, autocommit=True) as conn:
+        def rows(query: str, relation: str) -> list[Any] | None:
+            if conn.execute("SELECT to_regclass(%s)", (relation,)).fetchone() == (None,):
+                return None
+            return [list(r) for r in conn.execute(query).fetchall()]
+        out["extensions"] = rows("SELECT extname::text FROM pg_extension ORDER BY 1", "pg_catalog.pg_extension")
+        out["jobs"] = rows("SELECT (to_jsonb(t) - ARRAY['id', 'created_at', 'updated_at'])::text FROM"
+                           " public.scheduled_jobs t ORDER BY 1", "public.scheduled_jobs")
+        out["cron"] = rows("SELECT jobname::text, schedule, command, active FROM cron.job ORDER BY 1", "cron.job")
+        out["secrets"] = rows("SELECT name FROM vault.secrets ORDER BY 1", "vault.secrets")
+        out["managed"] = rows("SELECT kind, key, fingerprint FROM reconciler.managed ORDER BY 1, 2",
+                              "reconciler.managed")
+    return out
+
+
+def history_rows(superuser_url: str) -> int:
+    with psycopg.connect(superuser_url, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('reconciler.history')").fetchone() == (None,):
+            return 0
+        row = conn.execute("SELECT count(*) FROM reconciler.history").fetchone()
+    return int(row[0]) if row else 0
+
+
+def reconciler_sessions_gone(superuser_url: str, timeout: float = 30) -> None:
+    """Wait until the server has ended every session of the reconciler (a cut one rolls back then)."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(superuser_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'reconcile'").fetchone()
+            if row == (0,):
+                return
+            time.sleep(0.05)
+    raise TimeoutError("the reconciler's sessions did not end")
+
+
+def cli(url: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int | None, str, float]:
+    """`reconcile -f scheduler.yaml ARGS`: (exit code or None when killed at `timeout`, stderr, seconds)."""
+    full_env = {**os.environ, **SECRETS_ENV, "DATABASE_URL": url, **(env or {})}
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", "from reconciler.cli.main import main; main()", "-f", str(MANIFEST),
+                             *args], cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+        code = None
+    return code, stderr, time.monotonic() - started
+
+
+def error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("warning: ")]
+    return lines[-1] if lines else ""
+
+
+@dataclass
+class Target:
+    """The database under test: where it listens, how to reach it as superuser, how to start over."""
+
+    port: int
+    database: str
+    superuser_url: str
+    reset: Callable[[], None]
+    role: str = "postgres"
+
+    def url(self) -> str:
+        return f"postgresql://{self.role}@127.0.0.1:{self.port}/{self.database}?sslmode=disable"
+
+
+def run_case(target: Target, mode: str, phase: str, fault: str, *, answer_timeout: float, slow: float,
+             after: dict[str, Any]) -> Outcome:
+    """One case from a fresh database: `reconcile --dry-run` or `--apply` through the proxy with `fault`."""
+    target.reset()
+    before = snapshot(target.superuser_url)
+    delay = slow / 2 if fault == "slow" else 0.0
+    with FaultProxy(target.port, c2s_delay=delay, s2c_delay=delay) as proxy:
+        armed = proxy.arm(fault, PHASES[phase](), at="response" if phase == "commit" else "request") \
+            if fault != "slow" else None
+        code, stderr, seconds = cli(proxy.url(target.role, target.database),
+                                    "--apply" if mode == "apply" else "--dry-run",
+                                    env={"RECONCILER_ANSWER_TIMEOUT": str(answer_timeout)},
+                                    timeout=answer_timeout * 4 + 60)
+    reconciler_sessions_gone(target.superuser_url)
+    got = snapshot(target.superuser_url)
+    state = "before" if got == before else "after" if got == after else "MIXED"
+    next_code, _, _ = cli(target.url(), "--dry-run", "--detailed-exitcode")
+    return Outcome(mode, phase, fault, code, seconds, error_line(stderr) if code else "", state,
+                   history_rows(target.superuser_url), next_code, armed is None or armed.fired.is_set())
+
+
+def clean_apply_state(target: Target) -> dict[str, Any]:
+    """What a clean apply leaves (directly, no proxy)."""
+    target.reset()
+    code, stderr, _ = cli(target.url(), "--apply")
+    if code != 0:
+        raise RuntimeError(f"the clean apply failed: {stderr}")
+    return snapshot(target.superuser_url)
+
+
+def matrix(target: Target, *, answer_timeout: float, slow: float, only: str | None = None) -> list[Outcome]:
+    after = clean_apply_state(target)
+    outcomes = []
+    for mode, phases in (("dry-run", DRY_RUN_PHASES), ("apply", tuple(PHASES))):
+        if only and only != mode:
+            continue
+        for phase in phases:
+            for fault in FAULTS:
+                if fault == "slow" and phase != phases[0]:
+                    continue  # a slow link is slow from the start: one case per mode
+                outcome = run_case(target, mode, phase, fault, answer_timeout=answer_timeout, slow=slow, after=after)
+                print(json.dumps(outcome.__dict__), file=sys.stderr, flush=True)
+                outcomes.append(outcome)
+    return outcomes
+
+
+def table(outcomes: list[Outcome]) -> str:
+    lines = ["| mode | phase | fault | exit | seconds | database after | history rows | next plan | one line |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for o in outcomes:
+        phase = "whole run" if o.fault == "slow" else o.phase
+        plan = {0: "nothing to do", 2: "changes pending"}.get(o.next_plan or 0, str(o.next_plan))
+        text = o.line.replace("|", "\\|")
+        if len(text) > 170:
+            text = text[:167] + "..."
+        lines.append(f"| {o.mode} | {phase} | {o.fault} | {o.code} | {o.seconds:.1f} | {o.state} | {o.history_rows} "
+                     f"| {plan} | {text or '(success)'} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--answer-timeout", type=float, default=5.0,
+                        help="RECONCILER_ANSWER_TIMEOUT for the runs (default 5 s; unset it is 40 s)")
+    parser.add_argument("--slow", type=float, default=1.5, help="seconds per round trip on the slow link")
+    parser.add_argument("--only", choices=["dry-run", "apply"])
+    args = parser.parse_args()
+    with cluster() as c:
+        target = Target(c.port, c.database, c.superuser_url(), lambda: reset(c))
+        outcomes = matrix(target, answer_timeout=args.answer_timeout, slow=args.slow, only=args.only)
+    print(table(outcomes))
+    bad = [o for o in outcomes if not o.consistent or (o.fault == "slow") != (o.code == 0) or not o.fired]
+    for o in bad:
+        print(f"FAILED: {o}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
