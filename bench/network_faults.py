@@ -23,11 +23,16 @@ The CI subset is tests/integration/reliability/test_network_faults.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg  # noqa: E402
 
-from bench.common import ROOT, SECRETS_ENV, cluster, reset  # noqa: E402
+from bench.common import ROOT, SECRETS_ENV, cluster, free_port, reset  # noqa: E402
 from localdb.faultproxy import FaultProxy, Trigger, on_commit, on_message, on_query, on_startup  # noqa: E402
+from reconciler.watch.controller import SHUTDOWN_GRACE  # noqa: E402
 
 MANIFEST = ROOT / "scheduler.yaml"
 
@@ -69,6 +75,7 @@ class Outcome:
     history_rows: int
     next_plan: int | None  # the next --dry-run --detailed-exitcode: 0 nothing to do, 2 changes pending
     fired: bool
+    gave_up_after: float | None = None  # seconds from the fault to the process's exit
 
     @property
     def consistent(self) -> bool:
@@ -168,12 +175,14 @@ def run_case(target: Target, mode: str, phase: str, fault: str, *, answer_timeou
                                     "--apply" if mode == "apply" else "--dry-run",
                                     env={"RECONCILER_ANSWER_TIMEOUT": str(answer_timeout)},
                                     timeout=answer_timeout * 4 + 60)
+        exited_at = time.monotonic()
     reconciler_sessions_gone(target.superuser_url)
     got = snapshot(target.superuser_url)
     state = "before" if got == before else "after" if got == after else "MIXED"
     next_code, _, _ = cli(target.url(), "--dry-run", "--detailed-exitcode")
+    gave_up = exited_at - armed.fired_at if armed is not None and armed.fired_at is not None else None
     return Outcome(mode, phase, fault, code, seconds, error_line(stderr) if code else "", state,
-                   history_rows(target.superuser_url), next_code, armed is None or armed.fired.is_set())
+                   history_rows(target.superuser_url), next_code, armed is None or armed.fired.is_set(), gave_up)
 
 
 def clean_apply_state(target: Target) -> dict[str, Any]:
@@ -201,16 +210,134 @@ def matrix(target: Target, *, answer_timeout: float, slow: float, only: str | No
     return outcomes
 
 
-def table(outcomes: list[Outcome]) -> str:
-    lines = ["| mode | phase | fault | exit | seconds | database after | history rows | next plan | one line |",
+@dataclass(frozen=True)
+class WatchOutcome:
+    phase: str
+    fault: str
+    failed_cycle: str  # the failed cycle's error, or "" when none failed
+    failed_after: float | None  # that cycle's duration (s)
+    stuck_readiness: bool  # /readyz said "cycle running" (503) while it waited
+    converged_after: float | None  # seconds from the fault to the first successful cycle after it
+    history_rows: int
+    next_plan: int | None
+    stopped_after: float | None = None  # SIGTERM to exit (s), for the stop case
+
+    @property
+    def good(self) -> bool:
+        if self.stopped_after is not None:  # stopped mid-apply: nothing committed, within the default grace
+            return self.stopped_after < SHUTDOWN_GRACE + 5 and self.history_rows == 0 and self.next_plan == 2
+        return bool(self.failed_cycle) and self.converged_after is not None and self.history_rows == 1 \
+            and self.next_plan == 0
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            out.append(json.loads(line))
+    return out
+
+
+def watch_case(target: Target, phase: str, fault: str, *, answer_timeout: float, stop: bool = False,
+               grace: float | None = None) -> WatchOutcome:
+    """`reconcile --watch --apply --interval 1s` through the proxy, `fault` armed for its first apply; with
+    `stop`, SIGTERM once the fault fired (measures the shutdown grace instead of the recovery)."""
+    target.reset()
+    port = free_port()
+    env = {**os.environ, **SECRETS_ENV, "RECONCILER_ANSWER_TIMEOUT": str(answer_timeout)}
+    if grace is not None:
+        env["RECONCILER_SHUTDOWN_GRACE"] = str(grace)
+    with FaultProxy(target.port) as proxy, tempfile.TemporaryDirectory() as tmp:
+        armed = proxy.arm(fault, PHASES[phase](), at="response" if phase == "commit" else "request")
+        env["DATABASE_URL"] = proxy.url(target.role, target.database)
+        log_path = Path(tmp) / "watch.log"
+        with log_path.open("wb") as log_file:
+            proc = subprocess.Popen([sys.executable, "-c", "from reconciler.cli.main import main; main()", "--watch",
+                                     "--apply", "-f", str(MANIFEST), "--interval", "1s", "--http-port", str(port),
+                                     "--log-format", "json"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=log_file)
+            stuck, failed, converged, stopped = False, None, None, None
+            limit = time.monotonic() + answer_timeout * 3 + 60
+            try:
+                while time.monotonic() < limit and proc.poll() is None:
+                    if stop and armed.fired.is_set():
+                        time.sleep(0.3)
+                        sent = time.monotonic()
+                        proc.send_signal(signal.SIGTERM)
+                        proc.wait(grace or 30 + 30)
+                        stopped = time.monotonic() - sent
+                        break
+                    status, body = _get(port, "/readyz")
+                    stuck = stuck or (status == 503 and "cycle running" in body)
+                    cycles = [e for e in _events(log_path) if e.get("event") == "cycle_finished"]
+                    failed = next((e for e in cycles if e.get("result") == "error"), failed)
+                    if failed is not None and armed.fired_at is not None and cycles[-1].get("result") == "success":
+                        converged = time.monotonic() - armed.fired_at
+                        break
+                    time.sleep(0.05)
+            finally:
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(60)
+    reconciler_sessions_gone(target.superuser_url)
+    next_code, _, _ = cli(target.url(), "--dry-run", "--detailed-exitcode")
+    return WatchOutcome(phase, fault, (failed or {}).get("error") or "",
+                        (failed or {}).get("duration_ms", 0) / 1000 if failed else None, stuck, converged,
+                        history_rows(target.superuser_url), next_code, stopped)
+
+
+def watch_matrix(target: Target, *, answer_timeout: float) -> list[WatchOutcome]:
+    outcomes = []
+    for phase in ("read", "statements", "history", "commit"):
+        for fault in ("reset", "silent"):
+            outcome = watch_case(target, phase, fault, answer_timeout=answer_timeout)
+            print(json.dumps(outcome.__dict__), file=sys.stderr, flush=True)
+            outcomes.append(outcome)
+    # SIGTERM while an apply waits on a silent server, with the default deadline and grace
+    outcome = watch_case(target, "statements", "silent", answer_timeout=60, stop=True)
+    print(json.dumps(outcome.__dict__), file=sys.stderr, flush=True)
+    return outcomes + [outcome]
+
+
+def watch_table(outcomes: list[WatchOutcome]) -> str:
+    lines = ["| --watch --apply, first apply at | fault | failed cycle took (s) | /readyz 503 while stuck "
+             "| converged after the fault (s) | SIGTERM to exit (s) | history rows | next plan | the failed cycle's error |",
              "|---|---|---|---|---|---|---|---|---|"]
+    for o in outcomes:
+        plan = {0: "nothing to do", 2: "changes pending"}.get(o.next_plan or 0, str(o.next_plan))
+        text = o.failed_cycle.replace("|", "\\|")
+        text = text if len(text) <= 150 else text[:147] + "..."
+        lines.append(f"| {o.phase} | {o.fault} | {_num(o.failed_after)} | {'yes' if o.stuck_readiness else 'no'} "
+                     f"| {_num(o.converged_after)} | {_num(o.stopped_after)} | {o.history_rows} | {plan} | {text} |")
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def table(outcomes: list[Outcome]) -> str:
+    lines = ["| mode | phase | fault | exit | run (s) | fault to exit (s) | database after | history rows | next plan "
+             "| one line |", "|---|---|---|---|---|---|---|---|---|---|"]
     for o in outcomes:
         phase = "whole run" if o.fault == "slow" else o.phase
         plan = {0: "nothing to do", 2: "changes pending"}.get(o.next_plan or 0, str(o.next_plan))
         text = o.line.replace("|", "\\|")
         if len(text) > 170:
             text = text[:167] + "..."
-        lines.append(f"| {o.mode} | {phase} | {o.fault} | {o.code} | {o.seconds:.1f} | {o.state} | {o.history_rows} "
+        gave_up = "-" if o.gave_up_after is None else f"{o.gave_up_after:.1f}"
+        lines.append(f"| {o.mode} | {phase} | {o.fault} | {o.code} | {o.seconds:.1f} | {gave_up} | {o.state} "
+                     f"| {o.history_rows} "
                      f"| {plan} | {text or '(success)'} |")
     return "\n".join(lines)
 
@@ -220,13 +347,22 @@ def main() -> int:
     parser.add_argument("--answer-timeout", type=float, default=5.0,
                         help="RECONCILER_ANSWER_TIMEOUT for the runs (default 5 s; unset it is 40 s)")
     parser.add_argument("--slow", type=float, default=1.5, help="seconds per round trip on the slow link")
-    parser.add_argument("--only", choices=["dry-run", "apply"])
+    parser.add_argument("--only", choices=["dry-run", "apply", "watch"])
     args = parser.parse_args()
+    outcomes: list[Outcome] = []
+    watched: list[WatchOutcome] = []
     with cluster() as c:
         target = Target(c.port, c.database, c.superuser_url(), lambda: reset(c))
-        outcomes = matrix(target, answer_timeout=args.answer_timeout, slow=args.slow, only=args.only)
-    print(table(outcomes))
-    bad = [o for o in outcomes if not o.consistent or (o.fault == "slow") != (o.code == 0) or not o.fired]
+        if args.only != "watch":
+            outcomes = matrix(target, answer_timeout=args.answer_timeout, slow=args.slow, only=args.only)
+        if args.only in (None, "watch"):
+            watched = watch_matrix(target, answer_timeout=args.answer_timeout)
+    if outcomes:
+        print(table(outcomes) + "\n")
+    if watched:
+        print(watch_table(watched))
+    bad: list[Any] = [o for o in outcomes if not o.consistent or (o.fault == "slow") != (o.code == 0) or not o.fired]
+    bad += [o for o in watched if not o.good]
     for o in bad:
         print(f"FAILED: {o}", file=sys.stderr)
     return 1 if bad else 0
