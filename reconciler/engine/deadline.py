@@ -7,7 +7,7 @@ sidecar, loopback). So each wait for an answer is bounded here: `DeadlineConnect
 query, pipeline sync, COPY and COMMIT goes through) registers with one watchdog thread; when a wait
 outlives its deadline the watchdog shuts the socket down, libpq sees the connection end, and the wait
 raises `NoAnswer`. `abort_waits()` does the same at once to every wait in progress (the controller's
-SIGTERM after its grace period). Connecting is bounded by psycopg's connect_timeout instead.
+SIGTERM after its grace period, repeated until its loop has ended). Connecting is bounded by psycopg's connect_timeout instead.
 """
 
 from __future__ import annotations
@@ -55,20 +55,16 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._armed: dict[int, tuple[float, int, list[bool]]] = {}  # token -> (deadline, fd, [fired])
+        # token -> (deadline, fd, [why it was cut: "" while it was not, "deadline" or "aborted"])
+        self._armed: dict[int, tuple[float, int, list[str]]] = {}
         self._tokens = itertools.count()
         self._thread: threading.Thread | None = None
-        self.aborting = False
 
-    def arm(self, fd: int, seconds: float) -> tuple[int, list[bool]]:
-        fired = [False]
+    def arm(self, fd: int, seconds: float) -> tuple[int, list[str]]:
+        fired = [""]
         with self._cond:
             token = next(self._tokens)
-            if self.aborting:
-                _shut(fd)
-                fired[0] = True
-            else:
-                self._armed[token] = (time.monotonic() + seconds, fd, fired)
+            self._armed[token] = (time.monotonic() + seconds, fd, fired)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="db-deadline", daemon=True)
                 self._thread.start()
@@ -81,9 +77,8 @@ class _Watchdog:
 
     def abort(self) -> None:
         with self._cond:
-            self.aborting = True
             for _, fd, fired in self._armed.values():
-                fired[0] = True
+                fired[0] = "aborted"
                 _shut(fd)
             self._armed.clear()
 
@@ -93,7 +88,7 @@ class _Watchdog:
                 now = time.monotonic()
                 for token, (deadline, fd, fired) in list(self._armed.items()):
                     if deadline <= now:
-                        fired[0] = True
+                        fired[0] = "deadline"
                         _shut(fd)  # under the lock: the fd cannot have been closed and reused meanwhile
                         del self._armed[token]
                 upcoming = min((d for d, _, _ in self._armed.values()), default=None)
@@ -114,7 +109,7 @@ _watchdog = _Watchdog()
 
 
 def abort_waits() -> None:
-    """End every wait for the server now, and every later one at once (the process is stopping)."""
+    """End every wait for the server in progress now (in every thread: the process is stopping)."""
     _watchdog.abort()
 
 
@@ -129,15 +124,15 @@ class DeadlineConnection(psycopg.Connection[Any]):
             result = super().wait(gen, *args, **kwargs)
         except psycopg.Error as e:
             if fired[0]:
-                raise self._no_answer() from e
+                raise self._no_answer(fired[0]) from e
             raise
         finally:
             _watchdog.disarm(token)
-        if fired[0]:  # it expired as the answer arrived: the socket is shut down all the same
-            raise self._no_answer()
+        if fired[0]:  # cut as the answer arrived: the socket is shut down all the same
+            raise self._no_answer(fired[0])
         return result
 
-    def _no_answer(self) -> NoAnswer:
-        if _watchdog.aborting:
+    def _no_answer(self, why: str) -> NoAnswer:
+        if why == "aborted":
             return NoAnswer("stopped waiting for the server: the process is shutting down")
         return NoAnswer(f"no answer from the server within {self.answer_timeout:g} s, gave up (client-side deadline)")

@@ -155,7 +155,9 @@ class Controller:
             return
         log.warning("shutdown_grace_expired", seconds=self.shutdown_grace,
                     action="ending the cycle's waits for the database; an apply not yet committed rolls back")
-        deadline.abort_waits()
+        while not self._loop_done.is_set():  # again until the loop ends: a wait may start after the first
+            deadline.abort_waits()
+            self._loop_done.wait(0.2)
 
     # --- one cycle -------------------------------------------------------------------------------
     def cycle(self) -> float:
