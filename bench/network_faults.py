@@ -173,8 +173,8 @@ def run_case(target: Target, mode: str, phase: str, fault: str, *, answer_timeou
             if fault != "slow" else None
         code, stderr, seconds = cli(proxy.url(target.role, target.database),
                                     "--apply" if mode == "apply" else "--dry-run",
-                                    env={"RECONCILER_ANSWER_TIMEOUT": str(answer_timeout)},
-                                    timeout=answer_timeout * 4 + 60)
+                                    env={"RECONCILER_ANSWER_TIMEOUT": str(answer_timeout)} if answer_timeout > 0 else {},
+                                    timeout=max(answer_timeout, 40) * 4 + 60)
         exited_at = time.monotonic()
     reconciler_sessions_gone(target.superuser_url)
     got = snapshot(target.superuser_url)
@@ -345,17 +345,22 @@ def table(outcomes: list[Outcome]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--answer-timeout", type=float, default=5.0,
-                        help="RECONCILER_ANSWER_TIMEOUT for the runs (default 5 s; unset it is 40 s)")
+                        help="RECONCILER_ANSWER_TIMEOUT for the runs (default 5 s; 0: unset, the default 40 s)")
     parser.add_argument("--slow", type=float, default=1.5, help="seconds per round trip on the slow link")
     parser.add_argument("--only", choices=["dry-run", "apply", "watch"])
+    parser.add_argument("--case", metavar="MODE:PHASE:FAULT", help="one case only, e.g. dry-run:read:silent")
     args = parser.parse_args()
     outcomes: list[Outcome] = []
     watched: list[WatchOutcome] = []
     with cluster() as c:
         target = Target(c.port, c.database, c.superuser_url(), lambda: reset(c))
-        if args.only != "watch":
+        if args.case:
+            mode, phase, fault = args.case.split(":")
+            outcomes = [run_case(target, mode, phase, fault, answer_timeout=args.answer_timeout, slow=args.slow,
+                                 after=clean_apply_state(target))]
+        elif args.only != "watch":
             outcomes = matrix(target, answer_timeout=args.answer_timeout, slow=args.slow, only=args.only)
-        if args.only in (None, "watch"):
+        if args.only in (None, "watch") and not args.case:
             watched = watch_matrix(target, answer_timeout=args.answer_timeout)
     if outcomes:
         print(table(outcomes) + "\n")
