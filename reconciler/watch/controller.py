@@ -150,7 +150,9 @@ class Controller:
 
     def _end_stuck_cycle_on_stop(self) -> None:
         """Once stopped, give the running cycle `shutdown_grace` seconds, then end its waits for the database."""
-        self.stop.wait()
+        while not self.stop.wait(0.5):
+            if self._loop_done.is_set():  # the loop ended otherwise (an in-process caller): nothing to do
+                return
         if self._loop_done.wait(self.shutdown_grace):
             return
         log.warning("shutdown_grace_expired", seconds=self.shutdown_grace,
