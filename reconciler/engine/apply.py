@@ -22,7 +22,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from reconciler import kinds, render
-from reconciler.engine import db
+from reconciler.engine import db, deadline
 from reconciler.engine.saved_plan import check_saved
 from reconciler.errors import (
     ApplyFailed,
@@ -284,7 +284,8 @@ def apply(
     ROLLBACK (none more).
     """
     # autocommit with an explicit BEGIN lets the BEGIN, the timeouts and the lock share one round trip
-    conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout)
+    conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout,
+                      answer_timeout=deadline.answer_timeout(statement_timeout, lock_timeout))
     try:
         _begin_locked(conn, lock_timeout, statement_timeout)
         with paused_gc():  # rows and the plan: many objects, no cycles (reconciler.util.gc_pause)
@@ -392,9 +393,9 @@ def _commit(conn: psycopg.Connection[Any]) -> None:
         if db.connection_lost(e):
             # The COMMIT may or may not have reached the server: say so instead of "nothing changed".
             raise DatabaseUnavailable(
-                f"the database connection was lost during COMMIT ({' '.join(str(e).split())}): the apply may or may "
-                "not have been committed", hint="run reconcile again: it re-reads the database and applies only "
-                "what is still missing") from e
+                f"the database connection was lost during COMMIT ({' '.join(str(e).split())}): the outcome is "
+                "unknown, the apply may or may not have been committed", hint="the next plan (reconcile --dry-run) "
+                "shows what the database holds; retry: reconcile --apply applies only what is still missing") from e
         raise db.translate(e, "committing") from e
 
 
@@ -421,7 +422,8 @@ def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, Secr
 
     Each read is bounded by `statement_timeout` when given (a fleet's slow target costs its own time only).
     """
-    conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout)
+    conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout,
+                      answer_timeout=deadline.answer_timeout(statement_timeout))
     try:
         live = read_only(conn, manifest, planes, rider, statement_timeout=statement_timeout)
     finally:
