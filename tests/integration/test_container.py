@@ -40,7 +40,7 @@ def test_dockerfile_runs_as_non_root_with_healthcheck():
 
 def test_kubernetes_manifests_validate_offline():
     exe = venv_tool("kubernetes-validate")
-    files = sorted(str(p) for p in (ROOT / "deploy" / "kubernetes").glob("**/*.yaml"))
+    files = sorted(str(p) for p in (ROOT / "deploy" / "kubernetes").glob("**/*.yaml") if p.name != "kustomization.yaml")
     assert any("/fleet/" in f for f in files)
     result = subprocess.run([exe, "--strict", *files], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
