@@ -31,24 +31,24 @@ class Step:
 
 
 def run_action(fake: FakeGitHub, work: Path, url: str, inputs: dict[str, str], *, pull_request: int | None = None,
-               sha: str = "0" * 40, run_id: int = 1) -> Step:
+               sha: str = "0" * 40, run_id: int = 1, env: dict[str, str] | None = None) -> Step:
     """One run of the action's step in `work` (the checkout), against database `url`."""
     runner = work.parent / f"runner-{run_id}"
     runner.mkdir(exist_ok=True)
     event = runner / "event.json"
     event.write_text(json.dumps({"pull_request": {"number": pull_request}} if pull_request else {}))
     output, summary = runner / "output", runner / "summary"
-    env = {
+    variables = {
         "PATH": "/usr/bin:/bin", "HOME": str(runner), "LANG": "C.UTF-8",
         "DATABASE_URL": url, **SECRETS_ENV, "RECONCILE": RECONCILE, "RUNNER_TEMP": str(runner),
         "GITHUB_API_URL": fake.url, "GITHUB_SERVER_URL": "https://github.test", "GITHUB_REPOSITORY": REPO,
         "GITHUB_RUN_ID": str(run_id), "GITHUB_SHA": sha, "GITHUB_EVENT_PATH": str(event),
         "GITHUB_EVENT_NAME": "pull_request" if pull_request else "push",
         "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary), "INPUT_GITHUB_TOKEN": TOKEN,
-        **{f"INPUT_{k.upper().replace('-', '_')}": v for k, v in inputs.items()},
+        **{f"INPUT_{k.upper().replace('-', '_')}": v for k, v in inputs.items()}, **(env or {}),
     }
     result = subprocess.run([SYSTEM_PYTHON, str(ROOT / "action" / "main.py")], capture_output=True, text=True,
-                            env=env, cwd=work, timeout=120)
+                            env=variables, cwd=work, timeout=120)
     outputs = dict(line.split("=", 1) for line in output.read_text().splitlines()) if output.exists() else {}
     return Step(result.returncode, result.stdout + result.stderr, outputs,
                 summary.read_text() if summary.exists() else "")

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from action.sticky_comment import marker
 from tests.fix_db import DbTarget
 from tests.gitops.action_support import RECONCILE, ROOT, SECRETS_ENV, WORKFLOW_ID, run_action
 from tests.gitops.fake_github import serve
@@ -146,3 +147,33 @@ def test_validate_puts_its_result_in_the_summary(fake, audited_db: DbTarget, wor
     step = run_action(fake, work, audited_db.url, {"command": "validate"})
     assert step.code == 0 and "scheduler.yaml: " in step.summary and ": valid" in step.summary
     assert step.outputs["exit-code"] == "0"
+
+
+FLEET_ARTIFACT = "reconcile-plan-fleet_targets.yaml"
+
+
+def _fleet(work: Path) -> None:
+    (work / "targets.yaml").write_text("version: 1\ntargets:\n  - name: alpha\n    database_url: {from_env: ALPHA_URL}\n")
+
+
+def test_a_fleets_plan_is_one_comment_and_its_merge_applies_the_same_changes(fake, audited_db: DbTarget, work: Path):
+    _fleet(work)
+    inputs = {"command": "plan", "targets": "targets.yaml"}
+    env = {"ALPHA_URL": audited_db.url}
+    plan = run_action(fake, work, audited_db.url, inputs, pull_request=11, run_id=1, env=env)
+    assert plan.code == 0, plan.stdout
+    assert plan.outputs["has-changes"] == "true" and plan.outputs["artifact-name"] == FLEET_ARTIFACT
+    (comment,) = fake.state.comments[11]
+    assert comment["body"].startswith(marker("fleet:targets.yaml") + "\n") and "alpha" in comment["body"]
+    assert not any(v in comment["body"] + Path(plan.outputs["plan-json"]).read_text() for v in SECRETS_ENV.values())
+    fake.add_merged_pull("merge11", 11, "head11")
+    fake.add_run(WORKFLOW_ID, "head11", artifacts={FLEET_ARTIFACT: _zip_dir(Path(plan.outputs["plan-dir"]))})
+    push_run = fake.add_run(WORKFLOW_ID, "merge11", event="push")
+    applied = run_action(fake, work, audited_db.url, {"command": "apply", "targets": "targets.yaml"},
+                         sha="merge11", run_id=push_run, env=env)
+    assert applied.code == 0, applied.stdout
+    assert _plan_is_empty(audited_db, work)
+    again = run_action(fake, work, audited_db.url, {"command": "apply", "targets": "targets.yaml"},
+                       sha="merge11", run_id=push_run, env=env)  # the reviewed changes are no longer the plan
+    assert again.code == 1 and "::error::the fleet plan reviewed on pull request #11" in again.stdout
+    assert "is stale: a target's plan differs now. Nothing was applied." in again.stdout
