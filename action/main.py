@@ -53,6 +53,8 @@ class Inputs:
         if command not in COMMANDS:
             raise GitHubError(f"input command: {command!r} is not one of {', '.join(COMMANDS)}")
         targets = get("TARGETS")
+        if command == "verify" and targets:
+            raise GitHubError("input targets: verify checks one database; give its manifest files instead")
         files = tuple(get("FILES").split()) or (() if targets else ("scheduler.yaml",))
         return cls(command, files, targets, get("NAME"), get("COMMENT", "true") == "true",
                    get("LOCK_TIMEOUT", "300"), get("APPLY_FRESH_IF_SAME", "false") == "true",

@@ -177,3 +177,11 @@ def test_a_fleets_plan_is_one_comment_and_its_merge_applies_the_same_changes(fak
                        sha="merge11", run_id=push_run, env=env)  # the reviewed changes are no longer the plan
     assert again.code == 1 and "::error::the fleet plan reviewed on pull request #11" in again.stdout
     assert "is stale: a target's plan differs now. Nothing was applied." in again.stdout
+
+
+def test_verify_passes_its_exit_code_and_report_through(fake, audited_db: DbTarget, work: Path):
+    step = run_action(fake, work, audited_db.url, {"command": "verify"})  # nothing applied: checks fail
+    assert step.code == 2 and step.outputs["exit-code"] == "2"
+    assert "### reconcile verify: scheduler.yaml" in step.summary and "FAIL" in step.summary.upper()
+    fleet = run_action(fake, work, audited_db.url, {"command": "verify", "targets": "targets.yaml"})
+    assert fleet.code == 1 and "::error::input targets: verify checks one database" in fleet.stdout
