@@ -94,13 +94,15 @@ class Action:
         server = self.env.get("GITHUB_SERVER_URL", "https://github.com")
         return f"{server}/{self.env.get('GITHUB_REPOSITORY', '')}/actions/runs/{self.env.get('GITHUB_RUN_ID', '')}"
 
-    def pull_request(self) -> int | None:
+    def pull_request(self) -> tuple[int, str] | None:
+        """The pull request's number and head commit (what the plan run is found by on merge), if any."""
         path = self.env.get("GITHUB_EVENT_PATH")
         if not path or not Path(path).is_file():
             return None
-        event = json.loads(Path(path).read_text())
-        number = (event.get("pull_request") or {}).get("number")
-        return int(number) if number else None
+        pull = json.loads(Path(path).read_text()).get("pull_request") or {}
+        if not pull.get("number"):
+            return None
+        return int(pull["number"]), (pull.get("head") or {}).get("sha") or self.env.get("GITHUB_SHA", "")
 
     def summary(self, text: str) -> None:
         path = self.env.get("GITHUB_STEP_SUMMARY")
@@ -154,9 +156,9 @@ class Action:
                              "plan-dir": str(self.workdir), "artifact-name": i.artifact})
         if ok:
             self.outputs["plan-json"] = str(saved)
-        number = self.pull_request()
-        if i.comment and number is not None:
-            sha = self.env.get("GITHUB_SHA", "")[:12]
+        pull = self.pull_request()
+        if i.comment and pull is not None:
+            number, sha = pull[0], pull[1][:12]
             body = sticky_comment.comment_body(
                 i.key, f"reconcile plan: `{i.key}`", text, summary_url=self.run_url,
                 footer=f"commit {sha} · <a href=\"{self.run_url}\">run {self.env.get('GITHUB_RUN_ID', '')}</a>"

@@ -36,7 +36,8 @@ def run_action(fake: FakeGitHub, work: Path, url: str, inputs: dict[str, str], *
     runner = work.parent / f"runner-{run_id}"
     runner.mkdir(exist_ok=True)
     event = runner / "event.json"
-    event.write_text(json.dumps({"pull_request": {"number": pull_request}} if pull_request else {}))
+    pull = {"number": pull_request, "head": {"sha": f"head{pull_request}" + "0" * 30}}
+    event.write_text(json.dumps({"pull_request": pull} if pull_request else {}))
     output, summary = runner / "output", runner / "summary"
     variables = {
         "PATH": "/usr/bin:/bin", "HOME": str(runner), "LANG": "C.UTF-8",

@@ -78,6 +78,7 @@ def test_a_pull_requests_plan_is_one_sticky_comment_without_secrets(fake, audite
     second = run_action(fake, work, audited_db.url, {"command": "plan"}, pull_request=7, run_id=2)
     assert second.code == 0 and "updated the plan comment" in second.stdout
     assert len(fake.state.comments[7]) == 1 and "run 2" in fake.state.comments[7][0]["body"]
+    assert "commit head70000000" in fake.state.comments[7][0]["body"]  # the pull request's head, not the merge ref
 
 
 def test_a_failed_plan_is_shown_in_the_comment_and_fails_the_step(fake, audited_db: DbTarget, work: Path):
