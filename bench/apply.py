@@ -18,11 +18,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import TurnCountingProxy, cluster, env, manifest_file, median_ms, reset  # noqa: E402
-from reconciler.apply import apply, read_and_plan  # noqa: E402
+from reconciler.engine.apply import apply, read_and_plan  # noqa: E402
+from reconciler.engine.sources import resolve_secrets  # noqa: E402
 from reconciler.kinds.base import PlanOptions  # noqa: E402
+from reconciler.kinds.trigger_command import render_command  # noqa: E402
 from reconciler.manifest import load_manifest  # noqa: E402
-from reconciler.secrets import resolve_secrets  # noqa: E402
-from reconciler.trigger_sql import render_command  # noqa: E402
 
 
 def main() -> None:

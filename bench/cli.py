@@ -91,7 +91,7 @@ def _phases(env: dict[str, str], manifest: Path, rounds: int) -> dict[str, float
 
 def _controller_cpu_ms(url: str, manifest: Path, rounds: int) -> float:
     """CPU time of one in-sync `--watch` cycle (report mode), in this process, after a warm-up cycle."""
-    from reconciler.controller import Controller, Settings
+    from reconciler.watch.controller import Controller, Settings
 
     controller = Controller(Settings(files=[str(manifest)], url=url, http_port=0))
     controller.cycle()
@@ -140,9 +140,9 @@ def main() -> None:
             _timed([RECONCILE, "--version"], env)
             dry_run = [RECONCILE, "--dry-run", "--detailed-exitcode", "-f", str(manifest)]
             runs: dict[str, list[float]] = {"floor": [], "version": [], "dry-run": []}
-            # The baseline through its own entry point (reconciler.cli:main, before reconciler.console); -P keeps
+            # The baseline through its own entry point (reconciler.cli.main:main, before reconciler.cli.console); -P keeps
             # the working directory (this repository) off the path, so PYTHONPATH's package is the one imported.
-            baseline = [sys.executable, "-P", "-c", "from reconciler.cli import main; main()", *dry_run[1:]]
+            baseline = [sys.executable, "-P", "-c", "from reconciler.cli.main import main; main()", *dry_run[1:]]
             if args.baseline:
                 runs["baseline"] = []
                 _timed(baseline, {**env, "PYTHONPATH": args.baseline})  # its bytecode, untimed

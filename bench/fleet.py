@@ -23,7 +23,7 @@ printed: the targets' values come from variables whose names alone are in target
 
 Run: python bench/fleet.py --clusters 50 --unreachable 10   (about 11 minutes on 2 cores; 2 GB of
 disk in a temporary directory, under 0.5 GB of memory for the clusters)
-The CI version is tests/integration/test_fleet_bench.py (3 clusters, 1 unreachable target).
+The CI version is tests/integration/fleet/test_fleet_bench.py (3 clusters, 1 unreachable target).
 Targets (issue 19): 50 in-sync targets in one fleet cycle <= 5 s on 2 cores; the 10 unreachable ones add
 <= 1 s; controller RSS <= 150 MB.
 """

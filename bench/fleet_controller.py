@@ -41,7 +41,7 @@ class FleetController:
                  parallel: int, workdir: Path) -> None:
         self.port = free_port()
         self.stderr_path = workdir / "controller.stderr"
-        argv = [sys.executable, "-c", "from reconciler.cli import main; main()", "--watch", "--apply",
+        argv = [sys.executable, "-c", "from reconciler.cli.main import main; main()", "--watch", "--apply",
                 "--targets", str(targets_path), "-f", manifest, "--interval", f"{interval}s",
                 "--parallel", str(parallel), "--http-port", str(self.port), "--log-format", "json"]
         self._stderr = self.stderr_path.open("wb")

@@ -34,7 +34,7 @@ def _step(name: str) -> None:
 
 def main() -> None:
     manifest_path = sys.argv[1]
-    gc.disable()  # as the console script (reconciler.console) imports: collector paused, then frozen out
+    gc.disable()  # as the console script (reconciler.cli.console) imports: collector paused, then frozen out
     import click  # noqa: F401
 
     _step("import click")
@@ -53,12 +53,14 @@ def main() -> None:
 
     _step("import reconciler.manifest (models)")
     import reconciler.manifest.load as loading
-    from reconciler import cli, db, run
-    from reconciler.allocation import paused_gc
-    from reconciler.apply import make_plan
+    from reconciler.cli import main as cli
+    from reconciler.engine import db
+    from reconciler.engine import session as run
+    from reconciler.engine.apply import make_plan
     from reconciler.kinds.base import PlanOptions
+    from reconciler.kinds.trigger_command import render_command
     from reconciler.manifest import load_manifest
-    from reconciler.trigger_sql import render_command
+    from reconciler.util.gc_pause import paused_gc
 
     gc.freeze()
     gc.enable()

@@ -8,7 +8,7 @@ sampled continuously from a side thread. Cycles are counted from the `cycle_fini
 stderr; every injection must be followed by exactly one `change_applied`, and the final plan is empty.
 
 Run: python bench/soak.py [--cycles 1000] [--drift-every 50] [--warmup 100]   (a throwaway cluster)
-The pytest variant is tests/integration/test_soak.py (300 cycles, marked `soak`).
+The pytest variant is tests/integration/controller/test_soak.py (300 cycles, marked `soak`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg  # noqa: E402
 
-from reconciler.apply import apply, read_and_plan  # noqa: E402
+from reconciler.engine.apply import apply, read_and_plan  # noqa: E402
+from reconciler.engine.sources import resolve_secrets  # noqa: E402
 from reconciler.kinds.base import PlanOptions  # noqa: E402
+from reconciler.kinds.trigger_command import render_command  # noqa: E402
 from reconciler.manifest import load_manifest  # noqa: E402
-from reconciler.secrets import resolve_secrets  # noqa: E402
-from reconciler.trigger_sql import render_command  # noqa: E402
 from tests.integration.apply_support import MANIFEST, SECRETS_ENV  # noqa: E402
 from tests.integration.controller_support import (  # noqa: E402
     Watcher,

@@ -1,6 +1,6 @@
-"""localdb: a throwaway local PostgreSQL 15 that behaves like a Supabase database.
+"""localdb: a throwaway local PostgreSQL (the distribution's major: discovery.py) that behaves like a Supabase database.
 
-pg_cron is the real Debian build; supabase_vault and pg_net are SQL stand-ins (in `extensions/`) that
+pg_cron is the real Debian/Ubuntu build; supabase_vault and pg_net are SQL stand-ins (in `extensions/`) that
 reproduce the facts in docs/upstream.md, with `networker.py` sending pg_net's HTTP requests. The test
 harness (tests/fix_db.py) and `python -m localdb` drive it through `Cluster`.
 """

@@ -1,4 +1,7 @@
-"""`python -m localdb up|down|status|url|seed|edge`: the command line over `localdb.Cluster`.
+"""`python -m localdb up|down|status|url|seed|edge|pg`: the command line over `localdb.Cluster`.
+
+`pg [--pg-major N] [--missing]` prints the PostgreSQL install localdb runs from (localdb/discovery.py),
+or with --missing the apt packages it still lacks; `up --pg-major N` runs that major.
 
 `edge start|stop|status [--port 54321] [--secret-env CRON_SECRET]` runs the run-scheduled-jobs
 stand-in (`localdb/edge.py`) detached, with its pid file and log in the root; there `--port` is the
@@ -18,6 +21,7 @@ import sys
 from pathlib import Path
 
 from localdb.cluster import DEFAULT_PORT, PROFILES, Cluster, create_app_tables, recorded_profile
+from localdb.discovery import describe
 from localdb.errors import LocalDbError
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / ".localdb"
@@ -26,7 +30,8 @@ DEFAULT_ROOT = Path(__file__).resolve().parent.parent / ".localdb"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m localdb",
                                      description="A throwaway local Supabase-like PostgreSQL.")
-    parser.add_argument("command", choices=["up", "down", "status", "url", "seed", "edge"])
+    parser.add_argument("command", choices=["up", "down", "status", "url", "seed", "edge", "pg"],
+                        help="pg: the PostgreSQL install localdb runs (--pg-major, --missing)")
     parser.add_argument("action", nargs="?", choices=["start", "stop", "status"],
                         help="edge: start, stop or status of the run-scheduled-jobs stand-in")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT,
@@ -36,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", choices=PROFILES, default=None,
                         help="supabase (default for a new cluster) or vanilla; an existing cluster "
                              "keeps the profile it was made with")
+    parser.add_argument("--pg-major", default=None, metavar="N",
+                        help="up: the PostgreSQL major to run (default: $LOCALDB_PG_MAJOR, else the one the "
+                             "cluster was made with, else the newest installed with pg_cron)")
+    parser.add_argument("--missing", action="store_true",
+                        help="pg: print only the apt packages still missing for it (scripts/install.sh)")
     parser.add_argument("--with-app-tables", action="store_true",
                         help="up: also create public.scheduled_jobs and public.job_executions")
     parser.add_argument("--superuser", action="store_true",
@@ -72,6 +82,9 @@ def _seed(cluster: Cluster) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "pg":
+        print(describe(args.pg_major, missing_only=args.missing))
+        return 0
     if args.command == "edge":
         from localdb.edge import edge_command
 
@@ -79,7 +92,7 @@ def run(argv: list[str] | None = None) -> int:
                           profile=args.profile or recorded_profile(args.root) or "supabase")
         return edge_command(cluster, args.action or "status", args.port, args.secret_env, args.database_url)
     profile = args.profile or recorded_profile(args.root) or "supabase"
-    cluster = Cluster(args.root, port=_port(args.port, args.root), profile=profile)
+    cluster = Cluster(args.root, port=_port(args.port, args.root), profile=profile, pg_major=args.pg_major)
     if args.command == "up":
         print(cluster.up())
         if args.with_app_tables:

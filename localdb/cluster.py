@@ -1,4 +1,4 @@
-"""A throwaway local PostgreSQL 15 that behaves like a Supabase database, for tests and local runs.
+"""A throwaway local PostgreSQL (the major localdb.discovery picks) that behaves like a Supabase database, for tests and local runs.
 
 `Cluster` owns one directory (`root`): the private PostgreSQL tree (`pgtree.py`), the data directory,
 the socket directory, the server log and the pg_net stand-in worker (`networker.py`). `up()` creates
@@ -25,9 +25,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
-from localdb import pgtree
+from localdb import discovery, pgtree
+from localdb.discovery import PgInstall
 from localdb.errors import LocalDbError
-from localdb.pgtree import SystemInstall, Tree, ensure_tree
+from localdb.pgtree import Tree, ensure_tree
 from localdb.proc import alive, pid_in, runs_module
 from localdb.proc import start as proc_start
 from localdb.proc import stop as proc_stop
@@ -100,11 +101,14 @@ class Cluster:
     """One local cluster living in `root`; every method is safe to call in any state."""
 
     def __init__(self, root: Path | str, port: int = DEFAULT_PORT, profile: str = "supabase",
-                 database: str = "postgres", system: SystemInstall | None = None, *,
-                 settings: Mapping[str, str] | None = None, net_worker: bool = True) -> None:
+                 database: str = "postgres", system: PgInstall | None = None, *,
+                 settings: Mapping[str, str] | None = None, net_worker: bool = True,
+                 pg_major: str | None = None) -> None:
         """`settings`: postgresql.conf values over localdb's own (written when the data directory is made,
         e.g. a smaller shared_buffers for many clusters at once). `net_worker=False`: `up()` does not start
-        the pg_net worker, for clusters whose queued HTTP requests nobody needs sent."""
+        the pg_net worker, for clusters whose queued HTTP requests nobody needs sent. `system`: the
+        PostgreSQL to run (default: `pg_major`, else $LOCALDB_PG_MAJOR, else the major the data directory
+        was made with, else what localdb.discovery picks on this machine)."""
         if profile not in PROFILES:
             raise LocalDbError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
         self.root = Path(root).absolute()
@@ -113,8 +117,8 @@ class Cluster:
         self.database = database
         self.settings = dict(settings or {})
         self.net_worker = net_worker
-        # Looked up at call time so tests can point localdb at a missing install.
-        self.system = system or pgtree.SYSTEM
+        self.system = system
+        self.pg_major = pg_major
         self.datadir = self.root / "data"
         self.sockdir = self.root / "run"
         self.log_file = self.root / "postgres.log"
@@ -137,7 +141,8 @@ class Cluster:
         self._check_socket_path()
         with self._locked():
             self._check_profile()  # before ensure_tree rewrites the profile's control files
-            tree = ensure_tree(self.root / "pgtree", self.profile, self.system)
+            system = self._system()
+            tree = ensure_tree(self.root / "pgtree", self.profile, system, need_cron=self._preloads_cron())
             if not self.datadir.is_dir():
                 self._create(tree)
             running = self.running_port()
@@ -164,13 +169,13 @@ class Cluster:
             self._stop_worker()
             if self.running_port() is not None:
                 # The tree as it is: rebuilding it under the wrong profile would flip its controls.
-                self._pg_ctl(Tree(self.root / "pgtree"), "stop", "-D", str(self.datadir),
+                self._pg_ctl(Tree.open(self.root / "pgtree"), "stop", "-D", str(self.datadir),
                              "-m", "fast", "-w", "-t", "60")
 
     def restart(self) -> None:
         """Restart only the server (the worker reconnects by itself), as a crash or upgrade would."""
         with self._locked():
-            self._pg_ctl(Tree(self.root / "pgtree"), "restart", "-D", str(self.datadir), "-l", str(self.log_file),
+            self._pg_ctl(Tree.open(self.root / "pgtree"), "restart", "-D", str(self.datadir), "-l", str(self.log_file),
                          "-m", "fast", "-w", "-t", "60", "-o", f"-p {self.port}")
 
     def is_running(self) -> bool:
@@ -305,6 +310,29 @@ class Cluster:
             conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO postgres").format(
                 sql.Identifier(self.database)))
 
+    def made_with_major(self) -> str | None:
+        """The PostgreSQL major the data directory was made with (its PG_VERSION), if it exists."""
+        try:
+            return (self.datadir / "PG_VERSION").read_text().strip()
+        except OSError:
+            return None
+
+    def _system(self) -> PgInstall:
+        made = self.made_with_major()
+        if self.system is not None:
+            system = self.system
+        else:
+            explicit = self.pg_major or os.environ.get(discovery.ENV_MAJOR) or made
+            system = pgtree.system_install(explicit)
+        if made is not None and made != system.major:
+            raise LocalDbError(f"the cluster in {self.root} was made with PostgreSQL {made}, not {system.major}; "
+                               f"use --pg-major {made} or another --root")
+        return system
+
+    def _preloads_cron(self) -> bool:
+        preload = self.settings.get("shared_preload_libraries", _SETTINGS["shared_preload_libraries"])
+        return "pg_cron" in preload
+
     def _check_profile(self) -> None:
         made = recorded_profile(self.root)
         if made is not None and made != self.profile:
@@ -419,7 +447,7 @@ def _server_owner() -> pwd.struct_passwd | None:
         return pwd.getpwnam("postgres")
     except KeyError:
         raise LocalDbError("running as root needs an OS user named postgres to own the server "
-                           "(package postgresql-15 creates it)") from None
+                           "(package postgresql-common creates it)") from None
 
 
 def recorded_profile(root: Path | str) -> str | None:

@@ -1,86 +1,116 @@
 """The private, relocatable PostgreSQL tree a localdb cluster runs from.
 
-Sits under `Cluster`: before initdb or a start, `ensure_tree()` makes `<root>/pgtree` look like Debian's
-install (bin, lib, share) so that the server finds our own `extension/` directory, holding the
+Sits under `Cluster`: before initdb or a start, `ensure_tree()` makes `<root>/pgtree` look like the
+install `localdb.discovery` chose (Debian's `lib/postgresql/N/bin`, `share/postgresql/N`, or a prefix's
+bin, lib, share) so that the server finds our own `extension/` directory, holding the
 stand-in extensions, and a `lib/` holding, in the supabase profile, our `supautils` hook library
 (built from `localdb/supautils/` with PGXS: see `build_supautils`). PostgreSQL finds share/ and lib/
 relative to its executable after resolving symlinks, so the binaries are hard links or copies while
-everything else is a symlink to the system install. Nothing is written outside `<root>`.
-"""
+everything else is a symlink to the system install. Nothing is written outside `<root>`."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from localdb.discovery import PgInstall, from_environment
 from localdb.errors import LocalDbError
 
-MAJOR = "15"
-INSTALL_HINT = "apt-get install -y postgresql-15 postgresql-15-cron"
 STANDINS_DIR = Path(__file__).resolve().parent / "extensions"
 SUPAUTILS_DIR = Path(__file__).resolve().parent / "supautils"
-SUPAUTILS_HINT = f"apt-get install -y postgresql-server-dev-{MAJOR} make gcc"
+#: Where a tree records the install it was made from (its major and relative layout).
+LAYOUT_FILE = "layout.json"
+#: A tree made before trees recorded their layout was always Debian's PostgreSQL 15.
+_LEGACY_LAYOUT = {"major": "15", "bindir": "lib/postgresql/15/bin", "pkglibdir": "lib/postgresql/15/lib",
+                  "sharedir": "share/postgresql/15"}
 
 # Only these are run from the private tree; initdb and pg_ctl look for `postgres` next to themselves.
 BINARIES = ("postgres", "initdb", "pg_ctl", "psql", "pg_config", "pg_controldata", "pg_isready")
 
 
-@dataclass(frozen=True)
-class SystemInstall:
-    """Where Debian put PostgreSQL; a dataclass so tests can point it at a missing install."""
-
-    bindir: Path = Path(f"/usr/lib/postgresql/{MAJOR}/bin")
-    pkglibdir: Path = Path(f"/usr/lib/postgresql/{MAJOR}/lib")
-    sharedir: Path = Path(f"/usr/share/postgresql/{MAJOR}")
-    pg_config: Path = Path(f"/usr/lib/postgresql/{MAJOR}/bin/pg_config")
-    pgxs: Path = Path(f"/usr/lib/postgresql/{MAJOR}/lib/pgxs/src/makefiles/pgxs.mk")
-
-    def check(self) -> None:
-        """Raise one clear line naming the missing Debian package."""
-        if not all((self.bindir / name).is_file() for name in ("postgres", "initdb", "pg_ctl")):
-            raise LocalDbError(f"PostgreSQL {MAJOR} is not installed (package postgresql-{MAJOR}); "
-                               f"run: {INSTALL_HINT}")
-        if not ((self.pkglibdir / "pg_cron.so").is_file()
-                and (self.sharedir / "extension" / "pg_cron.control").is_file()):
-            raise LocalDbError(f"pg_cron is not installed (package postgresql-{MAJOR}-cron); "
-                               f"run: {INSTALL_HINT}")
-
-    def check_build_tools(self) -> None:
-        """Building the supautils stand-in needs PGXS (postgresql-server-dev), make and a C compiler."""
-        if not (self.pg_config.is_file() and self.pgxs.is_file()):
-            raise LocalDbError(f"the supabase profile builds localdb's supautils hook library, which needs "
-                               f"PostgreSQL's server headers and PGXS (package postgresql-server-dev-{MAJOR}); "
-                               f"run: {SUPAUTILS_HINT}")
-        missing = [tool for tool in ("make", "gcc") if shutil.which(tool) is None]
-        if missing:
-            raise LocalDbError(f"building localdb's supautils hook library needs {' and '.join(missing)}; "
-                               f"run: {SUPAUTILS_HINT}")
+def system_install(explicit: str | None = None) -> PgInstall:
+    """The install this machine's clusters run from (localdb.discovery; one LocalDbError line if none)."""
+    return from_environment(explicit)
 
 
-SYSTEM = SystemInstall()
+def check(system: PgInstall, *, need_cron: bool = True) -> None:
+    """Raise one clear line naming the missing package (the server; pg_cron when it is preloaded)."""
+    if not system.has_server:
+        raise LocalDbError(f"PostgreSQL {system.major} is not installed (package {_package(system, 0)}, "
+                           f"no {system.bindir / 'postgres'}); run: {system.install_hint()}")
+    if need_cron and not system.has_cron:
+        raise LocalDbError(f"pg_cron is not installed for PostgreSQL {system.major} (package "
+                           f"{_package(system, 1)}); run: {system.install_hint()}")
+
+
+def check_build_tools(system: PgInstall) -> None:
+    """Building the supautils stand-in needs pg_config, PGXS and the server headers, make and a C compiler."""
+    if not system.has_build_files:
+        raise LocalDbError(f"the supabase profile builds localdb's supautils hook library, which needs "
+                           f"PostgreSQL {system.major}'s server headers and PGXS (package {_package(system, 2)}, "
+                           f"no {system.server_include / 'postgres.h'}); run: {_build_hint(system)}")
+    missing = [tool for tool in ("make", "gcc") if shutil.which(tool) is None]
+    if missing:
+        raise LocalDbError(f"building localdb's supautils hook library needs {' and '.join(missing)}; "
+                           f"run: {_build_hint(system)}")
+
+
+def _package(system: PgInstall, index: int) -> str:
+    return system.packages[index] if system.packages else f"files under {system.prefix}"
+
+
+def _build_hint(system: PgInstall) -> str:
+    dev = system.packages[2] if system.packages else None
+    return "apt-get install -y " + " ".join(name for name in (dev, "make", "gcc") if name)
 
 
 @dataclass(frozen=True)
 class Tree:
-    """Paths inside `<root>/pgtree`, laid out as Debian does so relative lookups land here."""
+    """Paths inside `<root>/pgtree`, laid out as the install it copies is (relative to its prefix), so
+    the server's relative lookups of share/ and lib/ land here."""
 
     top: Path
+    layout: tuple[tuple[str, str], ...] = tuple(_LEGACY_LAYOUT.items())
+
+    @classmethod
+    def for_install(cls, top: Path, system: PgInstall) -> Tree:
+        layout = {"major": system.major}
+        for name in ("bindir", "pkglibdir", "sharedir"):
+            layout[name] = str(getattr(system, name).relative_to(system.prefix))
+        return cls(top, tuple(layout.items()))
+
+    @classmethod
+    def open(cls, top: Path) -> Tree:
+        """The tree in `top` as it was made (its recorded layout; Debian's 15 for a tree from before)."""
+        try:
+            layout = json.loads((top / LAYOUT_FILE).read_text())
+        except (OSError, ValueError):
+            layout = _LEGACY_LAYOUT
+        return cls(top, tuple((k, str(layout[k])) for k in _LEGACY_LAYOUT))
+
+    def _get(self, key: str) -> str:
+        return dict(self.layout)[key]
+
+    @property
+    def major(self) -> str:
+        return self._get("major")
 
     @property
     def bindir(self) -> Path:
-        return self.top / "lib" / "postgresql" / MAJOR / "bin"
+        return self.top / self._get("bindir")
 
     @property
     def pkglibdir(self) -> Path:
-        return self.top / "lib" / "postgresql" / MAJOR / "lib"
+        return self.top / self._get("pkglibdir")
 
     @property
     def sharedir(self) -> Path:
-        return self.top / "share" / "postgresql" / MAJOR
+        return self.top / self._get("sharedir")
 
     @property
     def extdir(self) -> Path:
@@ -90,13 +120,15 @@ class Tree:
         return str(self.bindir / name)
 
 
-def ensure_tree(top: Path, profile: str, system: SystemInstall = SYSTEM) -> Tree:
-    """Build the tree once (atomically), then refresh only our own extension files on every call."""
-    system.check()
+def ensure_tree(top: Path, profile: str, system: PgInstall, *, need_cron: bool = True) -> Tree:
+    """Build the tree once (atomically), then refresh only our own extension files on every call.
+
+    A tree made from another install (another major, or before trees recorded theirs) is made again."""
+    check(system, need_cron=need_cron)
     if profile == "supabase":
-        system.check_build_tools()
-    tree = Tree(top)
-    if not tree.bindir.is_dir():
+        check_build_tools(system)
+    tree = Tree.for_install(top, system)
+    if not tree.bindir.is_dir() or Tree.open(top) != tree:
         _build(tree, system)
     if tree.pkglibdir.is_symlink():  # a tree made before lib/ held our own library
         _unlink_pkglibdir(tree, system)
@@ -106,30 +138,21 @@ def ensure_tree(top: Path, profile: str, system: SystemInstall = SYSTEM) -> Tree
     return tree
 
 
-def build_supautils(tree: Tree, system: SystemInstall = SYSTEM) -> Path:
+def build_supautils(tree: Tree, system: PgInstall) -> Path:
     """Compile localdb/supautils/ with PGXS in `<tree>/build/supautils`, install it into the tree's lib/.
 
-    Rebuilt only when the sources change (their digest is kept next to the build). Raises one line
-    naming the missing package, or the compiler's last line.
+    Rebuilt only when the sources or the install change (their digest is kept next to the build).
+    Raises one line naming the missing package, or the compiler's last line.
     """
-    system.check_build_tools()
+    check_build_tools(system)
     sources = sorted(p for p in SUPAUTILS_DIR.iterdir() if p.name in ("Makefile", "supautils.c"))
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources) + str(system.pg_config).encode()).hexdigest()
     build = tree.top / "build" / "supautils"
     stamp = build / "source.sha256"
     target = tree.pkglibdir / "supautils.so"
     if target.is_file() and stamp.is_file() and stamp.read_text() == digest:
         return target
-    shutil.rmtree(build, ignore_errors=True)
-    build.mkdir(parents=True)
-    for src in sources:
-        shutil.copyfile(src, build / src.name)
-    proc = subprocess.run(["make", "-C", str(build), f"PG_CONFIG={system.pg_config}", "with_llvm=no"],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0 or not (build / "supautils.so").is_file():
-        lines = (proc.stderr or proc.stdout).strip().splitlines() or ["(no output)"]
-        raise LocalDbError(f"building localdb's supautils hook library failed: {lines[-1]} "
-                           f"(needs package postgresql-server-dev-{MAJOR}; see {build})")
+    compile_supautils(system, build)
     tmp = target.with_name(target.name + ".tmp")
     shutil.copyfile(build / "supautils.so", tmp)
     tmp.chmod(0o755)
@@ -138,8 +161,28 @@ def build_supautils(tree: Tree, system: SystemInstall = SYSTEM) -> Path:
     return target
 
 
-def _build(tree: Tree, system: SystemInstall) -> None:
-    staging = Tree(tree.top.with_name(tree.top.name + f".tmp{os.getpid()}"))
+def compile_supautils(system: PgInstall, build: Path, *, strict: bool = False) -> Path:
+    """`make` localdb/supautils/ against `system`'s headers and PGXS in a fresh `build` directory;
+    `strict`: warnings are errors (an undeclared function is only a warning in C, then fails at load)."""
+    check_build_tools(system)
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    for src in SUPAUTILS_DIR.iterdir():
+        if src.name in ("Makefile", "supautils.c"):
+            shutil.copyfile(src, build / src.name)
+    proc = subprocess.run(["make", "-C", str(build), f"PG_CONFIG={system.pg_config}", "with_llvm=no",
+                           *(["COPT=-Werror"] if strict else [])],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not (build / "supautils.so").is_file():
+        errors = [line for line in (proc.stderr or proc.stdout).splitlines() if "error" in line]
+        lines = errors or (proc.stderr or proc.stdout).strip().splitlines() or ["(no output)"]
+        raise LocalDbError(f"building localdb's supautils hook library against PostgreSQL {system.major} failed: "
+                           f"{lines[0] if errors else lines[-1]} (see {build})")
+    return build / "supautils.so"
+
+
+def _build(tree: Tree, system: PgInstall) -> None:
+    staging = Tree(tree.top.with_name(tree.top.name + f".tmp{os.getpid()}"), tree.layout)
     shutil.rmtree(staging.top, ignore_errors=True)
     try:
         tree.top.parent.mkdir(parents=True, exist_ok=True)
@@ -148,13 +191,14 @@ def _build(tree: Tree, system: SystemInstall) -> None:
             if (system.bindir / name).exists():
                 _link_or_copy(system.bindir / name, staging.bindir / name)
         _fill_pkglibdir(staging.pkglibdir, system)
-        staging.sharedir.mkdir(parents=True)
+        staging.sharedir.mkdir(parents=True, exist_ok=True)
         for entry in system.sharedir.iterdir():
-            if entry.name != "extension":
+            if entry.name != "extension" and not (staging.sharedir / entry.name).exists():
                 (staging.sharedir / entry.name).symlink_to(entry)
         staging.extdir.mkdir()
         for entry in (system.sharedir / "extension").iterdir():
             (staging.extdir / entry.name).symlink_to(entry)
+        (staging.top / LAYOUT_FILE).write_text(json.dumps(dict(tree.layout)) + "\n")
         shutil.rmtree(tree.top, ignore_errors=True)
         staging.top.rename(tree.top)
     except BaseException:
@@ -162,14 +206,14 @@ def _build(tree: Tree, system: SystemInstall) -> None:
         raise
 
 
-def _fill_pkglibdir(pkglibdir: Path, system: SystemInstall) -> None:
+def _fill_pkglibdir(pkglibdir: Path, system: PgInstall) -> None:
     # A directory of symlinks rather than one symlink, so our own library can sit beside the system's.
     pkglibdir.mkdir(parents=True)
     for entry in system.pkglibdir.iterdir():
         (pkglibdir / entry.name).symlink_to(entry)
 
 
-def _unlink_pkglibdir(tree: Tree, system: SystemInstall) -> None:
+def _unlink_pkglibdir(tree: Tree, system: PgInstall) -> None:
     staging = tree.pkglibdir.with_name(f"lib.tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     _fill_pkglibdir(staging, system)
@@ -185,13 +229,15 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _install_extension_files(extdir: Path, system: SystemInstall) -> None:
+def _install_extension_files(extdir: Path, system: PgInstall) -> None:
     # Control files as upstream ships them, untrusted (superuser = t, trusted = f), as on Supabase:
     # there supautils, not the control file, lets postgres create them.
     for src in sorted(STANDINS_DIR.iterdir()):
         if src.suffix in (".control", ".sql"):
             _write_if_changed(extdir / src.name, src.read_text())
     cron_control = extdir / "pg_cron.control"
+    if not system.has_cron:  # a cluster that does not preload pg_cron (a server without it)
+        return
     if not cron_control.is_symlink():  # a tree made when the profile rewrote it: back to Debian's
         cron_control.unlink(missing_ok=True)
         cron_control.symlink_to(system.sharedir / "extension" / "pg_cron.control")

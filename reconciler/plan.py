@@ -16,7 +16,7 @@ from reconciler.model import DESTRUCTIVE, Action, Change, Finding, Plan, Severit
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest, TriggerSpec
-    from reconciler.secrets import SecretValue
+    from reconciler.secret_value import SecretValue
 
 __all__ = ["PlanOptions", "plan", "preflight"]
 

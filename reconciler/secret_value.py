@@ -1,6 +1,6 @@
 """`SecretValue`: a secret's plaintext, held so it cannot leak by accident.
 
-Data flow: `reconciler.secrets.resolve_secrets` makes one per declared secret; kinds compare them with the
+Data flow: `reconciler.engine.sources.resolve_secrets` makes one per declared secret; kinds compare them with the
 database by digest and reveal the value only while writing it (COPY data, the Management API request).
 Imports nothing but the standard library, so any module may hold a value without pulling in the manifest.
 """

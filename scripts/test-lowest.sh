@@ -14,5 +14,5 @@ bash scripts/install.sh --lowest .venv-lowest
 # generator tests already cover here (the first pass runs them all).
 VENV=.venv-lowest exec bash scripts/test.sh -m "not slow and not soak and not stress" -p no:cacheprovider \
   --ignore=tests/unit/test_cron.py --ignore=tests/standins \
-  --ignore=tests/integration/test_hostile_property.py --ignore=tests/integration/test_shipping.py \
-  --ignore=tests/integration/test_fleet_shards.py --ignore=tests/integration/test_fleet_controller.py "$@"
+  --ignore=tests/integration/security/test_hostile_property.py --ignore=tests/integration/shipping/test_shipping.py \
+  --ignore=tests/integration/fleet/test_fleet_shards.py --ignore=tests/integration/fleet/test_fleet_controller.py "$@"

@@ -33,6 +33,16 @@
 #include "utils/jsonb.h"
 #include "utils/varlena.h"
 
+/*
+ * Built against the server headers of PostgreSQL 14 to 17 (tests/standins/test_other_majors.py compiles
+ * it against each with -Werror). Where they differ for this file:
+ *   ProcessUtility_hook_type  the same in 14-17: 14 added `bool readOnlyTree` (13 and older lack it)
+ *   MarkGUCPrefixReserved     15+; 14 has its older name, EmitWarningsOnPlaceholders
+ */
+#if PG_VERSION_NUM < 140000
+#error "localdb's supautils stand-in needs PostgreSQL 14 or newer (ProcessUtility_hook's readOnlyTree)"
+#endif
+
 PG_MODULE_MAGIC;
 
 void _PG_init(void);
@@ -250,7 +260,11 @@ _PG_init(void)
 	DefineCustomStringVariable("supautils.privileged_extensions_custom_scripts_path",
 							   "Where before/after-create scripts live (unused by localdb).",
 							   NULL, &custom_scripts_path, NULL, PGC_SIGHUP, 0, NULL, NULL, NULL);
+#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("supautils");
+#else
+	EmitWarningsOnPlaceholders("supautils");
+#endif
 
 	prev_hook = ProcessUtility_hook;
 	ProcessUtility_hook = supautils_hook;

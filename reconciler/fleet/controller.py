@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from reconciler import watching
 from reconciler.errors import ManifestError, ReconcilerError
-from reconciler.files import signature as file_signature
 from reconciler.fleet import runner
 from reconciler.fleet.shard import shard_from_environ, shard_of
 from reconciler.kinds.base import PlanOptions
+from reconciler.util.files import signature as file_signature
+from reconciler.watch import lifecycle
 
 if TYPE_CHECKING:
     from reconciler.fleet.runner import TargetResult
@@ -130,7 +130,7 @@ class FleetController:
     def __init__(self, settings: FleetSettings) -> None:
         self.settings = settings
         self.metrics = FleetMetrics()
-        self.lifecycle = watching.Lifecycle(log)
+        self.lifecycle = lifecycle.Lifecycle(log)
         self.shard = shard_from_environ(settings.environ)
         self.manifests = runner.ManifestCache()
         self.started = time.monotonic()
@@ -151,7 +151,7 @@ class FleetController:
     # --- lifecycle -------------------------------------------------------------------------------
     def run(self) -> int:
         self.lifecycle.install_signals()
-        self._server = watching.serve_http(self.settings.http_host, self.settings.http_port, healthy=self.healthy,
+        self._server = lifecycle.serve_http(self.settings.http_host, self.settings.http_port, healthy=self.healthy,
                                            ready=self.ready, registry=self.metrics.registry)
         ordinal, replicas = self.shard or (0, 1)
         log.info("fleet_controller_started", interval=self.settings.interval, apply=self.settings.apply,
@@ -176,7 +176,7 @@ class FleetController:
         finally:
             reader.shutdown(wait=False, cancel_futures=True)
             pool.shutdown(wait=True)  # the running targets finish; nothing new starts
-            watching.shutdown_http(self._server)
+            lifecycle.shutdown_http(self._server)
             log.info("fleet_controller_stopped")
         return 0
 

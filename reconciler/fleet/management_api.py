@@ -3,7 +3,7 @@
 GET /v1/projects, /v1/projects/{ref}/branches, /v1/branches/{id} and /v1/projects/{ref}/api-keys (the
 facts relied on: docs/upstream.md, "The Management API"). Requests have a timeout and are retried with
 backoff on 429, 5xx and network errors (honouring Retry-After and x-ratelimit-reset, as
-`reconciler.edge_api`). The token is sent only in the Authorization header; answers hold credentials
+`reconciler.kinds.edge_api`). The token is sent only in the Authorization header; answers hold credentials
 (database passwords, service keys), so no message ever quotes an answer's body.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from reconciler.edge_api import send  # the same API, so the same waiting rules
 from reconciler.errors import ReconcilerError
+from reconciler.kinds.edge_api import send  # the same API, so the same waiting rules
 
 #: Enough for a slow answer, short enough that a dead API does not hold a fleet refresh for minutes.
 TIMEOUT_SECONDS = 10.0

@@ -1,6 +1,6 @@
 """Running one target, or a whole fleet, as `reconcile --dry-run` / `--apply` runs one database.
 
-`run_target` does for one target what cli.py's dry run and apply do: it loads the manifest (the fleet's
+`run_target` does for one target what cli/main.py's dry run and apply do: it loads the manifest (the fleet's
 shared files plus the target's own, parsed once per set of unchanged files), resolves the target's URL
 and secret values from its own sources, opens the kinds' planes with the target's environment, and reads
 and plans, or applies under the database's advisory lock. Every error becomes one line in its
@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from reconciler import run
+from reconciler.engine import session as run
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
-from reconciler.files import signature as file_signature
 from reconciler.kinds.base import PlanOptions
+from reconciler.util.files import signature as file_signature
 
 if TYPE_CHECKING:
     from reconciler.fleet.target import Target
@@ -125,9 +125,9 @@ def _run(target: Target, files: Sequence[str], environ: Mapping[str, str], optio
          lock_timeout: float | None, statement_timeout: float | None, connect_timeout: int, command: str,
          manifests: ManifestCache) -> TargetResult:
     from reconciler import kinds
-    from reconciler.apply import apply as apply_manifest
-    from reconciler.apply import read_and_plan
-    from reconciler.trigger_sql import render_command
+    from reconciler.engine.apply import apply as apply_manifest
+    from reconciler.engine.apply import read_and_plan
+    from reconciler.kinds.trigger_command import render_command
 
     manifest = manifests.load(target_files(files, target))
     url = target.url(environ).reveal()  # before the secrets, as run.session: no database, nothing to compare

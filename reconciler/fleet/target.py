@@ -72,7 +72,7 @@ class Target:
 
     def secret_values(self, manifest: Manifest, base: Mapping[str, str]) -> dict[str, SecretValue]:
         """The manifest's secret values for this target: its overrides replace the manifest's sources."""
-        from reconciler.secrets import resolve_secrets
+        from reconciler.engine.sources import resolve_secrets
 
         declared = {spec.name for spec in manifest.secrets}
         unknown = sorted(set(self.secrets) - declared)
@@ -90,6 +90,6 @@ class Target:
 def _value_of(source: ValueSource, environ: Mapping[str, str]) -> tuple[SecretValue | None, str]:
     if source.value is not None:
         return source.value, ""
-    from reconciler.secrets import resolve_source
+    from reconciler.engine.sources import resolve_source
 
     return resolve_source(source, environ)

@@ -4,7 +4,7 @@ Each kind is an object satisfying `base.Kind` (read, diff, statements, privilege
 policy, hidden fields, its part in `reconcile down`), defined in its own module of this package. The
 core loops over REGISTRY and never names a kind. Creates and updates run in registry order, deletes in
 reverse. Adding a kind means adding a module and one line here; no other kind and no core module
-changes (tests/integration/test_kind_protocol.py proves it with a kind defined inside a test).
+changes (tests/integration/apply/test_kind_protocol.py proves it with a kind defined inside a test).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # planning must not load the driver; only apply and readers d
 from reconciler import cron
 from reconciler.kinds.exporting import export_problem, placeholder_names  # noqa: F401 (the kinds' import point)
 from reconciler.model import Action, Change, FieldChange, Finding
-from reconciler.secrets import SecretValue
+from reconciler.secret_value import SecretValue
 
 
 class Statement(NamedTuple):
@@ -387,3 +387,8 @@ def undeclared(
             return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; already inactive")
         return Change(kind, key, Action.DEACTIVATE, before=before, after=deactivated, reason=reason)
     return Change(kind, key, Action.DELETE, before=before, reason=reason)
+
+
+def edge_key(edge_name: str) -> str:
+    """Where an Edge Function secret with its own source is kept among the resolved values."""
+    return f"edge_functions.{edge_name}"

@@ -4,7 +4,7 @@ The API never returns values, only digests, so values are compared as digests. A
 Vault secret (`CRON_SECRET: {secret: cron_secret}`) must end up equal to what the vault will hold after
 this plan: the source's value when the vault secret is being written, else the vault's current digest.
 Reading and writing go over HTTP, not SQL: the kind opens a plane for the run (`open_plane`), an
-`EdgePlane` holding the Management API client (reconciler.edge_api, which imports httpx: only when an
+`EdgePlane` holding the Management API client (reconciler.kinds.edge_api, which imports httpx: only when an
 `edge_functions:` section is configured) or the reason the plane is skipped (no token, no project ref),
 which becomes a finding, not an error, so database-only use keeps working. `EdgePlane.apply()` sends one
 bulk upsert of the changed names and one delete for pruned ones; values of Vault-mirrored secrets that
@@ -35,7 +35,7 @@ from reconciler.kinds.base import (
 from reconciler.model import Action, Change, FieldChange, Finding, Severity
 
 if TYPE_CHECKING:  # httpx (under edge_api) is imported only when an edge_functions: section is configured
-    from reconciler.edge_api import EdgeApi
+    from reconciler.kinds.edge_api import EdgeApi
     from reconciler.manifest import Manifest
 
 KIND = "edge_secret"
@@ -68,7 +68,7 @@ def from_rows(rows: list[tuple[Any, ...]], caps: Any) -> EdgeLive:
 
 
 def desired(manifest: Manifest, inputs: Inputs) -> dict[str, DesiredEdgeSecret]:
-    from reconciler.secrets import edge_key
+    from reconciler.kinds.base import edge_key
 
     edge = manifest.edge_functions
     if edge is None:
@@ -175,7 +175,7 @@ def connect(manifest: Manifest, environ: Mapping[str, str]) -> EdgePlane | None:
     ref = edge.project_ref or environ.get(PROJECT_REF_ENV)
     if not ref:
         return EdgePlane(None, f"no project ref (edge_functions.project_ref or {PROJECT_REF_ENV})")
-    from reconciler.edge_api import EdgeApi, EdgeTarget
+    from reconciler.kinds.edge_api import EdgeApi, EdgeTarget
 
     return EdgePlane(EdgeApi(EdgeTarget(edge.api_url, ref, token)))
 

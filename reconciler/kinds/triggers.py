@@ -27,8 +27,8 @@ from reconciler.kinds.base import (
     normalise_schedule,
     undeclared,
 )
+from reconciler.kinds.sqltext import normalise_sql
 from reconciler.model import Action, Change, FieldChange, Finding, Severity
-from reconciler.sqltext import normalise_sql
 
 if TYPE_CHECKING:
     from psycopg import sql
@@ -263,8 +263,8 @@ def export(live: LiveState, caps: Capabilities) -> Export | None:
 
 def structured_command(command: str) -> dict[str, Any] | None:
     """The `http_post:` form of `command` when rendering it gives back `command` (compared as the plan compares)."""
+    from reconciler.kinds.trigger_command import http_post_from_command, render_http_post
     from reconciler.manifest import HttpPostSpec
-    from reconciler.trigger_sql import http_post_from_command, render_http_post
 
     post = http_post_from_command(command)
     if post is None or export_problem(HttpPostSpec, post) is not None:

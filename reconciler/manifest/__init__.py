@@ -2,7 +2,7 @@
 
 Data flow: scheduler.yaml (one file, or a base plus overlays) ──load_manifest──▶ Manifest (immutable).
 Everything downstream (kinds' `desired()`, plan, render) reads only the Manifest. Secret *values* never
-appear here: a manifest names each secret's source, and `reconciler.secrets` resolves them at run time.
+appear here: a manifest names each secret's source, and `reconciler.engine.sources` resolves them at run time.
 
 Modules, in the order data passes through them:
   limits     the loader's limits, checked on the text and events before anything is composed

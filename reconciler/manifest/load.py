@@ -12,7 +12,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from reconciler.allocation import paused_gc
 from reconciler.errors import ManifestError, ManifestProblem
 from reconciler.manifest.checks import duplicate_problems, reference_problems
 from reconciler.manifest.models import Manifest
@@ -20,6 +19,7 @@ from reconciler.manifest.overlay import merge
 from reconciler.manifest.problems import dedupe, located_cross, manifest_warnings, problem_for
 from reconciler.manifest.types import DEFAULT_CRON_VERSION
 from reconciler.manifest.yaml import LMap, parse_file
+from reconciler.util.gc_pause import paused_gc
 
 __all__ = ["load_manifest"]
 
@@ -32,7 +32,7 @@ def load_manifest(
     Raises ManifestError carrying every problem found in every file (never any other exception for any
     file content). Schedules are validated against `cron_version` of pg_cron.
     """
-    with paused_gc():  # a tree of objects without cycles (reconciler.allocation)
+    with paused_gc():  # a tree of objects without cycles (reconciler.util.gc_pause)
         return _load(paths, cron_version)
 
 

@@ -2,7 +2,7 @@
 
 Data flow: `reconciler.manifest.load` validates the loader's plain data into a `Manifest` (immutable);
 everything downstream (kinds' `desired()`, plan, render) reads only that. Secret *values* never appear
-here: a manifest names each secret's source, and `reconciler.secrets` resolves them at run time.
+here: a manifest names each secret's source, and `reconciler.engine.sources` resolves them at run time.
 Field types come from `reconciler.manifest.types`, cross-field checks from `reconciler.manifest.checks`.
 """
 
@@ -181,7 +181,7 @@ class JobSpec(SpecModel):
 
 
 class HttpPostSpec(SpecModel):
-    """A `net.http_post(...)` call, rendered by `reconciler.trigger_sql.render_command`.
+    """A `net.http_post(...)` call, rendered by `reconciler.kinds.trigger_command.render_command`.
 
     Markers (the only two): a mapping with a `secret` key is a SecretRef, `{secret: name, append: text,
     prepend: text}`, read from Vault when the trigger runs; `{now: text}` is the run's timestamp

@@ -22,9 +22,9 @@ import yaml
 
 import reconciler.manifest.limits as limits
 from reconciler.errors import ManifestProblem
-from reconciler.files import read_limited
 from reconciler.manifest.checks import Loc, field_name, format_path
 from reconciler.manifest.types import describe, quote
+from reconciler.util.files import read_limited
 
 _SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR_TAG = "tag:yaml.org,2002:str"

@@ -2,7 +2,7 @@
 
 Where it sits: `verify.read` reads the evidence (cron.job, cron.job_run_details, pg_net's queue and
 responses, job_executions, scheduled_jobs, table sizes) into the dataclasses of `verify.evidence`;
-`cli_verify.py` adds the plan (`apply.read_and_plan`) and calls `run_checks(evidence)` (`verify.checks`,
+`cli/verify.py` adds the plan (`apply.read_and_plan`) and calls `run_checks(evidence)` (`verify.checks`,
 with the per-trigger checks in `verify.triggers` and the literal-credential scan in `verify.leaks`),
 which returns one `CheckResult` per check, and renders them with `to_text` / `to_json` / `to_markdown`
 (`verify.render`).

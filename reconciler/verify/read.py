@@ -2,8 +2,8 @@
 
 Where it sits: an `EvidenceRead` reads once, on a connection its caller opened, in steps that can ride
 on the plan's read (`db.read_live` takes it as its rider: the head query goes with the capabilities
-query, the evidence queries with the kinds' queries). `cli_verify.py` and the controller's pipeline
-checks (`pipeline_metrics.py`) read that way: one connection, the plan's round trips, none more. Alone,
+query, the evidence queries with the kinds' queries). `cli/verify.py` and the controller's pipeline
+checks (`watch/pipeline.py`) read that way: one connection, the plan's round trips, none more. Alone,
 `read_evidence` (and `Reader.read()`, which remembers queued requests across the --wait polls) reads in
 two round trips. Every read is one read-only transaction (no session state, so it works through a
 transaction-mode pooler) and returns a `verify.evidence.Evidence` (without the plan). A relation that is
@@ -26,7 +26,7 @@ import psycopg
 from psycopg import errors as pgerr
 from psycopg.pq import ExecStatus, TransactionStatus
 
-from reconciler import db
+from reconciler.engine import db
 from reconciler.errors import ReconcilerError
 from reconciler.verify.checks import lookback
 from reconciler.verify.evidence import (

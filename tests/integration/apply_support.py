@@ -1,4 +1,4 @@
-"""Helpers for the apply tests (tests/integration/test_apply*.py): run the CLI, edit manifests, dump state.
+"""Helpers for the apply tests (tests/integration/apply/): run the CLI, edit manifests, dump state.
 
 Everything here talks to the real throwaway database started by tests/fix_db.py; nothing is mocked.
 `dump()` reads as the superuser so row-level security on cron.job hides nothing.
@@ -18,7 +18,7 @@ import psycopg
 import yaml
 from click.testing import CliRunner, Result
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "scheduler.yaml"
@@ -77,7 +77,7 @@ def spawn(url: str, *args: str, manifest: Path = MANIFEST) -> subprocess.Popen[s
 
     env = {**os.environ, **SECRETS_ENV, "DATABASE_URL": url}
     return subprocess.Popen(
-        [sys.executable, "-c", "from reconciler.cli import main; main()", "-f", str(manifest), *args],
+        [sys.executable, "-c", "from reconciler.cli.main import main; main()", "-f", str(manifest), *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

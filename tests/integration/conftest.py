@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import structlog
 
-from reconciler import logs
+from reconciler.util import logs
 
 
 @pytest.fixture

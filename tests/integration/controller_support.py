@@ -1,4 +1,4 @@
-"""Helpers for the controller tests (tests/integration/test_controller*.py): `reconcile --watch` as a real process.
+"""Helpers for the controller tests (tests/integration/controller/): `reconcile --watch` as a real process.
 
 `Watcher` starts the controller in its own interpreter (stdout and stderr captured to files, stderr parsed
 as structlog JSON lines), talks to its HTTP endpoints and always kills it in `close()`. `wait_until` polls
@@ -22,7 +22,7 @@ import psycopg
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from reconciler.apply import LOCK_KEY
+from reconciler.engine.apply import LOCK_KEY
 from tests.fix_db import free_port
 from tests.integration.apply_support import MANIFEST, ROOT, SECRETS_ENV, query, wait_until
 
@@ -52,7 +52,7 @@ class Watcher:
         self.stderr_path = workdir / f"{name}.stderr"
         self.stdout_path = workdir / f"{name}.stdout"
         env = {**os.environ, **SECRETS_ENV, **(env or {}), "DATABASE_URL": url}
-        argv = [sys.executable, "-c", "from reconciler.cli import main; main()", "--watch", "-f", str(manifest),
+        argv = [sys.executable, "-c", "from reconciler.cli.main import main; main()", "--watch", "-f", str(manifest),
                 "--interval", interval, "--http-port", str(self.port), *args]
         self._out = self.stdout_path.open("wb")
         self._err = self.stderr_path.open("wb")

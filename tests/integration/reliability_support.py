@@ -1,7 +1,7 @@
-"""Helpers for the reliability tests (tests/integration/test_reliability*.py): crash, lock and load.
+"""Helpers for the reliability tests (tests/integration/reliability/): crash, lock and load.
 
 The reconciler runs as a real subprocess (so it can be SIGKILLed, or its backend terminated), with the
-test-only fault hook of reconciler/faults.py switched on through RECONCILER_FAULT. The state of the
+test-only fault hook of reconciler/util/faults.py switched on through RECONCILER_FAULT. The state of the
 database is compared as `state()`: apply_support.dump() minus what legitimately differs between two
 equivalent applies (generated ids, timestamps, cron jobids, history ids), so "before", "after a clean
 apply" and "after a kill" can be compared for equality.
@@ -22,11 +22,11 @@ import psycopg
 from bench.common import manifest_file
 from localdb import create_app_tables
 from reconciler import __version__
-from reconciler.apply import apply, read_and_plan
+from reconciler.engine.apply import apply, read_and_plan
+from reconciler.engine.sources import resolve_secrets
 from reconciler.kinds.base import PlanOptions
+from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import load_manifest
-from reconciler.secrets import resolve_secrets
-from reconciler.trigger_sql import render_command
 from tests.integration.apply_support import MANIFEST, ROOT, SECRETS_ENV, dump, query, wait_until
 
 #: Columns whose values differ between two equivalent applies (defaults from sequences and clocks).
@@ -91,7 +91,7 @@ def spawn(url: str, *args: str, manifest: Path = MANIFEST, fault: str | None = N
     if fault:
         env["RECONCILER_FAULT"] = fault
     return subprocess.Popen(
-        [sys.executable, "-c", "from reconciler.cli import main; main()", "-f", str(manifest), *args],
+        [sys.executable, "-c", "from reconciler.cli.main import main; main()", "-f", str(manifest), *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

@@ -8,13 +8,14 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
 
 import localdb.__main__ as cli
-from localdb import Cluster, LocalDbError, pgtree
+from localdb import Cluster, LocalDbError, discovery, pgtree
 from tests.fix_db import free_port
 from tests.standins.helpers import connect, wait_response
 
@@ -126,7 +127,7 @@ def test_vanilla_profile(vanilla_db, vanilla_cluster):
         with pytest.raises(psycopg.Error) as info:
             conn.execute("CREATE EXTENSION pg_cron WITH SCHEMA extensions")
         assert info.value.diag.message_primary == 'schema "extensions" does not exist'
-    control = (vanilla_cluster.root / "pgtree/share/postgresql/15/extension/pg_cron.control").read_text()
+    control = (pgtree.Tree.open(vanilla_cluster.root / "pgtree").extdir / "pg_cron.control").read_text()
     assert "trusted" not in control
 
 
@@ -217,20 +218,36 @@ def test_cli_port_from_environment(tmp_path):
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize(("install", "package"), [
-    (pgtree.SystemInstall(bindir=Path("/nonexistent/bin")), "postgresql-15"),
-    (pgtree.SystemInstall(pkglibdir=Path("/nonexistent/lib")), "postgresql-15-cron"),
-])
-def test_missing_package_is_one_line_with_the_fix(monkeypatch, capsys, tmp_path, install, package):
-    monkeypatch.setattr(pgtree, "SYSTEM", install)
+@pytest.mark.parametrize(("cron", "package"), [(None, "postgresql-15"), (False, "postgresql-15-cron")],
+                         ids=["no-server", "no-pg_cron"])
+def test_missing_package_is_one_line_with_the_fix(monkeypatch, capsys, tmp_path, cron, package):
+    root = tmp_path / "fs"
+    if cron is not None:  # the server without pg_cron
+        install = discovery.debian_install(root, "15")
+        for name in ("postgres", "initdb", "pg_ctl"):
+            install.bindir.mkdir(parents=True, exist_ok=True)
+            (install.bindir / name).touch()
+    monkeypatch.setattr(discovery, "FS_ROOT", root)
+    monkeypatch.setattr(discovery, "apt_cache_depends", lambda: "postgresql\n  Depends: postgresql-15\n")
+    monkeypatch.delenv(discovery.ENV_MAJOR, raising=False)
     with pytest.raises(SystemExit) as info:
         cli.main(["up", "--root", str(tmp_path / "c"), "--port", "5"])
     assert info.value.code == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
-    assert f"(package {package})" in err
-    assert "apt-get install -y postgresql-15 postgresql-15-cron" in err
+    assert f"apt-get install -y {package}" in err
     assert not (tmp_path / "c" / "data").exists()
+
+
+def test_a_cluster_keeps_the_major_it_was_made_with(cluster, monkeypatch):
+    made = cluster.made_with_major()
+    assert made == pgtree.Tree.open(cluster.root / "pgtree").major == pgtree.system_install().major
+    other = replace(pgtree.system_install(), major="99")
+    monkeypatch.setenv(discovery.ENV_MAJOR, "99")
+    with pytest.raises(LocalDbError, match="PostgreSQL 99 is not installed"):
+        Cluster(cluster.root, port=cluster.port).up()
+    with pytest.raises(LocalDbError, match=f"was made with PostgreSQL {made}, not 99; use --pg-major {made}"):
+        Cluster(cluster.root, port=cluster.port, system=other).up()
 
 
 def test_profile_mismatch(cluster):

@@ -134,19 +134,19 @@ def test_superuser_created_extension_is_owned_by_supautils_superuser(empty_db):
 
 
 def test_library_is_built_into_the_private_tree(cluster):
-    tree = pgtree.Tree(cluster.root / "pgtree")
+    tree = pgtree.Tree.open(cluster.root / "pgtree")
     library = tree.pkglibdir / "supautils.so"
     assert library.is_file() and not library.is_symlink()
     assert tree.pkglibdir.is_dir() and not tree.pkglibdir.is_symlink()
-    assert (tree.pkglibdir / "pg_cron.so").resolve() == (pgtree.SYSTEM.pkglibdir / "pg_cron.so").resolve()
+    assert (tree.pkglibdir / "pg_cron.so").resolve() == (pgtree.system_install().pkglibdir / "pg_cron.so").resolve()
     assert (cluster.root / "pgtree" / "build" / "supautils" / "source.sha256").is_file()
 
 
 def test_missing_pgxs_is_one_line_naming_the_package(tmp_path):
-    system = replace(pgtree.SYSTEM, pgxs=Path("/nonexistent/pgxs.mk"))
+    system = replace(pgtree.system_install(), pgxs=Path("/nonexistent/pgxs.mk"))
     with pytest.raises(LocalDbError) as info:
         pgtree.ensure_tree(tmp_path / "pgtree", "supabase", system)
     message = str(info.value)
-    assert "postgresql-server-dev-15" in message and "\n" not in message
+    assert f"postgresql-server-dev-{system.major}" in message and "\n" not in message
     assert not (tmp_path / "pgtree").exists()  # checked before anything is built
     pgtree.ensure_tree(tmp_path / "vanilla", "vanilla", system)  # plain PostgreSQL needs no PGXS

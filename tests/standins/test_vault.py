@@ -138,7 +138,7 @@ def test_stored_secret_is_base64_ciphertext_not_plaintext(vault):
 @pytest.mark.parametrize("text", ["abc", "caf\u00e9 \u2603 \U0001f600"], ids=["ascii", "non-ascii"])
 def test_digest_comparison_inside_the_database(vault, text):
     """The digest the reconciler reads from the database is the one SecretValue computes in Python."""
-    from reconciler.secrets import SecretValue
+    from reconciler.engine.sources import SecretValue
 
     vault.execute("SELECT vault.create_secret(%s, 'k')", (text,))
     digest = vault.execute(

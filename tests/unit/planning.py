@@ -7,8 +7,8 @@ from typing import Any
 
 from reconciler.kinds import edge_secrets, extensions, jobs, secrets, triggers
 from reconciler.kinds.base import Capabilities, LiveState, Managed
+from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import load_manifest
-from reconciler.trigger_sql import render_command
 from tests import manifest_lookup as lookup
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]

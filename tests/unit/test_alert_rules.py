@@ -4,7 +4,7 @@ promtool (Debian package `prometheus`) parses the rules and runs their unit test
 tests.yaml); the dashboard's PromQL is parsed by promtool too, as recording rules generated here. Every
 metric the rules and the dashboard name must be one the controller exports: its registry is built here
 exactly as `reconcile --watch` builds it and judged once on verify's evidence (the live /metrics is
-compared again in tests/integration/test_prometheus.py).
+compared again in tests/integration/observability/test_prometheus.py).
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def exported_names() -> set[str]:
     from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
-    from reconciler.controller import Controller, Settings
+    from reconciler.watch.controller import Controller, Settings
     from tests.unit.test_verify import healthy
 
     controller = Controller(Settings(files=["scheduler.yaml"], url="postgresql://unused", http_port=-1))

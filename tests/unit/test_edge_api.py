@@ -1,4 +1,4 @@
-"""reconciler.edge_api alone: retries, Retry-After, errors and redaction, over httpx.MockTransport.
+"""reconciler.kinds.edge_api alone: retries, Retry-After, errors and redaction, over httpx.MockTransport.
 
 The Management API is a third-party boundary of ours, so it is replaced here by a transport that
 answers from a script; the contract itself is exercised against tests/integration/edge_api_stub.py.
@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 import httpx
 import pytest
 
-from reconciler.edge_api import EdgeApi, EdgeApiError, EdgeTarget
 from reconciler.errors import ReconcilerError
+from reconciler.kinds.edge_api import EdgeApi, EdgeApiError, EdgeTarget
 
 TOKEN = "sbp_unit-token-marker-41c9e2"
 REF = "unitprojectref01"

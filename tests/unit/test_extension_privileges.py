@@ -1,7 +1,7 @@
 """Who may create an extension (issue 13): superuser, trusted control file, or Supabase's supautils.
 
 Pure: capabilities built by hand. The same rules run against real servers in
-tests/integration/test_hosted_extensions.py.
+tests/integration/apply/test_hosted_extensions.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 
 from reconciler.kinds import extensions
 from reconciler.kinds.extensions import LiveExtension, may_create, schema_overrides
+from reconciler.kinds.trigger_command import render_command
 from reconciler.plan import plan
-from reconciler.trigger_sql import render_command
 from tests.unit.planning import MANIFEST, VALUES, caps, live
 
 PRIVILEGED = "pg_cron, pg_net, supabase_vault, pgcrypto"

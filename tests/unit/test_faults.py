@@ -1,4 +1,4 @@
-"""Fault injection (reconciler/faults.py) obeys RECONCILER_FAULT only when the test-only switch arms it."""
+"""Fault injection (reconciler/util/faults.py) obeys RECONCILER_FAULT only when the test-only switch arms it."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reconciler import faults
+from reconciler.util import faults
 
 ROOT = Path(__file__).resolve().parents[2]
-PROBE = "from reconciler import faults; print(faults.point is faults._noop)"
+PROBE = "from reconciler.util import faults; print(faults.point is faults._noop)"
 
 
 def _noop_in(env: dict[str, str]) -> tuple[bool, str]:

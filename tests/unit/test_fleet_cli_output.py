@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.fleet.cli import document, exit_code, summary_table
+from reconciler.cli.fleet import document, exit_code, summary_table
 from reconciler.fleet.runner import TargetResult
 from reconciler.model import Action, Change, Finding, Plan, Severity
 

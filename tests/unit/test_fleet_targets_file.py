@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reconciler.cli_manifest import schema_command
+from reconciler.cli.manifest import schema_command
 from reconciler.errors import ManifestError
 from reconciler.fleet.target import ValueSource
 from reconciler.fleet.targets_file import load_targets_file, read_targets

@@ -9,8 +9,9 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from reconciler.cli_manifest import schema_command, validate_command
+from reconciler.cli.manifest import schema_command, validate_command
 from reconciler.errors import ManifestError
+from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import (
     JobSpec,
     Manifest,
@@ -19,7 +20,6 @@ from reconciler.manifest import (
     load_manifest,
     manifest_json_schema,
 )
-from reconciler.trigger_sql import render_command
 from tests import manifest_lookup as lookup
 from tests.unit.planning import RUNBOOK_TRIGGER_COMMAND
 

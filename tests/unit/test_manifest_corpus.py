@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reconciler.cli_manifest import validate_command
+from reconciler.cli.manifest import validate_command
 
 BROKEN = Path(__file__).resolve().parents[1] / "manifests" / "broken"
 CASES = sorted(p.stem for p in BROKEN.glob("*.yaml"))

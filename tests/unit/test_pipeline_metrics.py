@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from reconciler import verify
 from reconciler.manifest import load_manifest
 from reconciler.model import Action, Change, FieldChange, Plan
-from reconciler.notify import Message, Notices, Notifier, target, webhook_url
-from reconciler.pipeline_metrics import CheckStates, PipelineMonitor, Transition, http_class, stale_jobs
 from reconciler.verify import ScheduledJob, Status
+from reconciler.watch.notify import Message, Notices, Notifier, target, webhook_url
+from reconciler.watch.pipeline import CheckStates, PipelineMonitor, Transition, http_class, stale_jobs
 from tests.unit.test_verify import JOB, NOW, at, healthy, response, run
 
 MANIFEST = Path(__file__).resolve().parents[2] / "scheduler.yaml"
@@ -180,7 +180,7 @@ class Collect(Notifier):
         self.sent: list[Message] = []
 
     def send(self, message: Message) -> None:
-        from reconciler.notify import _scrub_tree, scrub
+        from reconciler.watch.notify import _scrub_tree, scrub
 
         self.sent.append(Message(message.event, message.severity, scrub(message.text, self.secrets),
                                  _scrub_tree(message.details, self.secrets)))

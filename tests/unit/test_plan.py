@@ -6,9 +6,9 @@ import sys
 import pytest
 
 from reconciler.kinds.base import PlanOptions
+from reconciler.kinds.trigger_command import render_command
 from reconciler.model import Action
 from reconciler.plan import plan
-from reconciler.trigger_sql import render_command
 from tests.unit.planning import MANIFEST, VALUES, caps, in_sync_live, job_row, live
 
 

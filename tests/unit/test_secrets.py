@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reconciler.cli_manifest import validate_command
+from reconciler.cli.manifest import validate_command
+from reconciler.engine.sources import SecretValue, generate_value, resolve_secrets
 from reconciler.errors import ManifestError, SecretSourceError
 from reconciler.manifest import Manifest, load_manifest
-from reconciler.secrets import SecretValue, generate_value, resolve_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKERS = {

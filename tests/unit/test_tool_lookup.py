@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SUBSET = [
     "tests/unit/test_alert_rules.py",
-    "tests/integration/test_container.py::test_dockerfile_passes_hadolint",
-    "tests/integration/test_container.py::test_kubernetes_manifests_validate_offline",
+    "tests/integration/shipping/test_container.py::test_dockerfile_passes_hadolint",
+    "tests/integration/shipping/test_container.py::test_kubernetes_manifests_validate_offline",
     "tests/gitops/test_kustomize.py::test_every_rendered_object_is_valid",
     "tests/gitops/test_workflows.py::test_the_validator_rejects_a_broken_file",
     "tests/unit/test_shell_completion.py::test_bash_itself_completes_through_the_generated_script",

@@ -13,8 +13,8 @@ from pglast import ast
 from pglast.visitors import Visitor
 from pydantic import ValidationError
 
+from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import TriggerSpec
-from reconciler.trigger_sql import render_command
 from tests.unit.planning import RUNBOOK_TRIGGER_COMMAND
 
 RUNBOOK_TRIGGER = {

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from reconciler import verify
-from reconciler.cli_verify import scrub, verify_command
+from reconciler.cli.verify import verify_command
 from reconciler.model import Action, Change, FieldChange, Finding, Plan, Severity
 from reconciler.verify import (
     CronJob,
@@ -29,6 +29,7 @@ from reconciler.verify import (
     TableStats,
     TextField,
 )
+from reconciler.verify.leaks import scrub
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)
@@ -291,7 +292,7 @@ def test_runs_that_started_but_never_finished_are_named_as_such() -> None:
 
 
 def test_naive_timestamps_in_application_tables_are_read_as_utc() -> None:
-    from reconciler.verify_read import _ts
+    from reconciler.verify.read import _ts
 
     assert _ts("2026-03-02T12:00:00") == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
     assert _ts("2026-03-02T12:00:00+02:00") == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -446,8 +447,8 @@ def test_secret_literals_that_could_not_look_never_pass() -> None:
 
 
 def test_the_rendered_trigger_command_and_the_jobs_are_clean() -> None:
+    from reconciler.kinds.trigger_command import render_command
     from reconciler.manifest import load_manifest
-    from reconciler.trigger_sql import render_command
 
     manifest = load_manifest([str(ROOT / "scheduler.yaml")])
     texts = [TextField("cron.job", t.name, "command", render_command(t)) for t in manifest.triggers]
@@ -512,7 +513,7 @@ def test_scrub_removes_secret_values() -> None:
 
 def test_declared_triggers_from_the_manifest() -> None:
     from reconciler.manifest import load_manifest
-    from reconciler.verify_read import declared_triggers
+    from reconciler.verify.read import declared_triggers
 
     (trig,) = declared_triggers(load_manifest([str(ROOT / "scheduler.yaml")]))
     assert trig == DeclaredTrigger("master-scheduler", "* * * * *", "/functions/v1/run-scheduled-jobs",
@@ -552,6 +553,6 @@ def test_unreachable_database_is_one_line_exit_1() -> None:
 
 
 def test_registered_on_the_main_group() -> None:
-    from reconciler.cli import main
+    from reconciler.cli.main import main
 
     assert main.get_command(None, "verify") is verify_command  # type: ignore[arg-type]

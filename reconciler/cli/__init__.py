@@ -1,0 +1,1 @@
+"""The thin commands: every click command of `reconcile` (parsing, exit codes, output) and the console script."""

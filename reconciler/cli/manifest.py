@@ -1,0 +1,109 @@
+"""`reconcile validate` and `reconcile schema`: the offline manifest commands.
+
+Data flow: scheduler.yaml ──load_manifest──▶ Manifest ──▶ a summary line (validate) or the JSON Schema
+(schema; `--targets` for targets.yaml's). Neither touches a database or reads a secret source. The main click group (cli/main.py) registers
+`validate_command` and `schema_command`; each also works as a standalone click command.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+
+from reconciler.cli.support import Command, file_option
+from reconciler.cron import PG_CRON_1_4, PG_CRON_1_5, PG_CRON_1_6
+from reconciler.manifest import Manifest, load_manifest, manifest_json_schema
+
+__all__ = ["schema_command", "summary_line", "validate_command"]
+
+_CRON_VERSIONS = {f"{v[0]}.{v[1]}": v for v in (PG_CRON_1_4, PG_CRON_1_5, PG_CRON_1_6)}
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def summary_line(manifest: Manifest, files: tuple[str, ...]) -> str:
+    """`scheduler.yaml: 3 extensions, 3 secrets, 13 jobs, 1 trigger: valid`."""
+    counts = ", ".join(
+        [
+            _count(len(manifest.extensions), "extension"),
+            _count(len(manifest.secrets), "secret"),
+            _count(len(manifest.jobs), "job"),
+            _count(len(manifest.triggers), "trigger"),
+        ]
+    )
+    return f"{' + '.join(files)}: {counts}: valid"
+
+
+def _parse_start(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC).replace(second=0, microsecond=0)
+    try:
+        start = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"not an ISO 8601 timestamp: {text!r}", param_hint="--start") from None
+    return start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
+
+
+def _next_runs(schedule: str, start: datetime, count: int, version: tuple[int, int]) -> str:
+    from reconciler import cron
+
+    try:
+        runs = cron.parse(schedule, version=version).next_runs(start, count)
+    except (cron.CronError, ValueError, OverflowError):
+        runs = []
+    if not runs:
+        return "(no upcoming runs)"
+    return ", ".join(r.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") for r in runs)
+
+
+@click.command("validate", cls=Command, short_help="Check the manifest offline.")
+@file_option
+@click.option(
+    "--show-next",
+    type=click.IntRange(1, 100),
+    default=None,
+    metavar="N",
+    help="Also print the next N run times (UTC) of every schedule.",
+)
+@click.option(
+    "--cron-version",
+    type=click.Choice(sorted(_CRON_VERSIONS)),
+    default="1.6",
+    show_default=True,
+    help="pg_cron version whose schedule dialect to validate against.",
+)
+@click.option("--start", default=None, hidden=True, help="Reference time for --show-next (tests).")
+def validate_command(
+    files: tuple[str, ...], show_next: int | None, cron_version: str, start: str | None
+) -> None:
+    """Check the manifest offline: syntax, types, schedules, references. Needs no database or secrets."""
+    files = files or ("scheduler.yaml",)
+    version = _CRON_VERSIONS[cron_version]  # click.Choice allows only these
+    reference = _parse_start(start)
+    manifest = load_manifest(list(files), cron_version=version)  # a ManifestError prints every problem
+    click.echo(summary_line(manifest, files))
+    for warning in manifest.warnings:
+        click.echo(f"warning: {warning}")
+    if show_next:
+        click.echo(f"next {show_next} runs (UTC) after {reference.strftime('%Y-%m-%d %H:%M:%SZ')}:")
+        for kind, specs in (("job", manifest.jobs), ("trigger", manifest.triggers)):
+            for spec in specs:
+                runs = _next_runs(spec.schedule, reference, show_next, version)
+                click.echo(f"  {kind} {spec.name} ({spec.schedule}): {runs}")
+
+
+@click.command("schema", cls=Command, short_help="Print the manifest's JSON Schema.")
+@click.option("--targets", "targets", is_flag=True, default=False,
+              help="The schema of targets.yaml (fleet mode) instead of the manifest's.")
+def schema_command(targets: bool) -> None:
+    """Print the manifest's JSON Schema, or with --targets the targets file's (for editors: `# yaml-language-server: $schema=...`)."""
+    if targets:
+        from reconciler.fleet.targets_models import targets_json_schema
+
+        click.echo(json.dumps(targets_json_schema(), indent=2, ensure_ascii=False))
+        return
+    click.echo(json.dumps(manifest_json_schema(), indent=2, ensure_ascii=False))

@@ -1,0 +1,283 @@
+"""Connections, capability detection and reading the live state: the reconciler's input edge.
+
+All live state is read in two round trips whatever the number of objects: one query for the
+capabilities (settings, relations, privileges), then one pipelined batch with a query per kind plus
+the ownership records; a `Rider` (verify's evidence, in `--watch` and `reconcile verify`) may add its
+queries to both. Driver errors are translated once, here, into ReconcilerErrors by SQLSTATE.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Protocol
+
+import psycopg
+from psycopg import errors as pgerr
+from psycopg import sql
+from psycopg.pq import ExecStatus
+
+from reconciler import kinds
+from reconciler.errors import ApplyFailed, DatabaseUnavailable, PermissionDenied, ReconcilerError
+from reconciler.kinds.base import Capabilities, LiveState, Managed
+from reconciler.util import faults
+
+if TYPE_CHECKING:
+    from reconciler.manifest import Manifest
+
+APPLICATION_NAME = "reconcile"
+#: The ownership records' relations: the core's own, besides what the kinds list.
+OWNERSHIP_RELATIONS = ("reconciler.managed", "reconciler.history")
+#: The core's own probe: may the role record ownership and history (NULL where the schema is missing).
+CORE_PROBES = {
+    "reconciler.write": """CASE WHEN to_regclass('reconciler.managed') IS NULL
+                                  THEN has_database_privilege(current_database(), 'CREATE')
+                                  ELSE has_table_privilege('reconciler.managed', 'INSERT, UPDATE, DELETE')
+                                       AND has_table_privilege('reconciler.history', 'INSERT') END""",
+}
+
+
+def relations() -> tuple[str, ...]:
+    """Every relation whose existence the capabilities record: the kinds' and the ownership records'."""
+    return tuple(dict.fromkeys([r for kind in kinds.REGISTRY for r in kind.relations] + list(OWNERSHIP_RELATIONS)))
+
+
+def settings() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s for kind in kinds.REGISTRY for s in kind.settings))
+
+
+def capabilities_query() -> sql.Composed:
+    """One query for the capabilities: who and where, settings, relations, and every kind's probes.
+
+    Each kind's probes are one jsonb_build_object (at most 50 probes each: 100 arguments), joined by ||.
+    """
+    groups = [CORE_PROBES, *(kind.probes for kind in kinds.REGISTRY if kind.probes)]
+    probes = sql.SQL(" || ").join(
+        sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(
+            sql.SQL("{}, {}").format(sql.Literal(name), sql.SQL(expression))  # type: ignore[arg-type]
+            for name, expression in group.items()))
+        for group in groups)
+    return sql.SQL("""
+SELECT current_setting('server_version_num')::int,
+       current_user, current_database(),
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+       (SELECT coalesce(json_object_agg(name, setting), '{{}}') FROM pg_settings WHERE name = ANY(%(settings)s)),
+       ARRAY(SELECT r FROM unnest(%(relations)s::text[]) r WHERE to_regclass(r) IS NOT NULL),
+       {}
+""").format(probes)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for messages."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+#: The server ended the session (pg_terminate_backend, shutdown, crash) or the link broke.
+CONNECTION_LOST = ("57P01", "57P02")
+
+
+def connection_lost(error: BaseException) -> bool:
+    """True when `error` means the connection is gone (the server rolls back its open transaction)."""
+    if not isinstance(error, psycopg.Error):
+        return False
+    sqlstate = getattr(error, "sqlstate", None) or ""
+    if sqlstate in CONNECTION_LOST or sqlstate.startswith("08"):
+        return True
+    return isinstance(error, psycopg.OperationalError) and not sqlstate
+
+
+def translate(error: psycopg.Error, doing: str) -> ReconcilerError:
+    """One driver error into one user-facing error, by SQLSTATE class."""
+    diag = getattr(error, "diag", None)
+    lines = str(error).strip().splitlines()
+    primary = (diag.message_primary if diag is not None else None) or (lines[0] if lines else type(error).__name__)
+    detail = diag.message_detail if diag is not None else None
+    sqlstate = getattr(error, "sqlstate", None) or ""
+    text = f"{doing}: {primary}" + (f" ({detail})" if detail else "")
+    if isinstance(error, pgerr.InsufficientPrivilege):
+        return PermissionDenied(text, hint="grant the privilege named above to the reconciler's role")
+    if connection_lost(error):
+        # The server rolls back whatever transaction the session had open; COMMIT is the exception
+        # (apply.py says so itself: there the outcome is unknown).
+        return DatabaseUnavailable(
+            f"the database connection was lost ({text})" + (f" [SQLSTATE {sqlstate}]" if sqlstate else ""),
+            hint="retry: an unfinished transaction was rolled back by the server, nothing changed")
+    if sqlstate in ("57P03", "53300"):
+        return DatabaseUnavailable(text + f" [SQLSTATE {sqlstate}]")
+    retryable = sqlstate in ("40001", "40P01", "55P03", "57014")
+    return ApplyFailed(f"{text} [SQLSTATE {sqlstate}]" if sqlstate else text, retryable=retryable)
+
+
+#: psycopg prepares a query after 5 executions on a connection (`_pg3_0`, ...): named statements live in
+#: the server session, which a transaction-mode pooler (PgBouncer < 1.21, Supavisor port 6543) hands to
+#: other clients between transactions ("prepared statement ... does not exist" / "already exists").
+#: `verify --wait` and the apply's re-reads repeat queries on one connection, so never prepare.
+PREPARE_THRESHOLD = None
+
+
+def _sentences(message: str) -> str:
+    """libpq's message lines as one line of sentences: "...failed: No such file or directory. Is the..."."""
+    lines = [" ".join(line.split()) for line in message.splitlines()]
+    lines = [line for line in lines if line]
+    return " ".join(line if i == len(lines) - 1 or line[-1] in ".?!:;" else line + "."
+                    for i, line in enumerate(lines))
+
+
+#: Seconds libpq waits for a server to accept a connection (a fleet passes a shorter one per target).
+CONNECT_TIMEOUT = 10
+
+
+def connect(url: str, *, autocommit: bool = False, connect_timeout: int = CONNECT_TIMEOUT) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
+                               application_name=APPLICATION_NAME, prepare_threshold=PREPARE_THRESHOLD)
+    except psycopg.OperationalError as e:
+        reason = _sentences(str(e)).replace(url, redact_url(url))
+        if "password authentication failed" in reason or "no password supplied" in reason:
+            raise DatabaseUnavailable(f"authentication failed: {reason}") from e
+        if "unsupported startup parameter" in reason:
+            raise DatabaseUnavailable(f"cannot connect to the database: {reason}",
+                                      hint="a connection pooler (PgBouncer) refuses that connection parameter: remove "
+                                      "it from the URL, or list it in the pooler's ignore_startup_parameters") from e
+        if "FATAL:" in reason:  # the server answered and refused: no database or role of that name, ...
+            raise DatabaseUnavailable(f"cannot connect to the database: {reason}", hint="the server answered: check "
+                                      "the database name and role in --database-url / DATABASE_URL") from e
+        raise DatabaseUnavailable(f"cannot connect to the database: {reason}",
+                                  hint="check --database-url / DATABASE_URL and that the server is running") from e
+    except psycopg.ProgrammingError as e:  # malformed connection string
+        # libpq quotes the string it could not parse, password included: never echo it
+        raise ReconcilerError("invalid database URL", hint="expected postgresql://user:password@host:port/db "
+                              "or key=value pairs (host=... dbname=...)") from e
+
+
+@contextmanager
+def translated(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except psycopg.Error as e:
+        raise translate(e, doing) from e
+
+
+class Rider(Protocol):
+    """Another reader's queries that travel in the live-state read's round trips instead of their own
+    (verify's evidence: `verify.read.EvidenceRead`).
+
+    `queue_head` is called inside the capabilities' round trip; `queue_queries` inside the pipeline's,
+    after the kinds' queries (only when the caller asks for it: a rider's failing query aborts the
+    transaction, so only a read-only one that ends right after may carry them); `finish` once the
+    caller's transaction is over, on the same connection, for whatever the rider still has to read
+    (`rollback_first`: the caller's transaction is still open and only has to be rolled back, which the
+    rider does at the start of its own round trip).
+    """
+
+    def queue_head(self, conn: psycopg.Connection[Any]) -> None: ...
+
+    def queue_queries(self, conn: psycopg.Connection[Any]) -> None: ...
+
+    def finish(self, conn: psycopg.Connection[Any], *, rollback_first: bool = False) -> None: ...
+
+
+def read_capabilities(conn: psycopg.Connection[Any], rider: Rider | None = None) -> Capabilities:
+    faults.point("read.capabilities")
+    with translated("reading server capabilities"), conn.cursor() as cur:
+        if rider is None:
+            cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
+        else:
+            with conn.pipeline():
+                cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
+                rider.queue_head(conn)
+        row = cur.fetchone()
+    assert row is not None
+    version, user, database, superuser, found_settings, found, probes = row
+    return Capabilities(server_version_num=version, current_user=user, database=database,
+                        is_superuser=bool(superuser), settings=found_settings, relations=frozenset(found),
+                        probes=probes)
+
+
+def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
+              planes: kinds.Planes | None = None, rider: Rider | None = None, *,
+              rider_queries: bool = True) -> LiveState:
+    """Everything the planner needs: two round trips (capabilities, then one pipeline), plus each plane's read.
+
+    A `rider`'s head query goes with the capabilities, its queries (with `rider_queries`) last in the
+    pipeline: the kinds' rows have arrived when one of them fails, and the rider reads what it lacks in
+    its `finish`; the transaction is aborted then, which the caller's ROLLBACK ends.
+    """
+    caps = read_capabilities(conn, rider)
+    queries = {kind.name: kind.read(caps, manifest) for kind in kinds.REGISTRY}
+    ownership_ready = caps.has("reconciler.managed")
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    managed_rows: list[tuple[Any, ...]] = []
+    faults.point("read.live")
+    with translated("reading the live state"):
+        cursors = {}
+        managed_cur = None
+        try:
+            with conn.pipeline():
+                for name, statement in queries.items():
+                    if statement is None:
+                        continue
+                    cur = conn.cursor()
+                    statement.run(cur)
+                    cursors[name] = cur
+                if ownership_ready:
+                    managed_cur = conn.cursor()
+                    managed_cur.execute(sql.SQL("SELECT kind, key, fingerprint, protect FROM reconciler.managed"))
+                if rider is not None and rider_queries:
+                    rider.queue_queries(conn)
+        except psycopg.Error:
+            ours = [*cursors.values(), *([managed_cur] if managed_cur is not None else [])]
+            if rider is None or not rider_queries or not all(_answered(c) for c in ours):
+                raise
+        for name, cur in cursors.items():
+            rows[name] = cur.fetchall()
+        if managed_cur is not None:
+            managed_rows = managed_cur.fetchall()
+    live = {kind.name: kind.from_rows(rows.get(kind.name, []), caps) for kind in kinds.REGISTRY}
+    for name, plane in (planes.opened.items() if planes is not None else ()):
+        live[name] = plane.read()
+    managed = {(k, key): Managed(k, key, fp, protect) for k, key, fp, protect in managed_rows}
+    return LiveState(caps, live, managed, ownership_ready)
+
+
+def _answered(cur: psycopg.Cursor[Any]) -> bool:
+    return cur.pgresult is not None and cur.pgresult.status == ExecStatus.TUPLES_OK
+
+
+#: Lock modes that conflict with the RowExclusiveLock every write takes (and ACCESS EXCLUSIVE, which
+#: blocks reads too): a session holding one of these on a relation the apply uses can make it wait.
+BLOCKING_MODES = ("ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
+
+BLOCKERS_QUERY = """
+SELECT l.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.usename::text, '?'), l.mode,
+       format('%%I.%%I', n.nspname, c.relname)
+  FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid()
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND l.relation IN (SELECT to_regclass(r) FROM unnest(%(relations)s::text[]) r)
+   AND l.mode = ANY(%(modes)s)
+ ORDER BY l.mode = 'AccessExclusiveLock' DESC, l.pid
+ LIMIT 5
+"""
+
+
+def lock_blockers(url: str) -> list[str]:
+    """Who holds a conflicting lock on a relation the apply uses, as `pid N (application_name X, ...)`.
+
+    Asked over a second short connection after a statement gave up waiting (lock or statement timeout)
+    and the apply rolled back, so the apply's own session holds no lock any more (and behind a pooler its
+    backend pid is not known anyway). The 2 s timeout is set for this one transaction only: a session
+    `SET` would stay behind in a pooled server session for the next client. Best effort: an empty list
+    when nobody is found or the question itself fails.
+    """
+    try:
+        with psycopg.connect(url, connect_timeout=5, application_name=APPLICATION_NAME,
+                             prepare_threshold=PREPARE_THRESHOLD) as conn:
+            conn.execute("SELECT set_config('statement_timeout', '2s', true)")
+            rows = conn.execute(BLOCKERS_QUERY, {"relations": list(relations()),
+                                                 "modes": list(BLOCKING_MODES)}).fetchall()
+    except psycopg.Error:
+        return []
+    return [f"pid {p} (application_name {app}, user {user}) holding {mode} on {rel}" for p, app, user, mode, rel in rows]

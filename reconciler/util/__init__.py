@@ -1,0 +1,1 @@
+"""Small shared utilities with no knowledge of plans or databases: files, logs, the GC pause, fault points."""

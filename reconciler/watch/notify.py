@@ -1,0 +1,238 @@
+"""Webhook notifications from `reconcile --watch --notify URL`: one message per change of state.
+
+Where it sits: the controller owns one `Notices` (the state: is the cycle failing, is there drift, which
+pipeline checks fail) and calls it once per cycle with the cycle's outcome and the check transitions from
+`watch.pipeline`. A change becomes one message, handed to `Notifier`, which posts it from a background
+thread: a cycle never waits for a webhook. Each message is a JSON object whose `text` field Slack,
+Mattermost, Rocket.Chat and similar incoming webhooks display; `event`, `severity` and `details` are
+there for machines.
+
+Delivery: up to `attempts` tries per URL with exponential backoff (0.5 s, 1 s, 2 s ...) on a transport
+error, 429 or 5xx; any other 4xx is not retried. The queue is bounded; when it is full (a receiver that
+hangs for minutes) new messages are dropped and counted in the log. httpx is imported only when a
+message is sent.
+
+Secrets: a message is built from check names, summaries and change keys (never values), and every
+resolved secret value is replaced by `(sensitive)` before it is queued. A webhook URL is itself a
+credential (Slack's carries its token in the path): logs name its scheme and host only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from reconciler.errors import ReconcilerError
+
+log = structlog.get_logger("reconciler.watch.notify")
+
+SOURCE = "reconcile --watch"
+SENSITIVE = "(sensitive)"
+
+
+def webhook_url(text: str) -> str:
+    """`text` if it is an http(s) URL with a host; else a ReconcilerError naming what is wrong (never the URL,
+    which may hold a token)."""
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError as e:
+        raise ReconcilerError(f"--notify: not a URL ({e})", hint="give an http:// or https:// webhook URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise ReconcilerError(f"--notify: the URL's scheme must be http or https, not {parts.scheme or 'none'!r}",
+                              hint="give the webhook URL, e.g. https://hooks.slack.com/services/...")
+    if not parts.hostname or any(c.isspace() for c in text):
+        raise ReconcilerError("--notify: the URL has no host or contains spaces",
+                              hint="give the webhook URL, e.g. https://hooks.slack.com/services/...")
+    return text
+
+
+def target(url: str) -> str:
+    """What a log may say about a webhook URL: scheme, host and port."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    for value in sorted((v for v in secrets if len(v) >= 6), key=len, reverse=True):
+        text = text.replace(value, SENSITIVE)
+    return text
+
+
+@dataclass(frozen=True)
+class Message:
+    event: str
+    severity: str  # "critical" | "warning" | "info" (recoveries and corrections)
+    text: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        return {"text": self.text, "event": self.event, "severity": self.severity, "source": SOURCE,
+                "details": self.details}
+
+
+class Notifier:
+    """Posts messages to every URL from one daemon thread. `send` never blocks."""
+
+    def __init__(self, urls: Sequence[str], *, attempts: int = 4, backoff: float = 0.5, timeout: float = 5.0,
+                 queue_size: int = 100) -> None:
+        self.urls = [webhook_url(u) for u in urls]
+        self.attempts = attempts
+        self.backoff = backoff
+        self.timeout = timeout
+        self.secrets: list[str] = []
+        self.dropped = 0
+        self._queue: queue.Queue[Message | None] = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def start(self) -> Notifier:
+        if self.urls and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
+            self._thread.start()
+        return self
+
+    def send(self, message: Message) -> None:
+        if not self.urls:
+            return
+        clean = Message(message.event, message.severity, scrub(message.text, self.secrets),
+                        _scrub_tree(message.details, self.secrets))
+        try:
+            self._queue.put_nowait(clean)
+        except queue.Full:
+            self.dropped += 1
+            log.warning("notification_dropped", notify_event=message.event, dropped=self.dropped,
+                        reason="the queue is full: the webhook receivers are slow or down")
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued for up to `timeout` seconds, then stop (messages left are dropped)."""
+        if self._thread is None:
+            return
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+        self._stopping.set()
+        self._thread = None
+
+    def _run(self) -> None:
+        import httpx  # only a controller that sends something pays for it
+
+        with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+            while True:
+                message = self._queue.get()
+                if message is None:
+                    return
+                for url in self.urls:
+                    self._deliver(client, url, message)
+
+    def _deliver(self, client: Any, url: str, message: Message) -> None:
+        import httpx
+
+        error = ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = client.post(url, json=message.payload())
+            except httpx.HTTPError as e:
+                error = type(e).__name__
+            else:
+                if response.status_code < 300:
+                    log.info("notification_sent", notify_event=message.event, target=target(url), attempt=attempt)
+                    return
+                error = f"HTTP {response.status_code}"
+                if response.status_code < 500 and response.status_code != 429:
+                    break  # the receiver refuses this message; sending it again will not help
+            if attempt < self.attempts:
+                delay = self.backoff * (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+                if self._stopping.wait(delay):
+                    break
+        log.warning("notification_failed", notify_event=message.event, target=target(url), error=error,
+                    attempts=attempt)
+
+
+def _scrub_tree(value: Any, secrets: Sequence[str]) -> Any:
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, dict):
+        return {k: _scrub_tree(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_tree(v, secrets) for v in value]
+    return value
+
+
+class Notices:
+    """The states notifications are about, and one message per change of any of them:
+
+    - a cycle applied changes (`drift_corrected`: each apply is its own change);
+    - drift found and not corrected (without --apply): `drift_detected` once, `drift_cleared` when gone;
+    - `failures` failed cycles in a row: `cycle_failing` once, `cycle_recovered` after the next good cycle;
+    - a pipeline check going from passing to failing (`pipeline_check_failing`) and back
+      (`pipeline_check_recovered`); a check seen failing on the first verification counts as failing.
+    """
+
+    def __init__(self, notifier: Notifier, failures: int = 3) -> None:
+        self.notifier = notifier
+        self.failures = failures
+        self.failed_cycles = 0
+        self.failing_sent = False
+        self.drift: tuple[str, ...] = ()
+
+    def cycle(self, result: str, error: str | None, plan: Any, applied: bool) -> None:
+        """After each cycle: `result` is success/drift/error/skipped; `plan` the cycle's plan (or None)."""
+        if result == "skipped":
+            return  # another replica holds the lock: nothing is known about this cycle
+        if result == "error":
+            self.failed_cycles += 1
+            if self.failed_cycles >= self.failures and not self.failing_sent:
+                self.failing_sent = True
+                self._send("cycle_failing", "critical",
+                           f"reconcile --watch: {self.failed_cycles} cycles in a row failed: {error}",
+                           {"failed_cycles": self.failed_cycles, "error": error})
+            return
+        if self.failing_sent:
+            self._send("cycle_recovered", "info",
+                       f"reconcile --watch: recovered, a cycle succeeded after {self.failed_cycles} failed",
+                       {"failed_cycles": self.failed_cycles})
+        self.failed_cycles, self.failing_sent = 0, False
+        changes = list(plan.mutating) if plan is not None else []
+        lines = [f"{c.action.value} {c.kind} {c.key}" + (f" ({c.reason})" if c.reason else "") for c in changes]
+        if applied and changes:
+            self._send("drift_corrected", "info",
+                       f"reconcile --watch corrected drift: {len(changes)} change(s) applied: " + "; ".join(lines),
+                       {"changes": lines})
+            return
+        drift = tuple(sorted(lines)) if not applied else ()
+        if drift != self.drift:
+            if drift:
+                self._send("drift_detected", "warning",
+                           f"reconcile --watch: the database differs from the manifest ({len(drift)} change(s), "
+                           "not applied without --apply): " + "; ".join(drift), {"changes": list(drift)})
+            else:
+                self._send("drift_cleared", "info", "reconcile --watch: the database matches the manifest again",
+                           {})
+            self.drift = drift
+
+    def checks(self, transitions: Sequence[Any]) -> None:
+        for t in transitions:
+            if not t.flipped:
+                continue
+            if t.failing:
+                self._send("pipeline_check_failing", "critical",
+                           f"scheduler pipeline check failing: {t.check}: {t.summary}",
+                           {"check": t.check, "status": t.status, "previous": t.previous, "summary": t.summary})
+            else:
+                self._send("pipeline_check_recovered", "info",
+                           f"scheduler pipeline check recovered: {t.check}: {t.summary}",
+                           {"check": t.check, "status": t.status, "previous": t.previous, "summary": t.summary})
+
+    def _send(self, event: str, severity: str, text: str, details: dict[str, Any]) -> None:
+        log.info("notification_queued", notify_event=event, severity=severity)
+        self.notifier.send(Message(event, severity, text, details))
+

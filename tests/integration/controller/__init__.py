@@ -1,0 +1,1 @@
+"""`reconcile --watch`: the controller's cycles, backoff and the soak run."""

@@ -1,0 +1,1 @@
+"""`reconcile export`: the live state back as a manifest."""

@@ -1,0 +1,1 @@
+"""Crashes, locks and concurrent edits: an apply is all or nothing and converges."""

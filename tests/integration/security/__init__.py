@@ -1,0 +1,1 @@
+"""Hostile input and secrets: nothing leaks, nothing is mis-stored."""

@@ -1,0 +1,1 @@
+"""What ships: the wheel, the sdist and the container image."""

@@ -1,0 +1,1 @@
+"""`reconcile verify`: the evidence reader and the checks end to end."""
