@@ -148,6 +148,9 @@ def test_validate_puts_its_result_in_the_summary(fake, audited_db: DbTarget, wor
     step = run_action(fake, work, audited_db.url, {"command": "validate"})
     assert step.code == 0 and "scheduler.yaml: " in step.summary and ": valid" in step.summary
     assert step.outputs["exit-code"] == "0"
+    _fleet(work)
+    fleet = run_action(fake, work, audited_db.url, {"command": "validate", "targets": "targets.yaml"})
+    assert fleet.code == 0 and "targets.yaml: 1 target, 0 generators: valid" in fleet.summary
 
 
 FLEET_ARTIFACT = "reconcile-plan-fleet_targets.yaml"
