@@ -197,6 +197,9 @@ class Action:
                 print("the reviewed plan is stale, but a fresh plan makes the same changes: applying it")
                 result = self.run_reconcile("--apply", str(fresh), *lock, *i.manifest_args())
                 print(result.stdout, end="")
+            else:
+                print(f"::error::the plan reviewed on {origin} is stale, and a fresh plan makes other changes. "
+                      "Nothing was applied. Make a new plan, review it and merge again.")
         elif result.returncode == 1 and STALE in result.stderr:
             print(f"::error::the plan reviewed on {origin} is stale: the database or the manifest changed "
                   "since it was made. Nothing was applied. Make a new plan (a pull request, or re-run its plan), "

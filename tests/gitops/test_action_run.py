@@ -109,8 +109,9 @@ def test_a_stale_reviewed_plan_is_refused_and_asks_for_a_new_plan(fake, audited_
                           sha="merge7", run_id=push_run)
         assert step.code == 1, step.stdout
         assert "saved plan is stale" in step.stdout
-        if opt_in == "false":
-            assert "::error::the plan reviewed on pull request #7" in step.stdout and "Make a new plan" in step.stdout
+        assert "::error::the plan reviewed on pull request #7" in step.stdout and "Make a new plan" in step.stdout
+        if opt_in == "true":
+            assert "a fresh plan makes other changes" in step.stdout
     assert not _plan_is_empty(audited_db, work)
 
 
