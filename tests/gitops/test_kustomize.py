@@ -14,7 +14,8 @@ from reconciler.manifest import load_manifest
 from tests.gitops.kube_support import by_kind, problems, render
 from tests.gitops.tool_paths import ROOT
 
-RENDERED = ["deploy/kubernetes", "deploy/kubernetes/fleet", "deploy/kustomize/production", "deploy/kustomize/fleet"]
+RENDERED = ["deploy/kubernetes", "deploy/kubernetes/fleet", "deploy/kustomize/production", "deploy/kustomize/fleet",
+            "examples/argocd/apply-on-sync"]
 
 
 @pytest.mark.parametrize("directory", RENDERED)
@@ -100,8 +101,7 @@ def test_scaling_only_the_replicas_is_caught(tmp_path):
     assert statefulset["spec"]["replicas"] != _shards(statefulset)
 
 
-@pytest.mark.parametrize("path", ["examples/argocd/application.yaml", "examples/argocd/presync-apply-job.yaml",
-                                  "examples/flux/kustomization.yaml"])
+@pytest.mark.parametrize("path", ["examples/argocd/application.yaml", "examples/flux/kustomization.yaml"])
 def test_the_gitops_controller_examples_are_valid(path, tmp_path):
     docs = [d for d in yaml.safe_load_all((ROOT / path).read_text()) if d]
     assert problems(docs, tmp_path) == []
@@ -110,12 +110,28 @@ def test_the_gitops_controller_examples_are_valid(path, tmp_path):
 def test_the_controller_examples_point_at_an_overlay_that_renders():
     application = yaml.safe_load((ROOT / "examples/argocd/application.yaml").read_text())
     flux = yaml.safe_load((ROOT / "examples/flux/kustomization.yaml").read_text())
-    for path in (application["spec"]["source"]["path"], flux["spec"]["path"]):
+    for path in (application["spec"]["source"]["path"], flux["spec"]["path"].removeprefix("./")):
         assert by_kind(render(ROOT / path), "Deployment")
-    job = yaml.safe_load((ROOT / "examples/argocd/presync-apply-job.yaml").read_text())
-    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+
+
+def _wave(doc: dict) -> int:
+    return int(doc["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+
+
+def test_apply_on_sync_applies_the_synced_manifest_in_presync_and_the_controller_only_reports():
+    docs = render(ROOT / "examples/argocd/apply-on-sync")
+    (job,) = by_kind(docs, "Job")
+    (configmap,) = by_kind(docs, "ConfigMap")
+    (deployment,) = by_kind(docs, "Deployment")
+    for hook in (job, configmap):
+        assert hook["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+    assert _wave(configmap) < _wave(job)  # the manifest of the commit being synced is there first
+    assert job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == configmap["metadata"]["name"]
     args = _container(job)["args"]
     assert args[0] == "--apply" and args[args.index("--lock-timeout") + 1] == "300"
+    assert _container(job)["envFrom"] == _container(deployment)["envFrom"]
+    assert _container(job)["image"] == _container(deployment)["image"]
+    assert "--watch" in _container(deployment)["args"] and "--apply" not in _container(deployment)["args"]
 
 
 @pytest.mark.parametrize(("kind", "break_it", "error"), [
