@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.fleet import runner
+from reconciler.fleet.generator_cache import GeneratorCache
 from reconciler.fleet.shard import shard_from_environ, shard_of
 from reconciler.kinds.base import PlanOptions
 from reconciler.util.files import signature as file_signature
@@ -133,6 +134,7 @@ class FleetController:
         self.lifecycle = lifecycle.Lifecycle(log)
         self.shard = shard_from_environ(settings.environ)
         self.manifests = runner.ManifestCache()
+        self.generator_cache = GeneratorCache(replicas=self.shard[1] if self.shard else 1)
         self.started = time.monotonic()
         self.last_tick = self.started
         self.scheduled: dict[str, _Scheduled] = {}
@@ -216,7 +218,8 @@ class FleetController:
         from reconciler.fleet.targets_file import read_targets
 
         try:
-            listing = read_targets(self.settings.targets_file, self.settings.environ)
+            listing = read_targets(self.settings.targets_file, self.settings.environ, cache=self.generator_cache,
+                                   shard=self.shard)
         except ManifestError as e:
             self.targets_error = "; ".join(e.one_line().splitlines())
             self.metrics.targets_file_valid.set(0)
@@ -326,6 +329,8 @@ class FleetController:
                 self.metrics.up.labels(label).set(1 if outcome in ("success", "drift") else 0)
             if result.applied and result.plan is not None:
                 self.metrics.applied.labels(label).inc(len(result.plan.mutating) + len(result.corrections))
+        if result.error is not None and result.error.startswith(runner.AUTHENTICATION_FAILED):
+            self.credentials_rejected(name)
         if result.applied and result.plan is not None:
             for change in result.plan.mutating + result.corrections:
                 log.info("change_applied", target=name, kind=change.kind, key=change.key,
@@ -337,6 +342,13 @@ class FleetController:
         log.info("target_cycle_finished", target=name, result=outcome, duration_ms=round(result.duration * 1000, 1),
                  changes=result.changes, applied=result.applied, history_id=result.history_id, error=result.error,
                  retryable=result.retryable if result.error else None)
+
+    def credentials_rejected(self, name: str) -> None:
+        """The target's database or Edge Function refused what a generator fetched: fetch it again now."""
+        if self.generator_cache.invalidate(name):
+            log.info("generated_credentials_rejected", target=name)
+            self._refreshed_at = float("-inf")
+            self._finished.set()
 
     def _delay(self, outcome: str, retryable: bool, failures: int) -> float:
         interval = self.settings.interval

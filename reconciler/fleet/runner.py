@@ -38,6 +38,10 @@ DEFAULT_CONNECT_TIMEOUT = 5
 DEFAULT_STATEMENT_TIMEOUT = 30.0
 
 
+#: How a connection refused for its password begins (`reconciler.engine.db.connect`).
+AUTHENTICATION_FAILED = "authentication failed:"
+
+
 @dataclass(frozen=True)
 class TargetResult:
     """What happened to one target: its plan (or the applied plan), or one line of error."""
