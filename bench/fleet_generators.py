@@ -87,14 +87,14 @@ def measure(kind: str, items: int, replicas: int) -> list[dict[str, Any]]:
                     for i in range(10):
                         api.add_project(f"tenant-new-{i}")
             else:
-                project = api.add_project("app")
+                parent = api.add_project("app").ref
                 for i in range(items):
-                    api.add_branch(project.ref, f"pr-{i:04d}")
-                path = _branches_file(Path(tmp), api, project.ref)
+                    api.add_branch(parent, f"pr-{i:04d}")
+                path = _branches_file(Path(tmp), api, parent)
 
-                def grow() -> None:
+                def grow(parent: str = parent) -> None:
                     for i in range(10):
-                        api.add_branch(project.ref, f"pr-new-{i}")
+                        api.add_branch(parent, f"pr-new-{i}")
             rows = counted(api, path, GeneratorCache(replicas=replicas), (ordinal, replicas), grow)
         for row in rows:
             minutes = row["requests"] / (BUDGET_PER_MINUTE / replicas)
