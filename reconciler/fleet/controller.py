@@ -104,6 +104,9 @@ class FleetController:
         self._options = PlanOptions(prune=settings.prune)
         ordinal, replicas = self.shard or (0, 1)
         self.metrics.shard.labels(str(ordinal), str(replicas)).set(1)
+        self.metrics.shard_replicas.set(replicas)
+        self.metrics.interval.set(settings.interval)
+        self.metrics.ready.labels(str(ordinal)).set_function(lambda: 1.0 if self.ready()[0] else 0.0)
 
     # --- lifecycle -------------------------------------------------------------------------------
     def run(self) -> int:

@@ -31,6 +31,12 @@ class FleetMetrics:
                                       "Generators that failed at the last refresh.", registry=r)
         self.shard = Gauge("reconciler_fleet_shard", "This replica's shard (ordinal of replicas); 0/1 when unsharded.",
                            ["ordinal", "replicas"], registry=r)
+        self.shard_replicas = Gauge("reconciler_fleet_shard_replicas",
+                                    "How many replicas (shards) the fleet is split into; 1 when unsharded.", registry=r)
+        self.ready = Gauge("reconciler_fleet_ready", "1 when this replica is ready (/readyz 200), by its shard ordinal.",
+                           ["ordinal"], registry=r)
+        self.interval = Gauge("reconciler_fleet_interval_seconds", "--interval: how often each target is run.",
+                              registry=r)
         self.cycles = Counter("reconciler_fleet_target_cycles", "Runs by target and result (success, drift, error, "
                               "skipped).", ["target", "result"], registry=r)
         self.last_success = Gauge("reconciler_fleet_target_last_success_timestamp_seconds",
