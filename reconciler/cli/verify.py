@@ -116,5 +116,5 @@ def _verify_fleet(ctx: click.Context, targets_file: str, files: tuple[str, ...],
         raise click.UsageError("--database-url, --wait and --format markdown cannot be used with --targets (each "
                                "target names its own database)")
     env = environment(env_file)
-    return verify_targets(read_targets(targets_file, env), files, env, parallel=parallel, fmt=fmt)
+    return verify_targets(read_targets(targets_file, env), files, env, parallel=parallel, fmt=fmt, collect=collect)
 

@@ -21,9 +21,15 @@ import click
 from reconciler.cli.support import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from reconciler.engine.session import Session
     from reconciler.fleet.runner import ManifestCache
     from reconciler.fleet.target import Target
     from reconciler.fleet.targets_file import TargetList
+
+    #: (a session, --wait, the manifest's name) -> verify's check results
+    Collect = Callable[[Session, float | None, str], list[Any]]
 
 _RANK = {"fail": 3, "warn": 2, "pass": 1, "skip": 0}
 
@@ -47,12 +53,13 @@ class TargetReport:
 
 
 def verify_targets(listing: TargetList, files: Sequence[str], environ: Mapping[str, str], *, parallel: int,
-                   fmt: str) -> int:
+                   fmt: str, collect: Collect) -> int:
+    """`collect` is `reconcile verify`'s (cli/verify.py, which imports this module: passed, not imported)."""
     from reconciler.fleet.runner import ManifestCache
 
     manifests = ManifestCache()
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="verify") as pool:
-        reports = list(pool.map(lambda t: _verify_one(t, files, environ, manifests), listing.targets))
+        reports = list(pool.map(lambda t: _verify_one(t, files, environ, manifests, collect), listing.targets))
     from reconciler.verify.leaks import scrub
 
     every_secret = [secret for report in reports for secret in report.secrets]
@@ -68,9 +75,8 @@ def verify_targets(listing: TargetList, files: Sequence[str], environ: Mapping[s
     return EXIT_CHANGES if any(r.status.value == "fail" for rep in reports for r in rep.results) else EXIT_OK
 
 
-def _verify_one(target: Target, files: Sequence[str], environ: Mapping[str, str],
-                manifests: ManifestCache) -> TargetReport:
-    from reconciler.cli.verify import collect
+def _verify_one(target: Target, files: Sequence[str], environ: Mapping[str, str], manifests: ManifestCache,
+                collect: Collect) -> TargetReport:
     from reconciler.engine.session import Session
     from reconciler.errors import ManifestError, ReconcilerError, SecretSourceError
     from reconciler.fleet.runner import target_files
