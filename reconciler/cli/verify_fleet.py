@@ -60,7 +60,7 @@ def verify_targets(listing: TargetList, files: Sequence[str], environ: Mapping[s
     manifests = ManifestCache()
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="verify") as pool:
         reports = list(pool.map(lambda t: _verify_one(t, files, environ, manifests, collect), listing.targets))
-    from reconciler.verify.leaks import scrub
+    from reconciler.secret_value import scrub
 
     every_secret = [secret for report in reports for secret in report.secrets]
     shown = to_json(reports, listing.errors) if fmt == "json" else to_text(reports)
@@ -81,7 +81,7 @@ def _verify_one(target: Target, files: Sequence[str], environ: Mapping[str, str]
     from reconciler.errors import ManifestError, ReconcilerError, SecretSourceError
     from reconciler.fleet.runner import target_files
     from reconciler.kinds import Planes, open_planes
-    from reconciler.verify.leaks import scrub
+    from reconciler.secret_value import scrub
 
     report = TargetReport(target.name)
     paths = target_files(files, target)
@@ -112,7 +112,7 @@ def _verify_one(target: Target, files: Sequence[str], environ: Mapping[str, str]
 
 def to_text(reports: Sequence[TargetReport]) -> str:
     from reconciler.fleet.verification import CHECK_FAMILIES
-    from reconciler.verify.leaks import scrub
+    from reconciler.secret_value import scrub
 
     header = ("TARGET", *CHECK_FAMILIES, "ERROR")
     rows: list[tuple[str, ...]] = [header]
@@ -133,7 +133,7 @@ def to_text(reports: Sequence[TargetReport]) -> str:
 
 
 def to_json(reports: Sequence[TargetReport], generator_errors: Sequence[str]) -> str:
-    from reconciler.verify.leaks import scrub
+    from reconciler.secret_value import scrub
 
     document = {"targets": {rep.name: {"error": rep.error, "checks": [
         {**r.as_dict(), "summary": scrub(r.summary, rep.secrets),

@@ -38,6 +38,7 @@ from reconciler.fleet.metrics import FleetMetrics, metric_label
 from reconciler.fleet.shard import shard_from_environ, shard_of
 from reconciler.fleet.verification import FleetVerification, rejected_by_edge_function
 from reconciler.kinds.base import PlanOptions
+from reconciler.util.backoff import next_delay
 from reconciler.util.files import signature as file_signature
 from reconciler.watch import lifecycle
 
@@ -332,10 +333,8 @@ class FleetController:
             self._finished.set()
 
     def _delay(self, outcome: str, retryable: bool, failures: int) -> float:
-        interval = self.settings.interval
-        if outcome == "error" and retryable and failures:
-            return min(interval, self.settings.min_backoff * (2 ** (failures - 1))) * random.uniform(0.5, 1.0)
-        return interval * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
+        return next_delay(self.settings.interval, jitter=self.settings.jitter, min_backoff=self.settings.min_backoff,
+                          failures=failures, retrying=outcome == "error" and retryable)
 
     # --- HTTP ------------------------------------------------------------------------------------
     @property

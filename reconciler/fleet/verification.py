@@ -138,7 +138,7 @@ class FleetVerification:
 
         from reconciler import verify
         from reconciler.model import Plan as PlanType
-        from reconciler.verify.leaks import scrub
+        from reconciler.secret_value import scrub
 
         if read is None or plan is None:
             return None
