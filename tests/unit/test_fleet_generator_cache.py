@@ -156,3 +156,32 @@ def test_the_pacer_spaces_requests_at_the_replicas_share_from_the_reset() -> Non
     slept.clear()
     pacer.before_request()
     assert slept == []
+
+
+def test_the_controller_fetches_its_shard_once_and_again_after_a_rejected_password(api: ManagementApiStandIn,
+                                                                                  tmp_path: Path) -> None:
+    from reconciler.fleet.controller import FleetController, FleetSettings
+    from reconciler.fleet.runner import TargetResult
+
+    project = api.add_project("app")
+    for i in range(12):
+        api.add_branch(project.ref, f"pr-{i}")
+    path = branches_file(tmp_path, api, project.ref)
+    controller = FleetController(FleetSettings(targets_file=path, http_port=-1, environ={
+        **ENV, "RECONCILE_SHARD_REPLICAS": "2", "RECONCILE_SHARD_ORDINAL": "1"}))
+    api.clear()
+    controller._read_targets()
+    mine = sorted(controller.scheduled)
+    assert mine == sorted(f"pr-{i}" for i in range(12) if shard_of(f"pr-{i}", 2) == 1)
+    assert len(api.requests) == 1 + 2 * len(mine)
+    api.clear()
+    controller._read_targets()
+    assert len(api.requests) == 1
+    controller._refreshed_at = 0.0
+    # the database refused the fetched password: the target's details are fetched again, at once
+    controller._record(mine[0], TargetResult(mine[0], error="authentication failed: password authentication "
+                                                            "failed for user \"postgres\"", retryable=True))
+    assert controller._refreshed_at == float("-inf")
+    api.clear()
+    controller._read_targets()
+    assert len(api.requests) == 1 + 2 and len(api.calls("/v1/branches/")) == 1
