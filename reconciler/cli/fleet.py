@@ -70,7 +70,7 @@ def fleet_command(ctx: click.Context, environ: Mapping[str, str]) -> int:
             prune=p["prune"], interval=p["interval"], refresh_interval=p["refresh_interval"],
             parallel=p["parallel"], selected=tuple(p["target_names"]), http_host=p["http_host"],
             http_port=p["http_port"], lock_timeout=p["lock_timeout"], statement_timeout=p["statement_timeout"],
-            connect_timeout=p["connect_timeout"])
+            connect_timeout=p["connect_timeout"], verify_interval=p["verify_interval"])
         return FleetController(settings).run()
     listing = select(read(p["targets_file"], environ), p["target_names"])
     return plan_or_apply(listing, tuple(p["files"]), environ, apply=p["apply_plan"] == "-", fmt=p["fmt"],
@@ -87,7 +87,7 @@ def _check_usage(ctx: click.Context) -> None:
     refused = [name for name, used in (
         ("--database-url", given), ("--out", bool(p["out_file"])), ("--rotate", bool(p["rotate"])),
         ("a saved plan file", p["apply_plan"] not in (None, "-")),
-        ("--notify", bool(p["notify"])), ("--notify-file", bool(p["notify_files"])), ("--verify-interval", p["verify_interval"] is not None)) if used]
+        ("--notify", bool(p["notify"])), ("--notify-file", bool(p["notify_files"]))) if used]
     if refused:
         raise click.UsageError(f"{', '.join(refused)} cannot be used with --targets (each target names its own "
                                "database; plans are per target)")

@@ -83,12 +83,19 @@ def collect(session: Session, wait: float | None, manifest_name: str) -> list[An
 @database_url_option
 @env_file_option
 @format_option
+@click.option("--targets", "targets_file", metavar="FILE",
+              help="Verify every target of this targets.yaml: a table target x check (text or json).")
+@click.option("--parallel", type=click.IntRange(1, 256), default=4, show_default=True, metavar="N",
+              help="With --targets: how many targets are verified at once.")
 @click.pass_context
 def verify_command(ctx: click.Context, files: tuple[str, ...], wait: float | None, database_url: str | None,
-                   env_file: str | None, fmt: str) -> None:
+                   env_file: str | None, fmt: str, targets_file: str | None, parallel: int) -> None:
     """Check that the scheduler actually fires: drift, trigger runs, HTTP answers, executions, job freshness,
     history size and literal secrets. Exit 0 when nothing fails, 2 when a check fails, 1 on error."""
     from reconciler import verify
+
+    if targets_file:
+        ctx.exit(_verify_fleet(ctx, targets_file, files, wait, env_file, fmt, parallel))
 
     manifest = run.load(files)
     for warning in manifest.warnings:
@@ -102,3 +109,18 @@ def verify_command(ctx: click.Context, files: tuple[str, ...], wait: float | Non
     secrets = [v.reveal() for v in known.values()]
     click.echo(scrub(to_output(results), secrets), nl=False)
     ctx.exit(verify.exit_code(results))
+
+
+def _verify_fleet(ctx: click.Context, targets_file: str, files: tuple[str, ...], wait: float | None,
+                  env_file: str | None, fmt: str, parallel: int) -> int:
+    from click.core import ParameterSource
+
+    from reconciler.cli.verify_fleet import verify_targets
+    from reconciler.fleet.targets_file import read_targets
+
+    if ctx.get_parameter_source("database_url") is ParameterSource.COMMANDLINE or wait is not None or fmt == "markdown":
+        raise click.UsageError("--database-url, --wait and --format markdown cannot be used with --targets (each "
+                               "target names its own database)")
+    env = environment(env_file)
+    return verify_targets(read_targets(targets_file, env), files, env, parallel=parallel, fmt=fmt, collect=collect)
+

@@ -14,14 +14,13 @@ go with it. An invalid edit is logged and the last valid list kept; a generator 
 removes none of its targets (they stay until it answers again). With sharding configured
 (fleet.shard: RECONCILE_SHARD_REPLICAS and the pod's ordinal) only this replica's targets are taken.
 /readyz is 200 once every target has been attempted at least once. Metrics are labelled by target only
-(docs/fleet-operations.md lists them and their cardinality). Pipeline verification is not run per target.
+(docs/fleet-operations.md lists them and their cardinality). With --verify-interval each target's pipeline
+is verified on its own run's connection, staggered over the interval (`fleet.verification`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,11 +30,13 @@ from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.fleet import runner
+from reconciler.fleet.generator_cache import GeneratorCache
+from reconciler.fleet.metrics import FleetMetrics, metric_label
 from reconciler.fleet.shard import shard_from_environ, shard_of
+from reconciler.fleet.verification import FleetVerification, rejected_by_edge_function
 from reconciler.kinds.base import PlanOptions
 from reconciler.util.backoff import next_delay
 from reconciler.util.files import signature as file_signature
@@ -44,11 +45,11 @@ from reconciler.watch import lifecycle
 if TYPE_CHECKING:
     from reconciler.fleet.runner import TargetResult
     from reconciler.fleet.target import Target
+    from reconciler.manifest import Manifest
+    from reconciler.secret_value import SecretValue
+    from reconciler.verify.read import EvidenceRead
 
 log = structlog.get_logger("reconciler.fleet.controller")
-
-RESULTS = ("success", "drift", "error", "skipped")
-
 
 @dataclass
 class FleetSettings:
@@ -68,54 +69,7 @@ class FleetSettings:
     connect_timeout: int = runner.DEFAULT_CONNECT_TIMEOUT
     jitter: float = 0.1
     min_backoff: float = 1.0
-
-
-def metric_label(name: str) -> str:
-    """A target's name as a label value: the targets file allows only these characters anyway."""
-    return re.sub(r"[^a-z0-9._-]", "_", name.lower())[:63]
-
-
-class FleetMetrics:
-    """Series per target: 4 cycle counters, last success, up, drift, changes applied (8 in all)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.targets = Gauge("reconciler_fleet_targets", "Targets this replica reconciles.", registry=r)
-        self.targets_file_valid = Gauge("reconciler_fleet_targets_file_valid",
-                                        "1 when the targets file last read was valid.", registry=r)
-        self.generator_errors = Gauge("reconciler_fleet_generator_errors",
-                                      "Generators that failed at the last refresh.", registry=r)
-        self.shard = Gauge("reconciler_fleet_shard", "This replica's shard (ordinal of replicas); 0/1 when unsharded.",
-                           ["ordinal", "replicas"], registry=r)
-        self.cycles = Counter("reconciler_fleet_target_cycles", "Runs by target and result (success, drift, error, "
-                              "skipped).", ["target", "result"], registry=r)
-        self.last_success = Gauge("reconciler_fleet_target_last_success_timestamp_seconds",
-                                  "Unix time of the target's last successful run.", ["target"], registry=r)
-        self.up = Gauge("reconciler_fleet_target_up", "1 when the target's last run succeeded.", ["target"], registry=r)
-        self.drifted = Gauge("reconciler_fleet_target_drifted_resources",
-                             "Resources that differ from the manifest after the target's last run.", ["target"],
-                             registry=r)
-        self.applied = Counter("reconciler_fleet_target_changes_applied", "Changes applied, by target.", ["target"],
-                               registry=r)
-        self.duration = Histogram("reconciler_fleet_run_duration_seconds", "Duration of one target's run.",
-                                  registry=r, buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-
-    def add(self, name: str) -> None:
-        label = metric_label(name)
-        for result in RESULTS:
-            self.cycles.labels(label, result)
-        self.up.labels(label).set(0)
-        self.drifted.labels(label).set(0)
-        self.applied.labels(label)
-
-    def remove(self, name: str) -> None:
-        label = metric_label(name)
-        for result in RESULTS:
-            self.cycles.remove(label, result)
-        for family in (self.last_success, self.up, self.drifted, self.applied):
-            with contextlib.suppress(KeyError):  # never set (last_success before a first success)
-                family.remove(label)
+    verify_interval: float | None = None
 
 
 @dataclass
@@ -134,6 +88,9 @@ class FleetController:
         self.lifecycle = lifecycle.Lifecycle(log)
         self.shard = shard_from_environ(settings.environ)
         self.manifests = runner.ManifestCache()
+        self.generator_cache = GeneratorCache(replicas=self.shard[1] if self.shard else 1)
+        self.verification = (FleetVerification(self.metrics.registry, settings.verify_interval, apply=settings.apply)
+                             if settings.verify_interval else None)
         self.started = time.monotonic()
         self.last_tick = self.started
         self.scheduled: dict[str, _Scheduled] = {}
@@ -148,6 +105,9 @@ class FleetController:
         self._options = PlanOptions(prune=settings.prune)
         ordinal, replicas = self.shard or (0, 1)
         self.metrics.shard.labels(str(ordinal), str(replicas)).set(1)
+        self.metrics.shard_replicas.set(replicas)
+        self.metrics.interval.set(settings.interval)
+        self.metrics.ready.labels(str(ordinal)).set_function(lambda: 1.0 if self.ready()[0] else 0.0)
 
     # --- lifecycle -------------------------------------------------------------------------------
     def run(self) -> int:
@@ -217,7 +177,8 @@ class FleetController:
         from reconciler.fleet.targets_file import read_targets
 
         try:
-            listing = read_targets(self.settings.targets_file, self.settings.environ)
+            listing = read_targets(self.settings.targets_file, self.settings.environ, cache=self.generator_cache,
+                                   shard=self.shard)
         except ManifestError as e:
             self.targets_error = "; ".join(e.one_line().splitlines())
             self.metrics.targets_file_valid.set(0)
@@ -260,6 +221,8 @@ class FleetController:
         for name in sorted(set(self.scheduled) - set(wanted)):
             del self.scheduled[name]
             self.metrics.remove(name)
+            if self.verification is not None:
+                self.verification.remove(name)
             log.info("target_removed", target=name)
         for name, target in wanted.items():
             state = self.scheduled.get(name)
@@ -268,6 +231,8 @@ class FleetController:
                 jitter = random.uniform(0, self.settings.jitter * self.settings.interval) if self._loaded else 0.0
                 self.scheduled[name] = _Scheduled(target, now + jitter)
                 self.metrics.add(name)
+                if self.verification is not None:
+                    self.verification.add(name)
                 if self._loaded:
                     log.info("target_added", target=name)
             else:
@@ -286,11 +251,30 @@ class FleetController:
                 future.add_done_callback(self._done_callback(state.target.name))
 
     def _run_one(self, target: Target) -> TargetResult:
-        return runner.run_target(target, self.settings.files, self.settings.environ, self._options,
-                                 apply=self.settings.apply, lock_timeout=self.settings.lock_timeout,
-                                 statement_timeout=self.settings.statement_timeout,
-                                 connect_timeout=self.settings.connect_timeout, mode="--watch --apply",
-                                 manifests=self.manifests)
+        riding: list[tuple[EvidenceRead, list[str]]] = []
+        verification = self.verification
+
+        def rider(manifest: Manifest, values: Mapping[str, SecretValue]) -> EvidenceRead | None:
+            read = verification.start(target.name, manifest) if verification is not None else None
+            if read is not None:
+                riding.append((read, [v.reveal() for v in values.values()]))
+            return read
+
+        result = runner.run_target(target, self.settings.files, self.settings.environ, self._options,
+                                   apply=self.settings.apply, lock_timeout=self.settings.lock_timeout,
+                                   statement_timeout=self.settings.statement_timeout,
+                                   connect_timeout=self.settings.connect_timeout, mode="--watch --apply",
+                                   manifests=self.manifests, rider=rider if verification is not None else None)
+        if verification is not None and riding and result.applied:
+            # The evidence's head (which relations exist) was read before this apply made them: judge the next run.
+            verification.again(target.name)
+        elif verification is not None and riding:
+            read, secrets = riding[0]
+            manifest_name = ", ".join(runner.target_files(self.settings.files, target))
+            results = verification.observe(target.name, read, result.plan, manifest_name, secrets)
+            if results and rejected_by_edge_function(results):
+                self.credentials_rejected(target.name)
+        return result
 
     def _done_callback(self, name: str) -> Callable[[Future[TargetResult]], None]:
         def done(future: Future[TargetResult]) -> None:
@@ -327,6 +311,8 @@ class FleetController:
                 self.metrics.up.labels(label).set(1 if outcome in ("success", "drift") else 0)
             if result.applied and result.plan is not None:
                 self.metrics.applied.labels(label).inc(len(result.plan.mutating) + len(result.corrections))
+        if result.error is not None and result.error.startswith(runner.AUTHENTICATION_FAILED):
+            self.credentials_rejected(name)
         if result.applied and result.plan is not None:
             for change in result.plan.mutating + result.corrections:
                 log.info("change_applied", target=name, kind=change.kind, key=change.key,
@@ -338,6 +324,13 @@ class FleetController:
         log.info("target_cycle_finished", target=name, result=outcome, duration_ms=round(result.duration * 1000, 1),
                  changes=result.changes, applied=result.applied, history_id=result.history_id, error=result.error,
                  retryable=result.retryable if result.error else None)
+
+    def credentials_rejected(self, name: str) -> None:
+        """The target's database or Edge Function refused what a generator fetched: fetch it again now."""
+        if self.generator_cache.invalidate(name):
+            log.info("generated_credentials_rejected", target=name)
+            self._refreshed_at = float("-inf")
+            self._finished.set()
 
     def _delay(self, outcome: str, retryable: bool, failures: int) -> float:
         return next_delay(self.settings.interval, jitter=self.settings.jitter, min_backoff=self.settings.min_backoff,

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote as url_quote
 
 from reconciler.errors import ReconcilerError
+from reconciler.fleet.generator_cache import Fetched, GeneratorCache, listed_fingerprint
 from reconciler.fleet.management_api import ManagementApi
+from reconciler.fleet.shard import shard_of
 from reconciler.fleet.target import Target, ValueSource
 from reconciler.fleet.targets_models import BranchesSpec, GeneratorSpec, ProjectsSpec
 from reconciler.manifest.problems import printable
@@ -60,11 +62,14 @@ class GeneratedTargets:
 
 
 def generate(spec: GeneratorSpec, origin: str, files: tuple[str, ...], environ: Mapping[str, str], *,
-             transport: httpx.BaseTransport | None = None) -> GeneratedTargets:
+             transport: httpx.BaseTransport | None = None, cache: GeneratorCache | None = None,
+             shard: tuple[int, int] | None = None) -> GeneratedTargets:
     """The targets of one generator now; every failure is a line in `errors`, never an exception.
 
     `origin` names the generator in messages ("generator supabase_branches (targets.yaml:18)"); `files`
-    are its manifest files, already resolved against the targets file's directory.
+    are its manifest files, already resolved against the targets file's directory. With `shard`
+    (ordinal, replicas) only that shard's targets are made (and fetched); with `cache` what was fetched
+    at an earlier refresh is reused while the list entry is unchanged (`reconciler.fleet.generator_cache`).
     """
     inner = spec.spec
     token = environ.get(inner.access_token_env)
@@ -74,15 +79,51 @@ def generate(spec: GeneratorSpec, origin: str, files: tuple[str, ...], environ: 
         return GeneratedTargets(errors=[f"{origin}: environment variable {inner.access_token_env} {state} "
                                         "(the Management API access token)"])
     out = GeneratedTargets()
+    fetch = _Fetching(cache or GeneratorCache(), _generator_key(inner), shard)
+    fetch.cache.pacer.relax()
     try:
-        with ManagementApi(inner.api_url, token, transport=transport) as api:
+        with ManagementApi(inner.api_url, token, transport=transport, pacer=fetch.cache.pacer) as api:
             if isinstance(inner, BranchesSpec):
-                _branches(inner, api, origin, files, out)
+                _branches(inner, api, origin, files, out, fetch)
             else:
-                _projects(inner, api, origin, files, environ, out)
+                _projects(inner, api, origin, files, environ, out, fetch)
     except ReconcilerError as e:
         return GeneratedTargets(errors=[f"{origin}: {e.one_line()}"], notes=out.notes)
     return out
+
+
+@dataclass
+class _Fetching:
+    """One generator's refresh: the cache, its key in it, this replica's shard, the items seen."""
+
+    cache: GeneratorCache
+    key: str
+    shard: tuple[int, int] | None
+    seen: set[str] = field(default_factory=set)
+
+    def mine(self, name: str) -> bool:
+        return self.shard is None or shard_of(name, self.shard[1]) == self.shard[0]
+
+    def known(self, item: Mapping[str, Any], name: str) -> Fetched | None:
+        self.seen.add(str(item["id"]))
+        return self.cache.get(self.key, str(item["id"]), name, listed_fingerprint(item))
+
+    def keys(self, api: ManagementApi, ref: str, spec: BranchesSpec | ProjectsSpec,
+             known: Fetched | None) -> tuple[Mapping[str, str], float]:
+        """The project's API keys: the ones known while fresh, else fetched now."""
+        if not _needs_keys(spec):
+            return {}, float("inf")
+        if known is not None and known.keys is not None and self.cache.keys_fresh(known):
+            return known.keys, known.keys_at
+        return api.api_keys(ref), self.cache.clock()
+
+    def done(self) -> None:
+        self.cache.keep_only(self.key, self.seen)
+
+
+def _generator_key(spec: BranchesSpec | ProjectsSpec) -> str:
+    scope = spec.project_ref if isinstance(spec, BranchesSpec) else "projects"
+    return f"{spec.api_url.rstrip('/')} {scope} {spec.access_token_env}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -91,7 +132,7 @@ def generate(spec: GeneratorSpec, origin: str, files: tuple[str, ...], environ: 
 
 
 def _branches(spec: BranchesSpec, api: ManagementApi, origin: str, files: tuple[str, ...],
-              out: GeneratedTargets) -> None:
+              out: GeneratedTargets, fetch: _Fetching) -> None:
     chosen = []
     for branch in api.branches(spec.project_ref):
         shown = _shown(branch.get("name"))
@@ -108,8 +149,12 @@ def _branches(spec: BranchesSpec, api: ManagementApi, origin: str, files: tuple[
             continue
         chosen.append(branch)
     names = unique_names(chosen, spec.name_prefix or "")
+    mine = [(b, names[b["id"]]) for b in chosen if fetch.mine(names[b["id"]])]
+    known = [fetch.known(b, name) for b, name in mine]
     with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
-        made = list(pool.map(lambda b: _branch_target(spec, api, origin, files, b, names[b["id"]]), chosen))
+        made = list(pool.map(lambda bk: _branch_target(spec, api, origin, files, bk[0][0], bk[0][1], bk[1], fetch),
+                             zip(mine, known, strict=True)))
+    fetch.done()
     for target, error in made:
         if target is not None:
             out.targets.append(target)
@@ -118,7 +163,26 @@ def _branches(spec: BranchesSpec, api: ManagementApi, origin: str, files: tuple[
 
 
 def _branch_target(spec: BranchesSpec, api: ManagementApi, origin: str, files: tuple[str, ...],
-                   branch: Mapping[str, Any], name: str) -> tuple[Target | None, str]:
+                   branch: Mapping[str, Any], name: str, known: Fetched | None,
+                   fetch: _Fetching) -> tuple[Target | None, str]:
+    ref = str(branch["project_ref"])
+    try:
+        if known is not None and known.url is not None:
+            keys, keys_at = fetch.keys(api, ref, spec, known)
+            fetch.cache.put(fetch.key, str(branch["id"]), Fetched(known.listed, known.url, keys, keys_at))
+            return _target(spec, name, ref, known.url, keys, origin, files)
+    except ReconcilerError as e:
+        return None, f"{origin}: branch {_shown(branch.get('name'))}: {e.one_line()}"
+    made, url, keys, keys_at = _fetched_branch(spec, api, origin, files, branch, name, fetch)
+    if made[0] is not None and url is not None:
+        fetch.cache.put(fetch.key, str(branch["id"]), Fetched(listed_fingerprint(branch), url, keys, keys_at))
+    return made
+
+
+def _fetched_branch(spec: BranchesSpec, api: ManagementApi, origin: str, files: tuple[str, ...],
+                    branch: Mapping[str, Any], name: str, fetch: _Fetching) -> tuple[
+                        tuple[Target | None, str], str | None, Mapping[str, str], float]:
+    """The branch's target from its details fetched now: (target or error), url, keys, when the keys were read."""
     shown = _shown(branch.get("name"))
     ref = str(branch["project_ref"])
     try:
@@ -128,15 +192,16 @@ def _branch_target(spec: BranchesSpec, api: ManagementApi, origin: str, files: t
             port = int(port)
         if not (isinstance(host, str) and _HOST.fullmatch(host) and isinstance(port, int)
                 and not isinstance(port, bool) and 0 < port < 65536):
-            return None, f"{origin}: branch {shown}: the Management API returned no valid db_host or db_port"
+            return (None, f"{origin}: branch {shown}: the Management API returned no valid db_host or db_port"), \
+                None, {}, 0.0
         if not (isinstance(user, str) and user and isinstance(password, str) and password):
-            return None, (f"{origin}: branch {shown}: the Management API returned no db_user or db_pass "
-                          "(the token may not read database credentials)")
-        keys = api.api_keys(ref) if _needs_keys(spec) else {}
+            return (None, f"{origin}: branch {shown}: the Management API returned no db_user or db_pass "
+                          "(the token may not read database credentials)"), None, {}, 0.0
+        keys, keys_at = fetch.keys(api, ref, spec, None)
     except ReconcilerError as e:
-        return None, f"{origin}: branch {shown}: {e.one_line()}"
+        return (None, f"{origin}: branch {shown}: {e.one_line()}"), None, {}, 0.0
     url = database_url(host, port, user, password, spec.sslmode)
-    return _target(spec, name, ref, url, keys, origin, files)
+    return _target(spec, name, ref, url, keys, origin, files), url, keys, keys_at
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -145,7 +210,7 @@ def _branch_target(spec: BranchesSpec, api: ManagementApi, origin: str, files: t
 
 
 def _projects(spec: ProjectsSpec, api: ManagementApi, origin: str, files: tuple[str, ...],
-              environ: Mapping[str, str], out: GeneratedTargets) -> None:
+              environ: Mapping[str, str], out: GeneratedTargets, fetch: _Fetching) -> None:
     pattern = re.compile(spec.name_pattern) if spec.name_pattern is not None else None
     chosen = []
     for project in api.projects():
@@ -163,6 +228,8 @@ def _projects(spec: ProjectsSpec, api: ManagementApi, origin: str, files: tuple[
     names = unique_names(chosen, spec.name_prefix or "")
     for project in chosen:
         shown, ref = _shown(project.get("name")), str(project["ref"])
+        if not fetch.mine(names[ref]):
+            continue
         variable = f"{spec.database_password_env}{ref.upper()}"
         password = environ.get(variable)
         if not password:
@@ -172,17 +239,20 @@ def _projects(spec: ProjectsSpec, api: ManagementApi, origin: str, files: tuple[
         database = project.get("database")
         host = database.get("host") if isinstance(database, Mapping) else None
         host = host if isinstance(host, str) and _HOST.fullmatch(host) else f"db.{ref}.supabase.co"
+        known = fetch.known(project, names[ref])
         try:
-            keys = api.api_keys(ref) if _needs_keys(spec) else {}
+            keys, keys_at = fetch.keys(api, ref, spec, known)
         except ReconcilerError as e:
             out.errors.append(f"{origin}: project {shown}: {e.one_line()}")
             continue
+        fetch.cache.put(fetch.key, ref, Fetched(listed_fingerprint(project), None, keys, keys_at))
         url = database_url(host, 5432, spec.database_user, password, spec.sslmode)
         target, error = _target(spec, names[ref], ref, url, keys, origin, files)
         if target is not None:
             out.targets.append(target)
         else:
             out.errors.append(error)
+    fetch.done()
 
 
 # ---------------------------------------------------------------------------------------------------------

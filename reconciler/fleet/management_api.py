@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from reconciler.errors import ReconcilerError
 from reconciler.kinds.edge_api import send  # the same API, so the same waiting rules
+
+if TYPE_CHECKING:
+    from reconciler.fleet.generator_cache import RequestPacer
 
 #: Enough for a slow answer, short enough that a dead API does not hold a fleet refresh for minutes.
 TIMEOUT_SECONDS = 10.0
@@ -32,11 +35,15 @@ class ManagementApi:
 
     def __init__(self, api_url: str, token: str, *, timeout: float = TIMEOUT_SECONDS,
                  max_attempts: int = MAX_ATTEMPTS, sleep: Callable[[float], None] = time.sleep,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, pacer: RequestPacer | None = None) -> None:
         self.api_url = api_url.rstrip("/")
         self.max_attempts = max_attempts
         self.sleep = sleep
-        self._client = httpx.Client(base_url=self.api_url, timeout=timeout, transport=transport,
+        hooks: dict[str, list[Callable[[Any], None]]] = {"request": [], "response": []}
+        if pacer is not None:  # every attempt, retries included, waits for its slot after a 429
+            hooks["request"].append(lambda _request: pacer.before_request())
+            hooks["response"].append(lambda response: pacer.after_response(response.status_code, response.headers))
+        self._client = httpx.Client(base_url=self.api_url, timeout=timeout, transport=transport, event_hooks=hooks,
                                     headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
                                              "User-Agent": "scheduler-reconciler"})
 

@@ -22,21 +22,32 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from reconciler.engine import session as run
-from reconciler.errors import LockHeld, ManifestError, ReconcilerError
+from reconciler.errors import LockHeld, ManifestError, ReconcilerError, UnsafePlan
 from reconciler.kinds.base import PlanOptions
 from reconciler.util.files import signature as file_signature
 from reconciler.util.version import package_version
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from reconciler.engine.db import Rider
     from reconciler.fleet.target import Target
     from reconciler.manifest import Manifest
     from reconciler.model import Change, Plan
+    from reconciler.secret_value import SecretValue
+
+    #: (the target's manifest, its secret values) -> a reader riding on the run's connection, or None
+    RiderFor = Callable[[Manifest, Mapping[str, SecretValue]], Rider | None]
 
 log = structlog.get_logger("reconciler.fleet")
 
 #: Seconds to wait for a target's server to accept a connection (libpq's minimum is 2).
 DEFAULT_CONNECT_TIMEOUT = 5
 DEFAULT_STATEMENT_TIMEOUT = 30.0
+
+
+#: How a connection refused for its password begins (`reconciler.engine.db.connect`).
+AUTHENTICATION_FAILED = "authentication failed:"
 
 
 @dataclass(frozen=True)
@@ -102,13 +113,17 @@ def run_target(target: Target, files: Sequence[str], environ: Mapping[str, str],
                apply: bool, lock_timeout: float | None = None,
                statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
                connect_timeout: int = DEFAULT_CONNECT_TIMEOUT, mode: str = "--apply",
-               manifests: ManifestCache | None = None) -> TargetResult:
-    """Plan (or apply) the manifest on one target; never raises for anything the target causes."""
+               manifests: ManifestCache | None = None, rider: RiderFor | None = None) -> TargetResult:
+    """Plan (or apply) the manifest on one target; never raises for anything the target causes.
+
+    `rider(manifest, secret values)` may return a `db.Rider` (the fleet controller's pipeline verification)
+    that reads over this run's connection, in the plan's round trips."""
     started = time.perf_counter()
     try:
         outcome = _run(target, files, environ, options, apply=apply, lock_timeout=lock_timeout,
                        statement_timeout=statement_timeout, connect_timeout=connect_timeout,
-                       command=_command(mode, options, target.name), manifests=manifests or _MANIFESTS)
+                       command=_command(mode, options, target.name), manifests=manifests or _MANIFESTS,
+                       rider=rider)
     except LockHeld as e:
         outcome = TargetResult(target.name, error=e.one_line(), retryable=True, lock_held=True)
     except ManifestError as e:
@@ -124,7 +139,7 @@ def run_target(target: Target, files: Sequence[str], environ: Mapping[str, str],
 
 def _run(target: Target, files: Sequence[str], environ: Mapping[str, str], options: PlanOptions, *, apply: bool,
          lock_timeout: float | None, statement_timeout: float | None, connect_timeout: int, command: str,
-         manifests: ManifestCache) -> TargetResult:
+         manifests: ManifestCache, rider: RiderFor | None = None) -> TargetResult:
     from reconciler import kinds
     from reconciler.engine.apply import apply as apply_manifest
     from reconciler.engine.apply import read_and_plan
@@ -132,14 +147,21 @@ def _run(target: Target, files: Sequence[str], environ: Mapping[str, str], optio
     manifest = manifests.load(target_files(files, target))
     url = target.url(environ).reveal()  # before the secrets, as run.session: no database, nothing to compare
     values = target.secret_values(manifest, environ)
+    riding = rider(manifest, values) if rider is not None else None
     with kinds.open_planes(manifest, target.environment(environ)) as planes:
         if not apply:
-            _, plan = read_and_plan(url, manifest, values, options, planes,
+            _, plan = read_and_plan(url, manifest, values, options, planes, riding,
                                     connect_timeout=connect_timeout, statement_timeout=statement_timeout)
             return TargetResult(target.name, plan=plan)
-        result = apply_manifest(url, manifest, values, options, lock_timeout=lock_timeout,
-                                statement_timeout=statement_timeout, command=command, version=package_version(),
-                                planes=planes, connect_timeout=connect_timeout)
+        shown: list[Plan] = []
+        try:
+            result = apply_manifest(url, manifest, values, options, lock_timeout=lock_timeout,
+                                    statement_timeout=statement_timeout, command=command, version=package_version(),
+                                    planes=planes, connect_timeout=connect_timeout, rider=riding,
+                                    on_plan=shown.append)
+        except UnsafePlan as e:
+            # The refusal says "fix the findings above": the plan goes with it, to be shown under the target.
+            return TargetResult(target.name, plan=shown[-1] if shown else None, error=e.one_line())
     return TargetResult(target.name, plan=result.plan, applied=not result.plan.is_empty,
                         history_id=result.history_id, corrections=result.corrections)
 

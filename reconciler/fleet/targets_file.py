@@ -37,6 +37,8 @@ from reconciler.manifest.yaml import LMap, LSeq, parse_file
 if TYPE_CHECKING:
     import httpx
 
+    from reconciler.fleet.generator_cache import GeneratorCache
+
 __all__ = ["TargetList", "load_targets_file", "read_targets"]
 
 _EMPTY_MANIFEST = 'the manifest is empty (expected a mapping starting with "version: 1")'
@@ -62,14 +64,16 @@ class TargetList:
         return tuple(t.name for t in self.targets)
 
 
-def read_targets(path: str, environ: Mapping[str, str], *,
-                 transport: httpx.BaseTransport | None = None) -> TargetList:
+def read_targets(path: str, environ: Mapping[str, str], *, transport: httpx.BaseTransport | None = None,
+                 cache: GeneratorCache | None = None, shard: tuple[int, int] | None = None) -> TargetList:
     """The targets declared in `path` and those its generators produce now.
 
     Raises ManifestError (every problem, one line each: file:line:col: field: message) when the file is
     broken. A generator that fails, or a generated name that is taken already, is a line in `errors`;
     a declared target always wins a name. `environ` holds the generators' access tokens and database
-    passwords; `transport` is httpx's, for tests.
+    passwords; `transport` is httpx's, for tests. `cache` keeps what the generators fetched between
+    calls and `shard` (ordinal, replicas) makes them fetch only that shard's targets (the fleet controller);
+    declared targets are all returned either way.
     """
     spec, lines = _load(path)
     base = Path(path).parent
@@ -81,7 +85,7 @@ def read_targets(path: str, environ: Mapping[str, str], *,
     from reconciler.fleet.generators import generate, merge_generated
 
     runs = [generate(g, f"generator {g.kind} ({path}:{line})", resolve_files(g.spec.files, base), environ,
-                     transport=transport)
+                     transport=transport, cache=cache, shard=shard)
             for g, line in zip(spec.generators, lines.generators, strict=True)]
     return TargetList(*merge_generated(declared, runs))
 

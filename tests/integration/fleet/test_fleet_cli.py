@@ -143,3 +143,18 @@ def test_connect_timeout_bounds_a_target_that_never_answers(fleet) -> None:  # t
     assert result.exit_code == 1
     dead = json.loads(result.stdout)["targets"][DEAD]
     assert "timeout expired" in dead["error"] and 1500 <= dead["duration_ms"] < 4500, dead
+
+
+def test_a_refused_apply_shows_the_targets_blocking_findings_under_its_name(fleet) -> None:  # type: ignore[no-untyped-def]
+    import psycopg
+
+    blocked, fine = LIVE[0], LIVE[1]
+    with psycopg.connect(fleet["urls"][blocked], autocommit=True) as conn:
+        conn.execute("ALTER TABLE public.scheduled_jobs DROP COLUMN endpoint")
+    result = fleet_cli(fleet, "--apply", "--target", blocked, "--target", fine)
+    assert result.exit_code == 1, result.stderr
+    section = result.stdout.split(f"== target {blocked} ==\n", 1)[1].split("== target ", 1)[0]
+    assert "error: public.scheduled_jobs lacks column(s): endpoint" in section
+    assert "Apply complete" not in section
+    assert f"error: target {blocked}: refusing to apply: public.scheduled_jobs lacks column(s): endpoint" in result.stderr
+    assert f"== target {fine} ==" in result.stdout and result.stdout.count("Apply complete") == 1

@@ -95,7 +95,7 @@ def test_targets_added_and_removed_by_editing_the_file(empty_db: DbTarget, tmp_p
             w.close()
 
 
-@pytest.mark.parametrize("args", [("--notify", "http://127.0.0.1:9/hook"), ("--verify-interval", "60s")])
+@pytest.mark.parametrize("args", [("--notify", "http://127.0.0.1:9/hook")])
 def test_single_database_watch_options_are_usage_errors(tmp_path: Path, args: tuple[str, ...]) -> None:
     from click.testing import CliRunner
 
