@@ -51,13 +51,13 @@ MANIFEST = ROOT / "scheduler.yaml"
 #: Each phase as the protocol message where its fault is injected.
 PHASES: dict[str, Callable[[], Trigger]] = {
     "connect": on_startup,
-    "read": lambda: on_query(r"server_version_num"),
+    "read": lambda: on_query(r"SELECT current_user, current_database\(\)"),  # the capabilities query
     "begin+lock": lambda: on_query(r"advisory_xact_lock"),
     "statements": lambda: on_query(r'INSERT INTO "public"\."scheduled_jobs"'),
     "copy": lambda: on_message("d"),
     "history": lambda: on_query(r"INSERT INTO reconciler\.history"),
     "commit": on_commit,
-    "verify": lambda: on_query(r"server_version_num", nth=2),
+    "verify": lambda: on_query(r"SELECT current_user, current_database\(\)", nth=2),
 }
 DRY_RUN_PHASES = ("connect", "read")
 FAULTS = ("reset", "silent", "slow")

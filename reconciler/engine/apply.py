@@ -416,16 +416,17 @@ def _explain_wait(error: ApplyFailed, url: str) -> ApplyFailed:
 
 def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, SecretValue],
                   options: PlanOptions, planes: Planes | None = None, rider: db.Rider | None = None, *,
-                  connect_timeout: int = db.CONNECT_TIMEOUT, statement_timeout: float | None = None
-                  ) -> tuple[LiveState, Plan]:
+                  connect_timeout: int = db.CONNECT_TIMEOUT, statement_timeout: float | None = None,
+                  known: Capabilities | None = None) -> tuple[LiveState, Plan]:
     """Dry run: one read-only transaction, never a write; `rider` (verify's evidence) reads in its round trips.
 
     Each read is bounded by `statement_timeout` when given (a fleet's slow target costs its own time only).
+    With `known` capabilities (the previous cycle's) and no rider, the read is one round trip (db.read_live).
     """
     conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout,
                       answer_timeout=deadline.answer_timeout(statement_timeout))
     try:
-        live = read_only(conn, manifest, planes, rider, statement_timeout=statement_timeout)
+        live = read_only(conn, manifest, planes, rider, statement_timeout=statement_timeout, known=known)
     finally:
         conn.close()
     with paused_gc():
@@ -433,20 +434,23 @@ def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, Secr
 
 
 def read_only(conn: psycopg.Connection[Any], manifest: Manifest, planes: Planes | None = None,
-              rider: db.Rider | None = None, *, statement_timeout: float | None = None) -> LiveState:
+              rider: db.Rider | None = None, *, statement_timeout: float | None = None,
+              known: Capabilities | None = None) -> LiveState:
     """The live state in one read-only transaction on `conn` (autocommit, idle). The rider's queries ride
     in its pipeline and it finishes on `conn` after the ROLLBACK: no round trip more when they all succeed."""
-    begin: sql.SQL | sql.Composed = sql.SQL("BEGIN READ ONLY")
-    if statement_timeout:  # in the BEGIN's round trip, and transaction-local (a pooled connection keeps nothing)
-        begin = sql.SQL("BEGIN READ ONLY; SELECT set_config('statement_timeout', {}, true)").format(
-            sql.Literal(_ms(statement_timeout)))
-    with db.translated("starting a read-only transaction"):
-        conn.execute(begin)
+    # BEGIN (and the timeout) ride with the capabilities query, the ROLLBACK with the pipeline's reads:
+    # two round trips in all. The timeout is transaction-local (a pooled connection keeps nothing).
+    begin: list[sql.SQL | sql.Composed] = [sql.SQL("BEGIN READ ONLY")]
+    if statement_timeout:
+        begin.append(sql.SQL("SELECT set_config('statement_timeout', {}, true)").format(
+            sql.Literal(_ms(statement_timeout))))
     try:
         with paused_gc():  # rows: many objects, no cycles (reconciler.util.gc_pause)
-            live = db.read_live(conn, manifest, planes, rider)
+            live = db.read_live(conn, manifest, planes, rider, before=begin, after=[sql.SQL("ROLLBACK")],
+                                known=known)
     finally:
-        _rollback(conn)
+        if conn.info.transaction_status != TransactionStatus.IDLE:  # the pipeline's ROLLBACK did not run
+            _rollback(conn)
     if rider is not None:
         rider.finish(conn)
     return live
