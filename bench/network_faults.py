@@ -51,7 +51,7 @@ MANIFEST = ROOT / "scheduler.yaml"
 #: Each phase as the protocol message where its fault is injected.
 PHASES: dict[str, Callable[[], Trigger]] = {
     "connect": on_startup,
-    "read": lambda: on_query(r"SELECT current_user, current_database\(\)"),
+    "read": lambda: on_query(r"SELECT current_user, current_database\(\)"),  # the capabilities query
     "begin+lock": lambda: on_query(r"advisory_xact_lock"),
     "statements": lambda: on_query(r'INSERT INTO "public"\."scheduled_jobs"'),
     "copy": lambda: on_message("d"),

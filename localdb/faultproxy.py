@@ -16,7 +16,9 @@ acts instead of forwarding the matching client message; `at="response"` forwards
 server's first message after it. A fault fires once (one connection), then the proxy forwards again.
 
 Round trips are counted as the benchmarks always have: one each time the client sends after the server
-has sent (over all connections through the proxy). `c2s_delay` / `s2c_delay` delay each direction by a
+has sent (over all connections through the proxy). `turns_after_setup` counts them as users pay for
+them once connected: per connection, from the server's first ReadyForQuery, the closing Terminate
+excluded (`counted_after_setup`). `c2s_delay` / `s2c_delay` delay each direction by a
 fixed latency (not a bandwidth limit): a round trip costs at least their sum.
 """
 
@@ -212,6 +214,7 @@ class Connection:
         self.silent = False
         self.closed = False
         self.pending: Fault | None = None  # acts at the server's next message
+        self._last_message = "s2c"  # direction of the last message after set-up (turns_after_setup)
         self._delayed: list[_Delayed] = []
         self._send = {"c2s": self._sender(upstream, proxy.c2s_delay), "s2c": self._sender(client, proxy.s2c_delay)}
 
@@ -244,6 +247,7 @@ class Connection:
             return False
         if self.silent:
             return True  # read and dropped: both sockets stay open
+        self._count_after_setup(message)
         if message.direction == "c2s":
             if message.kind in ("ssl", "gss"):
                 self.client.sendall(b"N")  # no encryption through the proxy: the client goes on in plaintext
@@ -261,6 +265,13 @@ class Connection:
                 self.authenticated = True
         self._send[message.direction](message.raw)
         return True
+
+    def _count_after_setup(self, message: Message) -> None:
+        if not self.authenticated:
+            return
+        if message.direction == "c2s" and message.kind != "X" and self._last_message == "s2c":
+            self.proxy._turn_after_setup()
+        self._last_message = message.direction
 
     def _act(self, fault: Fault) -> bool:
         fault.fired_at = time.monotonic()
@@ -296,6 +307,7 @@ class FaultProxy:
         self.target = (target_host, target_port)
         self.c2s_delay, self.s2c_delay = c2s_delay, s2c_delay
         self.turns = 0
+        self.turns_after_setup = 0
         self.connections = 0  # accepted so far: each is one session the client opened
         self._last = "s2c"
         self._faults: list[Fault] = []
@@ -329,6 +341,10 @@ class FaultProxy:
             if direction == "c2s" and self._last != "c2s":
                 self.turns += 1
             self._last = direction
+
+    def _turn_after_setup(self) -> None:
+        with self._lock:
+            self.turns_after_setup += 1
 
     def _fault_for(self, message: Message, conn: Connection) -> Fault | None:
         with self._lock:
@@ -373,6 +389,12 @@ class FaultProxy:
         """Round trips made within the block."""
         start = self.turns
         yield lambda: self.turns - start
+
+    @contextmanager
+    def counted_after_setup(self) -> Iterator[Callable[[], int]]:
+        """Round trips made within the block once each connection was set up (Terminate excluded)."""
+        start = self.turns_after_setup
+        yield lambda: self.turns_after_setup - start
 
     @contextmanager
     def sessions(self) -> Iterator[Callable[[], int]]:

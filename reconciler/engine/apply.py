@@ -424,17 +424,18 @@ def _explain_wait(error: ApplyFailed, url: str) -> ApplyFailed:
 def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, SecretValue],
                   options: PlanOptions, planes: Planes | None = None, rider: db.Rider | None = None, *,
                   connect_timeout: int = db.CONNECT_TIMEOUT, statement_timeout: float | None = None,
-                  lock_timeout: float | None = None) -> tuple[LiveState, Plan]:
+                  lock_timeout: float | None = None, known: Capabilities | None = None) -> tuple[LiveState, Plan]:
     """Dry run: one read-only transaction, never a write; `rider` (verify's evidence) reads in its round trips.
 
     Each read is bounded by `statement_timeout` and each lock wait by `lock_timeout` (defaults in
     engine/read_bounds.py): a fleet's slow target costs its own time only, a migration's lock stalls nothing.
+    With `known` capabilities (the previous cycle's) and no rider, the read is one round trip (db.read_live).
     """
     conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout,
                       answer_timeout=deadline.answer_timeout(statement_timeout))
     try:
         live = read_only(conn, manifest, planes, rider, statement_timeout=statement_timeout,
-                         lock_timeout=lock_timeout)
+                         lock_timeout=lock_timeout, known=known)
     finally:
         conn.close()
     with paused_gc():
@@ -443,20 +444,23 @@ def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, Secr
 
 def read_only(conn: psycopg.Connection[Any], manifest: Manifest, planes: Planes | None = None,
               rider: db.Rider | None = None, *, statement_timeout: float | None = None,
-              lock_timeout: float | None = None) -> LiveState:
+              lock_timeout: float | None = None, known: Capabilities | None = None) -> LiveState:
     """The live state in one read-only transaction on `conn` (autocommit, idle), every wait bounded
     (engine/read_bounds.py). The rider's queries ride in its pipeline and it finishes on `conn` after the
     ROLLBACK: no round trip more when they all succeed."""
-    with db.translated("starting a read-only transaction"):
-        conn.execute(read_bounds.begin(statement_timeout, lock_timeout))
+    # BEGIN and the bounds ride with the capabilities query, the ROLLBACK with the pipeline's reads:
+    # two round trips in all. The bounds are transaction-local (a pooled connection keeps nothing).
     try:
         with paused_gc():  # rows: many objects, no cycles (reconciler.util.gc_pause)
-            live = db.read_live(conn, manifest, planes, rider)
+            live = db.read_live(conn, manifest, planes, rider, before=read_bounds.begin(statement_timeout, lock_timeout),
+                                after=[sql.SQL("ROLLBACK")], known=known)
     except ApplyFailed as e:
-        _rollback(conn)
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            _rollback(conn)
         raise read_bounds.explain(e, conn) from e.__cause__
     finally:
-        _rollback(conn)
+        if conn.info.transaction_status != TransactionStatus.IDLE:  # the pipeline's ROLLBACK did not run
+            _rollback(conn)
     if rider is not None:
         rider.finish(conn)
     return live

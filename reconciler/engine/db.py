@@ -9,14 +9,14 @@ queries to both. Driver errors are translated once, here, into ReconcilerErrors 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from psycopg import errors as pgerr
 from psycopg import sql
-from psycopg.pq import ExecStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 
 from reconciler import kinds
 from reconciler.engine import conninfo, deadline
@@ -203,16 +203,26 @@ class Rider(Protocol):
     def finish(self, conn: psycopg.Connection[Any], *, rollback_first: bool = False) -> None: ...
 
 
-def read_capabilities(conn: psycopg.Connection[Any], rider: Rider | None = None) -> Capabilities:
+def read_capabilities(conn: psycopg.Connection[Any], rider: Rider | None = None,
+                      before: Sequence[sql.SQL | sql.Composed] = ()) -> Capabilities:
+    """The capabilities in one round trip; the statements `before` (BEGIN READ ONLY, a transaction-local
+    timeout) go ahead of the query in the same pipeline, results unread."""
     faults.point("read.capabilities")
     with translated("reading server capabilities"), conn.cursor() as cur:
-        if rider is None:
+        if rider is None and not before:
             cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
         else:
             with conn.pipeline():
+                for statement in before:
+                    conn.execute(statement)
                 cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
-                rider.queue_head(conn)
-        row = cur.fetchone()
+                if rider is not None:
+                    rider.queue_head(conn)
+        return _capabilities(cur)
+
+
+def _capabilities(cur: psycopg.Cursor[Any]) -> Capabilities:
+    row = cur.fetchone()
     assert row is not None
     user, database, superuser, found_settings, found, probes = row
     return Capabilities(current_user=user, database=database,
@@ -222,48 +232,102 @@ def read_capabilities(conn: psycopg.Connection[Any], rider: Rider | None = None)
 
 def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
               planes: kinds.Planes | None = None, rider: Rider | None = None, *,
-              rider_queries: bool = True) -> LiveState:
+              rider_queries: bool = True, before: Sequence[sql.SQL | sql.Composed] = (),
+              after: Sequence[sql.SQL | sql.Composed] = (), known: Capabilities | None = None) -> LiveState:
     """Everything the planner needs: two round trips (capabilities, then one pipeline), plus each plane's read.
 
     A `rider`'s head query goes with the capabilities, its queries (with `rider_queries`) last in the
     pipeline: the kinds' rows have arrived when one of them fails, and the rider reads what it lacks in
-    its `finish`; the transaction is aborted then, which the caller's ROLLBACK ends.
+    its `finish`; the transaction is aborted then, which the caller's ROLLBACK ends. The statements
+    `before` travel ahead of the capabilities query (a read-only BEGIN), those `after` at the end of the
+    pipeline (its ROLLBACK): no round trip of their own. After a failure in the pipeline the server skips
+    `after`, so a caller ending its transaction there still checks the connection's transaction status.
+
+    With `known` capabilities (an earlier read's, without a rider, and `before` beginning the
+    transaction) the kinds' queries are shaped by them and sent in one pipeline with the capabilities
+    query: one round trip. When the capabilities read there differ (or a query they shaped failed),
+    that transaction is ended and the state read again the cold way.
     """
-    caps = read_capabilities(conn, rider)
-    queries = {kind.name: kind.read(caps, manifest) for kind in kinds.REGISTRY}
-    ownership_ready = caps.has("reconciler.managed")
-    rows: dict[str, list[tuple[Any, ...]]] = {}
-    managed_rows: list[tuple[Any, ...]] = []
+    if known is not None and rider is None and before:
+        live = _read_with_known(conn, manifest, planes, known, before, after)
+        if live is not None:
+            return live
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            with translated("ending a read whose capabilities changed"):
+                conn.execute("ROLLBACK")
+    caps = read_capabilities(conn, rider, before)
     faults.point("read.live")
     with translated("reading the live state"):
-        cursors = {}
-        managed_cur = None
+        cursors: dict[str, psycopg.Cursor[Any]] = {}
         try:
             with conn.pipeline():
-                for name, statement in queries.items():
-                    if statement is None:
-                        continue
-                    cur = conn.cursor()
-                    statement.run(cur)
-                    cursors[name] = cur
-                if ownership_ready:
-                    managed_cur = conn.cursor()
-                    managed_cur.execute(sql.SQL("SELECT kind, key, fingerprint, protect FROM reconciler.managed"))
+                _queue_reads(conn, caps, manifest, cursors)
                 if rider is not None and rider_queries:
                     rider.queue_queries(conn)
+                for statement in after:
+                    conn.execute(statement)
         except psycopg.Error:
-            ours = [*cursors.values(), *([managed_cur] if managed_cur is not None else [])]
-            if rider is None or not rider_queries or not all(_answered(c) for c in ours):
+            if rider is None or not rider_queries or not all(_answered(c) for c in cursors.values()):
                 raise
-        for name, cur in cursors.items():
-            rows[name] = cur.fetchall()
-        if managed_cur is not None:
-            managed_rows = managed_cur.fetchall()
+        rows = {name: cur.fetchall() for name, cur in cursors.items()}
+    return _live_state(caps, rows, planes)
+
+
+#: The key of the ownership records' cursor among the kinds' (no kind has this name).
+_MANAGED = "reconciler.managed"
+
+
+def _queue_reads(conn: psycopg.Connection[Any], caps: Capabilities, manifest: Manifest | None,
+                 cursors: dict[str, psycopg.Cursor[Any]]) -> None:
+    """Every kind's query shaped by `caps`, and the ownership records', into the open pipeline."""
+    for kind in kinds.REGISTRY:
+        statement = kind.read(caps, manifest)
+        if statement is None:
+            continue
+        cur = conn.cursor()
+        statement.run(cur)
+        cursors[kind.name] = cur
+    if caps.has("reconciler.managed"):
+        cursors[_MANAGED] = cur = conn.cursor()
+        cur.execute(sql.SQL("SELECT kind, key, fingerprint, protect FROM reconciler.managed"))
+
+
+def _live_state(caps: Capabilities, rows: dict[str, list[tuple[Any, ...]]], planes: kinds.Planes | None) -> LiveState:
     live = {kind.name: kind.from_rows(rows.get(kind.name, []), caps) for kind in kinds.REGISTRY}
     for name, plane in (planes.opened.items() if planes is not None else ()):
         live[name] = plane.read()
-    managed = {(k, key): Managed(k, key, fp, protect) for k, key, fp, protect in managed_rows}
-    return LiveState(caps, live, managed, ownership_ready)
+    managed = {(k, key): Managed(k, key, fp, protect) for k, key, fp, protect in rows.get(_MANAGED, [])}
+    return LiveState(caps, live, managed, caps.has("reconciler.managed"))
+
+
+def _read_with_known(conn: psycopg.Connection[Any], manifest: Manifest | None, planes: kinds.Planes | None,
+                     known: Capabilities, before: Sequence[sql.SQL | sql.Composed],
+                     after: Sequence[sql.SQL | sql.Composed]) -> LiveState | None:
+    """read_live in one round trip, or None when the capabilities are no longer `known`."""
+    faults.point("read.capabilities")
+    faults.point("read.live")
+    cursors: dict[str, psycopg.Cursor[Any]] = {}
+    with translated("reading the live state"), conn.cursor() as caps_cur:
+        try:
+            with conn.pipeline():
+                for statement in before:
+                    conn.execute(statement)
+                caps_cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
+                _queue_reads(conn, known, manifest, cursors)
+                for statement in after:
+                    conn.execute(statement)
+        except psycopg.Error as e:
+            if connection_lost(e) or not _answered(caps_cur):
+                raise
+            failed: psycopg.Error | None = e
+        else:
+            failed = None
+        if _capabilities(caps_cur) != known:
+            return None
+        if failed is not None:
+            raise failed
+        rows = {name: cur.fetchall() for name, cur in cursors.items()}
+    return _live_state(known, rows, planes)
 
 
 def _answered(cur: psycopg.Cursor[Any]) -> bool:

@@ -30,12 +30,13 @@ def _ms(seconds: float) -> str:
     return f"{max(1, int(seconds * 1000))}ms"
 
 
-def begin(statement_timeout: float | None, lock_timeout: float | None) -> sql.Composed:
-    """BEGIN READ ONLY and both bounds, in one round trip."""
+def begin(statement_timeout: float | None, lock_timeout: float | None) -> list[sql.SQL | sql.Composed]:
+    """BEGIN READ ONLY and both bounds: two statements, sent ahead of the first read in its pipeline."""
     statement = statement_timeout if statement_timeout and statement_timeout > 0 else READ_STATEMENT_TIMEOUT
     lock = lock_timeout if lock_timeout and lock_timeout > 0 else READ_LOCK_TIMEOUT
-    return sql.SQL("BEGIN READ ONLY; SELECT set_config('statement_timeout', {}, true),"
-                   " set_config('lock_timeout', {}, true)").format(sql.Literal(_ms(statement)), sql.Literal(_ms(lock)))
+    return [sql.SQL("BEGIN READ ONLY"),
+            sql.SQL("SELECT set_config('statement_timeout', {}, true), set_config('lock_timeout', {}, true)").format(
+                sql.Literal(_ms(statement)), sql.Literal(_ms(lock)))]
 
 
 def explain(error: ReconcilerError, conn: psycopg.Connection[Any]) -> ReconcilerError:

@@ -33,7 +33,7 @@ from reconciler import kinds
 from reconciler.engine import deadline
 from reconciler.engine import session as run
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
-from reconciler.kinds.base import PlanOptions
+from reconciler.kinds.base import Capabilities, PlanOptions
 from reconciler.model import MUTATING, Plan
 from reconciler.util.backoff import next_delay
 from reconciler.util.files import signature as file_signature
@@ -128,6 +128,8 @@ class Controller:
         self.pipeline = PipelineMonitor(self.metrics.registry, settings.verify_interval) if settings.verify else None
         self.notices = Notices(Notifier(settings.notify), settings.notify_failures)
         self._secrets: list[str] = []
+        #: The last report-mode cycle's capabilities: the next cycle's read revalidates them in its one round trip.
+        self._capabilities: Capabilities | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
     def run(self) -> int:
@@ -250,9 +252,10 @@ class Controller:
             values, planes = session.secret_values, session.planes
             self._secrets = self.notices.notifier.secrets = secret_texts(values)
             if not self.settings.apply:
-                _, plan = read_and_plan(self.settings.url, self.manifest, values, options, planes,
-                                        evidence, statement_timeout=self.settings.statement_timeout,
-                                        lock_timeout=self.settings.lock_timeout)
+                live, plan = read_and_plan(self.settings.url, self.manifest, values, options, planes,
+                                           evidence, statement_timeout=self.settings.statement_timeout,
+                                           lock_timeout=self.settings.lock_timeout, known=self._capabilities)
+                self._capabilities = live.capabilities  # the next cycle reads in one round trip
                 for change in plan.mutating:
                     log.warning("drift_detected", kind=change.kind, key=change.key, action=change.action.value,
                                 reason=change.reason)

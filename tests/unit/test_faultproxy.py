@@ -184,6 +184,25 @@ def test_round_trips_are_counted_as_the_benchmarks_count_them(server: ScriptedSe
         sock.close()
 
 
+def test_round_trips_after_setup_leave_out_the_startup_and_the_closing_terminate(server: ScriptedServer) -> None:
+    with FaultProxy(server.port) as proxy:
+        with proxy.counted_after_setup() as trips, proxy.counted() as all_trips:
+            sock = _client(proxy)
+            assert trips() == 0 and all_trips() >= 1  # the startup's turns
+            sock.sendall(query("SELECT 1") + query("SELECT 1"))  # pipelined: one round trip
+            assert _until_ready(sock, 2) == ["C", "Z", "C", "Z"]
+            sock.sendall(query("SELECT 1"))
+            assert _until_ready(sock) == ["C", "Z"]
+            sock.sendall(b"X\0\0\0\x04")  # Terminate: nothing is waited for
+            deadline = time.monotonic() + 2
+            while "X" not in server.received and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert "X" in server.received
+        assert trips() == 2
+        assert all_trips() == trips() + 1 + 1  # plus the startup's and the Terminate's
+        sock.close()
+
+
 def test_reset_at_the_nth_query_cuts_both_sides_with_an_rst(server: ScriptedServer) -> None:
     with FaultProxy(server.port) as proxy:
         fault = proxy.arm("reset", on_message("Q", nth=2))

@@ -14,7 +14,7 @@ from reconciler.engine import read_bounds
 ], ids=["defaults", "zero-is-the-default", "given"])
 def test_every_read_transaction_is_bounded(statement: float | None, lock: float | None,
                                            expected: tuple[str, str]) -> None:
-    text = read_bounds.begin(statement, lock).as_string(None)
-    assert text.startswith("BEGIN READ ONLY;")
+    text = "; ".join(s.as_string(None) for s in read_bounds.begin(statement, lock))
+    assert text.startswith("BEGIN READ ONLY; SELECT")
     assert f"set_config('statement_timeout', '{expected[0]}', true)" in text
     assert f"set_config('lock_timeout', '{expected[1]}', true)" in text

@@ -1,0 +1,78 @@
+"""Round trips after the connection's set-up, counted on the wire (localdb's fault proxy), for each row
+of issue 31's table: the same steps as `bench/latency.py`, without the delays (the counts are stable,
+times are not)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bench.common import SECRETS_ENV, manifest_file
+from bench.latency import MANIFEST, ROWS, large_row, small_rows
+from localdb.faultproxy import FaultProxy
+from reconciler.engine.apply import read_and_plan
+from reconciler.engine.sources import resolve_secrets
+from reconciler.kinds.base import Capabilities, LiveState, PlanOptions
+from reconciler.manifest import load_manifest
+from reconciler.model import Plan
+from tests.fix_db import DbTarget
+
+#: Round trips after set-up, and connections, per row. Lower them as the reads and the apply get cheaper.
+EXPECTED = {
+    ROWS[0]: (2, 1),
+    ROWS[1]: (4, 1),
+    ROWS[2]: (22, 1),
+    ROWS[3]: (9, 1),
+    ROWS[4]: (22, 1),
+}
+
+
+def test_round_trips_of_the_runbook_rows(audited_db: DbTarget) -> None:
+    with FaultProxy(audited_db.cluster.port) as proxy:
+        measured = small_rows(proxy, audited_db.superuser_url, lambda: None)
+    assert {m.row: (m.round_trips, m.connections) for m in measured} == {r: EXPECTED[r] for r in ROWS[:4]}
+
+
+def test_round_trips_of_a_first_apply_of_1013_jobs(audited_db: DbTarget) -> None:
+    with FaultProxy(audited_db.cluster.port) as proxy, tempfile.TemporaryDirectory() as tmp:
+        measured = large_row(proxy, manifest_file(1013, Path(tmp)), lambda: None)
+    assert (measured.round_trips, measured.connections) == EXPECTED[ROWS[4]]
+
+
+def _read(proxy: FaultProxy, known: Capabilities | None = None) -> tuple[int, LiveState, Plan]:
+    manifest = load_manifest([str(MANIFEST)])
+    values = resolve_secrets(manifest, SECRETS_ENV)
+    with proxy.counted_after_setup() as trips:
+        live, plan = read_and_plan(proxy.url(), manifest, values, PlanOptions(), known=known)
+    return trips(), live, plan
+
+
+def test_a_read_with_known_capabilities_takes_one_round_trip(audited_db: DbTarget) -> None:
+    with FaultProxy(audited_db.cluster.port) as proxy:
+        small_rows(proxy, audited_db.superuser_url, lambda: None)  # applied, one job drifted and corrected
+        cold_trips, cold, cold_plan = _read(proxy)
+        warm_trips, warm, warm_plan = _read(proxy, known=cold.capabilities)
+    assert (cold_trips, warm_trips) == (2, 1)
+    assert warm == cold and warm_plan.is_empty and cold_plan.is_empty
+
+
+@pytest.mark.parametrize(("table", "expected_trips"), [
+    ("job_executions", 1 + 2),  # only a capability: the warm try ends with its ROLLBACK, then the cold read
+    ("scheduled_jobs", 1 + 1 + 2),  # read by a query the old capabilities shaped: it fails, the ROLLBACK is skipped
+])
+def test_changed_capabilities_are_noticed_and_the_state_read_again(audited_db: DbTarget, table: str,
+                                                                   expected_trips: int) -> None:
+    with FaultProxy(audited_db.cluster.port) as proxy:
+        small_rows(proxy, audited_db.superuser_url, lambda: None)
+        _, before, _ = _read(proxy)
+        with psycopg.connect(audited_db.superuser_url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE public.{table} CASCADE")
+        trips, warm, warm_plan = _read(proxy, known=before.capabilities)
+        _, cold, cold_plan = _read(proxy)
+    assert f"public.{table}" in before.capabilities.relations
+    assert f"public.{table}" not in warm.capabilities.relations
+    assert warm == cold and warm_plan.changes == cold_plan.changes
+    assert trips == expected_trips
