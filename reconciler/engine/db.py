@@ -19,8 +19,9 @@ from psycopg import sql
 from psycopg.pq import ExecStatus
 
 from reconciler import kinds
+from reconciler.engine import records
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, PermissionDenied, ReconcilerError
-from reconciler.kinds.base import Capabilities, LiveState, Managed
+from reconciler.kinds.base import Capabilities, LiveState
 from reconciler.util import faults
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ CORE_PROBES = {
                                   THEN has_database_privilege(current_database(), 'CREATE')
                                   ELSE has_table_privilege('reconciler.managed', 'INSERT, UPDATE, DELETE')
                                        AND has_table_privilege('reconciler.history', 'INSERT') END""",
+    "reconciler.records": records.SHAPE_PROBE,
 }
 
 
@@ -223,7 +225,7 @@ def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
                     cursors[name] = cur
                 if ownership_ready:
                     managed_cur = conn.cursor()
-                    managed_cur.execute(sql.SQL("SELECT kind, key, fingerprint, protect FROM reconciler.managed"))
+                    managed_cur.execute(records.records_query(caps))
                 if rider is not None and rider_queries:
                     rider.queue_queries(conn)
         except psycopg.Error:
@@ -237,8 +239,8 @@ def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
     live = {kind.name: kind.from_rows(rows.get(kind.name, []), caps) for kind in kinds.REGISTRY}
     for name, plane in (planes.opened.items() if planes is not None else ()):
         live[name] = plane.read()
-    managed = {(k, key): Managed(k, key, fp, protect) for k, key, fp, protect in managed_rows}
-    return LiveState(caps, live, managed, ownership_ready)
+    managed, removed = records.from_rows(managed_rows)
+    return LiveState(caps, live, managed, ownership_ready, removed, records.outdated(caps))
 
 
 def _answered(cur: psycopg.Cursor[Any]) -> bool:

@@ -7,8 +7,6 @@ kind and the core (db, plan, apply, render, down, cli, controller, verify) never
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,7 +19,7 @@ if TYPE_CHECKING:  # planning must not load the driver; only apply and readers d
 
 from reconciler import cron
 from reconciler.kinds.exporting import export_problem, placeholder_names  # noqa: F401 (the kinds' import point)
-from reconciler.model import Action, Change, FieldChange, Finding
+from reconciler.model import Action, AppliedRecord, Change, FieldChange, Finding
 from reconciler.secret_value import SecretValue
 
 
@@ -81,12 +79,20 @@ class Capabilities:
 
 @dataclass(frozen=True, slots=True)
 class Managed:
-    """One row of reconciler.managed: an object this tool created or adopted."""
+    """One row of reconciler.managed: an object this tool created, adopted, changed or removed.
+
+    `applied` is the last-applied record: the plain desired fields the last apply that touched the object
+    wrote (None: no record, a row of the previous release's shape). `removed`: that apply deleted it (prune
+    or `reconcile down`); such a row is kept so the next plan knows the tool removed it, but the object is
+    no longer managed (LiveState.managed leaves it out).
+    """
 
     kind: str
     key: str
-    fingerprint: str
     protect: bool = False
+    applied: Mapping[str, Any] | None = None
+    record: AppliedRecord | None = None
+    removed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +103,15 @@ class LiveState:
     kinds: Mapping[str, Any]  # kind name -> that kind's own live mapping
     managed: Mapping[tuple[str, str], Managed] = field(default_factory=dict)
     ownership_ready: bool = False  # reconciler.managed exists
+    #: Removed objects' rows (Managed.removed), kept apart so that `managed` means "ours now".
+    removed: Mapping[tuple[str, str], Managed] = field(default_factory=dict)
+    #: reconciler.managed still has the previous release's shape (no last-applied records): the next
+    #: apply migrates it (engine/ownership.py).
+    ownership_outdated: bool = False
+
+    def record(self, kind: str, key: str) -> Managed | None:
+        """The ownership row of (kind, key), removed or not."""
+        return self.managed.get((kind, key)) or self.removed.get((kind, key))
 
     def of(self, kind: str) -> Any:
         return self.kinds[kind]
@@ -308,12 +323,6 @@ def table_privilege(relation: str, privilege: str) -> str:
             f" ELSE has_table_privilege('{relation}', '{privilege}') END")
 
 
-def fingerprint(values: Mapping[str, Any]) -> str:
-    """A stable digest of a kind's normalised fields, recorded in reconciler.managed."""
-    text = json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def field_changes(
     before: Mapping[str, Any],
     after: Mapping[str, Any],
@@ -376,17 +385,24 @@ def undeclared(
     if managed is None:
         return Change(kind, key, Action.UNMANAGED, before=before,
                       reason="not created or adopted by reconcile; left alone" if ctx.options.rollback else reason)
+    # kept (Change.kept): shown in every plan, so a reviewer sees a deletion in git even when nothing is pruned
+    removed = "rollback" if ctx.options.rollback else f"removed from {_manifest_name(ctx)}"
     if managed.protect:
-        return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; protected")
+        return Change(kind, key, Action.NOOP, before=before, reason=f"{removed}; protected")
     if not ctx.options.prune:
-        return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; pruning is off")
+        return Change(kind, key, Action.NOOP, before=before, reason=f"{removed}; pruning is off")
     if ctx.prune_policy in ("off", "report"):
-        return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; prune policy {ctx.prune_policy}")
+        return Change(kind, key, Action.NOOP, before=before, reason=f"{removed}; prune policy {ctx.prune_policy}")
     if ctx.prune_policy == "deactivate" and deactivated is not None:
         if dict(deactivated) == dict(before):
             return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; already inactive")
         return Change(kind, key, Action.DEACTIVATE, before=before, after=deactivated, reason=reason)
     return Change(kind, key, Action.DELETE, before=before, reason=reason)
+
+
+def _manifest_name(ctx: PlanContext) -> str:
+    files = ctx.manifest.source_files if ctx.manifest is not None else ()
+    return files[0].replace("\\", "/").rsplit("/", 1)[-1] if files else "scheduler.yaml"
 
 
 def edge_key(edge_name: str) -> str:

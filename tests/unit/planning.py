@@ -70,7 +70,7 @@ def live(*, capabilities: Capabilities | None = None, installed: dict[str, str] 
         "trigger": triggers.from_rows(list(trigger_rows), c),
         "edge_secret": edge_secrets.from_rows([], c),
     }
-    records = {(k, key): Managed(k, key, "fp", protect) for k, key, protect in managed}
+    records = {(k, key): Managed(k, key, protect) for k, key, protect in managed}
     return LiveState(c, kinds, records, bool(managed))
 
 

@@ -33,16 +33,19 @@ PLAN = Plan(
 )
 
 EXPECTED_TEXT = """\
-The reconciler will perform the following actions:
+Changes from scheduler.yaml:
 
   + extension pg_net: create (missing)
       schema: "extensions"
+  - trigger old: delete (not declared)
+      schedule: "* * * * *"
+
+Differences without a record of the last apply (who made them is not known):
+
   ~ secret cron_secret: update (value differs from its source)
       value: (sensitive) changed
   ~ job ttl_cleanup: update (changed outside git: schedule)
       schedule: "0 3 * * *" → "0 4 * * *"
-  - trigger old: delete (not declared)
-      schedule: "* * * * *"
 
   Warning: 1 change(s) delete or deactivate existing objects:
     delete trigger old
@@ -74,7 +77,9 @@ def test_json_schema_shape():
     assert doc["summary"]["create"] == 1 and doc["summary"]["update"] == 2 and doc["summary"]["delete"] == 1
     secret = next(c for c in doc["changes"] if c["kind"] == "secret")
     assert secret == {"kind": "secret", "key": "cron_secret", "action": "update", "reason": "value differs from its source",
-                      "fields": [{"path": "value", "old": None, "new": None, "sensitive": True}]}
+                      "fields": [{"path": "value", "old": None, "new": None, "sensitive": True, "origin": None}],
+                      "origin": None, "kept": False, "last_applied": None}
+    assert doc["origins"] == {"manifest": 0, "drift": 0, "conflict": 0, "unknown": 0} and doc["kept"] == 0
     assert doc["findings"] == [{"severity": "warning", "code": "cron_timezone", "message": "cron.timezone is CET",
                                 "fix": "set cron.timezone = 'UTC'"}]
     assert {c["kind"] for c in doc["changes"]} <= {"extension", "secret", "job", "trigger", "table"}
@@ -89,7 +94,7 @@ def test_markdown_empty_plan_has_no_table():
 def test_markdown_has_table_and_details():
     md = render.to_markdown(PLAN)
     assert "| create | 1 |" in md and "| update | 2 |" in md and "| delete | 1 |" in md
-    assert "<details><summary>Changes</summary>" in md
+    assert "<details><summary>Changes from scheduler.yaml</summary>" in md
     assert "! job ttl_cleanup: update" in md
     assert "**Warning:** 1 change(s)" in md
 
