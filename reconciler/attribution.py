@@ -89,8 +89,11 @@ def _with_origin(f: FieldChange, origin: Origin, record: Mapping[str, Any] | Non
 def _apply_name(row: Managed) -> str:
     if row.record is None:
         return "the last apply"
-    command = "" if row.record.command in ("apply", "") else f"reconcile {row.record.command} "
-    return f"{command}#{row.record.history_id}"
+    return f"{'reconcile down' if _by_down(row) else 'apply'} #{row.record.history_id}"
+
+
+def _by_down(row: Managed | None) -> bool:
+    return row is not None and row.record is not None and row.record.command.startswith("down")
 
 
 def _update_reason(change: Change, fields: Sequence[FieldChange], row: Managed | None, manifest_name: str) -> str:
@@ -102,7 +105,7 @@ def _update_reason(change: Change, fields: Sequence[FieldChange], row: Managed |
         return change.reason  # the kind's own words about a value it can only compare by digest
     since = _apply_name(row) if row is not None else "the last apply"
     manifest_words = f"changed in {manifest_name}"
-    if row is not None and row.record is not None and row.record.command == "down":
+    if _by_down(row):
         manifest_words = f"restored after {since}"
     words = {
         Origin.DRIFT: f"changed outside git since {since}",

@@ -10,8 +10,8 @@ from reconciler.attribution import attribute, field_origin
 from reconciler.kinds.base import Capabilities, LiveState, Managed
 from reconciler.model import Action, AppliedRecord, Change, FieldChange, Origin, Plan
 
-RECORD = AppliedRecord(4, "2026-12-07T10:00:00Z", "deployer", "apply")
-DOWN = AppliedRecord(5, "2026-12-07T11:00:00Z", "deployer", "down")
+RECORD = AppliedRecord(4, "2026-12-07T10:00:00Z", "deployer", "--apply")
+DOWN = AppliedRecord(5, "2026-12-07T11:00:00Z", "deployer", "down --include-secrets")
 APPLIED = {"desired": {"schedule": "*/5 * * * *", "endpoint": "/a", "is_active": True}, "live": {}}
 
 
@@ -54,7 +54,7 @@ def test_manifest_and_drift_on_two_fields_of_one_object_are_attributed_apart() -
     (out,) = attribute([change], state(Managed("job", "a", applied=APPLIED, record=RECORD)))
     assert [(f.path, f.origin) for f in out.fields] == [("schedule", Origin.MANIFEST), ("endpoint", Origin.DRIFT)]
     assert out.origin is None and out.origins() == {Origin.MANIFEST, Origin.DRIFT}
-    assert out.reason == "changed outside git since #4: endpoint; changed in scheduler.yaml: schedule"
+    assert out.reason == "changed outside git since apply #4: endpoint; changed in scheduler.yaml: schedule"
     assert out.record == RECORD
 
 
@@ -62,7 +62,7 @@ def test_a_conflict_carries_the_last_applied_value() -> None:
     (out,) = attribute([update(FieldChange("schedule", "*/7 * * * *", "*/10 * * * *"))],
                        state(Managed("job", "a", applied=APPLIED, record=RECORD)), "prod.yaml")
     assert out.fields[0].origin is Origin.CONFLICT and out.fields[0].applied == "*/5 * * * *"
-    assert out.reason == "conflict: changed in prod.yaml and outside git since #4: schedule"
+    assert out.reason == "conflict: changed in prod.yaml and outside git since apply #4: schedule"
 
 
 def test_an_object_recorded_by_the_previous_release_is_unknown() -> None:
@@ -88,7 +88,7 @@ def test_creates_by_record() -> None:
     create = Change("trigger", "t", Action.CREATE, after={"jobname": "t"}, reason="missing")
     assert attribute([create], state())[0].origin is Origin.MANIFEST  # never applied: a new declaration
     deleted = attribute([create], state(Managed("trigger", "t", applied={"desired": {}}, record=RECORD)))[0]
-    assert deleted.origin is Origin.DRIFT and deleted.reason == "deleted outside git since #4"
+    assert deleted.origin is Origin.DRIFT and deleted.reason == "deleted outside git since apply #4"
     removed = attribute([create], state(Managed("trigger", "t", record=DOWN, removed=True)))[0]
     assert removed.origin is Origin.MANIFEST
     assert removed.reason == "missing: removed by reconcile down #5; declared in scheduler.yaml"
