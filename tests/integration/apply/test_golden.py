@@ -296,7 +296,8 @@ def test_trigger_command_formatting_is_not_drift(audited_db: DbTarget, rewrite: 
     assert _trigger_command(audited_db) == edited
     plan = _plan_json(case, audited_db, "-v")
     trigger = [c for c in plan["changes"] if c["kind"] == "trigger"]
-    assert trigger == [{"kind": "trigger", "key": "master-scheduler", "action": "no-op", "reason": "", "fields": []}]
+    assert trigger == [{"kind": "trigger", "key": "master-scheduler", "action": "no-op", "reason": "", "fields": [],
+                        "origin": None, "kept": False, "last_applied": None}]
     assert plan["empty"] is True
     run = invoke(["--dry-run", "--detailed-exitcode"], audited_db.url)
     assert run.exit_code == 0, str(run)
@@ -307,10 +308,14 @@ def test_trigger_schedule_edit_is_exactly_one_field_change(audited_db: DbTarget)
     prepare_applied(case, audited_db)
     _alter_trigger(audited_db, schedule="*/2 * * * *")
     plan = _plan_json(case, audited_db)
-    assert plan["changes"] == [{
-        "kind": "trigger", "key": "master-scheduler", "action": "update", "reason": "changed outside git: schedule",
-        "fields": [{"path": "schedule", "old": "*/2 * * * *", "new": "* * * * *", "sensitive": False}],
-    }]
+    (change,) = plan["changes"]
+    assert change.pop("last_applied")["history_id"] == 1
+    assert change == {
+        "kind": "trigger", "key": "master-scheduler", "action": "update",
+        "reason": "changed outside git since apply #1: schedule", "origin": "drift", "kept": False,
+        "fields": [{"path": "schedule", "old": "*/2 * * * *", "new": "* * * * *", "sensitive": False,
+                    "origin": "drift"}],
+    }
     assert {a: n for a, n in plan["summary"].items() if n and a != "no-op"} == {"update": 1}
 
 
@@ -320,10 +325,14 @@ def test_job_schedule_edit_is_exactly_one_field_change(audited_db: DbTarget) -> 
     with superuser_conn(audited_db) as conn:
         conn.execute("UPDATE public.scheduled_jobs SET schedule = '*/7 * * * *' WHERE job_name = 'ttl_cleanup'")
     plan = _plan_json(case, audited_db)
-    assert plan["changes"] == [{
-        "kind": "job", "key": "ttl_cleanup", "action": "update", "reason": "changed outside git: schedule",
-        "fields": [{"path": "schedule", "old": "*/7 * * * *", "new": "0 3 * * *", "sensitive": False}],
-    }]
+    (change,) = plan["changes"]
+    assert change.pop("last_applied")["history_id"] == 1
+    assert change == {
+        "kind": "job", "key": "ttl_cleanup", "action": "update", "reason": "changed outside git since apply #1: schedule",
+        "origin": "drift", "kept": False,
+        "fields": [{"path": "schedule", "old": "*/7 * * * *", "new": "0 3 * * *", "sensitive": False,
+                    "origin": "drift"}],
+    }
 
 
 def prepare_applied(case: Case, target: DbTarget) -> None:
