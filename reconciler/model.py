@@ -189,9 +189,16 @@ class Plan:
         return tuple(c for c in self.mutating if c.origins() & wanted)
 
     @property
+    def drifted(self) -> tuple[Change, ...]:
+        """Mutating changes that correct something changed outside git, or that may (no record to tell).
+
+        What the controller counts as drift; the rest (origin manifest only) is a roll-out of scheduler.yaml.
+        """
+        return self.with_origin(Origin.DRIFT, Origin.CONFLICT, Origin.UNKNOWN)
+
+    @property
     def has_drift(self) -> bool:
-        """Whether something changed outside git (or may have: a difference without a record)."""
-        return bool(self.with_origin(Origin.DRIFT, Origin.CONFLICT, Origin.UNKNOWN))
+        return bool(self.drifted)
 
     def origin_counts(self) -> dict[str, int]:
         """Objects per origin (an object with fields of two origins counts in both), every origin present."""

@@ -111,8 +111,9 @@ def test_prune_delete_keeps_previous_values_in_history(applied: DbTarget, tmp_pa
     assert "job cleanup_old_cache: delete (not declared)" in result.stdout
     assert "cleanup_old_cache" not in jobs(su)
     assert len(jobs(su)) == len(JOB_NAMES) - 1
-    assert query(su, "SELECT count(*) FROM reconciler.managed WHERE kind = 'job' AND key = 'cleanup_old_cache'") \
-        == [(0,)]
+    # the row stays, marked removed, so the next plan knows the tool itself removed it
+    assert query(su, "SELECT removed, applied FROM reconciler.managed WHERE kind = 'job' AND key = 'cleanup_old_cache'") \
+        == [(True, None)]
 
     history_id, _, _, changes = history_rows(su)[-1]
     [deleted] = [c for c in changes if c["key"] == "cleanup_old_cache"]
