@@ -11,7 +11,7 @@ path alone (no kind is named here):
 
 A create is `drift` when the object has a record (someone deleted it), `manifest` otherwise (a new
 declaration, or one the tool itself removed: prune, `reconcile down`); a removal or deactivation of a
-managed object is `manifest`. docs/three-way-diff.md explains it with an example.
+managed object no longer declared is `manifest`, of an extra copy of a declared one (duplicate rows) `drift`. docs/three-way-diff.md explains it with an example.
 """
 
 from __future__ import annotations
@@ -50,10 +50,14 @@ def field_origin(change: FieldChange, record: Mapping[str, Any] | None) -> Origi
 
 def attribute(changes: Sequence[Change], live: LiveState, manifest_name: str = "scheduler.yaml") -> list[Change]:
     """`changes` with an origin on every difference and reasons that say who made it."""
-    return [_attributed(c, live.record(c.kind, c.key), manifest_name) for c in changes]
+    declared = {(c.kind, c.key) for c in changes if c.after is not None and c.action not in _REMOVING}
+    return [_attributed(c, live.record(c.kind, c.key), manifest_name, (c.kind, c.key) in declared) for c in changes]
 
 
-def _attributed(change: Change, row: Managed | None, manifest_name: str) -> Change:
+_REMOVING = frozenset({Action.DELETE, Action.DEACTIVATE})
+
+
+def _attributed(change: Change, row: Managed | None, manifest_name: str, declared: bool) -> Change:
     record = row.record if row is not None else None
     if change.action is Action.UPDATE:
         applied = row.applied if row is not None and not row.removed else None
@@ -72,7 +76,9 @@ def _attributed(change: Change, row: Managed | None, manifest_name: str) -> Chan
             return replace(change, origin=Origin.UNKNOWN, record=record)
         return replace(change, origin=Origin.DRIFT, record=record,
                        reason=f"deleted outside git since {_apply_name(row)}")
-    if change.action in (Action.DELETE, Action.DEACTIVATE):
+    if change.action in _REMOVING:
+        if declared:  # a declared object's extra copy (duplicate rows): the tool never makes one
+            return replace(change, origin=Origin.DRIFT if row is not None else Origin.UNKNOWN, record=record)
         return replace(change, origin=Origin.MANIFEST if row is not None and not row.removed else Origin.UNKNOWN,
                        record=record)
     if change.kept:

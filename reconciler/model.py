@@ -118,7 +118,7 @@ class Change:
 
     def origins(self) -> frozenset[Origin]:
         """Every origin among this change's differences."""
-        found = {f.origin for f in self.fields if f.origin is not None}
+        found = {f.origin or Origin.UNKNOWN for f in self.fields}  # a field not attributed has no record
         if self.origin is not None:
             found.add(self.origin)
         return frozenset(found)

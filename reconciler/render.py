@@ -194,9 +194,11 @@ def to_text(plan: Plan, *, verbose: bool = False, colour: bool = False, manifest
                 lines.append("      " + _field_line(f, change.action))
     if plan.destructive:
         lines.append("")
-        lines.append(paint(f"  Warning: {len(plan.destructive)} change(s) delete or deactivate existing objects:",
-                           Action.DELETE))
-        for change in plan.destructive:
+        # listed again only when other changes are around them (`reconcile down`'s are all destructive)
+        repeat = len(plan.destructive) < len(plan.mutating)
+        lines.append(paint(f"  Warning: {len(plan.destructive)} change(s) delete or deactivate existing objects"
+                           + (":" if repeat else " (all of the above)."), Action.DELETE))
+        for change in plan.destructive if repeat else ():
             lines.append(paint(f"    {change.action.value} {change.kind} {change.key}", Action.DELETE))
     if plan.findings:
         lines.append("")

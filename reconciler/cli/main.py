@@ -208,7 +208,7 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
         result = apply(session.url, session.manifest, session.secret_values, _render_command(), options,
                        lock_timeout=lock_timeout, statement_timeout=statement_timeout, saved=saved,
                        command=_command_line(apply_plan, options), version=reconciler.__version__, on_plan=shown.append,
-                       planes=session.planes)
+                       planes=session.planes, on_migrated=_say_migrated)
     except UnsafePlan:
         # The error says "fix the findings above": show them (with their fixes), as the dry run would.
         if shown:
@@ -255,9 +255,16 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
             return EXIT_OK
         result = apply(session.url, manifest, {}, _render_command(), options, lock_timeout=lock_timeout,
                        command="down" + (" --include-secrets" if include_secrets else ""), version=reconciler.__version__,
-                       planes=session.planes)
+                       planes=session.planes, on_migrated=_say_migrated)
     click.echo(_render(result.plan, fmt, False, name), nl=False)
+    if fmt == "text" and not result.plan.is_empty:
+        click.echo(f"Rollback complete (history #{result.history_id}).")
     return EXIT_OK
+
+
+def _say_migrated() -> None:
+    # stderr, so a JSON or Markdown plan on stdout stays parseable
+    click.echo("note: reconciler.managed upgraded to keep last-applied records (in its own transaction)", err=True)
 
 
 @main.command("history", short_help="List past applies, or show one with --show ID.")

@@ -214,6 +214,21 @@ def test_notices_drift_without_apply_is_one_message_until_it_changes() -> None:
     assert "update job fetch_google_news (changed outside git: schedule)" in notifier.sent[0].text
 
 
+def test_notices_a_manifest_roll_out_is_not_drift() -> None:
+    from dataclasses import replace
+
+    from reconciler.model import Origin
+
+    rolled = replace(CHANGE, fields=tuple(replace(f, origin=Origin.MANIFEST) for f in CHANGE.fields),
+                     origin=Origin.MANIFEST, reason="changed in scheduler.yaml: schedule")
+    notifier = Collect()
+    notices = Notices(notifier)
+    notices.cycle("success", None, Plan((rolled,)), applied=True)
+    notices.cycle("success", None, Plan((rolled,)), applied=False)  # waiting without --apply: not drift either
+    assert [m.event for m in notifier.sent] == ["manifest_rolled_out"]
+    assert notifier.sent[0].text == "reconcile --watch applied the manifest: 1 change(s): update job fetch_google_news"
+
+
 def test_notices_drift_corrected_and_check_flips_with_secrets_scrubbed() -> None:
     notifier = Collect()
     notifier.secrets = ["s3cret-value-123"]
