@@ -118,6 +118,8 @@ class Change:
 
     def origins(self) -> frozenset[Origin]:
         """Every origin among this change's differences."""
+        if self.action is not Action.UPDATE:  # a create's fields are the object's: its own origin counts
+            return frozenset({self.origin} if self.origin is not None else ())
         found = {f.origin or Origin.UNKNOWN for f in self.fields}  # a field not attributed has no record
         if self.origin is not None:
             found.add(self.origin)

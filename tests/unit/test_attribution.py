@@ -104,3 +104,10 @@ def test_plan_counts_and_drift() -> None:
     roll_out = Plan(tuple(attribute([update(FieldChange("schedule", "*/5 * * * *", "*/10 * * * *"))],
                                     state(Managed("job", "a", applied=APPLIED, record=RECORD)))))
     assert not roll_out.has_drift
+
+
+def test_a_secret_create_is_a_manifest_change_not_an_unknown_one() -> None:
+    create = Change("secret", "s", Action.CREATE, after={"name": "s"}, reason="missing",
+                    fields=(FieldChange("value", sensitive=True), FieldChange("description", None, "d")))
+    (out,) = attribute([create], state())
+    assert out.origins() == {Origin.MANIFEST} and not Plan((out,)).has_drift

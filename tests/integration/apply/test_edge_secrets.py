@@ -225,7 +225,7 @@ def test_prune_deletes_only_managed_names(audited_db: DbTarget, stub: EdgeApiStu
     assert "HAND_MADE" in pruned.stdout and "- edge_secret HAND_MADE" not in pruned.stdout
     assert writes(stub) == [("DELETE", ["RESEND_KEY"])]
     assert set(stub.values) == {"CRON_SECRET", "HAND_MADE"}
-    assert query(audited_db.superuser_url, "SELECT key FROM reconciler.managed WHERE kind = 'edge_secret'") \
+    assert query(audited_db.superuser_url, "SELECT key FROM reconciler.managed WHERE kind = 'edge_secret' AND NOT removed") \
         == [("CRON_SECRET",)]
     for reserved in RESERVED:
         assert reserved not in pruned.stdout
