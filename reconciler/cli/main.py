@@ -272,13 +272,18 @@ def _say_migrated() -> None:
 @click.option("--show", "show_id", type=click.IntRange(min=1), help="Show one apply in full: its plan and before/after of each change.")
 @click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
 @env_file_option
-def history_command(count: int, show_id: int | None, database_url: str | None, env_file: str | None) -> int:
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="The listing as text, or as JSON for tools.")
+def history_command(count: int, show_id: int | None, database_url: str | None, env_file: str | None,
+                    fmt: str) -> int:
     """List past applies (newest first), or show one with --show ID."""
     from reconciler.engine import history
 
     url = run.database_url(database_url, environment(env_file))
     if show_id is not None:
         click.echo(history.show(url, show_id), nl=False)
+    elif fmt == "json":
+        click.echo(history.as_json(url, count), nl=False)
     else:
         click.echo(history.listing(url, count), nl=False)
     return EXIT_OK

@@ -241,6 +241,8 @@ class Notices:
                            {"check": t.check, "status": t.status, "previous": t.previous, "summary": t.summary})
 
     def _send(self, event: str, severity: str, text: str, details: dict[str, Any]) -> None:
+        if not self.notifier.urls:  # no --notify: nothing is queued, so nothing is said
+            return
         log.info("notification_queued", notify_event=event, severity=severity)
         self.notifier.send(Message(event, severity, text, details))
 

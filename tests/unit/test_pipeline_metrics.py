@@ -259,3 +259,18 @@ def test_bad_webhook_urls_are_one_line_errors_without_the_url(bad: str) -> None:
 def test_logs_name_a_webhook_by_its_host_only() -> None:
     assert target("https://hooks.slack.com/services/T000/B000/XXXXSECRET") == "https://hooks.slack.com"
     assert target("http://127.0.0.1:8123/hook?token=abc") == "http://127.0.0.1:8123"
+
+
+def test_notices_without_a_notify_url_log_nothing_queued(capsys: pytest.CaptureFixture[str]) -> None:
+    from reconciler.util import logs
+
+    logs.configure("info", json_output=True)
+    try:
+        notices = Notices(Notifier([]))
+        notices.cycle("drift", None, Plan((CHANGE,)), applied=False)
+        assert "notification_queued" not in capsys.readouterr().err
+        loud = Notices(Collect())
+        loud.cycle("drift", None, Plan((CHANGE,)), applied=False)
+        assert "notification_queued" in capsys.readouterr().err
+    finally:
+        logs.configure()

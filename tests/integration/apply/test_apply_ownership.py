@@ -223,6 +223,11 @@ def test_down_rolls_back_what_it_manages_and_apply_restores_it(applied: DbTarget
 
     down = reconcile_sub(applied.url, "down", "--apply")
     assert_ok(down)
+    # it ends as --apply does, and its warning does not list the 14 changes a second time
+    assert down.stdout.endswith("Plan: 0 to create, 0 to update, 1 to delete, 13 to deactivate; 3 no longer declared,"
+                                " kept.\nRollback complete (history #2).\n"), down.stdout
+    assert "Warning: 14 change(s) delete or deactivate existing objects (all of the above).\n" in down.stdout
+    assert down.stdout.count("job fetch_google_news") == 1
     assert cron_job(su) is None
     assert cron_job(su, "hand-made") == hand
     assert set(jobs(su)) == set(JOB_NAMES)
@@ -243,6 +248,12 @@ def test_down_rolls_back_what_it_manages_and_apply_restores_it(applied: DbTarget
     restored = reconcile(applied.url, "--apply")
     assert_ok(restored)
     assert_converged(applied.url)
+    # history names what each entry did, as text and as JSON
+    listing = reconcile_sub(applied.url, "history", manifest=None)
+    assert [line.split()[4] for line in listing.stdout.splitlines()] == ["apply", "down", "down", "apply"]
+    entries = json.loads(reconcile_sub(applied.url, "history", "--format", "json", manifest=None).stdout)["entries"]
+    assert [(e["id"], e["command"], e["arguments"]) for e in entries] == [
+        (4, "apply", "--apply"), (3, "down", "down --include-secrets"), (2, "down", "down"), (1, "apply", "--apply")]
     assert all(j["is_active"] for j in jobs(su).values())
     assert secret_digests(su) == digests
     master = cron_job(su)
