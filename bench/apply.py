@@ -21,7 +21,6 @@ from bench.common import TurnCountingProxy, cluster, env, manifest_file, median_
 from reconciler.engine.apply import apply, read_and_plan  # noqa: E402
 from reconciler.engine.sources import resolve_secrets  # noqa: E402
 from reconciler.kinds.base import PlanOptions  # noqa: E402
-from reconciler.kinds.trigger_command import render_command  # noqa: E402
 from reconciler.manifest import load_manifest  # noqa: E402
 
 
@@ -41,7 +40,7 @@ def main() -> None:
             def from_empty(n=n, manifest=manifest, values=values) -> float:
                 reset(c)
                 t0 = time.perf_counter()
-                result = apply(c.url(), manifest, values, render_command, PlanOptions())
+                result = apply(c.url(), manifest, values, PlanOptions())
                 assert result.plan.counts()["create"] >= n
                 return (time.perf_counter() - t0) * 1000
 
@@ -49,18 +48,18 @@ def main() -> None:
             empty_ms = times[len(times) // 2]
             reset(c)
             with proxy.counted() as trips:
-                apply(proxy.url(), manifest, values, render_command, PlanOptions())
+                apply(proxy.url(), manifest, values, PlanOptions())
             empty_trips = trips()
             with proxy.counted() as trips:
-                apply(proxy.url(), manifest, values, render_command, PlanOptions())
+                apply(proxy.url(), manifest, values, PlanOptions())
             noop_trips = trips()
-            noop_ms, result = median_ms(lambda m=manifest, v=values: apply(c.url(), m, v, render_command, PlanOptions()),
+            noop_ms, result = median_ms(lambda m=manifest, v=values: apply(c.url(), m, v, PlanOptions()),
                                         args.repeat)
             assert result.plan.is_empty
-            plan_ms, _ = median_ms(lambda m=manifest, v=values: read_and_plan(c.url(), m, v, render_command, PlanOptions()),
+            plan_ms, _ = median_ms(lambda m=manifest, v=values: read_and_plan(c.url(), m, v, PlanOptions()),
                                    args.repeat)
             with proxy.counted() as trips:
-                read_and_plan(proxy.url(), manifest, values, render_command, PlanOptions())
+                read_and_plan(proxy.url(), manifest, values, PlanOptions())
             rows.append((n, empty_trips, empty_ms, noop_trips, noop_ms, trips(), plan_ms))
     print("| jobs | apply from empty: round trips | median ms | no-op apply: round trips | median ms "
           "| dry-run plan: round trips | median ms |")

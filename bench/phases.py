@@ -58,7 +58,6 @@ def main() -> None:
     from reconciler.engine import session as run
     from reconciler.engine.apply import make_plan
     from reconciler.kinds.base import PlanOptions
-    from reconciler.kinds.trigger_command import render_command
     from reconciler.manifest import load_manifest
     from reconciler.util.gc_pause import paused_gc
 
@@ -90,7 +89,7 @@ def main() -> None:
         conn.close()
         _step("queries")
         with paused_gc():
-            plan = make_plan(manifest, live, session.secret_values, render_command, PlanOptions())
+            plan = make_plan(manifest, live, session.secret_values, PlanOptions())
         _step("plan")
         cli._render(plan, "text", False, manifest_path)
         _step("render")

@@ -20,7 +20,6 @@ from reconciler.engine import db  # noqa: E402
 from reconciler.engine.apply import apply  # noqa: E402
 from reconciler.engine.sources import resolve_secrets  # noqa: E402
 from reconciler.kinds.base import PlanOptions  # noqa: E402
-from reconciler.kinds.trigger_command import render_command  # noqa: E402
 from reconciler.manifest import load_manifest  # noqa: E402
 from reconciler.plan import plan  # noqa: E402
 
@@ -39,7 +38,7 @@ def main() -> None:
             reset(c)
             manifest = load_manifest([str(manifest_file(n, Path(tmp)))])
             values = resolve_secrets(manifest, os.environ)
-            apply(url, manifest, values, render_command, PlanOptions())
+            apply(url, manifest, values, PlanOptions())
             with db.connect(proxy.url(), autocommit=True) as conn:
                 db.read_live(conn, manifest)  # warm caches
                 with proxy.counted() as trips:
@@ -49,7 +48,7 @@ def main() -> None:
                 db.read_live(conn, manifest)
                 read_ms, live = median_ms(lambda conn=conn, m=manifest: db.read_live(conn, m), args.repeat)
             plan_ms, result = median_ms(
-                lambda m=manifest, lv=live, v=values: plan(m, lv, v, render_command, PlanOptions()), args.repeat)
+                lambda m=manifest, lv=live, v=values: plan(m, lv, v, PlanOptions()), args.repeat)
             assert result.is_empty, "benchmark state is not in sync"
             rows.append((n, round_trips, read_ms, plan_ms))
     print("| jobs | round trips (read) | read median ms | plan median ms | read + plan ms |")

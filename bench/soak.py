@@ -32,7 +32,6 @@ import psycopg  # noqa: E402
 from reconciler.engine.apply import apply, read_and_plan  # noqa: E402
 from reconciler.engine.sources import resolve_secrets  # noqa: E402
 from reconciler.kinds.base import PlanOptions  # noqa: E402
-from reconciler.kinds.trigger_command import render_command  # noqa: E402
 from reconciler.manifest import load_manifest  # noqa: E402
 from tests.integration.apply_support import MANIFEST, SECRETS_ENV  # noqa: E402
 from tests.integration.controller_support import (  # noqa: E402
@@ -176,12 +175,12 @@ def inject(superuser_url: str, drift: str, n: int) -> None:
 
 def converge(url: str, manifest_path: Path) -> None:
     manifest = load_manifest([manifest_path])
-    apply(url, manifest, resolve_secrets(manifest, SECRETS_ENV), render_command, PlanOptions())
+    apply(url, manifest, resolve_secrets(manifest, SECRETS_ENV), PlanOptions())
 
 
 def final_plan_empty(url: str, manifest_path: Path) -> bool:
     manifest = load_manifest([manifest_path])
-    _, plan = read_and_plan(url, manifest, resolve_secrets(manifest, SECRETS_ENV), render_command, PlanOptions())
+    _, plan = read_and_plan(url, manifest, resolve_secrets(manifest, SECRETS_ENV), PlanOptions())
     return plan.is_empty
 
 

@@ -14,12 +14,9 @@ def __getattr__(name: str) -> Any:
     # The version comes from the installed metadata (one source: pyproject.toml), read when asked for:
     # importlib.metadata costs a plain plan tens of milliseconds it does not need.
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from reconciler.util.version import package_version
 
-        try:
-            return version("scheduler-reconciler")
-        except PackageNotFoundError:  # running from a source tree that was never installed
-            return "0.0.0+source"
+        return package_version()
     raise AttributeError(f"module 'reconciler' has no attribute {name!r}")
 
 __all__ = ["Action", "Change", "FieldChange", "Finding", "Plan", "ReconcilerError", "__version__"]

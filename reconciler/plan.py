@@ -1,13 +1,13 @@
 """plan(): the pure heart of the reconciler. Manifest + live state in, an ordered Plan out.
 
 No connection, clock, environment or logging here: everything the plan depends on arrives as an
-argument (secret values already resolved, the trigger command renderer chosen by the caller), so the
-same inputs always give the same plan and tests need no database.
+argument (secret values already resolved), so the same inputs always give the same plan and tests need no
+database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
@@ -17,7 +17,7 @@ from reconciler.kinds.base import Capabilities, Inputs, LiveState, PlanContext, 
 from reconciler.model import DESTRUCTIVE, Action, Change, Finding, Plan, Severity
 
 if TYPE_CHECKING:
-    from reconciler.manifest import Manifest, TriggerSpec
+    from reconciler.manifest import Manifest
     from reconciler.secret_value import SecretValue
 
 __all__ = ["PlanOptions", "plan", "preflight"]
@@ -27,11 +27,10 @@ def plan(
     manifest: Manifest,
     live: LiveState,
     secret_values: Mapping[str, SecretValue],
-    render_command: Callable[[TriggerSpec], str],
     options: PlanOptions | None = None,
 ) -> Plan:
     options = options or PlanOptions()
-    inputs = Inputs(live.capabilities, secret_values, render_command)
+    inputs = Inputs(live.capabilities, secret_values)
     forward: list[Change] = []
     backward: list[list[Change]] = []
     findings: list[Finding] = list(preflight(manifest, live))

@@ -13,9 +13,9 @@ from typing import Any
 
 from reconciler import kinds
 from reconciler.model import Action, AppliedRecord, Change, FieldChange, Origin, Plan
+from reconciler.secret_value import SENSITIVE
 
 FORMAT_VERSION = "1"
-SENSITIVE = "(sensitive)"
 SYMBOLS = {
     Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.DEACTIVATE: "!",
     Action.ADOPT: "=", Action.UNMANAGED: "?", Action.NOOP: " ",

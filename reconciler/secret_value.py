@@ -9,9 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
-__all__ = ["SecretValue"]
+__all__ = ["SENSITIVE", "SecretValue", "scrub"]
+
+#: What every output shows in place of a secret value.
+SENSITIVE = "(sensitive)"
+#: Shorter texts are not replaced by `scrub`: they would match ordinary words.
+SCRUB_MIN_LENGTH = 6
+
+
+def scrub(text: str, values: Sequence[str]) -> str:
+    """`text` with every one of `values` (longest first) replaced by SENSITIVE: the last line of defence for
+    text that may have quoted a value (a server message, a check's output, a webhook payload)."""
+    for value in sorted((v for v in values if len(v) >= SCRUB_MIN_LENGTH), key=len, reverse=True):
+        text = text.replace(value, SENSITIVE)
+    return text
 
 
 class SecretValue:
@@ -37,10 +51,10 @@ class SecretValue:
         return f"SecretValue(sha256:{self.digest[:8]}…)"
 
     def __str__(self) -> str:
-        return "(sensitive)"
+        return SENSITIVE
 
     def __format__(self, spec: str) -> str:
-        return format("(sensitive)", spec)
+        return format(SENSITIVE, spec)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SecretValue):

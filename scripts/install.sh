@@ -50,6 +50,17 @@ command -v make >/dev/null || need_apt+=(make)
 command -v gcc >/dev/null || need_apt+=(gcc)
 [ -x /usr/sbin/pgbouncer ] || need_apt+=(pgbouncer)
 [ -x /usr/bin/promtool ] || need_apt+=(prometheus)
+# Node.js and npm run the GitHub Actions validator (@action-validator/cli, below) in the tests.
+[ -x /usr/bin/node ] || need_apt+=(nodejs)
+[ -x /usr/bin/npm ] || need_apt+=(npm)
+# Debian's kubernetes-client (kubectl 1.20 with kustomize v2.0.3) renders deploy/kustomize/ in the tests.
+# Where another package already owns /usr/bin/kubectl (Google's kubectl, say), apt cannot install it
+# beside that one, so Debian's package is unpacked into .tools/kubernetes-client/ instead (tests use it).
+kubectl_unpack=no
+if ! dpkg-query -W -f='${Status}' kubernetes-client 2>/dev/null | grep -q "ok installed"; then
+  if [ ! -e /usr/bin/kubectl ]; then need_apt+=(kubernetes-client)
+  elif [ ! -x .tools/kubernetes-client/usr/bin/kubectl ]; then kubectl_unpack=yes; fi
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} with apt-get" >&2
   apt_update
@@ -60,6 +71,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 # Debian's package may start its own cluster on 5432; ours never uses it, and it is left alone.
+if [ "$kubectl_unpack" = yes ]; then
+  echo "unpacking Debian's kubernetes-client into .tools/kubernetes-client/" >&2
+  download=$(mktemp -d)
+  chmod 0755 "$download"  # apt's download runs as the _apt user
+  (cd "$download" && { apt-get download -qq kubernetes-client 2>/dev/null \
+                       || { $SUDO apt-get update -qq && apt-get download -qq kubernetes-client; }; })
+  mkdir -p .tools/kubernetes-client
+  dpkg-deb -x "$download"/kubernetes-client_*.deb .tools/kubernetes-client
+  rm -rf "$download"
+fi
+# The GitHub Actions validator for action.yml and the example workflows, from the npm registry, into the
+# project's own .tools/node_modules/ (git-ignored); kept when present.
+if [ ! -f .tools/node_modules/@action-validator/cli/package.json ]; then
+  echo "installing @action-validator/cli into .tools/ with npm" >&2
+  /usr/bin/npm install --prefix .tools --no-audit --no-fund --silent @action-validator/cli@0.6.0 >/dev/null
+fi
 
 if [ "$mode" != keep ]; then rm -rf "$venv"; fi
 if [ ! -x "$venv/bin/python" ]; then

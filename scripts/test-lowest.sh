@@ -11,8 +11,11 @@ bash scripts/install.sh --lowest .venv-lowest
 # property tests, the stand-ins' SQL, the hostile-input property run against the database) and the
 # packaging test, which builds and installs the wheel with the newest tools, and the fleet's multi-process
 # tests (three controller replicas, the controller's timing), whose libraries the fleet's CLI, runner and
-# generator tests already cover here (the first pass runs them all).
+# generator tests already cover here (the first pass runs them all); and the two GitOps tests that pip-install
+# this checkout into new virtualenvs (pre-commit's try-repo, the action's install step), packaging like the
+# shipping test.
 VENV=.venv-lowest exec bash scripts/test.sh -m "not slow and not soak and not stress" -p no:cacheprovider \
   --ignore=tests/unit/test_cron.py --ignore=tests/standins \
   --ignore=tests/integration/security/test_hostile_property.py --ignore=tests/integration/shipping/test_shipping.py \
-  --ignore=tests/integration/fleet/test_fleet_shards.py --ignore=tests/integration/fleet/test_fleet_controller.py "$@"
+  --ignore=tests/integration/fleet/test_fleet_shards.py --ignore=tests/integration/fleet/test_fleet_controller.py \
+  --ignore=tests/gitops/test_precommit.py --ignore=tests/gitops/test_action_install.py "$@"

@@ -4,10 +4,12 @@
 # pytest's exit code 5 ("no tests ran") is a failure here.
 #   VENV=DIR bash scripts/test.sh ...   runs in another virtualenv that install.sh made (e.g. --lowest DIR)
 #
-# pytest runs in a minimal, explicit environment: PATH is the virtualenv's bin/ and the system
-# directories only, and only a few variables pass through. A tool that only a used machine has (installed
-# by hand into ~/.local/bin or /usr/local/bin, or reachable only through an activated virtualenv) is then
-# not found here either, as it would not be on a new machine.
+# pytest runs with a minimal, explicit PATH: the virtualenv's bin/ and the system directories only, and
+# without an activated virtualenv's or PYTHONPATH's leftovers. A tool that only a used machine has
+# (installed by hand into ~/.local/bin or /usr/local/bin, or reachable only through an activated
+# virtualenv) is then not found here either, as it would not be on a new machine. The rest of the
+# environment passes through: it is the machine's configuration (proxies, CA bundles, package indexes),
+# which a new machine has too.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 venv="${VENV:-.venv}"
@@ -15,11 +17,8 @@ if [ "$venv" = .venv ]; then
   bash scripts/install.sh || exit 1
 fi
 venv_bin="$(cd "$venv/bin" && pwd)"
-passed=()
-for name in HOME TMPDIR LANG LC_ALL TERM CI LOCALDB_KEEP PYTEST_ADDOPTS; do
-  if [ -n "${!name+set}" ]; then passed+=("$name=${!name}"); fi
-done
-env -i "${passed[@]}" PATH="$venv_bin:/usr/sbin:/usr/bin:/sbin:/bin" "$venv_bin/python" -m pytest -q "$@"
+env -u PYTHONPATH -u PYTHONHOME -u VIRTUAL_ENV PATH="$venv_bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+  "$venv_bin/python" -m pytest -q "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "no tests ran: failing" >&2

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.support import EXIT_OK, Command, env_file_option, environment
+from reconciler.cli.support import (
+    EXIT_OK,
+    Command,
+    KindsHelpOption,
+    database_url_option,
+    env_file_option,
+    environment,
+)
 from reconciler.errors import ReconcilerError
 
 __all__ = ["export_command"]
@@ -44,9 +51,9 @@ def _check(text: str) -> None:
 @click.command("export", cls=Command, short_help="Write the manifest of the live database.")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
               help="Write to FILE instead of stdout.")
-@click.option("--kinds", "kinds_text", default=None, metavar="KIND,...",
-              help="Only these kinds (extension, secret, job, trigger, edge_secret); default all.")
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@click.option("--kinds", "kinds_text", cls=KindsHelpOption, default=None, metavar="KIND,...",
+              help="Only these kinds ({kinds}); default all.")
+@database_url_option
 @env_file_option
 def export_command(output: str | None, kinds_text: str | None, database_url: str | None,
                    env_file: str | None) -> int:

@@ -16,23 +16,26 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-import reconciler
 from reconciler.cli import fleet as fleet_cli
 from reconciler.cli.support import (
     EXIT_CHANGES,
     EXIT_OK,
+    Command,
     Duration,
     Group,
     Port,
+    database_url_option,
     env_file_option,
     environment,
     file_option,
+    format_option,
     remember_env_file,
 )
 from reconciler.engine import session as run
 from reconciler.errors import ReconcilerError, UnsafePlan
 from reconciler.kinds.base import PlanOptions
 from reconciler.util import logs
+from reconciler.util.version import package_version
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest
@@ -49,11 +52,6 @@ def _render(plan: Plan, fmt: str, verbose: bool, name: str) -> str:
     return render.to_text(plan, verbose=verbose, colour=sys.stdout.isatty(), manifest_name=name)
 
 
-def _render_command() -> Any:
-    from reconciler.kinds.trigger_command import render_command
-
-    return render_command
-
 
 @click.group(cls=Group, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="scheduler-reconciler", prog_name="reconcile")
@@ -61,10 +59,9 @@ def _render_command() -> Any:
 @click.option("--apply", "apply_plan", is_flag=False, flag_value="-", default=None, metavar="[PLAN.json]",
               help="Apply the plan; with a saved plan file, apply exactly that plan or refuse if stale.")
 @file_option
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@database_url_option
 @env_file_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
-              help="Text for people, JSON for tools, Markdown for pull-request comments.")
+@format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan changes the database (adopting alone does not) or has blocking findings.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show objects that are already in sync.")
 @click.option("--prune", is_flag=True, help="Apply the manifest's prune policies to managed objects no longer declared.")
@@ -140,11 +137,13 @@ def main(ctx: click.Context, dry_run: bool, apply_plan: str | None, files: tuple
 
 
 def _check_rotate(manifest: Manifest, rotate: Sequence[str]) -> None:
-    declared = {s.name: s for s in manifest.secrets}
-    unknown = sorted(set(rotate) - set(declared))
+    from reconciler import kinds
+
+    rotatable = {name: can for kind in kinds.REGISTRY for name, can in kind.rotatable(manifest).items()}
+    unknown = sorted(set(rotate) - set(rotatable))
     if unknown:
         raise click.UsageError(f"--rotate names undeclared secret(s): {', '.join(unknown)}")
-    sourced = sorted(name for name in rotate if declared[name].generate is None)
+    sourced = sorted(name for name in rotate if not rotatable[name])
     if sourced:
         raise click.UsageError(f"--rotate {', '.join(sourced)}: the value comes from its source; change the source "
                                "instead (rotation generates values only for secrets declared with generate:)")
@@ -172,7 +171,7 @@ def _dry_run(session: run.Session, options: PlanOptions, fmt: str, verbose: bool
     from reconciler.engine.apply import read_and_plan
     from reconciler.engine.saved_plan import saved_plan_document
 
-    live, plan = read_and_plan(session.url, session.manifest, session.secret_values, _render_command(), options,
+    live, plan = read_and_plan(session.url, session.manifest, session.secret_values, options,
                                session.planes)
     click.echo(_render(plan, fmt, verbose, name), nl=False)
     if out_file:
@@ -205,9 +204,9 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
                                   hint="make one with reconcile --dry-run --out FILE")
     shown: list[Any] = []
     try:
-        result = apply(session.url, session.manifest, session.secret_values, _render_command(), options,
+        result = apply(session.url, session.manifest, session.secret_values, options,
                        lock_timeout=lock_timeout, statement_timeout=statement_timeout, saved=saved,
-                       command=_command_line(apply_plan, options), version=reconciler.__version__, on_plan=shown.append,
+                       command=_command_line(apply_plan, options), version=package_version(), on_plan=shown.append,
                        planes=session.planes, on_migrated=_say_migrated)
     except UnsafePlan:
         # The error says "fix the findings above": show them (with their fixes), as the dry run would.
@@ -226,20 +225,19 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
     return EXIT_OK
 
 
-@main.command("down", short_help="Roll back: unschedule triggers, deactivate jobs.")
+@main.command("down", cls=Command, short_help="Roll back what this tool manages, each kind its own way.")
 @file_option
 @click.option("--dry-run", "dry_run", is_flag=True, help="Print the rollback plan and change nothing (the default).")
 @click.option("--apply", "do_apply", is_flag=True, help="Apply the rollback.")
 @click.option("--include-secrets", is_flag=True, help="Also delete the Vault secrets this tool manages.")
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@database_url_option
 @env_file_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
-              help="Text for people, JSON for tools, Markdown for pull-request comments.")
+@format_option
 @click.option("--lock-timeout", type=Duration(), default=None, metavar="SECONDS",
               help="With --apply: wait this long for another reconciler's lock (default: do not wait; exit 3).")
 def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_secrets: bool,
                  database_url: str | None, env_file: str | None, fmt: str, lock_timeout: float | None) -> int:
-    """Roll back: unschedule managed triggers, deactivate managed jobs; never drop extensions."""
+    """Roll back what this tool manages: {rollback}."""
     from reconciler.engine.apply import apply, read_and_plan
     from reconciler.engine.down import down_manifest
 
@@ -250,11 +248,11 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
     name = "reconcile down"
     with run.session(manifest, environment(env_file), database_url, secrets="none") as session:
         if not do_apply:
-            _, plan = read_and_plan(session.url, manifest, {}, _render_command(), options, session.planes)
+            _, plan = read_and_plan(session.url, manifest, {}, options, session.planes)
             click.echo(_render(plan, fmt, False, name), nl=False)
             return EXIT_OK
-        result = apply(session.url, manifest, {}, _render_command(), options, lock_timeout=lock_timeout,
-                       command="down" + (" --include-secrets" if include_secrets else ""), version=reconciler.__version__,
+        result = apply(session.url, manifest, {}, options, lock_timeout=lock_timeout,
+                       command="down" + (" --include-secrets" if include_secrets else ""), version=package_version(),
                        planes=session.planes, on_migrated=_say_migrated)
     click.echo(_render(result.plan, fmt, False, name), nl=False)
     if fmt == "text" and not result.plan.is_empty:
@@ -270,7 +268,7 @@ def _say_migrated() -> None:
 @main.command("history", short_help="List past applies, or show one with --show ID.")
 @click.argument("count", type=click.IntRange(min=1), default=10, required=False)
 @click.option("--show", "show_id", type=click.IntRange(min=1), help="Show one apply in full: its plan and before/after of each change.")
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@database_url_option
 @env_file_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="The listing as text, or as JSON for tools.")

@@ -26,6 +26,38 @@ file_option = click.option("-f", "--file", "files", multiple=True, metavar="FILE
                            help="Manifest file; repeat to overlay (later files win). Default ./scheduler.yaml.")
 
 
+database_url_option = click.option("--database-url", envvar="DATABASE_URL", metavar="URL",
+                                   help="PostgreSQL URL (or DATABASE_URL).")
+
+format_option = click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+                             show_default=True, help="Text for people, JSON for tools, Markdown for pull-request comments.")
+
+
+def kind_names() -> str:
+    """The registered kinds, in registry order, for help texts (imported only when help is shown)."""
+    from reconciler import kinds
+
+    return ", ".join(kind.name for kind in kinds.REGISTRY)
+
+
+def rollback_summary() -> str:
+    from reconciler import kinds
+
+    return "; ".join(f"{kind.name}: {kind.rollback_help}" for kind in kinds.REGISTRY if kind.rollback_help)
+
+
+class KindsHelpOption(click.Option):
+    """An option whose help holds `{kinds}`, filled in from the registry when help is shown."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        template = self.help or ""
+        self.help = template.replace("{kinds}", kind_names())
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.help = template
+
+
 #: Where the main group leaves its --env-file for the sub-command (ctx.meta is shared by the whole chain).
 _ENV_FILE_META = "reconcile.env_file"
 ENV_FILE_VARIABLE = "RECONCILE_ENV_FILE"
@@ -152,7 +184,28 @@ class OneLineErrors:
 
 
 class Command(OneLineErrors, click.Command):
-    pass
+    """A command whose help may hold `{kinds}` and `{rollback}`, filled in from the registry when shown."""
+
+    def _filled(self, text: str | None) -> str | None:
+        if text is None or "{" not in text:
+            return text
+        return text.replace("{kinds}", kind_names()).replace("{rollback}", rollback_summary())
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        saved = self.short_help
+        self.short_help = self._filled(saved)
+        try:
+            return super().get_short_help_str(limit)
+        finally:
+            self.short_help = saved
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        saved = self.help
+        self.help = self._filled(saved)
+        try:
+            super().format_help_text(ctx, formatter)
+        finally:
+            self.help = saved
 
 
 class Group(OneLineErrors, click.Group):

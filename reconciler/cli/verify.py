@@ -20,10 +20,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler.cli.support import Command, Duration, env_file_option, environment, file_option
+from reconciler.cli.support import (
+    Command,
+    Duration,
+    database_url_option,
+    env_file_option,
+    environment,
+    file_option,
+    format_option,
+)
 from reconciler.engine import session as run
 from reconciler.engine.sources import resolvable_secrets
-from reconciler.verify.leaks import scrub
+from reconciler.secret_value import scrub
 
 if TYPE_CHECKING:
     from reconciler.engine.session import Session
@@ -40,7 +48,6 @@ def collect(session: Session, wait: float | None, manifest_name: str) -> list[An
     from reconciler.engine import db
     from reconciler.engine.apply import read_only
     from reconciler.kinds.base import PlanOptions
-    from reconciler.kinds.trigger_command import render_command
     from reconciler.plan import plan as make_plan
     from reconciler.verify.read import Reader, declared_triggers
 
@@ -59,7 +66,7 @@ def collect(session: Session, wait: float | None, manifest_name: str) -> list[An
         else:
             read = reader.rider()
             live = read_only(conn, session.manifest, session.planes, read)
-            plan = make_plan(session.manifest, live, session.values, render_command, PlanOptions())
+            plan = make_plan(session.manifest, live, session.values, PlanOptions())
             evidence = read.result()
     finally:
         conn.close()
@@ -73,10 +80,9 @@ def collect(session: Session, wait: float | None, manifest_name: str) -> list[An
 @file_option
 @click.option("--wait", type=Duration(), default=None, metavar="DURATION",
               help="Wait up to this long (e.g. 90s) for each trigger's next run and its HTTP answer.")
-@click.option("--database-url", envvar="DATABASE_URL", metavar="URL", help="PostgreSQL URL (or DATABASE_URL).")
+@database_url_option
 @env_file_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
-              help="Text for people, JSON for tools, Markdown for pull-request comments.")
+@format_option
 @click.pass_context
 def verify_command(ctx: click.Context, files: tuple[str, ...], wait: float | None, database_url: str | None,
                    env_file: str | None, fmt: str) -> None:

@@ -281,9 +281,6 @@ class Schedule:
             return None
         return _max_gap(self._fields)
 
-    def is_equivalent(self, other: Schedule) -> bool:
-        return self.canonical == other.canonical
-
 
 # ---------------------------------------------------------------------------------------------------
 # Parsing

@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from reconciler import kinds, render
-from reconciler.engine import db, ownership
+from reconciler.engine import db, deadline, ownership
 from reconciler.engine.saved_plan import check_saved
 from reconciler.errors import (
     ApplyFailed,
@@ -40,7 +40,7 @@ from reconciler.util.gc_pause import paused_gc
 
 if TYPE_CHECKING:
     from reconciler.engine.sources import SecretValue
-    from reconciler.manifest import Manifest, TriggerSpec
+    from reconciler.manifest import Manifest
 
 #: Advisory lock key (two int4s, so pg_locks shows it as classid/objid): "sche" "dule" in ASCII.
 LOCK_KEY = (0x73636865, 0x64756C65)
@@ -207,7 +207,6 @@ def apply(
     url: str,
     manifest: Manifest,
     secret_values: Mapping[str, SecretValue],
-    render_command: Callable[[TriggerSpec], str],
     options: PlanOptions,
     *,
     lock_timeout: float | None = None,
@@ -229,14 +228,15 @@ def apply(
     ROLLBACK (none more).
     """
     # autocommit with an explicit BEGIN lets the BEGIN, the timeouts and the lock share one round trip
-    conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout)
+    conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout,
+                      answer_timeout=deadline.answer_timeout(statement_timeout, lock_timeout))
     try:
         if ownership.migrate_if_outdated(conn, LOCK_KEY) and on_migrated is not None:
             on_migrated()
         _begin_locked(conn, lock_timeout, statement_timeout)
         with paused_gc():  # rows and the plan: many objects, no cycles (reconciler.util.gc_pause)
             live = db.read_live(conn, manifest, planes, rider, rider_queries=False)
-            plan = make_plan(manifest, live, secret_values, render_command, options)
+            plan = make_plan(manifest, live, secret_values, options)
         if saved is not None:
             check_saved(saved, live, plan)
         if on_plan is not None:
@@ -261,7 +261,7 @@ def apply(
         # Last, just before the verification and COMMIT: the window in which the database and a plane (the
         # Edge Functions) disagree is as short as it can be (one HTTP call and the commit).
         _send(conn, plan, planes)
-        corrections = _converge(conn, manifest, plan, secret_values, render_command, options, planes,
+        corrections = _converge(conn, manifest, plan, secret_values, options, planes,
                                 saved is not None)
         if corrections:
             _record(conn, manifest, Plan(plan.changes + corrections, plan.findings), live.capabilities, command,
@@ -282,7 +282,7 @@ def apply(
 
 
 def _converge(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, secret_values: Mapping[str, SecretValue],
-              render_command: Callable[[TriggerSpec], str], options: PlanOptions, planes: Planes | None,
+              options: PlanOptions, planes: Planes | None,
               saved: bool) -> tuple[Change, ...]:
     """Re-read and re-plan inside the transaction until the plan is empty; the corrections it made.
 
@@ -299,7 +299,7 @@ def _converge(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, sec
     for passes_left in range(CONVERGE_PASSES, -1, -1):
         faults.point("verify")
         live = db.read_live(conn, manifest, planes)
-        after = make_plan(manifest, live, secret_values, render_command, PlanOptions(prune=options.prune))
+        after = make_plan(manifest, live, secret_values, PlanOptions(prune=options.prune))
         if after.is_empty:
             return tuple(corrections)
         repeated = [c for c in after.mutating if _signature(c) in made]
@@ -339,9 +339,9 @@ def _commit(conn: psycopg.Connection[Any]) -> None:
         if db.connection_lost(e):
             # The COMMIT may or may not have reached the server: say so instead of "nothing changed".
             raise DatabaseUnavailable(
-                f"the database connection was lost during COMMIT ({' '.join(str(e).split())}): the apply may or may "
-                "not have been committed", hint="run reconcile again: it re-reads the database and applies only "
-                "what is still missing") from e
+                f"the database connection was lost during COMMIT ({' '.join(str(e).split())}): the outcome is "
+                "unknown, the apply may or may not have been committed", hint="the next plan (reconcile --dry-run) "
+                "shows what the database holds; retry: reconcile --apply applies only what is still missing") from e
         raise db.translate(e, "committing") from e
 
 
@@ -360,7 +360,7 @@ def _explain_wait(error: ApplyFailed, url: str) -> ApplyFailed:
                        hint="retry once that session ends, or pass a longer --lock-timeout", retryable=True)
 
 
-def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, SecretValue], render_command: Callable[[TriggerSpec], str],
+def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, SecretValue],
                   options: PlanOptions, planes: Planes | None = None, rider: db.Rider | None = None, *,
                   connect_timeout: int = db.CONNECT_TIMEOUT, statement_timeout: float | None = None
                   ) -> tuple[LiveState, Plan]:
@@ -368,13 +368,14 @@ def read_and_plan(url: str, manifest: Manifest, secret_values: Mapping[str, Secr
 
     Each read is bounded by `statement_timeout` when given (a fleet's slow target costs its own time only).
     """
-    conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout)
+    conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout,
+                      answer_timeout=deadline.answer_timeout(statement_timeout))
     try:
         live = read_only(conn, manifest, planes, rider, statement_timeout=statement_timeout)
     finally:
         conn.close()
     with paused_gc():
-        return live, make_plan(manifest, live, secret_values, render_command, options)
+        return live, make_plan(manifest, live, secret_values, options)
 
 
 def read_only(conn: psycopg.Connection[Any], manifest: Manifest, planes: Planes | None = None,

@@ -8,6 +8,7 @@ queries to both. Driver errors are translated once, here, into ReconcilerErrors 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from psycopg import sql
 from psycopg.pq import ExecStatus
 
 from reconciler import kinds
-from reconciler.engine import records
+from reconciler.engine import deadline, records
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, PermissionDenied, ReconcilerError
 from reconciler.kinds.base import Capabilities, LiveState
 from reconciler.util import faults
@@ -61,8 +62,7 @@ def capabilities_query() -> sql.Composed:
             for name, expression in group.items()))
         for group in groups)
     return sql.SQL("""
-SELECT current_setting('server_version_num')::int,
-       current_user, current_database(),
+SELECT current_user, current_database(),
        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
        (SELECT coalesce(json_object_agg(name, setting), '{{}}') FROM pg_settings WHERE name = ANY(%(settings)s)),
        ARRAY(SELECT r FROM unnest(%(relations)s::text[]) r WHERE to_regclass(r) IS NOT NULL),
@@ -99,6 +99,9 @@ def translate(error: psycopg.Error, doing: str) -> ReconcilerError:
     text = f"{doing}: {primary}" + (f" ({detail})" if detail else "")
     if isinstance(error, pgerr.InsufficientPrivilege):
         return PermissionDenied(text, hint="grant the privilege named above to the reconciler's role")
+    if isinstance(error, deadline.NoAnswer):
+        return DatabaseUnavailable(f"{doing}: {error}", hint="the server or the network stopped answering: a failover, "
+                                   "a dropped connection? Nothing was committed; retry")
     if connection_lost(error):
         # The server rolls back whatever transaction the session had open; COMMIT is the exception
         # (apply.py says so itself: there the outcome is unknown).
@@ -128,12 +131,34 @@ def _sentences(message: str) -> str:
 
 #: Seconds libpq waits for a server to accept a connection (a fleet passes a shorter one per target).
 CONNECT_TIMEOUT = 10
+#: TCP keepalives and tcp_user_timeout (libpq's, client-side only: poolers never see them), unless the URL
+#: sets its own: a real network then reports a dead peer in about a minute. They cannot fire while the
+#: peer's kernel still acknowledges (a proxy or sidecar); the client-side deadline (engine/deadline.py)
+#: bounds every wait regardless.
+KEEPALIVES = {"keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3",
+              "tcp_user_timeout": "60000"}
 
 
-def connect(url: str, *, autocommit: bool = False, connect_timeout: int = CONNECT_TIMEOUT) -> psycopg.Connection[Any]:
+def _keepalives(url: str) -> dict[str, Any]:
     try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
-                               application_name=APPLICATION_NAME, prepare_threshold=PREPARE_THRESHOLD)
+        given = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return {}  # malformed: psycopg.connect says so below
+    return {k: v for k, v in KEEPALIVES.items() if k not in given}
+
+
+def connect(url: str, *, autocommit: bool = False, connect_timeout: int = CONNECT_TIMEOUT,
+            answer_timeout: float | None = None) -> psycopg.Connection[Any]:
+    """A connection whose every wait for the server ends after `answer_timeout` seconds (deadline.py's
+    default when None, or RECONCILER_ANSWER_TIMEOUT), connecting included (connect_timeout is capped by it)."""
+    bound = answer_timeout if answer_timeout is not None else deadline.answer_timeout()
+    connect_timeout = max(2, min(connect_timeout, math.ceil(bound)))  # libpq's minimum is 2 s
+    try:
+        conn = deadline.DeadlineConnection.connect(
+            url, autocommit=autocommit, connect_timeout=connect_timeout, application_name=APPLICATION_NAME,
+            prepare_threshold=PREPARE_THRESHOLD, **_keepalives(url))
+        conn.answer_timeout = bound
+        return conn
     except psycopg.OperationalError as e:
         reason = _sentences(str(e)).replace(url, redact_url(url))
         if "password authentication failed" in reason or "no password supplied" in reason:
@@ -191,8 +216,8 @@ def read_capabilities(conn: psycopg.Connection[Any], rider: Rider | None = None)
                 rider.queue_head(conn)
         row = cur.fetchone()
     assert row is not None
-    version, user, database, superuser, found_settings, found, probes = row
-    return Capabilities(server_version_num=version, current_user=user, database=database,
+    user, database, superuser, found_settings, found, probes = row
+    return Capabilities(current_user=user, database=database,
                         is_superuser=bool(superuser), settings=found_settings, relations=frozenset(found),
                         probes=probes)
 

@@ -29,13 +29,12 @@ from reconciler.engine.records import SHAPE_PROBE
 from reconciler.errors import PermissionDenied
 from reconciler.kinds.base import Capabilities
 from reconciler.model import Action, Change, Plan
+from reconciler.secret_value import SENSITIVE
 from reconciler.util import faults
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest
 
-#: Bookkeeping fields never part of a record (row identities, database-assigned ids).
-INTERNAL = frozenset({"_row", "jobid", "id"})
 UPGRADE = sql.SQL("""ALTER TABLE reconciler.managed
     ADD COLUMN IF NOT EXISTS applied jsonb,
     ADD COLUMN IF NOT EXISTS history_id bigint,
@@ -87,7 +86,8 @@ def applied_fields(change: Change) -> dict[str, Any]:
         written = {f.path for f in change.fields}
     else:  # a create writes everything (and has no before); a deactivation what it changes; others nothing
         written = {k for k in after if before.get(k) != after[k]} if change.action is Action.DEACTIVATE else set()
-    desired = {k: v for k, v in after.items() if k not in INTERNAL and render.is_plain(v)}
+    assigned = kinds.by_name(change.kind).assigned_fields | {"_row"}  # row identities and database ids
+    desired = {k: v for k, v in after.items() if k not in assigned and render.is_plain(v)}
     held = {k: before[k] for k in desired
             if k in before and k not in written and before[k] != desired[k] and render.is_plain(before[k])}
     return {"desired": desired, "live": held}
@@ -140,7 +140,7 @@ def record(cur: psycopg.Cursor[Any], manifest: Manifest, plan: Plan, caps: Capab
 def _redacted(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if values is None:
         return None
-    return {k: (v if render.is_plain(v) else render.SENSITIVE) for k, v in values.items() if k != "_row"}
+    return {k: (v if render.is_plain(v) else SENSITIVE) for k, v in values.items() if k != "_row"}
 
 
 def history_changes(plan: Plan) -> list[dict[str, Any]]:

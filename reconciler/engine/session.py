@@ -44,12 +44,11 @@ class Session:
         return self.values or {}
 
 
-def load(files: Sequence[str], *, cron_version: tuple[int, int] | None = None) -> Manifest:
+def load(files: Sequence[str]) -> Manifest:
     """The manifest in `files` (./scheduler.yaml when none), every problem at once as a ManifestError."""
     from reconciler.manifest import load_manifest
 
-    paths = list(files) or ["scheduler.yaml"]
-    return load_manifest(paths) if cron_version is None else load_manifest(paths, cron_version=cron_version)
+    return load_manifest(list(files) or ["scheduler.yaml"])
 
 
 def database_url(given: str | None, environ: Mapping[str, str] = os.environ) -> str:

@@ -1,7 +1,7 @@
 """Secret values: read from their declared sources at run time and held so they cannot leak by accident.
 
-Data flow: Manifest.secrets (sources only) ──resolve_secrets(environ)──▶ {name: SecretValue}, which
-kinds/secrets.py compares with the database by digest and writes as COPY data (never SQL text or a bound
+Data flow: each kind's `sources(manifest)` ──resolve_secrets(environ)──▶ {key: SecretValue}, which the
+secret kind compares with the database by digest and writes as COPY data (never SQL text or a bound
 parameter) for `vault.create_secret` / `vault.update_secret`. A SecretValue (`reconciler.secret_value`,
 re-exported here) prints as `(sensitive)`, reprs as a digest prefix, refuses pickling and JSON, and gives
 up its value only through `.reveal()`.
@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from reconciler.errors import SecretSourceError
-from reconciler.kinds.base import edge_key
 from reconciler.manifest import Manifest
 from reconciler.secret_value import SecretValue
 from reconciler.util.files import read_limited
@@ -117,22 +116,23 @@ def resolvable_secrets(manifest: Manifest, environ: Mapping[str, str]) -> dict[s
 
 def _resolve_all(manifest: Manifest, environ: Mapping[str, str], overrides: Mapping[str, SourceLike | SecretValue]
                  ) -> tuple[dict[str, SecretValue], list[tuple[str, str]]]:
+    from reconciler import kinds
+
     values: dict[str, SecretValue] = {}
     missing: list[tuple[str, str]] = []
-    for spec in manifest.secrets:
-        source = overrides.get(spec.name, spec)
-        value, why = (source, "") if isinstance(source, SecretValue) else resolve_source(source, environ)
-        if value is None:
-            missing.append((spec.name, why))
-        else:
-            values[spec.name] = value
-    edge = manifest.edge_functions
-    for edge_name, source in (edge.secrets.items() if edge is not None else ()):
-        if source.secret is not None:
-            continue  # mirrors a Vault secret, resolved above
-        value, why = resolve_source(source, environ)
-        if value is None:
-            missing.append((edge_key(edge_name), why))
-        else:
-            values[edge_key(edge_name)] = value
+    for kind in kinds.REGISTRY:
+        for key, declared in kind.sources(manifest).items():
+            source = overrides.get(key, declared)
+            value, why = (source, "") if isinstance(source, SecretValue) else resolve_source(source, environ)
+            if value is None:
+                missing.append((key, why))
+            else:
+                values[key] = value
     return values, missing
+
+
+def declared_sources(manifest: Manifest) -> set[str]:
+    """The keys of every secret value the manifest's kinds need (what a fleet target may override)."""
+    from reconciler import kinds
+
+    return {key for kind in kinds.REGISTRY for key in kind.sources(manifest)}

@@ -37,6 +37,7 @@ from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.fleet import runner
 from reconciler.fleet.shard import shard_from_environ, shard_of
 from reconciler.kinds.base import PlanOptions
+from reconciler.util.backoff import next_delay
 from reconciler.util.files import signature as file_signature
 from reconciler.watch import lifecycle
 
@@ -339,10 +340,8 @@ class FleetController:
                  retryable=result.retryable if result.error else None)
 
     def _delay(self, outcome: str, retryable: bool, failures: int) -> float:
-        interval = self.settings.interval
-        if outcome == "error" and retryable and failures:
-            return min(interval, self.settings.min_backoff * (2 ** (failures - 1))) * random.uniform(0.5, 1.0)
-        return interval * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
+        return next_delay(self.settings.interval, jitter=self.settings.jitter, min_backoff=self.settings.min_backoff,
+                          failures=failures, retrying=outcome == "error" and retryable)
 
     # --- HTTP ------------------------------------------------------------------------------------
     @property

@@ -25,6 +25,7 @@ from reconciler.engine import session as run
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
 from reconciler.kinds.base import PlanOptions
 from reconciler.util.files import signature as file_signature
+from reconciler.util.version import package_version
 
 if TYPE_CHECKING:
     from reconciler.fleet.target import Target
@@ -127,18 +128,17 @@ def _run(target: Target, files: Sequence[str], environ: Mapping[str, str], optio
     from reconciler import kinds
     from reconciler.engine.apply import apply as apply_manifest
     from reconciler.engine.apply import read_and_plan
-    from reconciler.kinds.trigger_command import render_command
 
     manifest = manifests.load(target_files(files, target))
     url = target.url(environ).reveal()  # before the secrets, as run.session: no database, nothing to compare
     values = target.secret_values(manifest, environ)
     with kinds.open_planes(manifest, target.environment(environ)) as planes:
         if not apply:
-            _, plan = read_and_plan(url, manifest, values, render_command, options, planes,
+            _, plan = read_and_plan(url, manifest, values, options, planes,
                                     connect_timeout=connect_timeout, statement_timeout=statement_timeout)
             return TargetResult(target.name, plan=plan)
-        result = apply_manifest(url, manifest, values, render_command, options, lock_timeout=lock_timeout,
-                                statement_timeout=statement_timeout, command=command, version=_version(),
+        result = apply_manifest(url, manifest, values, options, lock_timeout=lock_timeout,
+                                statement_timeout=statement_timeout, command=command, version=package_version(),
                                 planes=planes, connect_timeout=connect_timeout)
     return TargetResult(target.name, plan=result.plan, applied=not result.plan.is_empty,
                         history_id=result.history_id, corrections=result.corrections)
@@ -162,10 +162,6 @@ def _command(mode: str, options: PlanOptions, name: str) -> str:
     return " ".join(words)
 
 
-def _version() -> str:
-    from reconciler import __version__
-
-    return __version__
 
 
 def run_fleet(targets: Sequence[Target], files: Sequence[str], environ: Mapping[str, str], options: PlanOptions, *,

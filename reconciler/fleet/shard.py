@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from reconciler.errors import ReconcilerError
 
@@ -62,8 +62,3 @@ def _ordinal(environ: Mapping[str, str]) -> int:
             return int(match.group(1))
     raise ReconcilerError(f"{REPLICAS_VARIABLE} is set but the ordinal is not",
                           hint=f"set {ORDINAL_VARIABLE}, or POD_NAME to the pod's name (the downward API)")
-
-
-def in_shard(names: Iterable[str], ordinal: int, replicas: int) -> list[str]:
-    """The names among `names` that replica `ordinal` of `replicas` owns, in their order."""
-    return [name for name in names if shard_of(name, replicas) == ordinal]

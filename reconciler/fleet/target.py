@@ -72,9 +72,9 @@ class Target:
 
     def secret_values(self, manifest: Manifest, base: Mapping[str, str]) -> dict[str, SecretValue]:
         """The manifest's secret values for this target: its overrides replace the manifest's sources."""
-        from reconciler.engine.sources import resolve_secrets
+        from reconciler.engine.sources import declared_sources, resolve_secrets
 
-        declared = {spec.name for spec in manifest.secrets}
+        declared = declared_sources(manifest)
         unknown = sorted(set(self.secrets) - declared)
         if unknown:
             raise ReconcilerError(f"target {self.name} overrides undeclared secret(s): {', '.join(unknown)}",

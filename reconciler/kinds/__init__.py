@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from reconciler.kinds import edge_secrets, extensions, jobs, secrets, tables, triggers
 from reconciler.kinds.base import Kind, Plane
@@ -19,7 +19,29 @@ from reconciler.kinds.base import Kind, Plane
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest
 
-REGISTRY: tuple[Kind, ...] = (extensions.kind, tables.kind, secrets.kind, jobs.kind, triggers.kind, edge_secrets.kind)
+T = TypeVar("T")
+
+#: A kind that depends on another is given it here (a kind never imports another kind).
+REGISTRY: tuple[Kind, ...] = (
+    extensions.kind,
+    tables.kind,
+    secrets.kind,
+    jobs.JobKind(tables=tables.kind),
+    triggers.kind,
+    edge_secrets.EdgeSecretKind(vault=secrets.kind),
+)
+
+
+def _contribute_sections(registry: tuple[Kind, ...]) -> None:
+    from reconciler.manifest.sections import contribute
+
+    for kind in registry:
+        if kind.manifest_section is not None:
+            section = kind.manifest_section
+            contribute(section.name, section.annotation, section.default)
+
+
+_contribute_sections(REGISTRY)
 
 
 def by_name(name: str) -> Kind:
@@ -31,14 +53,24 @@ def by_name(name: str) -> Kind:
 
 @contextmanager
 def registered(kind: Kind) -> Iterator[Kind]:
-    """`kind` appended to REGISTRY while the block runs (a hook for tests that define a kind of their own)."""
+    """`kind` appended to REGISTRY (and its manifest section accepted) while the block runs (for tests)."""
+    from reconciler.manifest.sections import withdraw
+
     global REGISTRY
     saved = REGISTRY
     REGISTRY = (*saved, kind)
+    _contribute_sections((kind,))
     try:
         yield kind
     finally:
         REGISTRY = saved
+        if kind.manifest_section is not None:
+            withdraw(kind.manifest_section.name)
+
+
+def providing(fact: type[T]) -> list[T]:
+    """The registered kinds that provide `fact` (a runtime-checkable protocol of kinds.facts), in registry order."""
+    return [kind for kind in REGISTRY if isinstance(kind, fact)]
 
 
 class Planes:

@@ -7,7 +7,7 @@ kind and the core (db, plan, apply, render, down, cli, controller, verify) never
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 if TYPE_CHECKING:  # planning must not load the driver; only apply and readers do
     from psycopg import sql
 
-    from reconciler.manifest import Manifest, TriggerSpec
+    from reconciler.manifest import Manifest
 
-from reconciler import cron
 from reconciler.kinds.exporting import export_problem, placeholder_names  # noqa: F401 (the kinds' import point)
-from reconciler.model import Action, AppliedRecord, Change, FieldChange, Finding
+from reconciler.model import AppliedRecord, Change, Finding
 from reconciler.secret_value import SecretValue
 
 
@@ -54,7 +53,6 @@ class Capabilities:
     and facts such as the columns of a table.
     """
 
-    server_version_num: int = 0
     current_user: str = ""
     database: str = ""
     is_superuser: bool = False
@@ -126,7 +124,6 @@ class Inputs:
 
     capabilities: Capabilities
     secret_values: Mapping[str, SecretValue]
-    render_command: Callable[[TriggerSpec], str]  # the SQL text cron.job.command should hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +185,20 @@ class Rollback:
 
 
 @dataclass(frozen=True, slots=True)
+class Section:
+    """A manifest section a kind brings with it, for a kind whose section the built-in Manifest model lacks.
+
+    `annotation` is the section's pydantic type (a tuple of models with a `name` field is a named list:
+    duplicates refused, merged by name in overlays); `default` is its value when the section is absent.
+    The kind reads it back as `getattr(manifest, name)`.
+    """
+
+    name: str
+    annotation: Any
+    default: Any = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Export:
     """A kind's live objects as manifest entries (`reconcile export`), plain data ready to be written as YAML.
 
@@ -212,8 +223,10 @@ class Kind(Protocol):
     `privileges(change)` (checked against the probes), `prune_policy`. Applying: `statements`,
     `refused` (the one-line explanation of a statement the server refused), `quiet_logging` (turn
     statement logging off while this kind's changes are written), `protected_keys` (ownership records
-    with protect). Output: `hidden_fields`. `reconcile down`: `rollback`. `reconcile export`: `export`
-    (its live objects as manifest entries; None for a kind that has nothing to declare).
+    with protect), `assigned_fields` (left out of the last-applied record). Output: `hidden_fields`. `reconcile
+    down`: `rollback`. `reconcile export`: `export` (its live objects as manifest entries; None for a kind
+    that has nothing to declare). The CLI: `declared` (validate's counts), `schedules` (`--next`),
+    `sources` (secret sources resolved before planning), `rotatable` (what `--rotate` may name).
     """
 
     @property
@@ -224,6 +237,15 @@ class Kind(Protocol):
 
     @property
     def hidden_fields(self) -> frozenset[str]: ...  # bookkeeping fields never shown in a plan
+
+    @property
+    def manifest_section(self) -> Section | None: ...  # a section of its own beyond the built-in model's
+
+    @property
+    def rollback_help(self) -> str: ...  # what `reconcile down` does to this kind, for its --help
+
+    @property
+    def assigned_fields(self) -> frozenset[str]: ...  # ids the database assigns: not recorded
 
     @property
     def quiet_logging(self) -> bool: ...
@@ -265,11 +287,36 @@ class Kind(Protocol):
 
     def export(self, live: LiveState, caps: Capabilities) -> Export | None: ...
 
+    def declared(self, manifest: Manifest) -> int | None: ...
+
+    def schedules(self, manifest: Manifest) -> Sequence[tuple[str, str]]: ...
+
+    def sources(self, manifest: Manifest) -> Mapping[str, Any]: ...
+
+    def rotatable(self, manifest: Manifest) -> Mapping[str, bool]: ...
+
+
+class VaultSecrets(Protocol):
+    """What a kind that mirrors Vault secrets may know of the kind that owns them (given to it by the registry)."""
+
+    def live_digests(self, live: LiveState) -> Mapping[str, str | None]: ...  # name -> digest (None: unreadable)
+
+    def drift_policy(self, manifest: Manifest, name: str) -> str | None: ...  # None: the secret is not declared
+
+
+class TableCreation(Protocol):
+    """What a kind that writes into an application table may know of the kind that creates tables."""
+
+    def creates(self, manifest: Manifest | None, relation: str) -> bool: ...  # the manifest asks to create it
+
 
 class KindDefaults:
     """The verbs most kinds leave alone, for a kind class to inherit; each kind overrides what it has."""
 
     hidden_fields: frozenset[str] = frozenset()
+    assigned_fields: frozenset[str] = frozenset()
+    rollback_help: str = ""
+    manifest_section: Section | None = None
     quiet_logging: bool = False
     relations: tuple[str, ...] = ()
     settings: tuple[str, ...] = ()
@@ -311,100 +358,18 @@ class KindDefaults:
     def export(self, live: LiveState, caps: Capabilities) -> Export | None:
         return None
 
+    def declared(self, manifest: Manifest) -> int | None:
+        """How many objects of this kind the manifest declares (None: it has nothing to say about them)."""
+        return None
 
-def normalise_schedule(value: Any) -> Any:
-    """A cron schedule in its canonical form (anything else as it is): "0 */1 * * *" equals "0 * * * *"."""
-    return cron.normalise(value) if isinstance(value, str) else value
+    def schedules(self, manifest: Manifest) -> Sequence[tuple[str, str]]:
+        """(name, cron schedule) of every declared object that runs on a schedule."""
+        return ()
 
+    def sources(self, manifest: Manifest) -> Mapping[str, Any]:
+        """The secret sources this kind's objects need resolved before planning, keyed as in the secret values."""
+        return {}
 
-def table_privilege(relation: str, privilege: str) -> str:
-    """The probe for a privilege on a relation: NULL (unknown) while the relation does not exist."""
-    return (f"CASE WHEN to_regclass('{relation}') IS NULL THEN NULL"
-            f" ELSE has_table_privilege('{relation}', '{privilege}') END")
-
-
-def field_changes(
-    before: Mapping[str, Any],
-    after: Mapping[str, Any],
-    names: Sequence[str],
-    normalisers: Mapping[str, Callable[[Any], Any]] | None = None,
-) -> tuple[FieldChange, ...]:
-    """One FieldChange per named field whose normalised values differ; shows the raw values."""
-    normalisers = normalisers or {}
-    changes = []
-    for name in names:
-        old, new = before.get(name), after.get(name)
-        if old == new:  # the common in-sync case needs no normalisation
-            continue
-        norm = normalisers.get(name, _identity)
-        if norm(old) != norm(new):
-            changes.append(FieldChange(name, old, new))
-    return tuple(changes)
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def vault_value_written(*, rotating: bool, generated: bool, on_drift: str, live_digest: str | None,
-                        source_digest: str | None) -> bool:
-    """Whether an apply writes the source value over an existing Vault secret.
-
-    The `secret` kind acts on it and `edge_secret` mirrors what the vault will hold: one rule, so the
-    two can never disagree (an unreadable digest, say, writes nothing to either).
-    """
-    if rotating:
-        return True
-    if generated or live_digest is None or source_digest is None or on_drift != "correct":
-        return False
-    return live_digest != source_digest
-
-
-def in_sync(kind: str, key: str, before: Mapping[str, Any], after: Mapping[str, Any], ctx: PlanContext) -> Change:
-    """The change for an object that matches its declaration: adopt it if we do not manage it yet."""
-    if ctx.live.is_managed(kind, key):
-        return Change(kind, key, Action.NOOP, before=before, after=after)
-    return Change(kind, key, Action.ADOPT, before=before, after=after, reason="exists, not yet managed")
-
-
-def undeclared(
-    kind: str,
-    key: str,
-    before: Mapping[str, Any],
-    ctx: PlanContext,
-    *,
-    deactivated: Mapping[str, Any] | None = None,
-) -> Change:
-    """The change for a live object no longer declared: prune it per policy, only if we manage it.
-
-    `deactivated` is the object's fields after deactivation, for kinds that support that policy. A change
-    left alone has no `after`: nothing declares one, so apply records no ownership for it.
-    """
-    reason = "rollback" if ctx.options.rollback else "not declared"
-    managed = ctx.live.managed.get((kind, key))
-    if managed is None:
-        return Change(kind, key, Action.UNMANAGED, before=before,
-                      reason="not created or adopted by reconcile; left alone" if ctx.options.rollback else reason)
-    # kept (Change.kept): shown in every plan, so a reviewer sees a deletion in git even when nothing is pruned
-    removed = "rollback" if ctx.options.rollback else f"removed from {_manifest_name(ctx)}"
-    if managed.protect:
-        return Change(kind, key, Action.NOOP, before=before, reason=f"{removed}; protected")
-    if not ctx.options.prune:
-        return Change(kind, key, Action.NOOP, before=before, reason=f"{removed}; pruning is off")
-    if ctx.prune_policy in ("off", "report"):
-        return Change(kind, key, Action.NOOP, before=before, reason=f"{removed}; prune policy {ctx.prune_policy}")
-    if ctx.prune_policy == "deactivate" and deactivated is not None:
-        if dict(deactivated) == dict(before):
-            return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; already inactive")
-        return Change(kind, key, Action.DEACTIVATE, before=before, after=deactivated, reason=reason)
-    return Change(kind, key, Action.DELETE, before=before, reason=reason)
-
-
-def _manifest_name(ctx: PlanContext) -> str:
-    files = ctx.manifest.source_files if ctx.manifest is not None else ()
-    return files[0].replace("\\", "/").rsplit("/", 1)[-1] if files else "scheduler.yaml"
-
-
-def edge_key(edge_name: str) -> str:
-    """Where an Edge Function secret with its own source is kept among the resolved values."""
-    return f"edge_functions.{edge_name}"
+    def rotatable(self, manifest: Manifest) -> Mapping[str, bool]:
+        """The declared names `--rotate` may name, each with whether a rotation can give it a new value."""
+        return {}

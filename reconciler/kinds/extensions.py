@@ -81,10 +81,6 @@ def read_query(caps: Capabilities, declared: Sequence[str]) -> Statement:
     return Statement(query, (wanted, wanted))
 
 
-def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, LiveExtension]:
-    return {row[0]: LiveExtension(*row) for row in rows}
-
-
 def may_create(have: LiveExtension, caps: Capabilities) -> bool | None:
     """Whether the connected role may CREATE EXTENSION `have`: True, False (certain), or None (unknown).
 
@@ -116,94 +112,6 @@ def schema_overrides(caps: Capabilities) -> dict[str, str]:
             if isinstance(params, dict) and isinstance(params.get("schema"), str)}
 
 
-def desired(manifest: Manifest, inputs: Inputs) -> dict[str, DesiredExtension]:
-    return {
-        ext.name: DesiredExtension(ext.name, ext.schema_name, ext.version, getattr(ext, "declared_as", None) or ext.name)
-        for ext in manifest.extensions
-    }
-
-
-def diff(
-    want: Mapping[str, DesiredExtension], live: Mapping[str, LiveExtension], ctx: PlanContext
-) -> list[Change]:
-    changes: list[Change] = []
-    forced = schema_overrides(ctx.capabilities)
-    for name, spec in want.items():
-        have = live.get(name)
-        schema = forced.get(name, spec.schema)  # what the server will do, whatever the manifest says
-        after = {"name": name, "schema": schema, "version": spec.version}
-        if have is None or not have.installed:
-            changes.append(Change(KIND, name, Action.CREATE, after=after, reason="missing"))
-            continue
-        before = {"name": name, "schema": have.schema, "version": have.installed_version}
-        fields: list[FieldChange] = []
-        reasons: list[str] = []
-        if schema and have.schema != schema and have.relocatable:
-            fields.append(FieldChange("schema", have.schema, schema))
-            reasons.append("wrong schema")
-        if spec.version and have.installed_version != spec.version:
-            fields.append(FieldChange("version", have.installed_version, spec.version))
-            reasons.append("version differs")
-        if fields:
-            changes.append(
-                Change(KIND, name, Action.UPDATE, before=before, after=after, fields=tuple(fields),
-                       reason=", ".join(reasons))
-            )
-        else:
-            changes.append(Change(KIND, name, Action.NOOP, before=before, after=after))
-    return changes
-
-
-def findings(want: Mapping[str, DesiredExtension], live: Mapping[str, LiveExtension], ctx: PlanContext) -> list[Finding]:
-    out = []
-    caps = ctx.capabilities
-    forced = schema_overrides(caps)
-    for name, spec in want.items():
-        have = live.get(name)
-        schema = forced.get(name, spec.schema)
-        if spec.schema and name in forced and spec.schema != forced[name]:
-            out.append(Finding(Severity.WARNING, "extension_schema_overridden",
-                               f"extension {name} is declared in schema {spec.schema}, but this server always puts it "
-                               f"in {forced[name]} (supautils.extensions_parameter_overrides); the plan uses {forced[name]}",
-                               f"declare schema: {forced[name]}"))
-        if spec.declared_as != name:
-            out.append(Finding(Severity.INFO, "extension_alias", f'extension "{spec.declared_as}" is an alias of "{name}"',
-                               f'declare it as "{name}"'))
-        if have is None or (not have.available and not have.installed):
-            out.append(Finding(Severity.ERROR, "extension_unavailable",
-                               f"extension {name} is not available on this server",
-                               "install its package on the server (on Supabase: Database > Extensions)"))
-        elif not have.installed and (allowed := may_create(have, caps)) is not True:
-            if allowed is False:
-                out.append(Finding(Severity.ERROR, "extension_needs_superuser",
-                                   f"extension {name} can only be created by a superuser on this server and "
-                                   f"{caps.current_user} is not one (its control file is not trusted"
-                                   + (" and it is not in supautils.privileged_extensions)"
-                                      if caps.setting("supautils.privileged_extensions") is not None else ")"),
-                                   f"have a superuser run CREATE EXTENSION {name}, or run the reconciler as one"))
-            else:
-                out.append(Finding(Severity.WARNING, "extension_may_need_superuser",
-                                   f"extension {name} is not trusted and {caps.current_user} is not a superuser: "
-                                   "creating it works only if the server lets this role (as Supabase's supautils "
-                                   "does for postgres); the apply will find out, and roll back if refused",
-                                   f"enable {name} in the Dashboard (Database > Extensions) first, or run as a superuser"))
-        elif have.installed and schema and have.schema != schema and not have.relocatable:
-            out.append(Finding(Severity.WARNING, "extension_wrong_schema",
-                               f"extension {name} is installed in schema {have.schema}, declared {schema}; "
-                               "it is not relocatable, so this cannot be fixed safely",
-                               f"declare schema: {have.schema}, or move it by hand (DROP EXTENSION {name} drops its data)"))
-    return out
-
-
-def refused(statement: Statement) -> tuple[str, str] | None:
-    """The one-line error and fix for a CREATE EXTENSION the server refused (insufficient_privilege)."""
-    name = statement.description.removeprefix("create extension ")
-    if not statement.description.startswith("create extension "):
-        return None
-    return (f"the server refused to let this role create extension {name}; rolled back, nothing changed",
-            f"enable {name} in the Dashboard (Database > Extensions), or run the reconciler as a superuser")
-
-
 #: Creates the schema named by the transaction-local setting reconciler.extension_schema when it is
 #: missing; the name travels as a bound parameter of set_config, never inside this text.
 _CREATE_SCHEMA_IF_MISSING = """DO $reconciler$
@@ -213,10 +121,6 @@ BEGIN
     END IF;
 END
 $reconciler$"""
-
-
-def statements(changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
-    return [s for c in changes for s in sql_for(c)]
 
 
 def sql_for(change: Change) -> list[Statement]:
@@ -263,42 +167,6 @@ def _version_tuple(text: str | None) -> tuple[int, int] | None:
         return None
 
 
-def preflight(manifest: Manifest, live: LiveState) -> list[Finding]:
-    """Facts about the server that decide whether pg_cron and pg_net can work at all, each with its fix."""
-    caps = live.capabilities
-    out: list[Finding] = []
-    declared = {e.name for e in manifest.extensions}
-    preload = caps.setting("shared_preload_libraries")
-    if "pg_cron" in declared and preload is not None and "pg_cron" not in [p.strip() for p in preload.split(",")]:
-        out.append(Finding(Severity.ERROR, "pg_cron_not_preloaded",
-                           "pg_cron is not in shared_preload_libraries, so no job would ever run",
-                           "add pg_cron to shared_preload_libraries and restart PostgreSQL"))
-    cron_db = caps.setting("cron.database_name")
-    pg_cron = live.of(KIND).get("pg_cron")
-    if "pg_cron" in declared and cron_db and cron_db != caps.database:
-        out.append(Finding(Severity.ERROR, "pg_cron_wrong_database",
-                           f"pg_cron can only be created in database {cron_db} (cron.database_name); "
-                           f"connected to {caps.database}",
-                           f"connect to database {cron_db}, or set cron.database_name = '{caps.database}' and restart"))
-    net_db = caps.setting("pg_net.database_name")
-    if "pg_net" in declared and net_db and net_db != caps.database:
-        out.append(Finding(Severity.WARNING, "pg_net_wrong_database",
-                           f"pg_net's worker serves database {net_db} (pg_net.database_name), not {caps.database}: "
-                           "requests queued here would never be sent",
-                           f"set pg_net.database_name = '{caps.database}' and restart"))
-    tz = caps.setting("cron.timezone")
-    if tz and tz.upper() not in ("UTC", "GMT", "ETC/UTC", "Z"):
-        out.append(Finding(Severity.WARNING, "cron_timezone",
-                           f"cron.timezone is {tz}: schedules run in that zone, not UTC",
-                           "set cron.timezone = 'UTC' or write schedules for that zone"))
-    version = None
-    if pg_cron is not None:
-        version = _version_tuple(pg_cron.installed_version or pg_cron.default_version)
-    if version is not None:
-        out.extend(_schedule_support(manifest, version))
-    return out
-
-
 def _schedule_support(manifest: Manifest, version: tuple[int, int]) -> list[Finding]:
     out = []
     # Only triggers' schedules reach pg_cron; jobs' schedules are read by the application.
@@ -316,24 +184,11 @@ def _schedule_support(manifest: Manifest, version: tuple[int, int]) -> list[Find
     return out
 
 
-def export(live: LiveState, caps: Capabilities) -> Export:
-    """Installed extensions by name; the schema only when it is neither `public` nor the one supautils forces."""
-    forced = schema_overrides(caps)
-    entries = []
-    for name, have in sorted(live.of(KIND).items()):
-        if not have.installed:
-            continue
-        entry: dict[str, Any] = {"name": name}
-        if have.schema and have.schema != "public" and forced.get(name) != have.schema:
-            entry["schema"] = have.schema
-        entries.append(entry)
-    return Export("extensions", entries)
-
-
 class ExtensionKind(KindDefaults):
     name = KIND
     prunable = PRUNABLE
     hidden_fields = frozenset({"name"})
+    rollback_help = "never drops extensions"
     settings = ("shared_preload_libraries", "cron.database_name", "cron.timezone", "pg_net.database_name",
                 # Hosted Supabase's supautils (listed only where the library is loaded in this session): which
                 # extensions a non-superuser may create anyway, for which role, and the schemas it forces.
@@ -343,14 +198,146 @@ class ExtensionKind(KindDefaults):
     def read(self, caps: Capabilities, manifest: Manifest | None) -> Statement | None:
         return read_query(caps, [e.name for e in manifest.extensions] if manifest is not None else ())
 
-    from_rows = staticmethod(from_rows)
-    desired = staticmethod(desired)
-    diff = staticmethod(diff)
-    preflight = staticmethod(preflight)
-    findings = staticmethod(findings)
-    statements = staticmethod(statements)
-    refused = staticmethod(refused)
-    export = staticmethod(export)
+    def from_rows(self, rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, LiveExtension]:
+        return {row[0]: LiveExtension(*row) for row in rows}
+
+    def desired(self, manifest: Manifest, inputs: Inputs) -> dict[str, DesiredExtension]:
+        return {
+            ext.name: DesiredExtension(ext.name, ext.schema_name, ext.version, getattr(ext, "declared_as", None) or ext.name)
+            for ext in manifest.extensions
+        }
+
+    def diff(self,
+        want: Mapping[str, DesiredExtension], live: Mapping[str, LiveExtension], ctx: PlanContext
+    ) -> list[Change]:
+        changes: list[Change] = []
+        forced = schema_overrides(ctx.capabilities)
+        for name, spec in want.items():
+            have = live.get(name)
+            schema = forced.get(name, spec.schema)  # what the server will do, whatever the manifest says
+            after = {"name": name, "schema": schema, "version": spec.version}
+            if have is None or not have.installed:
+                changes.append(Change(KIND, name, Action.CREATE, after=after, reason="missing"))
+                continue
+            before = {"name": name, "schema": have.schema, "version": have.installed_version}
+            fields: list[FieldChange] = []
+            reasons: list[str] = []
+            if schema and have.schema != schema and have.relocatable:
+                fields.append(FieldChange("schema", have.schema, schema))
+                reasons.append("wrong schema")
+            if spec.version and have.installed_version != spec.version:
+                fields.append(FieldChange("version", have.installed_version, spec.version))
+                reasons.append("version differs")
+            if fields:
+                changes.append(
+                    Change(KIND, name, Action.UPDATE, before=before, after=after, fields=tuple(fields),
+                           reason=", ".join(reasons))
+                )
+            else:
+                changes.append(Change(KIND, name, Action.NOOP, before=before, after=after))
+        return changes
+
+    def preflight(self, manifest: Manifest, live: LiveState) -> list[Finding]:
+        """Facts about the server that decide whether pg_cron and pg_net can work at all, each with its fix."""
+        caps = live.capabilities
+        out: list[Finding] = []
+        declared = {e.name for e in manifest.extensions}
+        preload = caps.setting("shared_preload_libraries")
+        if "pg_cron" in declared and preload is not None and "pg_cron" not in [p.strip() for p in preload.split(",")]:
+            out.append(Finding(Severity.ERROR, "pg_cron_not_preloaded",
+                               "pg_cron is not in shared_preload_libraries, so no job would ever run",
+                               "add pg_cron to shared_preload_libraries and restart PostgreSQL"))
+        cron_db = caps.setting("cron.database_name")
+        pg_cron = live.of(KIND).get("pg_cron")
+        if "pg_cron" in declared and cron_db and cron_db != caps.database:
+            out.append(Finding(Severity.ERROR, "pg_cron_wrong_database",
+                               f"pg_cron can only be created in database {cron_db} (cron.database_name); "
+                               f"connected to {caps.database}",
+                               f"connect to database {cron_db}, or set cron.database_name = '{caps.database}' and restart"))
+        net_db = caps.setting("pg_net.database_name")
+        if "pg_net" in declared and net_db and net_db != caps.database:
+            out.append(Finding(Severity.WARNING, "pg_net_wrong_database",
+                               f"pg_net's worker serves database {net_db} (pg_net.database_name), not {caps.database}: "
+                               "requests queued here would never be sent",
+                               f"set pg_net.database_name = '{caps.database}' and restart"))
+        tz = caps.setting("cron.timezone")
+        if tz and tz.upper() not in ("UTC", "GMT", "ETC/UTC", "Z"):
+            out.append(Finding(Severity.WARNING, "cron_timezone",
+                               f"cron.timezone is {tz}: schedules run in that zone, not UTC",
+                               "set cron.timezone = 'UTC' or write schedules for that zone"))
+        version = None
+        if pg_cron is not None:
+            version = _version_tuple(pg_cron.installed_version or pg_cron.default_version)
+        if version is not None:
+            out.extend(_schedule_support(manifest, version))
+        return out
+
+    def findings(self, want: Mapping[str, DesiredExtension], live: Mapping[str, LiveExtension], ctx: PlanContext) -> list[Finding]:
+        out = []
+        caps = ctx.capabilities
+        forced = schema_overrides(caps)
+        for name, spec in want.items():
+            have = live.get(name)
+            schema = forced.get(name, spec.schema)
+            if spec.schema and name in forced and spec.schema != forced[name]:
+                out.append(Finding(Severity.WARNING, "extension_schema_overridden",
+                                   f"extension {name} is declared in schema {spec.schema}, but this server always puts it "
+                                   f"in {forced[name]} (supautils.extensions_parameter_overrides); the plan uses {forced[name]}",
+                                   f"declare schema: {forced[name]}"))
+            if spec.declared_as != name:
+                out.append(Finding(Severity.INFO, "extension_alias", f'extension "{spec.declared_as}" is an alias of "{name}"',
+                                   f'declare it as "{name}"'))
+            if have is None or (not have.available and not have.installed):
+                out.append(Finding(Severity.ERROR, "extension_unavailable",
+                                   f"extension {name} is not available on this server",
+                                   "install its package on the server (on Supabase: Database > Extensions)"))
+            elif not have.installed and (allowed := may_create(have, caps)) is not True:
+                if allowed is False:
+                    out.append(Finding(Severity.ERROR, "extension_needs_superuser",
+                                       f"extension {name} can only be created by a superuser on this server and "
+                                       f"{caps.current_user} is not one (its control file is not trusted"
+                                       + (" and it is not in supautils.privileged_extensions)"
+                                          if caps.setting("supautils.privileged_extensions") is not None else ")"),
+                                       f"have a superuser run CREATE EXTENSION {name}, or run the reconciler as one"))
+                else:
+                    out.append(Finding(Severity.WARNING, "extension_may_need_superuser",
+                                       f"extension {name} is not trusted and {caps.current_user} is not a superuser: "
+                                       "creating it works only if the server lets this role (as Supabase's supautils "
+                                       "does for postgres); the apply will find out, and roll back if refused",
+                                       f"enable {name} in the Dashboard (Database > Extensions) first, or run as a superuser"))
+            elif have.installed and schema and have.schema != schema and not have.relocatable:
+                out.append(Finding(Severity.WARNING, "extension_wrong_schema",
+                                   f"extension {name} is installed in schema {have.schema}, declared {schema}; "
+                                   "it is not relocatable, so this cannot be fixed safely",
+                                   f"declare schema: {have.schema}, or move it by hand (DROP EXTENSION {name} drops its data)"))
+        return out
+
+    def statements(self, changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
+        return [s for c in changes for s in sql_for(c)]
+
+    def refused(self, statement: Statement) -> tuple[str, str] | None:
+        """The one-line error and fix for a CREATE EXTENSION the server refused (insufficient_privilege)."""
+        name = statement.description.removeprefix("create extension ")
+        if not statement.description.startswith("create extension "):
+            return None
+        return (f"the server refused to let this role create extension {name}; rolled back, nothing changed",
+                f"enable {name} in the Dashboard (Database > Extensions), or run the reconciler as a superuser")
+
+    def export(self, live: LiveState, caps: Capabilities) -> Export:
+        """Installed extensions by name; the schema only when it is neither `public` nor the one supautils forces."""
+        forced = schema_overrides(caps)
+        entries = []
+        for name, have in sorted(live.of(KIND).items()):
+            if not have.installed:
+                continue
+            entry: dict[str, Any] = {"name": name}
+            if have.schema and have.schema != "public" and forced.get(name) != have.schema:
+                entry["schema"] = have.schema
+            entries.append(entry)
+        return Export("extensions", entries)
+
+    def declared(self, manifest: Manifest) -> int | None:
+        return len(manifest.extensions)
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         return Rollback({"extensions": ()})  # never dropped: nothing declared, nothing pruned

@@ -27,32 +27,6 @@ def _ddl() -> dict[str, str]:
     return dict(zip(TABLES, parts, strict=True))
 
 
-def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, bool]:
-    return {name: caps.has(name) for name in TABLES}
-
-
-def desired(manifest: Manifest, inputs: Inputs) -> dict[str, bool]:
-    return {name: True for name in TABLES} if manifest.tables.create_missing else {}
-
-
-def diff(want: Mapping[str, bool], live: Mapping[str, bool], ctx: PlanContext) -> list[Change]:
-    changes = []
-    for name in want:
-        if live.get(name):
-            changes.append(Change(KIND, name, Action.NOOP, before={"name": name}, after={"name": name}))
-        else:
-            changes.append(Change(KIND, name, Action.CREATE, after={"name": name}, reason="missing"))
-    return changes
-
-
-def statements(changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
-    from psycopg import sql
-
-    ddl = _ddl()
-    return [Statement(sql.SQL(ddl[c.key]), (), f"create table {c.key}")  # type: ignore[arg-type]
-            for c in changes if c.action is Action.CREATE]
-
-
 class TableKind(KindDefaults):
     """Existence is part of the capabilities (`relations`): no query of its own."""
 
@@ -60,10 +34,35 @@ class TableKind(KindDefaults):
     prunable = PRUNABLE
     hidden_fields = frozenset({"name"})
     relations = TABLES
-    from_rows = staticmethod(from_rows)
-    desired = staticmethod(desired)
-    diff = staticmethod(diff)
-    statements = staticmethod(statements)
+    rollback_help = "never drops tables"
+
+    def from_rows(self, rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, bool]:
+        return {name: caps.has(name) for name in TABLES}
+
+    def desired(self, manifest: Manifest, inputs: Inputs) -> dict[str, bool]:
+        return {name: True for name in TABLES} if manifest.tables.create_missing else {}
+
+    def diff(self, want: Mapping[str, bool], live: Mapping[str, bool], ctx: PlanContext) -> list[Change]:
+        changes = []
+        for name in want:
+            if live.get(name):
+                changes.append(Change(KIND, name, Action.NOOP, before={"name": name}, after={"name": name}))
+            else:
+                changes.append(Change(KIND, name, Action.CREATE, after={"name": name}, reason="missing"))
+        return changes
+
+    def statements(self, changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
+        from psycopg import sql
+
+        ddl = _ddl()
+        return [Statement(sql.SQL(ddl[c.key]), (), f"create table {c.key}")  # type: ignore[arg-type]
+                for c in changes if c.action is Action.CREATE]
+
+    def creates(self, manifest: Manifest | None, relation: str) -> bool:
+        return manifest is not None and manifest.tables.create_missing and relation in TABLES
+
+    def declared(self, manifest: Manifest) -> int | None:
+        return len(TABLES) if manifest.tables.create_missing else None
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         return Rollback({"tables": manifest.tables.model_copy(update={"create_missing": False})})

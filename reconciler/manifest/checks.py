@@ -10,14 +10,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from reconciler.manifest.types import EXTENSION_ALIASES, quote
 
 #: A location in the data: keys and list indexes.
 Loc = tuple[str | int, ...]
-#: Top-level lists whose items are named (merged by name in overlays; named in problems).
-NAMED_LISTS = frozenset({"extensions", "jobs", "triggers"})
+#: Top-level sections whose items are named, each with the noun for one item (duplicates refused, merged by
+#: name in overlays, named in problems): the Manifest model's own (`named_sections`) and those kinds contribute.
+NAMED_LISTS: dict[str, str] = {}
+
+
+def named_sections(model: Any) -> dict[str, str]:
+    """The fields of a pydantic model that hold a tuple of models with a `name` field, each with its noun."""
+    out = {}
+    for name, info in model.model_fields.items():
+        args = get_args(info.annotation)
+        if get_origin(info.annotation) is tuple and len(args) == 2 and args[1] is Ellipsis:
+            item = args[0]
+            if "name" in getattr(item, "model_fields", {}):
+                key = info.alias or name
+                out[key] = key.removesuffix("s")
+    return out
 
 
 def _iter_refs(value: Any, loc: Loc, field_loc: Loc) -> Iterator[tuple[Loc, Loc, str]]:
@@ -43,12 +57,7 @@ def _names(items: Any, *, alias: bool = False) -> Iterator[tuple[int, str]]:
 
 def duplicate_problems(data: Mapping[str, Any]) -> list[tuple[Loc, Loc, str]]:
     problems: list[tuple[Loc, Loc, str]] = []
-    for key, noun in (
-        ("extensions", "extension"),
-        ("jobs", "job"),
-        ("triggers", "trigger"),
-        ("secrets", "secret"),
-    ):
+    for key, noun in NAMED_LISTS.items():
         first: dict[str, int] = {}
         for i, name in _names(data.get(key), alias=key == "extensions"):
             if name in first:

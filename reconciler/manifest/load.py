@@ -17,6 +17,7 @@ from reconciler.manifest.checks import duplicate_problems, reference_problems
 from reconciler.manifest.models import Manifest
 from reconciler.manifest.overlay import merge
 from reconciler.manifest.problems import dedupe, located_cross, manifest_warnings, problem_for
+from reconciler.manifest.sections import manifest_model
 from reconciler.manifest.types import DEFAULT_CRON_VERSION
 from reconciler.manifest.yaml import LMap, parse_file
 from reconciler.util.gc_pause import paused_gc
@@ -64,7 +65,7 @@ def _load(paths: Sequence[str | Path] | str | Path, cron_version: tuple[int, int
     )
     manifest: Manifest | None = None
     try:
-        manifest = Manifest.model_validate(merged, context={"cron_version": cron_version})
+        manifest = manifest_model().model_validate(merged, context={"cron_version": cron_version})
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             problems.extend(problem_for(merged, error))

@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
-from reconciler.manifest.checks import cross_problems, format_path
+from reconciler.manifest.checks import NAMED_LISTS, cross_problems, format_path, named_sections
 from reconciler.manifest.types import (
     EXTENSION_ALIASES,
     SECRET_SOURCES,
@@ -181,7 +181,7 @@ class JobSpec(SpecModel):
 
 
 class HttpPostSpec(SpecModel):
-    """A `net.http_post(...)` call, rendered by `reconciler.kinds.trigger_command.render_command`.
+    """A `net.http_post(...)` call, rendered by the trigger kind as the SQL text of its `cron.job` command.
 
     Markers (the only two): a mapping with a `secret` key is a SecretRef, `{secret: name, append: text,
     prepend: text}`, read from Vault when the trigger runs; `{now: text}` is the run's timestamp
@@ -327,7 +327,6 @@ class PrunePolicy(SpecModel):
     edge_secrets: Annotated[Literal["off", "report", "delete"], BeforeValidator(_off)] = "delete"
 
 
-_COLLECTIONS = ("extensions", "secrets", "jobs", "triggers")
 
 
 class Manifest(SpecModel):
@@ -363,7 +362,7 @@ class Manifest(SpecModel):
         if not isinstance(data, Mapping):
             return data
         data = dict(data)
-        for key in _COLLECTIONS:
+        for key in NAMED_LISTS:
             if key in data and data[key] is None:
                 data[key] = ()
         secrets = data.get("secrets")
@@ -389,3 +388,6 @@ class Manifest(SpecModel):
         dumped = self.model_dump(mode="json", by_alias=True, exclude={"source_files", "warnings"})
         text = json.dumps(dumped, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+NAMED_LISTS.update(named_sections(Manifest))

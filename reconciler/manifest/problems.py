@@ -13,6 +13,7 @@ import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,30 +21,14 @@ from pydantic import BaseModel
 from reconciler.errors import ManifestProblem
 from reconciler.manifest.checks import Loc, field_name, format_path
 from reconciler.manifest.models import (
-    ExtensionSpec,
-    GenerateSpec,
-    HttpPostSpec,
     JobSpec,
     Manifest,
-    PrunePolicy,
     SecretSpec,
-    TablesSpec,
     TriggerSpec,
 )
+from reconciler.manifest.sections import field_models, manifest_model
 from reconciler.manifest.types import UNION_TAGS, NowMarker, SecretRef, describe, quote
 from reconciler.manifest.yaml import LMap, LSeq, Pos
-
-_FIELDS: dict[tuple[str, ...], type[BaseModel]] = {
-    (): Manifest,
-    ("extensions", "[]"): ExtensionSpec,
-    ("secrets", "*"): SecretSpec,
-    ("secrets", "*", "generate"): GenerateSpec,
-    ("jobs", "[]"): JobSpec,
-    ("triggers", "[]"): TriggerSpec,
-    ("triggers", "[]", "http_post"): HttpPostSpec,
-    ("tables",): TablesSpec,
-    ("prune",): PrunePolicy,
-}
 
 
 def _model_for(loc: Sequence[str | int]) -> type[BaseModel] | None:
@@ -51,17 +36,24 @@ def _model_for(loc: Sequence[str | int]) -> type[BaseModel] | None:
         return SecretRef
     if loc and loc[-1] == "~now":
         return NowMarker
-    shape: list[str] = []
-    for i, el in enumerate(loc):
+    models = field_models(manifest_model())
+    prefixes = _prefixes(tuple(models))
+    shape: tuple[str, ...] = ()
+    for el in loc:
         if el in UNION_TAGS:
             continue
         if isinstance(el, int):
-            shape.append("[]")
-        elif i == 1 and loc[0] == "secrets":
-            shape.append("*")
+            shape = (*shape, "[]")
+        elif (*shape, el) not in prefixes and (*shape, "*") in prefixes:
+            shape = (*shape, "*")  # a key of a mapping by name (`secrets: {cron_secret: ...}`)
         else:
-            shape.append(el)
-    return _FIELDS.get(tuple(shape))
+            shape = (*shape, el)
+    return models.get(shape)
+
+
+@lru_cache(maxsize=8)
+def _prefixes(shapes: tuple[tuple[str, ...], ...]) -> frozenset[tuple[str, ...]]:
+    return frozenset(shape[:n] for shape in shapes for n in range(len(shape) + 1))
 
 
 def _field_names(model: type[BaseModel]) -> list[str]:

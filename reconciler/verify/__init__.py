@@ -12,9 +12,9 @@ Importing this package imports no database driver: `verify.read` (psycopg) is im
 
 from __future__ import annotations
 
+from reconciler.kinds.facts import DEFAULT_TIMEOUT_MS, DeclaredTrigger
 from reconciler.verify.checks import RETENTION, exit_code, lookback, run_checks, settled
 from reconciler.verify.evidence import (
-    DEFAULT_TIMEOUT_MS,
     FORMAT_VERSION,
     NOT_SENDING,
     RECORDED_NOTHING,
@@ -22,7 +22,6 @@ from reconciler.verify.evidence import (
     CheckResult,
     CronJob,
     CronRun,
-    DeclaredTrigger,
     Evidence,
     ExecutionRow,
     HttpResponse,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from reconciler.kinds.facts import DeclaredTrigger
 from reconciler.model import Action, Severity
 from reconciler.verify.evidence import (
     FINISHED,
@@ -18,7 +19,6 @@ from reconciler.verify.evidence import (
     HOUSEKEEPING_MAX_ROWS,
     STUCK_AFTER,
     CheckResult,
-    DeclaredTrigger,
     Evidence,
     Status,
     _ago,
@@ -110,6 +110,19 @@ def check_preflight(ev: Evidence) -> CheckResult:
     return CheckResult(name, Status.PASS, f"the database matches {ev.manifest_name} (the plan is empty)", tuple(lines))
 
 
+def freshness(job: Any, now: datetime) -> tuple[str, timedelta | None]:
+    """(state, period) of an active job: `fresh`, `stale` (last ran more than two periods ago), `never` (never ran
+    though created more than two periods ago, or when unknown), `pending` (new, not run yet) or `odd` (no period)."""
+    period = _period(job.schedule)
+    if period is None:
+        return "odd", None
+    if job.last_run_at is None:
+        if job.created_at is not None and now - job.created_at < 2 * period:
+            return "pending", period
+        return "never", period
+    return ("stale" if now - job.last_run_at > 2 * period else "fresh"), period
+
+
 def check_jobs(ev: Evidence) -> CheckResult:
     name = "scheduled jobs: freshness"
     if "public.scheduled_jobs" in ev.unavailable:
@@ -120,16 +133,14 @@ def check_jobs(ev: Evidence) -> CheckResult:
         return CheckResult(name, Status.WARN, "no active scheduled jobs", fix="declare jobs and run `reconcile --apply`")
     stale, never, pending, odd = [], [], [], []
     for j in sorted(active, key=lambda j: j.name):
-        period = _period(j.schedule)
-        if period is None:
+        state, period = freshness(j, ev.now)
+        if state == "odd":
             odd.append(f"{j.name}: schedule {j.schedule!r} has no regular period")
-            continue
-        if j.last_run_at is None:
-            if j.created_at is not None and ev.now - j.created_at < 2 * period:
-                pending.append(f"{j.name}: never ran (created {_ago(ev.now, j.created_at)})")
-            else:
-                never.append(f"{j.name}: never ran")
-        elif ev.now - j.last_run_at > 2 * period:
+        elif state == "pending" and j.created_at is not None:
+            pending.append(f"{j.name}: never ran (created {_ago(ev.now, j.created_at)})")
+        elif state == "never":
+            never.append(f"{j.name}: never ran")
+        elif state == "stale" and period is not None and j.last_run_at is not None:
             stale.append(f"{j.name}: last ran {_ago(ev.now, j.last_run_at)} (schedule {j.schedule!r}, "
                          f"expected within {_span(2 * period)})")
     facts = tuple(stale + never + pending + odd)

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler import cron
+from reconciler.kinds.facts import DeclaredTrigger
 from reconciler.model import Plan
 
 FORMAT_VERSION = "1"
@@ -22,7 +23,6 @@ FORMAT_VERSION = "1"
 STUCK_AFTER = timedelta(minutes=1)
 #: How long after a run its response may be written: the request timeout plus this margin.
 RESPONSE_MARGIN = timedelta(seconds=10)
-DEFAULT_TIMEOUT_MS = 5000
 HOUSEKEEPING_MAX_ROWS = 100_000
 HOUSEKEEPING_MAX_AGE = timedelta(days=7)
 FINISHED = frozenset({"succeeded", "failed"})
@@ -40,19 +40,6 @@ class Status(StrEnum):
 
 # ---------------------------------------------------------------------------------------------------
 # Evidence: plain rows, as read
-
-
-@dataclass(frozen=True, slots=True)
-class DeclaredTrigger:
-    """A trigger of the manifest, as verify needs it. `endpoint` is the URL shown to people: a path or
-    `{project_url}/path` (a secret's name, never its value); `path` is what queued URLs are matched on."""
-
-    name: str
-    schedule: str
-    path: str | None = None  # None: a `command:` trigger, no HTTP to check
-    endpoint: str = ""
-    secret_header: str | None = None  # the vault secret sent as x-cron-secret
-    timeout_ms: int = DEFAULT_TIMEOUT_MS
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
 
 from reconciler.verify.evidence import CheckResult, Evidence, Status, _and
 
@@ -82,11 +81,3 @@ def check_secret_literals(ev: Evidence) -> CheckResult:
     return CheckResult(name, Status.PASS, f"no literal credentials in cron.job commands or scheduled_jobs "
                                           f"({scanned} row(s) scanned)")
 
-
-def scrub(text: str, values: Sequence[str]) -> str:
-    """Belt and braces: no resolved secret value may reach the output, whatever a check printed."""
-    from reconciler import render  # here, not at the top: importing verify imports no kind (nor driver)
-
-    for value in sorted((v for v in values if len(v) >= 6), key=len, reverse=True):
-        text = text.replace(value, render.SENSITIVE)
-    return text

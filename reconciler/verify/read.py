@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import errors as pgerr
@@ -28,12 +27,11 @@ from psycopg.pq import ExecStatus, TransactionStatus
 
 from reconciler.engine import db
 from reconciler.errors import ReconcilerError
+from reconciler.kinds.facts import DeclaredTrigger
 from reconciler.verify.checks import lookback
 from reconciler.verify.evidence import (
-    DEFAULT_TIMEOUT_MS,
     CronJob,
     CronRun,
-    DeclaredTrigger,
     Evidence,
     ExecutionRow,
     HttpResponse,
@@ -93,29 +91,12 @@ _STATS = {
 
 
 def declared_triggers(manifest: Manifest) -> tuple[DeclaredTrigger, ...]:
-    """The manifest's triggers as verify sees them: endpoint path and display form, never a secret value."""
-    from reconciler.manifest import SecretRef
+    """The manifest's scheduled calls as verify sees them, from the kinds that declare them."""
+    from reconciler import kinds
+    from reconciler.kinds.facts import TriggerFacts
 
-    out = []
-    for trig in manifest.triggers:
-        post = trig.http_post
-        if post is None:
-            out.append(DeclaredTrigger(trig.name, trig.schedule))
-            continue
-        if isinstance(post.url, SecretRef):
-            path = urlsplit("http://x" + post.url.append).path if post.url.append.startswith("/") else post.url.append
-            endpoint = f"{post.url.prepend}{{{post.url.secret}}}{post.url.append}"
-        else:
-            parts = urlsplit(str(post.url))
-            path = parts.path
-            endpoint = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
-        secret = None
-        for header, value in post.headers.items():
-            if header.lower() == "x-cron-secret" and isinstance(value, SecretRef):
-                secret = value.secret
-        timeout = post.timeout_milliseconds or DEFAULT_TIMEOUT_MS
-        out.append(DeclaredTrigger(trig.name, trig.schedule, path or "/", endpoint, secret, int(timeout)))
-    return tuple(out)
+    facts: list[TriggerFacts] = kinds.providing(TriggerFacts)  # type: ignore[type-abstract]
+    return tuple(t for kind in facts for t in kind.declared_triggers(manifest))
 
 
 def _ts(value: Any) -> datetime | None:
@@ -383,10 +364,6 @@ class Reader:
         self.conn = conn
         self.declared = tuple(declared)
         self.memory = Memory()
-
-    @property
-    def check_start(self) -> datetime | None:
-        return self.memory.check_start
 
     def read(self, *, full: bool = True) -> Evidence:
         """The evidence; `full=False` (the --wait polls) reads only what `verify.settled` looks at: the

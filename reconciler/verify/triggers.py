@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from reconciler import cron
+from reconciler.kinds.facts import DeclaredTrigger
 from reconciler.verify.evidence import (
     FINISHED,
     NOT_SENDING,
@@ -19,7 +20,6 @@ from reconciler.verify.evidence import (
     CheckResult,
     CronJob,
     CronRun,
-    DeclaredTrigger,
     Evidence,
     HttpResponse,
     ObservedRequest,

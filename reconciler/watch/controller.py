@@ -4,7 +4,11 @@ Each cycle: reload the manifest if its files changed (an invalid edit is reporte
 manifest kept), resolve secrets, read, plan, then apply (with --apply) or only report. Cycles never
 overlap; they are spaced by the interval with a little jitter. Retryable errors (database down) back
 off exponentially from about 1 s up to the interval; permanent ones are reported once per interval; a
-cycle skipped because another replica holds the lock simply waits for the next interval. SIGTERM/SIGINT finish the running cycle and exit 0; SIGHUP starts a cycle now.
+cycle skipped because another replica holds the lock simply waits for the next interval. SIGTERM/SIGINT finish the
+running cycle and exit 0; a cycle still waiting for the database after SHUTDOWN_GRACE seconds has its waits
+ended (engine/deadline.py), so the process stops within the grace period. SIGHUP starts a cycle now.
+Every wait for the database ends at the client-side deadline; a cycle running longer than `stuck_after`
+(half that deadline, at most STUCK_AFTER) makes /readyz answer 503 until it ends.
 Health, readiness and Prometheus metrics are served over HTTP from a side thread. Each cycle (or every
 --verify-interval) also verifies the pipeline itself (`watch.pipeline`: verify's checks as metrics),
 reading the evidence over the cycle's one connection, in the plan's round trips (one more after an
@@ -14,7 +18,7 @@ apply's COMMIT); changes of state are sent to the --notify webhooks (`notify`, f
 from __future__ import annotations
 
 import os
-import random
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -26,11 +30,14 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from reconciler import kinds
+from reconciler.engine import deadline
 from reconciler.engine import session as run
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError
 from reconciler.kinds.base import PlanOptions
 from reconciler.model import MUTATING, Plan
+from reconciler.util.backoff import next_delay
 from reconciler.util.files import signature as file_signature
+from reconciler.util.version import package_version
 from reconciler.watch import lifecycle
 from reconciler.watch.notify import Notices, Notifier
 from reconciler.watch.pipeline import PipelineMonitor, secret_texts
@@ -45,6 +52,13 @@ KINDS = tuple(kind.name for kind in kinds.REGISTRY)
 log = structlog.get_logger("reconciler.watch.controller")
 #: Every cycle's result label (cycle_result, plus the failures).
 RESULTS = ("success", "drift", "pending", "manifest_invalid", "error", "skipped")
+
+#: Seconds a stopping controller lets its running cycle finish before it ends the cycle's waits for the
+#: database (RECONCILER_SHUTDOWN_GRACE overrides it); Kubernetes' terminationGracePeriodSeconds must exceed it.
+SHUTDOWN_GRACE = 10.0
+GRACE_ENV = "RECONCILER_SHUTDOWN_GRACE"
+#: A cycle running longer than this (or half the client-side deadline, when shorter) reports not ready.
+STUCK_AFTER = 10.0
 
 
 @dataclass
@@ -105,6 +119,11 @@ class Controller:
         self.stop, self.wake = self.lifecycle.stop, self.lifecycle.wake
         self.started = time.monotonic()
         self.last_cycle_started: float | None = None
+        self.cycle_running = False
+        self.stuck_after = min(STUCK_AFTER, deadline.answer_timeout(settings.statement_timeout,
+                                                                    settings.lock_timeout) / 2)
+        self.shutdown_grace = _seconds(os.environ.get(GRACE_ENV), SHUTDOWN_GRACE)
+        self._loop_done = threading.Event()
         self.last_cycle_ok = False
         self.manifest: Manifest | None = None
         self.manifest_error: str | None = None
@@ -120,6 +139,7 @@ class Controller:
         self.lifecycle.install_signals()
         self._serve_http()
         self.notices.notifier.start()
+        threading.Thread(target=self._end_stuck_cycle_on_stop, name="shutdown-grace", daemon=True).start()
         log.info("controller_started", interval=self.settings.interval, apply=self.settings.apply,
                  http_port=self.http_port, files=list(self.settings.files))
         try:
@@ -129,10 +149,24 @@ class Controller:
                 delay = self.cycle()
                 self.lifecycle.sleep(delay)
         finally:
+            self._loop_done.set()
             lifecycle.shutdown_http(self._server)
             self.notices.notifier.close()
             log.info("controller_stopped")
         return 0
+
+    def _end_stuck_cycle_on_stop(self) -> None:
+        """Once stopped, give the running cycle `shutdown_grace` seconds, then end its waits for the database."""
+        while not self.stop.wait(0.5):
+            if self._loop_done.is_set():  # the loop ended otherwise (an in-process caller): nothing to do
+                return
+        if self._loop_done.wait(self.shutdown_grace):
+            return
+        log.warning("shutdown_grace_expired", seconds=self.shutdown_grace,
+                    action="ending the cycle's waits for the database; an apply not yet committed rolls back")
+        while not self._loop_done.is_set():  # again until the loop ends: a wait may start after the first
+            deadline.abort_waits()
+            self._loop_done.wait(0.2)
 
     # --- one cycle -------------------------------------------------------------------------------
     def cycle(self) -> float:
@@ -140,6 +174,7 @@ class Controller:
         cycle_id = uuid.uuid4().hex[:12]
         structlog.contextvars.bind_contextvars(cycle_id=cycle_id)
         self.last_cycle_started = time.monotonic()
+        self.cycle_running = True
         t0 = time.perf_counter()
         summary: dict[str, Any] = {"applied": False, "drift_found": False, "counts": {}}
         result, error, retryable = "success", None, False
@@ -166,6 +201,7 @@ class Controller:
             result, error, retryable = "error", e.one_line(), e.retryable
         # part of the cycle: done before its result is published (metrics, readiness, the summary line)
         self._watch_pipeline(result, error, plan, evidence)
+        self.cycle_running = False
         duration = time.perf_counter() - t0
         self.metrics.cycles.labels(result).inc()
         self.metrics.duration.observe(duration)
@@ -184,13 +220,12 @@ class Controller:
         return self._next_delay(result, retryable)
 
     def _next_delay(self, result: str, retryable: bool) -> float:
-        interval = self.settings.interval
-        if result == "error" and retryable:
-            base = min(interval, self.settings.min_backoff * (2 ** (self._failures - 1)))
-            delay = base * random.uniform(0.5, 1.0)
+        retrying = result == "error" and retryable
+        delay = next_delay(self.settings.interval, jitter=self.settings.jitter, min_backoff=self.settings.min_backoff,
+                           failures=self._failures, retrying=retrying)
+        if retrying:
             log.info("backoff", seconds=round(delay, 2), failures=self._failures)
-            return delay
-        return interval * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
+        return delay
 
     def _reload_manifest(self) -> None:
         signature = file_signature(self.settings.files)
@@ -214,7 +249,6 @@ class Controller:
         """Read, plan and (with --apply) apply over one connection; `evidence` (the pipeline's read, when
         due) rides on it."""
         from reconciler.engine.apply import apply, read_and_plan
-        from reconciler.kinds.trigger_command import render_command
 
         assert self.manifest is not None
         options = PlanOptions(prune=self.settings.prune)
@@ -222,16 +256,16 @@ class Controller:
             values, planes = session.secret_values, session.planes
             self._secrets = self.notices.notifier.secrets = secret_texts(values)
             if not self.settings.apply:
-                _, plan = read_and_plan(self.settings.url, self.manifest, values, render_command, options, planes,
+                _, plan = read_and_plan(self.settings.url, self.manifest, values, options, planes,
                                         evidence)
                 for change in plan.drifted:
                     log.warning("drift_detected", kind=change.kind, key=change.key, action=change.action.value,
                                 reason=change.reason)
                 return plan
-            result = apply(self.settings.url, self.manifest, values, render_command, options,
+            result = apply(self.settings.url, self.manifest, values, options,
                            lock_timeout=self.settings.lock_timeout, statement_timeout=self.settings.statement_timeout,
                            command="--watch --apply" + (" --prune" if self.settings.prune else ""),
-                           version=_version(), planes=planes, rider=evidence)
+                           version=package_version(), planes=planes, rider=evidence)
         drifted = result.plan.drifted + result.corrections  # a change made during the apply is drift too
         for change in result.plan.mutating + result.corrections:
             self.metrics.applied.labels(change.kind, change.action.value).inc()
@@ -282,6 +316,9 @@ class Controller:
         return time.monotonic() - reference <= limit
 
     def ready(self) -> tuple[bool, str]:
+        running = time.monotonic() - self.last_cycle_started if self.cycle_running and self.last_cycle_started else 0.0
+        if running > self.stuck_after:
+            return False, f"cycle running for {running:.0f} s (waiting for the database?)"
         if self.manifest_error is not None:
             return False, "manifest invalid: " + self.manifest_error.splitlines()[0]
         if not self.last_cycle_ok:
@@ -317,7 +354,8 @@ def _counts(plan: Plan) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _version() -> str:
-    from reconciler import __version__
-
-    return __version__
+def _seconds(text: str | None, default: float) -> float:
+    try:
+        return float(text) if text else default
+    except ValueError:
+        return default

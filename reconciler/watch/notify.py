@@ -31,11 +31,11 @@ from urllib.parse import urlsplit
 import structlog
 
 from reconciler.errors import ReconcilerError
+from reconciler.secret_value import scrub
 
 log = structlog.get_logger("reconciler.watch.notify")
 
 SOURCE = "reconcile --watch"
-SENSITIVE = "(sensitive)"
 
 
 def webhook_url(text: str) -> str:
@@ -59,12 +59,6 @@ def target(url: str) -> str:
     """What a log may say about a webhook URL: scheme, host and port."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-
-
-def scrub(text: str, secrets: Sequence[str]) -> str:
-    for value in sorted((v for v in secrets if len(v) >= 6), key=len, reverse=True):
-        text = text.replace(value, SENSITIVE)
-    return text
 
 
 @dataclass(frozen=True)

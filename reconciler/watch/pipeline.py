@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from reconciler import cron
 from reconciler.model import Plan
 
 if TYPE_CHECKING:
@@ -94,20 +93,9 @@ def http_class(status_code: int | None) -> str:
 def stale_jobs(scheduled_jobs: Sequence[Any], now: datetime) -> int:
     """Active jobs whose `last_run_at` is older than two periods of their schedule, or that never ran
     although created more than two periods ago: the count behind a failing `scheduled jobs: freshness`."""
-    stale = 0
-    for job in scheduled_jobs:
-        if not job.active:
-            continue
-        try:
-            period = cron.parse(job.schedule).max_period()
-        except cron.CronError:
-            continue
-        if period is None:
-            continue
-        reference = job.last_run_at if job.last_run_at is not None else job.created_at
-        if reference is None or now - reference > 2 * period:  # never ran and no creation time: stale
-            stale += 1
-    return stale
+    from reconciler.verify.checks import freshness
+
+    return sum(1 for job in scheduled_jobs if job.active and freshness(job, now)[0] in ("stale", "never"))
 
 
 class PipelineMetrics:
@@ -271,7 +259,7 @@ def _remove(metric: Any, *labels: str) -> None:
 
 
 def _scrub(text: str, secrets: Sequence[str]) -> str:
-    from reconciler.verify.leaks import scrub
+    from reconciler.secret_value import scrub
 
     return scrub(text, secrets)
 

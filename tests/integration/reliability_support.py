@@ -25,7 +25,6 @@ from reconciler import __version__
 from reconciler.engine.apply import apply, read_and_plan
 from reconciler.engine.sources import resolve_secrets
 from reconciler.kinds.base import PlanOptions
-from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import load_manifest
 from tests.integration.apply_support import MANIFEST, ROOT, SECRETS_ENV, dump, query, wait_until
 
@@ -155,11 +154,11 @@ class InProcess:
         self.values = resolve_secrets(self.manifest, SECRETS_ENV)
 
     def apply(self, lock_timeout: float = 30) -> Any:
-        return apply(self.url, self.manifest, self.values, render_command, PlanOptions(), lock_timeout=lock_timeout,
+        return apply(self.url, self.manifest, self.values, PlanOptions(), lock_timeout=lock_timeout,
                      command="--apply", version=__version__)
 
     def plan_is_empty(self) -> bool:
-        _, plan = read_and_plan(self.url, self.manifest, self.values, render_command, PlanOptions())
+        _, plan = read_and_plan(self.url, self.manifest, self.values, PlanOptions())
         return plan.is_empty
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from reconciler.kinds import edge_secrets, extensions, jobs, secrets, triggers
+from reconciler import kinds as registry
+from reconciler.kinds import extensions, jobs, secrets, triggers
 from reconciler.kinds.base import Capabilities, LiveState, Managed
-from reconciler.kinds.trigger_command import render_command
+from reconciler.kinds.triggers.command import render_command
 from reconciler.manifest import load_manifest
 from tests import manifest_lookup as lookup
 
@@ -45,7 +46,7 @@ def caps(*relations: str, **kw: Any) -> Capabilities:
                               "vault.write": True, "cron.alter_job": True}
     probes.update({PROBE_KWARGS[k]: kw.pop(k) for k in list(kw) if k in PROBE_KWARGS})
     probes.update(kw.pop("probes", {}))
-    base = dict(server_version_num=150000, current_user="postgres", database="postgres", is_superuser=False,
+    base = dict(current_user="postgres", database="postgres", is_superuser=False,
                 settings={"shared_preload_libraries": "pg_cron", "cron.database_name": "postgres"},
                 relations=frozenset(relations), probes=probes)
     base.update(kw)
@@ -62,16 +63,16 @@ def ext_rows(installed: dict[str, str] | None = None) -> list[tuple]:
 def live(*, capabilities: Capabilities | None = None, installed: dict[str, str] | None = None,
          secret_rows=(), job_rows=(), trigger_rows=(), managed=()) -> LiveState:
     c = capabilities or caps("public.scheduled_jobs", "public.job_executions")
-    kinds = {
-        "extension": extensions.from_rows(ext_rows(installed), c),
+    per_kind = {
+        "extension": extensions.kind.from_rows(ext_rows(installed), c),
         "table": {n: c.has(n) for n in ("public.scheduled_jobs", "public.job_executions")},
-        "secret": secrets.from_rows(list(secret_rows), c),
-        "job": jobs.from_rows(list(job_rows), c),
-        "trigger": triggers.from_rows(list(trigger_rows), c),
-        "edge_secret": edge_secrets.from_rows([], c),
+        "secret": secrets.kind.from_rows(list(secret_rows), c),
+        "job": registry.by_name("job").from_rows(list(job_rows), c),
+        "trigger": triggers.kind.from_rows(list(trigger_rows), c),
+        "edge_secret": registry.by_name("edge_secret").from_rows([], c),
     }
     records = {(k, key): Managed(k, key, protect) for k, key, protect in managed}
-    return LiveState(c, kinds, records, bool(managed))
+    return LiveState(c, per_kind, records, bool(managed))
 
 
 def job_row(name: str | None, *, row_id: str = "r", **fields: Any) -> tuple:

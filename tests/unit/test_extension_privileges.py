@@ -12,7 +12,6 @@ import pytest
 
 from reconciler.kinds import extensions
 from reconciler.kinds.extensions import LiveExtension, may_create, schema_overrides
-from reconciler.kinds.trigger_command import render_command
 from reconciler.plan import plan
 from tests.unit.planning import MANIFEST, VALUES, caps, live
 
@@ -66,7 +65,7 @@ def _untrusted_live(capabilities):
 
 
 def _findings(capabilities, manifest=MANIFEST):
-    result = plan(manifest, _untrusted_live(capabilities), VALUES, render_command)
+    result = plan(manifest, _untrusted_live(capabilities), VALUES)
     return {(f.code, f.severity.value) for f in result.findings}, result
 
 
@@ -103,9 +102,9 @@ def test_certain_refusal_blocks_up_front():
 
 
 def test_refused_create_explains_itself():
-    create = next(c for c in plan(MANIFEST, _untrusted_live(_caps({})), VALUES, render_command).changes
+    create = next(c for c in plan(MANIFEST, _untrusted_live(_caps({})), VALUES).changes
                   if c.key == "pg_net")
-    explained = [extensions.refused(s) for s in extensions.sql_for(create)]
+    explained = [extensions.kind.refused(s) for s in extensions.sql_for(create)]
     assert explained[:-1] == [None] * (len(explained) - 1)
     assert explained[-1] == ("the server refused to let this role create extension pg_net; rolled back, nothing changed",
                              "enable pg_net in the Dashboard (Database > Extensions), or run the reconciler as a superuser")

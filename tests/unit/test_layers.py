@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 
 #: Inner to outer: the top-level folders and modules of reconciler/, each layer a tuple of such names.
@@ -94,10 +96,14 @@ def test_no_import_cycles() -> None:
     assert cycles == []
 
 
-#: Modules of kinds/ that are not a kind: what kinds exchange with the core, and shared helpers. The core
-#: still receives the trigger kind's renderer (`trigger_command.render_command`) as a parameter until
-#: issue 26 point 1 moves it into the trigger kind; `edge_api` is also the fleet's Management API client's.
-NOT_KINDS = {"kinds.base", "kinds.sqltext", "kinds.edge_api", "kinds.trigger_command"}
+#: Modules of kinds/ that are not a kind: what kinds exchange with the core, and shared helpers
+#: (`edge_api` is also the fleet's Management API client's).
+NOT_KINDS = {"kinds", "kinds.base", "kinds.common", "kinds.exporting", "kinds.facts", "kinds.edge_api"}
+
+
+#: The layers that may know particular kinds and sections: the kinds themselves, and the manifest (which
+#: declares the sections) with what it builds on. Everything else is the core.
+KNOWS_KINDS = ("util", "cron", "manifest", "kinds")
 
 
 def test_the_core_never_names_a_kind() -> None:
@@ -106,3 +112,64 @@ def test_the_core_never_names_a_kind() -> None:
     naming = {m: sorted(deps & kind_modules) for m, deps in _graph().items()
               if not m.startswith("kinds") and deps & kind_modules}
     assert naming == {}
+
+
+def kind_sections() -> frozenset[str]:
+    """The Manifest's sections that belong to kinds (`prune` is every kind's policy, read by `down` as a whole)."""
+    from reconciler.manifest import Manifest
+
+    return frozenset(info.alias or name for name, info in Manifest.model_fields.items()) - {
+        "version", "prune", "source_files", "warnings"}
+
+
+def naming_violations(source: str, kind_names: frozenset[str], sections: frozenset[str]) -> list[str]:
+    """Where `source` names a kind by string (compared with, passed as an argument, used as an index) or
+    reads a kind's section of a manifest (`manifest.jobs`, `session.manifest.triggers`)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        named: list[ast.expr] = []
+        if isinstance(node, ast.Compare):
+            named = [node.left, *node.comparators]
+        elif isinstance(node, ast.Call):
+            named = [*node.args, *(k.value for k in node.keywords)]
+        elif isinstance(node, ast.Subscript):
+            named = [node.slice]
+        for expr in named:
+            if isinstance(expr, ast.Constant) and expr.value in kind_names:
+                found.append(f"line {expr.lineno}: names kind {expr.value!r}")
+        if isinstance(node, ast.Attribute) and node.attr in sections:
+            owner = node.value
+            owner_name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", "")
+            if "manifest" in owner_name.lower():
+                found.append(f"line {node.lineno}: reads manifest.{node.attr}")
+    return found
+
+
+def test_the_core_never_names_a_kind_or_reads_its_section() -> None:
+    """Beyond imports: no core module names a kind by string or reads a kind's manifest section."""
+    from reconciler import kinds
+
+    names = frozenset(kind.name for kind in kinds.REGISTRY)
+    found = {m: naming_violations(_modules()[m].read_text(), names, kind_sections())
+             for m in _modules() if m and m.split(".")[0] not in KNOWS_KINDS}
+    assert {m: v for m, v in found.items() if v} == {}
+
+
+@pytest.mark.parametrize("planted", [
+    "def f(live):\n    return live.of('trigger')\n",
+    "def f(change):\n    return change.kind == 'job'\n",
+    "def f(kinds):\n    return kinds.by_name('secret')\n",
+    "def f(live):\n    return live.kinds['edge_secret']\n",
+    "def f(session):\n    return len(session.manifest.triggers)\n",
+    "def f(manifest):\n    return [s.name for s in manifest.secrets]\n",
+], ids=["live.of", "compare", "by_name", "index", "session.manifest", "manifest"])
+def test_the_naming_check_catches_a_planted_violation(planted: str) -> None:
+    names = frozenset({"extension", "table", "secret", "job", "trigger", "edge_secret"})
+    assert len(naming_violations(planted, names, kind_sections())) == 1
+
+
+def test_the_naming_check_leaves_other_strings_alone() -> None:
+    """A metric label or a JSON key that happens to be a kind's name is not a kind named."""
+    clean = ('"""Mentions a trigger."""\nGauge("x", "help", ["trigger"])\nroles = {"secret": "service_role"}\n'
+             'def f(manifest):\n    return manifest.digest()\n')
+    assert naming_violations(clean, frozenset({"trigger", "secret"}), kind_sections()) == []

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from reconciler.cli.manifest import schema_command, validate_command
 from reconciler.errors import ManifestError
-from reconciler.kinds.trigger_command import render_command
+from reconciler.kinds.triggers.command import render_command
 from reconciler.manifest import (
     JobSpec,
     Manifest,
@@ -563,3 +563,13 @@ def test_a_schedule_with_a_line_break_is_refused(tmp_path: Path, monkeypatch: py
     write(tmp_path, "m.yaml", MINIMAL.replace('"*/5 * * * *"', '"*/5 * * * *\\n0 0 * * *"'))
     with pytest.raises(ManifestError, match=r"m\.yaml:8:15: jobs\[0\] \(fetch_google_news\)\.schedule: must be a single line"):
         load_manifest(["m.yaml"])
+
+
+def test_a_typo_in_any_section_gets_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The models a location falls into come from the Manifest model itself, so no section is left out."""
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "e.yaml", "version: 1\nedge_functions:\n  projet_ref: abc\n  secrets:\n    X: {from_evn: Y}\n")
+    assert problems_of(["e.yaml"]) == [
+        'e.yaml:3:3: edge_functions: unknown field "projet_ref" (did you mean "project_ref"?)',
+        'e.yaml:5:9: edge_functions.secrets.X: unknown field "from_evn" (did you mean "from_env"?)',
+    ]

@@ -180,7 +180,8 @@ class Collect(Notifier):
         self.sent: list[Message] = []
 
     def send(self, message: Message) -> None:
-        from reconciler.watch.notify import _scrub_tree, scrub
+        from reconciler.secret_value import scrub
+        from reconciler.watch.notify import _scrub_tree
 
         self.sent.append(Message(message.event, message.severity, scrub(message.text, self.secrets),
                                  _scrub_tree(message.details, self.secrets)))

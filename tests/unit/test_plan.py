@@ -6,14 +6,14 @@ import sys
 import pytest
 
 from reconciler.kinds.base import PlanOptions
-from reconciler.kinds.trigger_command import render_command
+from reconciler.kinds.triggers.command import render_command
 from reconciler.model import Action
 from reconciler.plan import plan
 from tests.unit.planning import MANIFEST, VALUES, caps, in_sync_live, job_row, live
 
 
 def make(live_state, **options):
-    return plan(MANIFEST, live_state, VALUES, render_command, PlanOptions(**options))
+    return plan(MANIFEST, live_state, VALUES, PlanOptions(**options))
 
 
 def by(p, kind, key=None):
@@ -136,7 +136,7 @@ def test_duplicates_and_orphans():
 def test_prune_policy_report_never_deletes_orphan_rows():
     rows = [job_row(j.name, row_id=str(i)) for i, j in enumerate(MANIFEST.jobs)] + [job_row(None, row_id="orphan")]
     reporting = MANIFEST.model_copy(update={"prune": MANIFEST.prune.model_copy(update={"jobs": "report"})})
-    p = plan(reporting, in_sync_live(job_rows=rows), VALUES, render_command, PlanOptions(prune=True))
+    p = plan(reporting, in_sync_live(job_rows=rows), VALUES, PlanOptions(prune=True))
     (orphan,) = [c for c in p.changes if "orphan" in c.reason]
     assert orphan.action is Action.UNMANAGED and p.is_empty
 
@@ -175,6 +175,7 @@ def test_plan_module_does_not_import_the_driver():
 
 def _vault_and_edge(cron_secret_digest):
     """The plan's cron_secret change and the mirrored Edge Function secret's, for one live vault digest."""
+    from reconciler import kinds
     from reconciler.kinds import edge_secrets
     from reconciler.kinds.base import PlanContext
 
@@ -183,7 +184,7 @@ def _vault_and_edge(cron_secret_digest):
     state = in_sync_live(secret_rows=rows)
     want = {"CRON_SECRET": edge_secrets.DesiredEdgeSecret("CRON_SECRET", "cron_secret", VALUES["cron_secret"])}
     edge_live = edge_secrets.EdgeLive(True, "", {"CRON_SECRET": "digest-of-an-old-value"})
-    (edge_change,) = edge_secrets.diff(want, edge_live, PlanContext(state, PlanOptions(), "off"))
+    (edge_change,) = kinds.by_name("edge_secret").diff(want, edge_live, PlanContext(state, PlanOptions(), "off"))
     (vault_change,) = by(make(state), "secret", "cron_secret")
     return vault_change.action, edge_change.action
 

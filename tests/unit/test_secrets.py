@@ -207,7 +207,7 @@ def test_secret_statements_carry_no_plaintext_until_the_copy_runs() -> None:
     value = SecretValue("sv-plaintext-marker")
     change = Change("secret", "cron_secret", Action.CREATE, after={"name": "cron_secret", "description": "", "value": value},
                     fields=(FieldChange("value", sensitive=True),))
-    statements = secret_kind.statements([change], Capabilities())
+    statements = secret_kind.kind.statements([change], Capabilities())
     shown = repr(statements) + "".join(s.query.as_string(None) for s in statements)
     assert "sv-plaintext-marker" not in shown
     assert "pg_temp" in shown and all(isinstance(s.query, sql.Composable) for s in statements)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pglast
@@ -13,7 +15,7 @@ from pglast import ast
 from pglast.visitors import Visitor
 from pydantic import ValidationError
 
-from reconciler.kinds.trigger_command import render_command
+from reconciler.kinds.triggers.command import render_command, sql_literal
 from reconciler.manifest import TriggerSpec
 from tests.unit.planning import RUNBOOK_TRIGGER_COMMAND
 
@@ -172,3 +174,22 @@ def test_nul_bytes_are_rejected_at_validation(where: str) -> None:
         post["url"] = {"secret": "project\x00url"}
     with pytest.raises(ValidationError, match="NUL byte"):
         trigger(**post)
+
+
+@pytest.mark.parametrize("value", [
+    "plain", "it's", "back\\slash", "both '\\' kinds", "", "é ünï", "two\nlines", 0, 1, -1, 2**70, -(2**70),
+    1.5, -2.5, 3.0, 1e300, 1e-7, float("inf"), float("-inf"), float("nan"), True, False, None,
+], ids=repr)
+def test_literals_are_quoted_as_psycopg_quotes_them(value: object) -> None:
+    """The planner quotes without the driver; psycopg's own quoting is the oracle, so stored text stays in sync."""
+    from psycopg import sql
+
+    assert sql_literal(value) == sql.Literal(value).as_string(None).strip()
+
+
+def test_rendering_a_trigger_loads_no_driver() -> None:
+    code = ("import sys; from reconciler.manifest import TriggerSpec; from reconciler.kinds.triggers.command import "
+            "render_command; render_command(TriggerSpec.model_validate({'name': 'a', 'schedule': '* * * * *', "
+            "'http_post': {'url': 'https://example.test/', 'body': {'k': 'it\\'s'}}})); print('psycopg' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -15,7 +15,9 @@ from click.testing import CliRunner
 
 from reconciler import verify
 from reconciler.cli.verify import verify_command
+from reconciler.kinds.triggers.command import render_command
 from reconciler.model import Action, Change, FieldChange, Finding, Plan, Severity
+from reconciler.secret_value import scrub
 from reconciler.verify import (
     CronJob,
     CronRun,
@@ -29,7 +31,6 @@ from reconciler.verify import (
     TableStats,
     TextField,
 )
-from reconciler.verify.leaks import scrub
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)
@@ -447,7 +448,6 @@ def test_secret_literals_that_could_not_look_never_pass() -> None:
 
 
 def test_the_rendered_trigger_command_and_the_jobs_are_clean() -> None:
-    from reconciler.kinds.trigger_command import render_command
     from reconciler.manifest import load_manifest
 
     manifest = load_manifest([str(ROOT / "scheduler.yaml")])

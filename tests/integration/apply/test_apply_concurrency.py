@@ -17,7 +17,6 @@ from reconciler.engine.apply import LOCK_KEY, ApplyResult, apply
 from reconciler.engine.sources import resolve_secrets
 from reconciler.errors import LockHeld
 from reconciler.kinds.base import PlanOptions
-from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import load_manifest
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import (
@@ -104,7 +103,7 @@ def test_losers_exit_3_without_lock_timeout(supabase_like: DbTarget) -> None:
     def one() -> ApplyResult | LockHeld:
         barrier.wait()
         try:
-            return apply(supabase_like.url, manifest, values, render_command, PlanOptions())
+            return apply(supabase_like.url, manifest, values, PlanOptions())
         except LockHeld as e:
             return e
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from reconciler import cron
-from reconciler.kinds.trigger_command import render_command
+from reconciler.kinds.triggers.command import render_command
 from reconciler.manifest import TriggerSpec
 from tests.integration.apply.test_golden import invoke
 from tests.integration.export.test_export import placeholder_env

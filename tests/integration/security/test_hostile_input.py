@@ -25,7 +25,7 @@ from reconciler.engine.apply import apply, read_and_plan
 from reconciler.engine.sources import SecretValue, resolve_secrets
 from reconciler.errors import ManifestError, SecretSourceError
 from reconciler.kinds.base import PlanOptions
-from reconciler.kinds.trigger_command import render_command
+from reconciler.kinds.triggers.command import render_command
 from reconciler.manifest import Manifest, load_manifest
 from tests import manifest_lookup as lookup
 from tests.fix_db import DbTarget
@@ -155,7 +155,7 @@ def test_hostile_text_is_stored_verbatim_and_never_executed(h: str, audited_db: 
     assert manifest.secrets[0].description == h
     values = {"hostile.secret-1": SecretValue(h)}
 
-    result = apply(audited_db.url, manifest, values, render_command, PlanOptions())
+    result = apply(audited_db.url, manifest, values, PlanOptions())
     assert result.plan.counts()["create"] == 7  # 3 extensions, a secret, a job, two triggers
 
     assert_stored_verbatim(manifest, values, audited_db.superuser_url)
@@ -164,9 +164,9 @@ def test_hostile_text_is_stored_verbatim_and_never_executed(h: str, audited_db: 
     constants = string_constants(post)
     for expected in (h, one_line(h), "/functions/v1/" + one_line(h), "Bearer " + one_line(h)):
         assert expected in constants  # a string literal, never SQL
-    _, again = read_and_plan(audited_db.url, manifest, values, render_command, PlanOptions())
+    _, again = read_and_plan(audited_db.url, manifest, values, PlanOptions())
     assert again.is_empty, [(c.kind, c.key, c.fields) for c in again.mutating]
-    assert apply(audited_db.url, manifest, values, render_command, PlanOptions()).history_id is None
+    assert apply(audited_db.url, manifest, values, PlanOptions()).history_id is None
 
 
 def test_dollar_quote_in_a_header_stays_a_literal_through_the_cli(audited_db: DbTarget, tmp_path: Path) -> None:
@@ -207,11 +207,11 @@ def test_raw_trigger_command_is_stored_as_written(command: str, audited_db: DbTa
     """A `command:` trigger is the user's own SQL: kept byte-for-byte, run only by pg_cron, never by us."""
     manifest = Manifest.model_validate({"version": 1, "extensions": EXTENSIONS, "triggers": [
         {"name": "raw", "schedule": NEVER_DURING_TESTS, "command": command}]})
-    apply(audited_db.url, manifest, {}, render_command, PlanOptions())
+    apply(audited_db.url, manifest, {}, PlanOptions())
     state = raw_state(audited_db.superuser_url)
     assert state["triggers"]["raw"][1] == command
     assert state["tables"] == (True, True)
-    _, again = read_and_plan(audited_db.url, manifest, {}, render_command, PlanOptions())
+    _, again = read_and_plan(audited_db.url, manifest, {}, PlanOptions())
     assert again.is_empty
 
 

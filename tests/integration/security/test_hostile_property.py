@@ -27,8 +27,8 @@ from reconciler import cron
 from reconciler.engine.apply import apply, read_and_plan
 from reconciler.engine.sources import SecretValue
 from reconciler.kinds.base import PlanOptions
-from reconciler.kinds.sqltext import normalise_sql
-from reconciler.kinds.trigger_command import render_command
+from reconciler.kinds.triggers.command import render_command
+from reconciler.kinds.triggers.sqltext import normalise_sql
 from reconciler.manifest import Manifest
 from tests import manifest_lookup as lookup
 from tests.fix_db import DbTarget
@@ -194,7 +194,7 @@ def connections(audited_db: DbTarget) -> Iterator[Connections]:
     warm = Manifest.model_validate({"version": 1, "extensions": EXTENSIONS,
                                     "jobs": [{"name": "warm", "type": "t", "schedule": "* * * * *",
                                               "endpoint": "/x"}]})
-    apply(audited_db.url, warm, {}, render_command, PlanOptions())
+    apply(audited_db.url, warm, {}, PlanOptions())
     su = psycopg.connect(audited_db.superuser_url, autocommit=True)
     app = psycopg.connect(audited_db.url, autocommit=True)
     try:
@@ -264,9 +264,9 @@ def test_one_apply_always_leaves_an_empty_plan(ex: Example, connections: Connect
     reset_rows(connections)
     build_live_state(connections, ex)
     options = PlanOptions(prune=ex.prune)
-    result = apply(connections.url, ex.manifest, ex.values, render_command, options)
+    result = apply(connections.url, ex.manifest, ex.values, options)
     for change in result.plan.mutating:
         event(f"{change.action.value} {change.kind}")
-    _, after = read_and_plan(connections.url, ex.manifest, ex.values, render_command, options)
+    _, after = read_and_plan(connections.url, ex.manifest, ex.values, options)
     assert after.is_empty, [(c.kind, c.key, c.action.value, c.reason, c.fields) for c in after.mutating]
     assert_declared_values_stored(connections, ex)

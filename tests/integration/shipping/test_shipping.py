@@ -6,6 +6,7 @@ Two fresh virtualenvs, neither with the test extra nor the repository on its pat
 - the image's: the Dockerfile's own steps, `requirements.lock` (exact versions and hashes) then the wheel
   without dependencies; the Dockerfile's ENTRYPOINT + CMD then runs from there as a real process.
 No Docker engine runs here, so the container is its command line in the image's environment.
+A third install is a tool's: `uv tool install <wheel>`, with its own tool and bin directories.
 """
 
 from __future__ import annotations
@@ -279,3 +280,36 @@ def _poll(url: str, deadline: float) -> Iterator[int]:
             status = 0  # not listening yet
         yield status
         time.sleep(0.2)
+
+
+# -- a tool install: uv tool install <wheel> (pipx works the same way) ------------------------------------
+
+
+def test_uv_tool_install_from_the_wheel_gives_a_working_command(dist: Dist, tmp_path: Path) -> None:
+    """`uv tool install` puts `reconcile` on the tool bin directory, in an environment of its own."""
+    tools, bin_dir = tmp_path / "tools", tmp_path / "bin"
+    env = {**os.environ, "UV_TOOL_DIR": str(tools), "UV_TOOL_BIN_DIR": str(bin_dir), "UV_PYTHON_DOWNLOADS": "never"}
+    _run([str(DEV_BIN / "uv"), "tool", "install", "--quiet", "--python", sys.executable, str(dist.wheel)], env=env)
+    listed = _run([str(DEV_BIN / "uv"), "tool", "list"], env=env).stdout
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"scheduler-reconciler v{declared}\n- reconcile" in listed
+    user = _user_env("postgresql:///unused", tmp_path)
+    reconcile = str(bin_dir / "reconcile")
+    assert _run([reconcile, "--version"], env=user).stdout.strip() == f"reconcile, version {declared}"
+    result = _run([reconcile, "validate", "-f", str(ROOT / "scheduler.yaml")], env=user, cwd=tmp_path)
+    assert result.stdout.endswith("13 jobs, 1 trigger: valid\n")
+    assert (tools / "scheduler-reconciler").is_dir() and not str(bin_dir).startswith(str(DEV_BIN))
+
+
+def test_the_metadata_has_license_classifiers_and_urls(dist: Dist) -> None:
+    from email.parser import HeaderParser
+
+    with zipfile.ZipFile(dist.wheel) as wheel:
+        name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = HeaderParser().parsestr(wheel.read(name).decode())
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in wheel.namelist())
+    assert metadata["License-Expression"] == "MIT"
+    classifiers = metadata.get_all("Classifier")
+    assert "Programming Language :: Python :: 3.11" in classifiers and "Topic :: Database" in classifiers
+    urls = dict(u.split(", ", 1) for u in metadata.get_all("Project-URL"))
+    assert {"Homepage", "Documentation", "Changelog", "Issues"} <= set(urls)

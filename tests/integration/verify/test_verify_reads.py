@@ -17,7 +17,6 @@ from bench.common import TurnCountingProxy
 from reconciler.engine.apply import apply, read_and_plan
 from reconciler.engine.sources import resolve_secrets
 from reconciler.kinds.base import PlanOptions
-from reconciler.kinds.trigger_command import render_command
 from reconciler.manifest import load_manifest
 from reconciler.verify.read import EvidenceRead, Reader, declared_triggers
 from reconciler.watch.controller import Controller, Settings
@@ -125,7 +124,7 @@ def test_after_an_apply_the_evidence_is_read_after_its_commit(applied: DbTarget)
         disable_trigger(applied.superuser_url)
         _settled(proxy)
         with proxy.counted() as trips, proxy.sessions() as sessions:
-            result = apply(proxy.url(), manifest, values, render_command, PlanOptions(), rider=rider)
+            result = apply(proxy.url(), manifest, values, PlanOptions(), rider=rider)
             _settled(proxy)
         assert [(c.kind, c.key) for c in result.plan.mutating] == [("trigger", "master-scheduler")]
         counts.append((trips(), sessions()))
@@ -143,7 +142,7 @@ def test_an_evidence_query_that_fails_in_the_plans_pipeline_costs_neither_the_pl
     execute(applied.superuser_url, "ALTER TABLE public.job_executions RENAME COLUMN error_message TO error_text")
     try:
         read = EvidenceRead(declared_triggers(manifest))
-        _, plan = read_and_plan(applied.url, manifest, values, render_command, PlanOptions(), rider=read)
+        _, plan = read_and_plan(applied.url, manifest, values, PlanOptions(), rider=read)
     finally:
         execute(applied.superuser_url, "ALTER TABLE public.job_executions RENAME COLUMN error_text TO error_message")
     assert plan.is_empty

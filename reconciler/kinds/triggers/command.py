@@ -1,38 +1,58 @@
 """The SQL text a trigger stores in `cron.job.command`.
 
-Data flow: Manifest.triggers ──render_command──▶ text that kinds/triggers.py compares with, and writes to,
+Data flow: Manifest.triggers ──render_command──▶ text that the trigger kind compares with, and writes to,
 `cron.job.command`; `http_post_from_command` reads such text back into the `http_post:` form (for
 `reconcile export`, which keeps that form only when rendering it gives back the live command). An `http_post` trigger becomes one `SELECT net.http_post(...) AS request_id`
 statement that reads secrets from `vault.decrypted_secrets` when pg_cron runs it, so no secret value is
-ever embedded. Every literal is quoted by psycopg.sql (no connection needed), and the output is a pure
-function of the manifest: the same trigger always renders to byte-identical text.
+ever embedded. Every literal is quoted here, in plain Python, exactly as psycopg.sql.Literal quotes it
+without a connection (so planning loads no driver, and text written by earlier versions stays in sync), and
+the output is a pure function of the manifest: the same trigger always renders to byte-identical text.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from psycopg import sql
-
 from reconciler.manifest import HttpPostSpec, NowMarker, SecretRef, TriggerSpec
 
-__all__ = ["http_post_from_command", "render_command", "render_http_post", "secret_lookup"]
+__all__ = ["http_post_from_command", "render_command", "render_http_post", "secret_lookup", "sql_literal"]
 
 _INDENT = "  "
 
 
-def _literal(value: Any) -> str:
-    return sql.Literal(value).as_string(None).strip()
+def sql_literal(value: Any) -> str:
+    """`value` as an SQL literal: standard_conforming_strings quoting, E'' when a backslash needs it."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "'NaN'::float8"
+        if math.isinf(value):
+            return "'Infinity'::float8" if value > 0 else "'-Infinity'::float8"
+        return repr(value)
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("an SQL literal cannot hold a NUL character")
+        quoted = value.replace("'", "''")
+        if "\\" in quoted:
+            return "E'" + quoted.replace("\\", "\\\\") + "'"
+        return f"'{quoted}'"
+    raise TypeError(f"cannot quote {type(value).__name__} as an SQL literal")
 
 
 def secret_lookup(ref: SecretRef) -> str:
     """`(SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = '...')` with prepend/append."""
-    text = f"(SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = {_literal(ref.secret)})"
+    text = f"(SELECT decrypted_secret FROM vault.decrypted_secrets WHERE name = {sql_literal(ref.secret)})"
     if ref.prepend:
-        text = f"{_literal(ref.prepend)} || {text}"
+        text = f"{sql_literal(ref.prepend)} || {text}"
     if ref.append:
-        text = f"{text} || {_literal(ref.append)}"
+        text = f"{text} || {sql_literal(ref.append)}"
     return text
 
 
@@ -50,7 +70,7 @@ def _value(value: Any, depth: int) -> str:
         items = ",\n".join(inner + _value(v, depth + 1) for v in value)
         return f"jsonb_build_array(\n{items}\n{_INDENT * depth})"
     if isinstance(value, bool | int | float | str) or value is None:
-        return _literal(value)
+        return sql_literal(value)
     raise TypeError(f"cannot render {type(value).__name__} in a trigger body")
 
 
@@ -58,13 +78,13 @@ def _object(mapping: Mapping[str, Any], depth: int) -> str:
     if not mapping:
         return "jsonb_build_object()"
     inner = _INDENT * (depth + 1)
-    pairs = ",\n".join(f"{inner}{_literal(str(k))}, {_value(v, depth + 1)}" for k, v in mapping.items())
+    pairs = ",\n".join(f"{inner}{sql_literal(str(k))}, {_value(v, depth + 1)}" for k, v in mapping.items())
     return f"jsonb_build_object(\n{pairs}\n{_INDENT * depth})"
 
 
 def render_http_post(post: HttpPostSpec) -> str:
     """`SELECT net.http_post(url := ..., headers := ..., body := ...[, timeout_milliseconds := N]) AS request_id`."""
-    url = secret_lookup(post.url) if isinstance(post.url, SecretRef) else _literal(post.url)
+    url = secret_lookup(post.url) if isinstance(post.url, SecretRef) else sql_literal(post.url)
     args = [
         f"url := {url}",
         f"headers := {_object(post.headers, 1)}",

@@ -22,12 +22,11 @@ from reconciler.kinds.base import (
     Rollback,
     Statement,
     export_problem,
-    field_changes,
-    in_sync,
-    normalise_schedule,
-    undeclared,
 )
-from reconciler.kinds.sqltext import normalise_sql
+from reconciler.kinds.common import field_changes, in_sync, normalise_schedule, undeclared
+from reconciler.kinds.facts import DEFAULT_TIMEOUT_MS, DeclaredTrigger
+from reconciler.kinds.triggers.command import http_post_from_command, render_command, render_http_post
+from reconciler.kinds.triggers.sqltext import normalise_sql
 from reconciler.model import Action, Change, FieldChange, Finding, Severity
 
 if TYPE_CHECKING:
@@ -87,55 +86,10 @@ def key_for(name: str, username: str | None, current_user: str) -> str:
     return name if username in (None, current_user) else f"{name}@{username}"
 
 
-def from_rows(rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, LiveTrigger]:
-    out = {}
-    for row in rows:
-        trigger = LiveTrigger(*row)
-        name = trigger.jobname if trigger.jobname is not None else f"(unnamed #{trigger.jobid})"
-        out[key_for(name, trigger.username, caps.current_user)] = trigger
-    return out
-
-
-def desired(manifest: Manifest, inputs: Inputs) -> dict[str, dict[str, Any]]:
-    caps, render_command = inputs.capabilities, inputs.render_command
-    out = {}
-    for trig in manifest.triggers:
-        out[key_for(trig.name, trig.username, caps.current_user)] = {
-            "jobname": trig.name,
-            "schedule": trig.schedule,
-            "command": render_command(trig),
-            "active": trig.active,
-            "database": trig.database or caps.database,
-            "username": trig.username or caps.current_user,
-        }
-    return out
-
-
 NORMALISERS = {
     "schedule": normalise_schedule,
     "command": lambda v: normalise_sql(v) if isinstance(v, str) else v,
 }
-
-
-def diff(want: Mapping[str, Mapping[str, Any]], live: Mapping[str, LiveTrigger], ctx: PlanContext) -> list[Change]:
-    changes: list[Change] = []
-    for key, after in want.items():
-        have = live.get(key)
-        if have is None:
-            changes.append(Change(KIND, key, Action.CREATE, after=dict(after), reason="missing"))
-            continue
-        before = have.fields()
-        fields = field_changes(before, after, FIELDS, NORMALISERS)
-        full_after = {**after, "jobid": have.jobid}
-        if fields:
-            changes.append(Change(KIND, key, Action.UPDATE, before=before, after=full_after, fields=fields,
-                                  reason=_why(fields)))
-        else:
-            changes.append(in_sync(KIND, key, before, full_after, ctx))
-    for key, have in live.items():
-        if key not in want:
-            changes.append(undeclared(KIND, key, have.fields(), ctx))
-    return changes
 
 
 def _why(fields: Sequence[FieldChange]) -> str:
@@ -143,23 +97,6 @@ def _why(fields: Sequence[FieldChange]) -> str:
     if paths == ["active"]:
         return "disabled" if not fields[0].old else "enabled outside git"
     return "changed outside git: " + ", ".join(paths)
-
-
-def findings(want: Mapping[str, Any], live: Mapping[str, LiveTrigger], ctx: PlanContext) -> list[Finding]:
-    out = []
-    for key, spec in want.items():
-        if len(spec["jobname"].encode()) > 63:
-            out.append(Finding(Severity.ERROR, "trigger_name_too_long",
-                               f"trigger {key}: pg_cron stores names as type name (63 bytes); it would be cut",
-                               "use a name of at most 63 bytes"))
-    return out
-
-
-def statements(changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
-    out: list[Statement] = []
-    for change in changes:
-        out.extend(_statements(change, caps))
-    return out
 
 
 def _jobid_of(after: Mapping[str, Any]) -> tuple[sql.Composable, tuple[Any, ...]]:
@@ -215,55 +152,8 @@ def _statements(change: Change, caps: Capabilities) -> list[Statement]:
     return out
 
 
-def preflight(manifest: Manifest, live: LiveState) -> list[Finding]:
-    caps = live.capabilities
-    if manifest.triggers and caps.has("cron.job") and not caps.probe("cron.alter_job", False) and not caps.is_superuser:
-        return [Finding(Severity.WARNING, "cron_no_alter_job",
-                        f"{caps.current_user} may not call cron.alter_job, so a disabled trigger cannot be re-enabled",
-                        f"GRANT EXECUTE ON FUNCTION cron.alter_job TO {caps.current_user}")]
-    return []
-
-
-def export(live: LiveState, caps: Capabilities) -> Export | None:
-    """Every cron.job row the role can see: `http_post:` when it renders back to the live command, else `command:`."""
-    from reconciler.manifest import TriggerSpec
-
-    if not caps.has("cron.job"):
-        return None
-    triggers: Mapping[str, LiveTrigger] = live.of(KIND)
-    entries = []
-    notes = []
-    for key in sorted(triggers):
-        have = triggers[key]
-        if have.jobname is None:
-            notes.append(f"cron job {have.jobid} has no name and cannot be declared")
-            continue
-        entry: dict[str, Any] = {"name": have.jobname, "schedule": have.schedule}
-        post = structured_command(have.command)
-        if post is not None and export_problem(TriggerSpec, {**entry, "http_post": post}) is None:
-            entry["http_post"] = post
-        else:
-            entry["command"] = have.command
-        if not have.active:
-            entry["active"] = False
-        if have.database != caps.database:
-            entry["database"] = have.database
-        if have.username != caps.current_user:
-            entry["username"] = have.username
-        problem = export_problem(TriggerSpec, entry)
-        if problem is not None:
-            notes.append(f"cron job {key!r}: cannot be declared ({problem})")
-            continue
-        entries.append(entry)
-    if not caps.is_superuser:
-        notes.append(f"cron.job rows of roles other than {caps.current_user} are not visible to it (pg_cron's row "
-                     "security) and were not exported")
-    return Export("triggers", entries, notes=tuple(notes))
-
-
 def structured_command(command: str) -> dict[str, Any] | None:
     """The `http_post:` form of `command` when rendering it gives back `command` (compared as the plan compares)."""
-    from reconciler.kinds.trigger_command import http_post_from_command, render_http_post
     from reconciler.manifest import HttpPostSpec
 
     post = http_post_from_command(command)
@@ -277,19 +167,114 @@ class TriggerKind(KindDefaults):
     name = KIND
     prunable = PRUNABLE
     hidden_fields = frozenset({"jobid", "jobname"})
+    rollback_help = "unschedules managed triggers"
+    assigned_fields = frozenset({"jobid"})
     relations = ("cron.job",)
     probes = PROBES
 
     def read(self, caps: Capabilities, manifest: Manifest | None) -> Statement | None:
         return read_query(caps)
 
-    from_rows = staticmethod(from_rows)
-    desired = staticmethod(desired)
-    diff = staticmethod(diff)
-    preflight = staticmethod(preflight)
-    findings = staticmethod(findings)
-    statements = staticmethod(statements)
-    export = staticmethod(export)
+    def from_rows(self, rows: list[tuple[Any, ...]], caps: Capabilities) -> dict[str, LiveTrigger]:
+        out = {}
+        for row in rows:
+            trigger = LiveTrigger(*row)
+            name = trigger.jobname if trigger.jobname is not None else f"(unnamed #{trigger.jobid})"
+            out[key_for(name, trigger.username, caps.current_user)] = trigger
+        return out
+
+    def desired(self, manifest: Manifest, inputs: Inputs) -> dict[str, dict[str, Any]]:
+        caps = inputs.capabilities
+        out = {}
+        for trig in manifest.triggers:
+            out[key_for(trig.name, trig.username, caps.current_user)] = {
+                "jobname": trig.name,
+                "schedule": trig.schedule,
+                "command": render_command(trig),
+                "active": trig.active,
+                "database": trig.database or caps.database,
+                "username": trig.username or caps.current_user,
+            }
+        return out
+
+    def diff(self, want: Mapping[str, Mapping[str, Any]], live: Mapping[str, LiveTrigger], ctx: PlanContext) -> list[Change]:
+        changes: list[Change] = []
+        for key, after in want.items():
+            have = live.get(key)
+            if have is None:
+                changes.append(Change(KIND, key, Action.CREATE, after=dict(after), reason="missing"))
+                continue
+            before = have.fields()
+            fields = field_changes(before, after, FIELDS, NORMALISERS)
+            full_after = {**after, "jobid": have.jobid}
+            if fields:
+                changes.append(Change(KIND, key, Action.UPDATE, before=before, after=full_after, fields=fields,
+                                      reason=_why(fields)))
+            else:
+                changes.append(in_sync(KIND, key, before, full_after, ctx))
+        for key, have in live.items():
+            if key not in want:
+                changes.append(undeclared(KIND, key, have.fields(), ctx))
+        return changes
+
+    def preflight(self, manifest: Manifest, live: LiveState) -> list[Finding]:
+        caps = live.capabilities
+        if manifest.triggers and caps.has("cron.job") and not caps.probe("cron.alter_job", False) and not caps.is_superuser:
+            return [Finding(Severity.WARNING, "cron_no_alter_job",
+                            f"{caps.current_user} may not call cron.alter_job, so a disabled trigger cannot be re-enabled",
+                            f"GRANT EXECUTE ON FUNCTION cron.alter_job TO {caps.current_user}")]
+        return []
+
+    def findings(self, want: Mapping[str, Any], live: Mapping[str, LiveTrigger], ctx: PlanContext) -> list[Finding]:
+        out = []
+        for key, spec in want.items():
+            if len(spec["jobname"].encode()) > 63:
+                out.append(Finding(Severity.ERROR, "trigger_name_too_long",
+                                   f"trigger {key}: pg_cron stores names as type name (63 bytes); it would be cut",
+                                   "use a name of at most 63 bytes"))
+        return out
+
+    def statements(self, changes: Sequence[Change], caps: Capabilities) -> list[Statement]:
+        out: list[Statement] = []
+        for change in changes:
+            out.extend(_statements(change, caps))
+        return out
+
+    def export(self, live: LiveState, caps: Capabilities) -> Export | None:
+        """Every cron.job row the role can see: `http_post:` when it renders back to the live command, else `command:`."""
+        from reconciler.manifest import TriggerSpec
+
+        if not caps.has("cron.job"):
+            return None
+        triggers: Mapping[str, LiveTrigger] = live.of(KIND)
+        entries = []
+        notes = []
+        for key in sorted(triggers):
+            have = triggers[key]
+            if have.jobname is None:
+                notes.append(f"cron job {have.jobid} has no name and cannot be declared")
+                continue
+            entry: dict[str, Any] = {"name": have.jobname, "schedule": have.schedule}
+            post = structured_command(have.command)
+            if post is not None and export_problem(TriggerSpec, {**entry, "http_post": post}) is None:
+                entry["http_post"] = post
+            else:
+                entry["command"] = have.command
+            if not have.active:
+                entry["active"] = False
+            if have.database != caps.database:
+                entry["database"] = have.database
+            if have.username != caps.current_user:
+                entry["username"] = have.username
+            problem = export_problem(TriggerSpec, entry)
+            if problem is not None:
+                notes.append(f"cron job {key!r}: cannot be declared ({problem})")
+                continue
+            entries.append(entry)
+        if not caps.is_superuser:
+            notes.append(f"cron.job rows of roles other than {caps.current_user} are not visible to it (pg_cron's row "
+                         "security) and were not exported")
+        return Export("triggers", entries, notes=tuple(notes))
 
     def privileges(self, change: Change) -> tuple[Privilege, ...]:
         return (USAGE, UNSCHEDULE) if change.action is Action.DELETE else (USAGE, SCHEDULE)
@@ -300,6 +285,39 @@ class TriggerKind(KindDefaults):
     def protected_keys(self, manifest: Manifest, caps: Capabilities) -> set[str]:
         """Keyed as the live rows are (`key_for`): a trigger run as another user is `name@user`."""
         return {key_for(t.name, t.username, caps.current_user) for t in manifest.triggers if t.protect}
+
+    def declared(self, manifest: Manifest) -> int | None:
+        return len(manifest.triggers)
+
+    def schedules(self, manifest: Manifest) -> Sequence[tuple[str, str]]:
+        return [(trigger.name, trigger.schedule) for trigger in manifest.triggers]
+
+    def declared_triggers(self, manifest: Manifest) -> tuple[DeclaredTrigger, ...]:
+        """The triggers as verify sees them (kinds.facts.TriggerFacts): endpoint path and display form, never a secret value."""
+        from urllib.parse import urlsplit
+
+        from reconciler.manifest import SecretRef
+
+        out = []
+        for trig in manifest.triggers:
+            post = trig.http_post
+            if post is None:
+                out.append(DeclaredTrigger(trig.name, trig.schedule))
+                continue
+            if isinstance(post.url, SecretRef):
+                path = urlsplit("http://x" + post.url.append).path if post.url.append.startswith("/") else post.url.append
+                endpoint = f"{post.url.prepend}{{{post.url.secret}}}{post.url.append}"
+            else:
+                parts = urlsplit(str(post.url))
+                path = parts.path
+                endpoint = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+            secret = None
+            for header, value in post.headers.items():
+                if header.lower() == "x-cron-secret" and isinstance(value, SecretRef):
+                    secret = value.secret
+            timeout = post.timeout_milliseconds or DEFAULT_TIMEOUT_MS
+            out.append(DeclaredTrigger(trig.name, trig.schedule, path or "/", endpoint, secret, int(timeout)))
+        return tuple(out)
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         return Rollback({"triggers": ()}, {"triggers": "delete"})
