@@ -166,7 +166,10 @@ def summary_line(plan: Plan) -> str:
     drifted = len(plan.with_origin(*DRIFT_SIDE))
     if drifted:
         text += f"; {drifted} drifted outside git"
-    return text + (f"; {kept}" if kept else "") + "."
+    text += (f"; {kept}" if kept else "") + "."
+    if not plan.changes_scheduler:  # adopt only: nothing in the scheduler changes
+        text += " The database is in sync; applying only records that the reconciler manages these objects."
+    return text
 
 
 def _kept_words(plan: Plan) -> str:

@@ -245,7 +245,7 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
         raise click.UsageError("--dry-run and --apply are mutually exclusive")
     manifest = down_manifest(run.load(files), include_secrets=include_secrets)
     options = PlanOptions(prune=True, rollback=True)
-    name = "reconcile down"
+    name = "the rollback (reconcile down)"  # read in sentences: "No changes. The database matches the rollback ..."
     with run.session(manifest, environment(env_file), database_url, secrets="none") as session:
         if not do_apply:
             _, plan = read_and_plan(session.url, manifest, {}, options, session.planes)

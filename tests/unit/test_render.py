@@ -130,3 +130,9 @@ def test_kept_objects_are_listed_and_counted_by_default():
     assert text.endswith("No changes. The database matches scheduler.yaml. 1 no longer declared, kept.\n")
     doc = json.loads(render.to_json(kept))
     assert doc["kept"] == 1 and doc["changes"][0]["kept"] is True
+
+
+def test_an_adopt_only_plan_says_the_database_is_in_sync():
+    adopt = Plan((Change("job", "a", Action.ADOPT, before={}, after={}, reason="exists, not yet managed"),))
+    assert render.summary_line(adopt) == ("Plan: 0 to create, 0 to update, 0 to delete, 1 to adopt. The database is in"
+                                          " sync; applying only records that the reconciler manages these objects.")

@@ -239,6 +239,9 @@ def test_down_rolls_back_what_it_manages_and_apply_restores_it(applied: DbTarget
     assert {(c["kind"], c["action"]) for c in changes} == {("trigger", "delete"), ("job", "deactivate")}
     assert_no_markers(down.output + json.dumps(changes))
 
+    again = reconcile_sub(applied.url, "down", "--dry-run")
+    assert again.stdout.endswith("No changes. The database matches the rollback (reconcile down). 16 no longer declared,"
+                                 " kept.\n"), again.stdout
     with_secrets = reconcile_sub(applied.url, "down", "--apply", "--include-secrets")
     assert_ok(with_secrets)
     assert secret_digests(su) == {}
