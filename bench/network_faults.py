@@ -101,7 +101,7 @@ def snapshot(superuser_url: str) -> dict[str, Any]:
                            " public.scheduled_jobs t ORDER BY 1", "public.scheduled_jobs")
         out["cron"] = rows("SELECT jobname::text, schedule, command, active FROM cron.job ORDER BY 1", "cron.job")
         out["secrets"] = rows("SELECT name FROM vault.secrets ORDER BY 1", "vault.secrets")
-        out["managed"] = rows("SELECT kind, key, fingerprint FROM reconciler.managed ORDER BY 1, 2",
+        out["managed"] = rows("SELECT kind, key, applied::text, removed FROM reconciler.managed ORDER BY 1, 2",
                               "reconciler.managed")
     return out
 

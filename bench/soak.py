@@ -118,7 +118,7 @@ class LogTail:
             if name == "cycle_finished":
                 new += 1
                 self.results[event.get("result")] += 1
-                if event.get("result") != "success":
+                if event.get("result") not in ("success", "drift"):  # drift: a corrected injection
                     self.errors.append(event)
             elif name == "change_applied":
                 self.applied.append(event)
@@ -271,7 +271,7 @@ def verdict(r: SoakResult) -> list[str]:
     if len(r.applied) != len(r.injected) or not r.final_plan_empty:
         out.append(f"FAIL: {len(r.injected)} drifts injected, {len(r.applied)} changes applied,"
                    f" final plan empty: {r.final_plan_empty}")
-    if set(r.results) - {"success"}:
+    if set(r.results) - {"success", "drift"} or r.results.get("drift", 0) != len(r.injected):
         out.append(f"FAIL: cycle results {dict(r.results)}")
     return out
 

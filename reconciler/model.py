@@ -33,6 +33,15 @@ DESTRUCTIVE = frozenset({Action.DELETE, Action.DEACTIVATE})
 _UNCONSTRAINED = frozenset({Action.NOOP, Action.ADOPT, Action.UNMANAGED})
 
 
+class Origin(StrEnum):
+    """Who made a difference, judged against the last-applied record (docs/three-way-diff.md)."""
+
+    MANIFEST = "manifest"  # live equals last applied; the manifest moved
+    DRIFT = "drift"  # the manifest equals last applied; the live value moved
+    CONFLICT = "conflict"  # both moved, apart
+    UNKNOWN = "unknown"  # no record to judge by
+
+
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
@@ -44,15 +53,27 @@ class FieldChange:
     """One differing field. Sensitive fields never carry values, only the fact that they differ."""
 
     path: str
-    old: Any = None
-    new: Any = None
+    old: Any = None  # live
+    new: Any = None  # desired
     sensitive: bool = False
+    origin: Origin | None = None  # set by attribution (plan.py); None before
+    applied: Any = None  # the last-applied value, carried for a conflict only
 
     def __post_init__(self) -> None:
         if not self.path:
             raise ValueError("FieldChange.path must not be empty")
-        if self.sensitive and (self.old is not None or self.new is not None):
+        if self.sensitive and (self.old is not None or self.new is not None or self.applied is not None):
             raise ValueError(f"sensitive field {self.path!r} must not carry values")
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedRecord:
+    """Which apply last recorded an object: what the plan's drift section names (`#N at TIME by USER`)."""
+
+    history_id: int
+    applied_at: str  # as the database printed it, ISO 8601
+    applied_by: str
+    command: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +87,11 @@ class Change:
     after: Mapping[str, Any] | None = None
     fields: tuple[FieldChange, ...] = ()
     reason: str = ""
+    #: Who made the difference (attribution): for an update, each field carries its own and this is the
+    #: origin they share (None when they differ); for a create or removal, the object's.
+    origin: Origin | None = None
+    #: The last-applied record this change was judged against (history id, time, user, command).
+    record: AppliedRecord | None = None
 
     def __post_init__(self) -> None:
         if self.action in _UNCONSTRAINED:  # most changes of an in-sync plan (thousands at 10,000 jobs)
@@ -84,6 +110,20 @@ class Change:
     @property
     def mutating(self) -> bool:
         return self.action in MUTATING
+
+    @property
+    def kept(self) -> bool:
+        """A managed object no longer declared that this plan leaves in place (pruning off, protected...)."""
+        return self.action is Action.NOOP and self.after is None and self.before is not None
+
+    def origins(self) -> frozenset[Origin]:
+        """Every origin among this change's differences."""
+        if self.action is not Action.UPDATE:  # a create's fields are the object's: its own origin counts
+            return frozenset({self.origin} if self.origin is not None else ())
+        found = {f.origin or Origin.UNKNOWN for f in self.fields}  # a field not attributed has no record
+        if self.origin is not None:
+            found.add(self.origin)
+        return frozenset(found)
 
     @property
     def destructive(self) -> bool:
@@ -140,3 +180,28 @@ class Plan:
         """Number of changes per action, every action present (zero included), in Action order."""
         counted = Counter(c.action for c in self.changes)
         return {a.value: counted.get(a, 0) for a in Action}
+
+    @property
+    def kept(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.kept)
+
+    def with_origin(self, *origins: Origin) -> tuple[Change, ...]:
+        """Mutating changes with at least one difference of one of `origins`."""
+        wanted = set(origins)
+        return tuple(c for c in self.mutating if c.origins() & wanted)
+
+    @property
+    def drifted(self) -> tuple[Change, ...]:
+        """Mutating changes that correct something changed outside git, or that may (no record to tell).
+
+        What the controller counts as drift; the rest (origin manifest only) is a roll-out of scheduler.yaml.
+        """
+        return self.with_origin(Origin.DRIFT, Origin.CONFLICT, Origin.UNKNOWN)
+
+    @property
+    def has_drift(self) -> bool:
+        return bool(self.drifted)
+
+    def origin_counts(self) -> dict[str, int]:
+        """Objects per origin (an object with fields of two origins counts in both), every origin present."""
+        return {o.value: len(self.with_origin(o)) for o in Origin}

@@ -8,9 +8,11 @@ database.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from reconciler import kinds
+from reconciler.attribution import attribute
 from reconciler.kinds.base import Capabilities, Inputs, LiveState, PlanContext, PlanOptions, Privilege
 from reconciler.model import DESTRUCTIVE, Action, Change, Finding, Plan, Severity
 
@@ -40,9 +42,14 @@ def plan(
         forward += [c for c in changes if c.action not in DESTRUCTIVE]
         backward.append([c for c in changes if c.action in DESTRUCTIVE])
         findings.extend(kind.findings(want, have, ctx))
-    ordered = forward + [c for group in reversed(backward) for c in group]
+    ordered = attribute(forward + [c for group in reversed(backward) for c in group], live, manifest_name(manifest))
     findings.extend(privilege_findings(ordered, live.capabilities))
     return Plan(tuple(ordered), tuple(_dedupe(findings)))
+
+
+def manifest_name(manifest: Manifest) -> str:
+    """The manifest's file name as reasons name it ("changed in scheduler.yaml")."""
+    return PurePath(manifest.source_files[0]).name if manifest.source_files else "scheduler.yaml"
 
 
 #: Every apply that changes something records ownership and history (the core's own privilege).

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler import kinds
-from reconciler.model import Action, Change, FieldChange, Plan
+from reconciler.model import Action, AppliedRecord, Change, FieldChange, Origin, Plan
 from reconciler.secret_value import SENSITIVE
 
 FORMAT_VERSION = "1"
@@ -62,9 +62,9 @@ def shown_fields(change: Change) -> tuple[FieldChange, ...]:
 
 
 def _safe(f: FieldChange) -> FieldChange:
-    if f.sensitive or (is_plain(f.old) and is_plain(f.new)):
+    if f.sensitive or (is_plain(f.old) and is_plain(f.new) and is_plain(f.applied)):
         return f
-    return FieldChange(f.path, sensitive=True)
+    return FieldChange(f.path, sensitive=True, origin=f.origin)
 
 
 def _value(v: Any) -> str:
@@ -93,11 +93,59 @@ def _field_line(f: FieldChange, action: Action) -> str:
         return f"{f.path}: {_value(f.new)}"
     if action is Action.DELETE:
         return f"{f.path}: {_value(f.old)}"
+    if f.origin is Origin.CONFLICT:
+        return f"{f.path}: {_value(f.old)} → {_value(f.new)}  (conflict: last applied {_value(f.applied)})"
     return f"{f.path}: {_value(f.old)} → {_value(f.new)}"
 
 
 def visible(plan: Plan, verbose: bool) -> list[Change]:
-    return [c for c in plan.changes if verbose or c.action is not Action.NOOP]
+    """What a plan lists: every change but the in-sync ones (shown with -v); kept objects always."""
+    return [c for c in plan.changes if verbose or c.action is not Action.NOOP or c.kept]
+
+
+def action_label(change: Change) -> str:
+    return "kept" if change.kept else change.action.value
+
+
+#: The plan's sections, in order: what changed outside git, what the manifest changes, what cannot be told.
+DRIFT_SIDE = frozenset({Origin.DRIFT, Origin.CONFLICT})
+MANIFEST_SIDE = frozenset({Origin.MANIFEST, Origin.CONFLICT})
+
+
+def sections(changes: Iterable[Change]) -> list[tuple[str, list[tuple[Change, tuple[FieldChange, ...]]]]]:
+    """(section, [(change, the fields it shows there)]) for "drift", "manifest" and "unknown".
+
+    An update's fields are split by origin, so one object can appear in two sections (a conflict field in
+    both); a change without an origin (adopt, unmanaged, in sync) is listed with the manifest's.
+    """
+    out: dict[str, list[tuple[Change, tuple[FieldChange, ...]]]] = {"drift": [], "manifest": [], "unknown": []}
+    for change in changes:
+        fields = shown_fields(change)
+        if change.action is Action.UPDATE and change.fields:
+            for name, side in (("drift", DRIFT_SIDE), ("manifest", MANIFEST_SIDE), ("unknown", {Origin.UNKNOWN})):
+                picked = tuple(f for f in fields if (f.origin or Origin.UNKNOWN) in side)
+                if picked:
+                    out[name].append((change, picked))
+            continue
+        name = {Origin.DRIFT: "drift", Origin.UNKNOWN: "unknown"}.get(change.origin, "manifest")  # type: ignore[arg-type]
+        out[name].append((change, fields))
+    return [(name, entries) for name, entries in out.items() if entries]
+
+
+def drift_record(plan: Plan) -> AppliedRecord | None:
+    """The most recent apply any drifted object was recorded by: what the drift section's title names."""
+    records = [c.record for c in plan.with_origin(*DRIFT_SIDE) if c.record is not None]
+    return max(records, key=lambda r: r.history_id) if records else None
+
+
+def section_title(name: str, plan: Plan, manifest_name: str) -> str:
+    if name == "drift":
+        record = drift_record(plan)
+        since = f" (#{record.history_id} at {record.applied_at} by {record.applied_by})" if record else ""
+        return f"Drift: changed outside git since the last apply{since}"
+    if name == "unknown":
+        return "Differences without a record of the last apply (who made them is not known)"
+    return f"Changes from {manifest_name}"
 
 
 def listed(changes: Iterable[Change]) -> str:
@@ -106,15 +154,27 @@ def listed(changes: Iterable[Change]) -> str:
 
 
 def summary_line(plan: Plan) -> str:
+    kept = _kept_words(plan)
     if plan.is_empty:
-        return "No changes. The database matches the manifest."
+        return "No changes. The database matches the manifest." + (f" {kept[0].upper()}{kept[1:]}." if kept else "")
     n = plan.counts()
     text = f"Plan: {n['create']} to create, {n['update']} to update, {n['delete']} to delete"
     if n["deactivate"]:
         text += f", {n['deactivate']} to deactivate"
     if n["adopt"]:
         text += f", {n['adopt']} to adopt"
-    return text + "."
+    drifted = len(plan.with_origin(*DRIFT_SIDE))
+    if drifted:
+        text += f"; {drifted} drifted outside git"
+    text += (f"; {kept}" if kept else "") + "."
+    if not plan.changes_scheduler:  # adopt only: nothing in the scheduler changes
+        text += " The database is in sync; applying only records that the reconciler manages these objects."
+    return text
+
+
+def _kept_words(plan: Plan) -> str:
+    kept = len(plan.kept)
+    return f"{kept} no longer declared, kept" if kept else ""
 
 
 def to_text(plan: Plan, *, verbose: bool = False, colour: bool = False, manifest_name: str = "scheduler.yaml") -> str:
@@ -124,22 +184,24 @@ def to_text(plan: Plan, *, verbose: bool = False, colour: bool = False, manifest
         return click.style(text, fg=COLOURS.get(action)) if colour and action in COLOURS else text
 
     lines: list[str] = []
-    changes = visible(plan, verbose)
-    if any(c.mutating for c in changes):
-        lines.append("The reconciler will perform the following actions:")
-        lines.append("")
-    for change in changes:
-        head = f"{SYMBOLS[change.action]} {change.kind} {change.key}: {change.action.value}"
-        if change.reason:
-            head += f" ({change.reason})"
-        lines.append(paint("  " + head, change.action))
-        for f in shown_fields(change):
-            lines.append("      " + _field_line(f, change.action))
+    for number, (name, entries) in enumerate(sections(visible(plan, verbose))):
+        if number:
+            lines.append("")
+        lines += [section_title(name, plan, manifest_name) + ":", ""]
+        for change, fields in entries:
+            head = f"{SYMBOLS[change.action]} {change.kind} {change.key}: {action_label(change)}"
+            if change.reason:
+                head += f" ({change.reason})"
+            lines.append(paint("  " + head, change.action))
+            for f in fields:
+                lines.append("      " + _field_line(f, change.action))
     if plan.destructive:
         lines.append("")
-        lines.append(paint(f"  Warning: {len(plan.destructive)} change(s) delete or deactivate existing objects:",
-                           Action.DELETE))
-        for change in plan.destructive:
+        # listed again only when other changes are around them (`reconcile down`'s are all destructive)
+        repeat = len(plan.destructive) < len(plan.mutating)
+        lines.append(paint(f"  Warning: {len(plan.destructive)} change(s) delete or deactivate existing objects"
+                           + (":" if repeat else " (all of the above)."), Action.DELETE))
+        for change in plan.destructive if repeat else ():
             lines.append(paint(f"    {change.action.value} {change.kind} {change.key}", Action.DELETE))
     if plan.findings:
         lines.append("")
@@ -151,7 +213,8 @@ def to_text(plan: Plan, *, verbose: bool = False, colour: bool = False, manifest
     if lines:
         lines.append("")
     if plan.is_empty:
-        lines.append(f"No changes. The database matches {manifest_name}.")
+        kept = _kept_words(plan)
+        lines.append(f"No changes. The database matches {manifest_name}." + (f" {kept[0].upper()}{kept[1:]}." if kept else ""))
     else:
         lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"
@@ -169,10 +232,15 @@ def to_data(plan: Plan, *, verbose: bool = False) -> dict[str, Any]:
                 "action": c.action.value,
                 "reason": c.reason,
                 "fields": [_field_data(f) for f in shown_fields(c)],
+                "origin": c.origin.value if c.origin is not None else None,
+                "kept": c.kept,
+                "last_applied": _record_data(c.record),
             }
             for c in visible(plan, verbose)
         ],
         "summary": plan.counts(),
+        "origins": plan.origin_counts(),
+        "kept": len(plan.kept),
         "findings": [
             {"severity": f.severity.value, "code": f.code, "message": f.message, "fix": f.fix} for f in plan.findings
         ],
@@ -180,9 +248,20 @@ def to_data(plan: Plan, *, verbose: bool = False) -> dict[str, Any]:
 
 
 def _field_data(f: FieldChange) -> dict[str, Any]:
+    origin = f.origin.value if f.origin is not None else None
     if f.sensitive:
-        return {"path": f.path, "old": None, "new": None, "sensitive": True}
-    return {"path": f.path, "old": f.old, "new": f.new, "sensitive": False}
+        return {"path": f.path, "old": None, "new": None, "sensitive": True, "origin": origin}
+    data = {"path": f.path, "old": f.old, "new": f.new, "sensitive": False, "origin": origin}
+    if f.origin is Origin.CONFLICT:
+        data["applied"] = f.applied
+    return data
+
+
+def _record_data(record: AppliedRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {"history_id": record.history_id, "applied_at": record.applied_at, "applied_by": record.applied_by,
+            "command": record.command}
 
 
 def to_json(plan: Plan, *, verbose: bool = False) -> str:
@@ -205,18 +284,20 @@ def to_markdown(plan: Plan, *, verbose: bool = False, manifest_name: str = "sche
     if plan.findings:
         lines += ["", "| severity | finding | fix |", "| --- | --- | --- |"]
         lines += [f"| {f.severity.value} | {_md_cell(f.message)} | {_md_cell(f.fix)} |" for f in plan.findings]
-    changes = visible(plan, verbose)
-    if changes:
-        lines += ["", "<details><summary>Changes</summary>", "", "```diff"]
-        lines += list(_diff_lines(changes))
-        lines += ["```", "", "</details>"]
+    for name, entries in sections(visible(plan, verbose)):
+        title = section_title(name, plan, manifest_name)
+        if name == "drift":  # never folded away: the part a reviewer must not miss
+            lines += ["", f"**{_md_cell(title)}**", "", "```diff", *_diff_lines(entries), "```"]
+        else:
+            lines += ["", f"<details><summary>{_md_cell(title)}</summary>", "", "```diff", *_diff_lines(entries),
+                      "```", "", "</details>"]
     return "\n".join(lines) + "\n"
 
 
-def _diff_lines(changes: Iterable[Change]) -> Iterable[str]:
-    for change in changes:
+def _diff_lines(entries: Iterable[tuple[Change, tuple[FieldChange, ...]]]) -> Iterable[str]:
+    for change, fields in entries:
         symbol = {"~": "!", "=": " ", "?": "#"}.get(SYMBOLS[change.action], SYMBOLS[change.action])
-        head = f"{symbol} {change.kind} {change.key}: {change.action.value}"
+        head = f"{symbol} {change.kind} {change.key}: {action_label(change)}"
         yield head + (f" ({change.reason})" if change.reason else "")
-        for f in shown_fields(change):
+        for f in fields:
             yield "      " + _field_line(f, change.action).replace("```", "'''")

@@ -215,7 +215,7 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
         result = apply(session.url, session.manifest, session.secret_values, options,
                        lock_timeout=lock_timeout, statement_timeout=statement_timeout, saved=saved,
                        command=_command_line(apply_plan, options), version=package_version(), on_plan=shown.append,
-                       planes=session.planes)
+                       planes=session.planes, on_migrated=_say_migrated)
     except UnsafePlan:
         # The error says "fix the findings above": show them (with their fixes), as the dry run would.
         if shown:
@@ -253,7 +253,7 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
         raise click.UsageError("--dry-run and --apply are mutually exclusive")
     manifest = down_manifest(run.load(files), include_secrets=include_secrets)
     options = PlanOptions(prune=True, rollback=True)
-    name = "reconcile down"
+    name = "the rollback (reconcile down)"  # read in sentences: "No changes. The database matches the rollback ..."
     with run.session(manifest, environment(env_file), database_url, secrets="none") as session:
         if not do_apply:
             _, plan = read_and_plan(session.url, manifest, {}, options, session.planes)
@@ -261,9 +261,16 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
             return EXIT_OK
         result = apply(session.url, manifest, {}, options, lock_timeout=lock_timeout,
                        command="down" + (" --include-secrets" if include_secrets else ""), version=package_version(),
-                       planes=session.planes)
+                       planes=session.planes, on_migrated=_say_migrated)
     click.echo(_render(result.plan, fmt, False, name), nl=False)
+    if fmt == "text" and not result.plan.is_empty:
+        click.echo(f"Rollback complete (history #{result.history_id}).")
     return EXIT_OK
+
+
+def _say_migrated() -> None:
+    # stderr, so a JSON or Markdown plan on stdout stays parseable
+    click.echo("note: reconciler.managed upgraded to keep last-applied records (in its own transaction)", err=True)
 
 
 @main.command("history", short_help="List past applies, or show one with --show ID.")
@@ -271,13 +278,18 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
 @click.option("--show", "show_id", type=click.IntRange(min=1), help="Show one apply in full: its plan and before/after of each change.")
 @database_url_option
 @env_file_option
-def history_command(count: int, show_id: int | None, database_url: str | None, env_file: str | None) -> int:
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="The listing as text, or as JSON for tools.")
+def history_command(count: int, show_id: int | None, database_url: str | None, env_file: str | None,
+                    fmt: str) -> int:
     """List past applies (newest first), or show one with --show ID."""
     from reconciler.engine import history
 
     url = run.database_url(database_url, environment(env_file))
     if show_id is not None:
         click.echo(history.show(url, show_id), nl=False)
+    elif fmt == "json":
+        click.echo(history.as_json(url, count), nl=False)
     else:
         click.echo(history.listing(url, count), nl=False)
     return EXIT_OK

@@ -14,7 +14,6 @@ import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -22,7 +21,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from reconciler import kinds, render
-from reconciler.engine import db, deadline, read_bounds, writable
+from reconciler.engine import db, deadline, ownership, read_bounds, writable
 from reconciler.engine.saved_plan import check_saved
 from reconciler.errors import (
     ApplyFailed,
@@ -34,10 +33,8 @@ from reconciler.errors import (
 )
 from reconciler.kinds import Planes
 from reconciler.kinds.base import Capabilities, LiveState, PlanOptions
-from reconciler.kinds.common import fingerprint
 from reconciler.model import DESTRUCTIVE, Action, Change, Plan
 from reconciler.plan import plan as make_plan
-from reconciler.secret_value import SENSITIVE
 from reconciler.util import faults
 from reconciler.util.gc_pause import paused_gc
 
@@ -160,12 +157,6 @@ def _quiet_logging(conn: psycopg.Connection[Any], plan: Plan, caps: Any) -> None
         cur.execute(query)
 
 
-def _ensure_ownership(conn: psycopg.Connection[Any]) -> None:
-    ddl = files("reconciler").joinpath("sql/ownership.sql").read_text()
-    with db.translated("creating the reconciler schema"), conn.cursor() as cur:
-        cur.execute(ddl)  # type: ignore[arg-type]
-
-
 def _execute(conn: psycopg.Connection[Any], plan: Plan, caps: Capabilities) -> None:
     forward = [c for c in plan.changes if c.mutating and c.action not in DESTRUCTIVE]
     backward = [c for c in plan.changes if c.action in DESTRUCTIVE]
@@ -201,35 +192,10 @@ def _send(conn: psycopg.Connection[Any], plan: Plan, planes: Planes | None) -> N
 
 def _record(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, caps: Capabilities, command: str,
             version: str, history_id: int | None = None) -> int:
-    """Ownership records for `plan` and its history row: a new one, or `history_id` rewritten."""
-    protected = _protected(manifest, caps)
-    upserts, removals = {}, set()
-    for change in plan.changes:
-        if not kinds.by_name(change.kind).prunable:
-            continue
-        if change.action in (Action.CREATE, Action.UPDATE, Action.ADOPT, Action.NOOP) and change.after is not None:
-            # ON CONFLICT may touch a row once: one entry per key
-            upserts[(change.kind, change.key)] = (_fingerprint(change.kind, change.after), (change.kind, change.key) in protected)
-        elif change.action is Action.DELETE:
-            removals.add((change.kind, change.key))
-    removals -= upserts.keys()  # a declared job's duplicate rows are deleted, the job stays ours
+    """The history row for `plan` (a new one, or `history_id` rewritten), then its ownership records."""
     with db.translated("recording ownership"), conn.cursor() as cur:
-        faults.point("record.managed")
-        # One set-based statement each, so the round trips do not grow with the number of objects.
-        if upserts:
-            cur.execute(
-                """INSERT INTO reconciler.managed (kind, key, fingerprint, protect)
-                   SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::boolean[])
-                   ON CONFLICT (kind, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
-                       protect = EXCLUDED.protect, last_applied = now()""",
-                tuple(list(column) for column in zip(*((*key, *value) for key, value in upserts.items()), strict=True)),
-            )
-        if removals:
-            cur.execute("""DELETE FROM reconciler.managed m USING unnest(%s::text[], %s::text[]) AS r(kind, key)
-                            WHERE m.kind = r.kind AND m.key = r.key""",
-                        tuple(list(column) for column in zip(*sorted(removals), strict=True)))
         faults.point("record.history")
-        described = (render.summary_line(plan), render.to_text(plan), json.dumps(history_changes(plan)))
+        described = (render.summary_line(plan), render.to_text(plan), json.dumps(ownership.history_changes(plan)))
         if history_id is None:
             cur.execute(
                 """INSERT INTO reconciler.history (tool_version, command, manifest_digest, summary, plan_text, changes)
@@ -238,33 +204,10 @@ def _record(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, caps:
             cur.execute("UPDATE reconciler.history SET summary = %s, plan_text = %s, changes = %s WHERE id = %s"
                         " RETURNING id", (*described, history_id))
         row = cur.fetchone()
-    assert row is not None
+        assert row is not None
+        faults.point("record.managed")
+        ownership.record(cur, manifest, plan, caps, int(row[0]))
     return int(row[0])
-
-
-def _protected(manifest: Manifest, caps: Capabilities) -> set[tuple[str, str]]:
-    """(kind, key) of every object declared with protect: true, keyed as each kind keys its objects."""
-    return {(kind.name, key) for kind in kinds.REGISTRY for key in kind.protected_keys(manifest, caps)}
-
-
-def _fingerprint(kind: str, after: Mapping[str, Any]) -> str:
-    assigned = kinds.by_name(kind).assigned_fields
-    return fingerprint({k: v for k, v in after.items() if k not in assigned and render.is_plain(v)})
-
-
-def _redacted(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if values is None:
-        return None
-    return {k: (v if render.is_plain(v) else SENSITIVE) for k, v in values.items() if k != "_row"}
-
-
-def history_changes(plan: Plan) -> list[dict[str, Any]]:
-    """Every mutating change with full before/after (secrets redacted): enough to restore by hand."""
-    return [
-        {"kind": c.kind, "key": c.key, "action": c.action.value, "reason": c.reason,
-         "before": _redacted(c.before), "after": _redacted(c.after)}
-        for c in plan.changes if c.mutating
-    ]
 
 
 def apply(
@@ -282,6 +225,7 @@ def apply(
     planes: Planes | None = None,
     connect_timeout: int = db.CONNECT_TIMEOUT,
     rider: db.Rider | None = None,
+    on_migrated: Callable[[], None] | None = None,
 ) -> ApplyResult:
     """Apply `manifest` in one transaction; `planes` (kinds.open_planes) are the run's non-SQL connections.
 
@@ -294,6 +238,8 @@ def apply(
     conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout,
                       answer_timeout=deadline.answer_timeout(statement_timeout, lock_timeout))
     try:
+        if ownership.migrate_if_outdated(conn, LOCK_KEY) and on_migrated is not None:
+            on_migrated()
         _begin_locked(conn, lock_timeout, statement_timeout)
         with paused_gc():  # rows and the plan: many objects, no cycles (reconciler.util.gc_pause)
             live = db.read_live(conn, manifest, planes, rider, rider_queries=False)
@@ -316,7 +262,7 @@ def apply(
         if not (live.ownership_ready and live.capabilities.has("reconciler.history")):
             # CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database: only when something is missing
             faults.point("ownership")
-            _ensure_ownership(conn)
+            ownership.ensure(conn)
         _execute(conn, plan, live.capabilities)
         history_id = _record(conn, manifest, plan, live.capabilities, command, version)
         # Last, just before the verification and COMMIT: the window in which the database and a plane (the

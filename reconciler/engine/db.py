@@ -19,9 +19,9 @@ from psycopg import sql
 from psycopg.pq import ExecStatus, TransactionStatus
 
 from reconciler import kinds
-from reconciler.engine import conninfo, deadline
+from reconciler.engine import conninfo, deadline, records
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, PermissionDenied, ReconcilerError
-from reconciler.kinds.base import Capabilities, LiveState, Managed
+from reconciler.kinds.base import Capabilities, LiveState
 from reconciler.util import faults
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ CORE_PROBES = {
                                   THEN has_database_privilege(current_database(), 'CREATE')
                                   ELSE has_table_privilege('reconciler.managed', 'INSERT, UPDATE, DELETE')
                                        AND has_table_privilege('reconciler.history', 'INSERT') END""",
+    "reconciler.records": records.SHAPE_PROBE,
 }
 
 
@@ -289,15 +290,15 @@ def _queue_reads(conn: psycopg.Connection[Any], caps: Capabilities, manifest: Ma
         cursors[kind.name] = cur
     if caps.has("reconciler.managed"):
         cursors[_MANAGED] = cur = conn.cursor()
-        cur.execute(sql.SQL("SELECT kind, key, fingerprint, protect FROM reconciler.managed"))
+        cur.execute(records.records_query(caps))
 
 
 def _live_state(caps: Capabilities, rows: dict[str, list[tuple[Any, ...]]], planes: kinds.Planes | None) -> LiveState:
     live = {kind.name: kind.from_rows(rows.get(kind.name, []), caps) for kind in kinds.REGISTRY}
     for name, plane in (planes.opened.items() if planes is not None else ()):
         live[name] = plane.read()
-    managed = {(k, key): Managed(k, key, fp, protect) for k, key, fp, protect in rows.get(_MANAGED, [])}
-    return LiveState(caps, live, managed, caps.has("reconciler.managed"))
+    managed, removed = records.from_rows(rows.get(_MANAGED, []))
+    return LiveState(caps, live, managed, caps.has("reconciler.managed"), removed, records.outdated(caps))
 
 
 def _read_with_known(conn: psycopg.Connection[Any], manifest: Manifest | None, planes: kinds.Planes | None,

@@ -16,18 +16,42 @@ def _recorded(cur: Any) -> bool:
     return bool(row and row[0])
 
 
-def listing(url: str, count: int) -> str:
+def entries(url: str, count: int) -> list[dict[str, Any]]:
+    """The newest `count` history entries, newest first, as plain data (`reconcile history --format json`)."""
     with db.connect(url) as conn, db.translated("reading reconciler.history"), conn.cursor() as cur:
         if not _recorded(cur):
-            return "No applies recorded yet.\n"
+            return []
         cur.execute(
-            """SELECT id, applied_at, database_user, coalesce(client_addr, 'local'), tool_version, summary
+            """SELECT id, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), database_user,
+                      coalesce(client_addr, 'local'), tool_version, command, summary
                  FROM reconciler.history ORDER BY id DESC LIMIT %s""",
             (count,),
         )
         rows = cur.fetchall()
-    lines = [f"#{r[0]}  {r[1]:%Y-%m-%d %H:%M:%S%z}  {r[2]}@{r[3]}  v{r[4]}  {r[5]}" for r in rows]
-    return "\n".join(lines) + "\n" if lines else "No applies recorded yet.\n"
+    return [{"id": r[0], "applied_at": r[1], "user": r[2], "client": r[3], "tool_version": r[4],
+             "command": command_name(r[5]), "arguments": r[5], "summary": r[6]} for r in rows]
+
+
+def command_name(recorded: str) -> str:
+    """What an entry did, in one word: apply, prune (an apply with --prune), down, or adopt."""
+    if recorded.startswith("down"):
+        return "down"
+    if "--prune" in recorded.split():
+        return "prune"
+    return "apply"
+
+
+def listing(url: str, count: int) -> str:
+    rows = entries(url, count)
+    if not rows:
+        return "No applies recorded yet.\n"
+    lines = [f"#{r['id']}  {r['applied_at']}  {r['user']}@{r['client']}  v{r['tool_version']}  {r['command']:<5}  "
+             f"{r['summary']}" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def as_json(url: str, count: int) -> str:
+    return json.dumps({"format_version": "1", "entries": entries(url, count)}, indent=2, ensure_ascii=False) + "\n"
 
 
 def show(url: str, history_id: int) -> str:

@@ -290,8 +290,8 @@ class FleetController:
             outcome = "skipped"
         elif result.error is not None:
             outcome = "error"
-        elif result.plan is not None and not result.plan.is_empty and not self.settings.apply:
-            outcome = "drift"
+        elif result.plan is not None and (result.plan.has_drift or result.corrections):
+            outcome = "drift"  # changed outside git (corrected or reported); a manifest roll-out is success
         else:
             outcome = "success"
         with self._lock:
@@ -318,7 +318,7 @@ class FleetController:
                 log.info("change_applied", target=name, kind=change.kind, key=change.key,
                          action=change.action.value, reason=change.reason, history_id=result.history_id)
         elif result.plan is not None and not self.settings.apply:
-            for change in result.plan.mutating:
+            for change in result.plan.drifted:
                 log.warning("drift_detected", target=name, kind=change.kind, key=change.key,
                             action=change.action.value, reason=change.reason)
         log.info("target_cycle_finished", target=name, result=outcome, duration_ms=round(result.duration * 1000, 1),

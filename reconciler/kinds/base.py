@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # planning must not load the driver; only apply and readers d
     from reconciler.manifest import Manifest
 
 from reconciler.kinds.exporting import export_problem, placeholder_names  # noqa: F401 (the kinds' import point)
-from reconciler.model import Change, Finding
+from reconciler.model import AppliedRecord, Change, Finding
 from reconciler.secret_value import SecretValue
 
 
@@ -77,12 +77,20 @@ class Capabilities:
 
 @dataclass(frozen=True, slots=True)
 class Managed:
-    """One row of reconciler.managed: an object this tool created or adopted."""
+    """One row of reconciler.managed: an object this tool created, adopted, changed or removed.
+
+    `applied` is the last-applied record: the plain desired fields the last apply that touched the object
+    wrote (None: no record, a row of the previous release's shape). `removed`: that apply deleted it (prune
+    or `reconcile down`); such a row is kept so the next plan knows the tool removed it, but the object is
+    no longer managed (LiveState.managed leaves it out).
+    """
 
     kind: str
     key: str
-    fingerprint: str
     protect: bool = False
+    applied: Mapping[str, Any] | None = None
+    record: AppliedRecord | None = None
+    removed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,15 @@ class LiveState:
     kinds: Mapping[str, Any]  # kind name -> that kind's own live mapping
     managed: Mapping[tuple[str, str], Managed] = field(default_factory=dict)
     ownership_ready: bool = False  # reconciler.managed exists
+    #: Removed objects' rows (Managed.removed), kept apart so that `managed` means "ours now".
+    removed: Mapping[tuple[str, str], Managed] = field(default_factory=dict)
+    #: reconciler.managed still has the previous release's shape (no last-applied records): the next
+    #: apply migrates it (engine/ownership.py).
+    ownership_outdated: bool = False
+
+    def record(self, kind: str, key: str) -> Managed | None:
+        """The ownership row of (kind, key), removed or not."""
+        return self.managed.get((kind, key)) or self.removed.get((kind, key))
 
     def of(self, kind: str) -> Any:
         return self.kinds[kind]
@@ -206,7 +223,7 @@ class Kind(Protocol):
     `privileges(change)` (checked against the probes), `prune_policy`. Applying: `statements`,
     `refused` (the one-line explanation of a statement the server refused), `quiet_logging` (turn
     statement logging off while this kind's changes are written), `protected_keys` (ownership records
-    with protect), `assigned_fields` (left out of the fingerprint). Output: `hidden_fields`. `reconcile
+    with protect), `assigned_fields` (left out of the last-applied record). Output: `hidden_fields`. `reconcile
     down`: `rollback`. `reconcile export`: `export` (its live objects as manifest entries; None for a kind
     that has nothing to declare). The CLI: `declared` (validate's counts), `schedules` (`--next`),
     `sources` (secret sources resolved before planning), `rotatable` (what `--rotate` may name).
@@ -228,7 +245,7 @@ class Kind(Protocol):
     def rollback_help(self) -> str: ...  # what `reconcile down` does to this kind, for its --help
 
     @property
-    def assigned_fields(self) -> frozenset[str]: ...  # ids the database assigns: not part of the fingerprint
+    def assigned_fields(self) -> frozenset[str]: ...  # ids the database assigns: not recorded
 
     @property
     def quiet_logging(self) -> bool: ...

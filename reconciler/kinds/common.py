@@ -1,13 +1,10 @@
-"""Helpers the kinds share for planning: field comparison, the in-sync and undeclared changes, fingerprints.
+"""Helpers the kinds share for planning: field comparison, the in-sync and undeclared changes.
 
-Pure functions over plain data and the planning context of `kinds.base`; a kind imports them, the core
-only `fingerprint` (ownership records).
+Pure functions over plain data and the planning context of `kinds.base`; a kind imports them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,12 +22,6 @@ def table_privilege(relation: str, privilege: str) -> str:
     """The probe for a privilege on a relation: NULL (unknown) while the relation does not exist."""
     return (f"CASE WHEN to_regclass('{relation}') IS NULL THEN NULL"
             f" ELSE has_table_privilege('{relation}', '{privilege}') END")
-
-
-def fingerprint(values: Mapping[str, Any]) -> str:
-    """A stable digest of a kind's normalised fields, recorded in reconciler.managed."""
-    text = json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def field_changes(
@@ -95,17 +86,24 @@ def undeclared(
     if managed is None:
         return Change(kind, key, Action.UNMANAGED, before=before,
                       reason="not created or adopted by reconcile; left alone" if ctx.options.rollback else reason)
+    # kept (Change.kept): shown in every plan, so a reviewer sees a deletion in git even when nothing is pruned
+    removed = "rollback" if ctx.options.rollback else f"removed from {_manifest_name(ctx)}"
     if managed.protect:
-        return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; protected")
+        return Change(kind, key, Action.NOOP, before=before, reason=f"{removed}; protected")
     if not ctx.options.prune:
-        return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; pruning is off")
+        return Change(kind, key, Action.NOOP, before=before, reason=f"{removed}; pruning is off")
     if ctx.prune_policy in ("off", "report"):
-        return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; prune policy {ctx.prune_policy}")
+        return Change(kind, key, Action.NOOP, before=before, reason=f"{removed}; prune policy {ctx.prune_policy}")
     if ctx.prune_policy == "deactivate" and deactivated is not None:
         if dict(deactivated) == dict(before):
             return Change(kind, key, Action.NOOP, before=before, reason=f"{reason}; already inactive")
         return Change(kind, key, Action.DEACTIVATE, before=before, after=deactivated, reason=reason)
     return Change(kind, key, Action.DELETE, before=before, reason=reason)
+
+
+def _manifest_name(ctx: PlanContext) -> str:
+    files = ctx.manifest.source_files if ctx.manifest is not None else ()
+    return files[0].replace("\\", "/").rsplit("/", 1)[-1] if files else "scheduler.yaml"
 
 
 def edge_key(edge_name: str) -> str:

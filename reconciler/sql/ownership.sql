@@ -3,8 +3,11 @@ CREATE SCHEMA IF NOT EXISTS reconciler;
 CREATE TABLE IF NOT EXISTS reconciler.managed (
     kind text NOT NULL,
     key text NOT NULL,
-    fingerprint text NOT NULL,
     protect boolean NOT NULL DEFAULT false,
+    -- the last-applied record (engine/ownership.py): {"desired": {...}, "live": {...}}; NULL: none
+    applied jsonb,
+    history_id bigint,  -- the reconciler.history entry that wrote it
+    removed boolean NOT NULL DEFAULT false,  -- deleted by that entry (prune, reconcile down)
     first_applied timestamptz NOT NULL DEFAULT now(),
     last_applied timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (kind, key)

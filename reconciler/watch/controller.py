@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 KINDS = tuple(kind.name for kind in kinds.REGISTRY)
 
 log = structlog.get_logger("reconciler.watch.controller")
+#: Every cycle's result label (cycle_result, plus the failures).
+RESULTS = ("success", "drift", "pending", "manifest_invalid", "error", "skipped")
 
 #: Seconds a stopping controller lets its running cycle finish before it ends the cycle's waits for the
 #: database (RECONCILER_SHUTDOWN_GRACE overrides it); Kubernetes' terminationGracePeriodSeconds must exceed it.
@@ -82,7 +84,7 @@ class Settings:
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.cycles = Counter("reconciler_cycles", "Reconcile cycles by result (success, drift, error, skipped).",
+        self.cycles = Counter("reconciler_cycles", "Reconcile cycles by result (" + ", ".join(RESULTS) + ").",
                               ["result"], registry=self.registry)
         self.duration = Histogram("reconciler_cycle_duration_seconds", "Duration of one reconcile cycle.",
                                   registry=self.registry,
@@ -97,10 +99,14 @@ class Metrics:
                                        registry=self.registry)
         self.manifest_valid = Gauge("reconciler_manifest_valid", "1 when the manifest on disk is valid.",
                                     registry=self.registry)
-        for result in ("success", "drift", "error", "skipped"):
+        self.drift_corrected = Counter("reconciler_drift_corrected", "Changes that corrected drift (changed outside "
+                                       "git since the last apply, or without a record), by kind.", ["kind"],
+                                       registry=self.registry)
+        for result in RESULTS:
             self.cycles.labels(result)
         for kind in KINDS:
             self.drifted.labels(kind)
+            self.drift_corrected.labels(kind)
             for action in sorted(MUTATING):  # zero from the start, so rate() and dashboards see them
                 self.applied.labels(kind, action.value)
 
@@ -180,18 +186,20 @@ class Controller:
         try:
             self._reload_manifest()
             if self.manifest is None:
-                raise ReconcilerError(f"no valid manifest: {self.manifest_error}")
+                raise _NoManifest(f"no valid manifest: {self.manifest_error}")
             evidence = self.pipeline.start(self.manifest) if self.pipeline is not None else None
             plan = self._reconcile(evidence)
             summary["counts"] = _counts(plan)
             summary["drift_found"] = not plan.is_empty
             summary["applied"] = self.settings.apply and not plan.is_empty
             self._record_drift(plan)
-            result = "success" if plan.is_empty or self.settings.apply else "drift"
+            result = cycle_result(plan, applied=self.settings.apply, manifest_valid=self.manifest_error is None)
         except LockHeld as e:
             result, error, retryable = "skipped", e.one_line(), True
             self.metrics.lock_contention.inc()
             log.info("cycle_skipped_lock_held", detail=e.one_line())
+        except _NoManifest as e:
+            result, error = "manifest_invalid", e.one_line()
         except ReconcilerError as e:
             result, error, retryable = "error", e.one_line(), e.retryable
         # part of the cycle: done before its result is published (metrics, readiness, the summary line)
@@ -200,8 +208,8 @@ class Controller:
         duration = time.perf_counter() - t0
         self.metrics.cycles.labels(result).inc()
         self.metrics.duration.observe(duration)
-        ok = result in ("success", "drift") and self.manifest_error is None
-        if result in ("success", "drift"):
+        ok = result in ("success", "drift", "pending") and self.manifest_error is None
+        if result in ("success", "drift", "pending"):
             self.metrics.last_success.set(time.time())
         if result != "skipped":
             self.last_cycle_ok = ok
@@ -256,7 +264,7 @@ class Controller:
                                            evidence, statement_timeout=self.settings.statement_timeout,
                                            lock_timeout=self.settings.lock_timeout, known=self._capabilities)
                 self._capabilities = live.capabilities  # the next cycle reads in one round trip
-                for change in plan.mutating:
+                for change in plan.drifted:
                     log.warning("drift_detected", kind=change.kind, key=change.key, action=change.action.value,
                                 reason=change.reason)
                 return plan
@@ -264,11 +272,22 @@ class Controller:
                            lock_timeout=self.settings.lock_timeout, statement_timeout=self.settings.statement_timeout,
                            command="--watch --apply" + (" --prune" if self.settings.prune else ""),
                            version=package_version(), planes=planes, rider=evidence)
+        drifted = result.plan.drifted + result.corrections  # a change made during the apply is drift too
         for change in result.plan.mutating + result.corrections:
             self.metrics.applied.labels(change.kind, change.action.value).inc()
             log.info("change_applied", kind=change.kind, key=change.key, action=change.action.value,
                      reason=change.reason, history_id=result.history_id,
                      during_apply=change in result.corrections)
+        for change in drifted:
+            self.metrics.drift_corrected.labels(change.kind).inc()
+            log.warning("drift_detected", kind=change.kind, key=change.key, action=change.action.value,
+                        reason=change.reason, corrected=True, history_id=result.history_id)
+        rolled_out = [c for c in result.plan.mutating if c not in drifted]
+        if rolled_out:
+            log.info("manifest_rolled_out", changes=len(rolled_out), history_id=result.history_id,
+                     objects=[f"{c.kind} {c.key}" for c in rolled_out[:20]])
+        if result.corrections:
+            return Plan(result.plan.changes + result.corrections, result.plan.findings)
         return result.plan
 
     def _watch_pipeline(self, result: str, error: str | None, plan: Plan | None,
@@ -315,6 +334,22 @@ class Controller:
     def _serve_http(self) -> None:
         self._server = lifecycle.serve_http(self.settings.http_host, self.settings.http_port, healthy=self.healthy,
                                            ready=self.ready, registry=self.metrics.registry)
+
+
+class _NoManifest(ReconcilerError):
+    """No valid manifest has been loaded yet: the cycle's result is manifest_invalid."""
+
+
+def cycle_result(plan: Plan, *, applied: bool, manifest_valid: bool) -> str:
+    """The cycle's result label: `drift` when something changed outside git (corrected with --apply or only
+    reported), `pending` for a manifest change not applied (without --apply), `success` otherwise (in sync, or
+    a roll-out of the manifest); `manifest_invalid` whenever the manifest on disk is invalid (the cycle ran
+    on the last valid one)."""
+    if not manifest_valid:
+        return "manifest_invalid"
+    if plan.has_drift:
+        return "drift"
+    return "pending" if not applied and not plan.is_empty else "success"
 
 
 def _counts(plan: Plan) -> dict[str, dict[str, int]]:

@@ -194,7 +194,8 @@ def _scrub_tree(value: Any, secrets: Sequence[str]) -> Any:
 class Notices:
     """The states notifications are about, and one message per change of any of them:
 
-    - a cycle applied changes (`drift_corrected`: each apply is its own change);
+    - a cycle corrected drift (`drift_corrected`: each apply is its own change) or rolled out a change of
+      the manifest (`manifest_rolled_out`);
     - drift found and not corrected (without --apply): `drift_detected` once, `drift_cleared` when gone;
     - `failures` failed cycles in a row: `cycle_failing` once, `cycle_recovered` after the next good cycle;
     - a pipeline check going from passing to failing (`pipeline_check_failing`) and back
@@ -225,8 +226,15 @@ class Notices:
                        f"reconcile --watch: recovered, a cycle succeeded after {self.failed_cycles} failed",
                        {"failed_cycles": self.failed_cycles})
         self.failed_cycles, self.failing_sent = 0, False
-        changes = list(plan.mutating) if plan is not None else []
+        # only what changed outside git is drift (Plan.drifted); a roll-out of the manifest is not
+        changes = list(plan.drifted) if plan is not None else []
         lines = [f"{c.action.value} {c.kind} {c.key}" + (f" ({c.reason})" if c.reason else "") for c in changes]
+        rolled_out = [c for c in plan.mutating if c not in changes] if plan is not None and applied else []
+        if rolled_out:
+            described = [f"{c.action.value} {c.kind} {c.key}" for c in rolled_out]
+            self._send("manifest_rolled_out", "info",
+                       f"reconcile --watch applied the manifest: {len(rolled_out)} change(s): " + "; ".join(described),
+                       {"changes": described})
         if applied and changes:
             self._send("drift_corrected", "info",
                        f"reconcile --watch corrected drift: {len(changes)} change(s) applied: " + "; ".join(lines),
@@ -257,6 +265,8 @@ class Notices:
                            {"check": t.check, "status": t.status, "previous": t.previous, "summary": t.summary})
 
     def _send(self, event: str, severity: str, text: str, details: dict[str, Any]) -> None:
+        if not self.notifier.urls:  # no --notify: nothing is queued, so nothing is said
+            return
         log.info("notification_queued", notify_event=event, severity=severity)
         self.notifier.send(Message(event, severity, text, details))
 

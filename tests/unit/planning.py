@@ -71,7 +71,7 @@ def live(*, capabilities: Capabilities | None = None, installed: dict[str, str] 
         "trigger": triggers.kind.from_rows(list(trigger_rows), c),
         "edge_secret": registry.by_name("edge_secret").from_rows([], c),
     }
-    records = {(k, key): Managed(k, key, "fp", protect) for k, key, protect in managed}
+    records = {(k, key): Managed(k, key, protect) for k, key, protect in managed}
     return LiveState(c, per_kind, records, bool(managed))
 
 

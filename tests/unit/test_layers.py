@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cron",),  # the schedule dialect
     ("manifest",),  # reading and checking scheduler.yaml
     ("kinds",),  # every resource kind and the registry
-    ("plan", "render", "export"),  # pure: manifest + live state in, plan (or text) out
+    ("attribution", "plan", "render", "export"),  # pure: manifest + live state in, plan (or text) out
     ("engine",),  # the database edge: reads, transactions, ownership, history, secret sources, the session
     ("verify",),  # the evidence: is the pipeline firing?
     ("watch",),  # the long-running loop: controller, lifecycle, pipeline metrics, notify

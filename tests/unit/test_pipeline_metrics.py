@@ -215,6 +215,21 @@ def test_notices_drift_without_apply_is_one_message_until_it_changes() -> None:
     assert "update job fetch_google_news (changed outside git: schedule)" in notifier.sent[0].text
 
 
+def test_notices_a_manifest_roll_out_is_not_drift() -> None:
+    from dataclasses import replace
+
+    from reconciler.model import Origin
+
+    rolled = replace(CHANGE, fields=tuple(replace(f, origin=Origin.MANIFEST) for f in CHANGE.fields),
+                     origin=Origin.MANIFEST, reason="changed in scheduler.yaml: schedule")
+    notifier = Collect()
+    notices = Notices(notifier)
+    notices.cycle("success", None, Plan((rolled,)), applied=True)
+    notices.cycle("success", None, Plan((rolled,)), applied=False)  # waiting without --apply: not drift either
+    assert [m.event for m in notifier.sent] == ["manifest_rolled_out"]
+    assert notifier.sent[0].text == "reconcile --watch applied the manifest: 1 change(s): update job fetch_google_news"
+
+
 def test_notices_drift_corrected_and_check_flips_with_secrets_scrubbed() -> None:
     notifier = Collect()
     notifier.secrets = ["s3cret-value-123"]
@@ -245,3 +260,18 @@ def test_bad_webhook_urls_are_one_line_errors_without_the_url(bad: str) -> None:
 def test_logs_name_a_webhook_by_its_host_only() -> None:
     assert target("https://hooks.slack.com/services/T000/B000/XXXXSECRET") == "https://hooks.slack.com"
     assert target("http://127.0.0.1:8123/hook?token=abc") == "http://127.0.0.1:8123"
+
+
+def test_notices_without_a_notify_url_log_nothing_queued(capsys: pytest.CaptureFixture[str]) -> None:
+    from reconciler.util import logs
+
+    logs.configure("info", json_output=True)
+    try:
+        notices = Notices(Notifier([]))
+        notices.cycle("drift", None, Plan((CHANGE,)), applied=False)
+        assert "notification_queued" not in capsys.readouterr().err
+        loud = Notices(Collect())
+        loud.cycle("drift", None, Plan((CHANGE,)), applied=False)
+        assert "notification_queued" in capsys.readouterr().err
+    finally:
+        logs.configure()

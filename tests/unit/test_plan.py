@@ -44,7 +44,7 @@ def test_schedule_drift_is_one_field_change():
     (change,) = make(state).mutating
     assert change.action is Action.UPDATE and change.key == "fetch_google_news"
     assert [(f.path, f.old, f.new) for f in change.fields] == [("schedule", "*/7 * * * *", "*/5 * * * *")]
-    assert change.reason == "changed outside git: schedule"
+    assert change.reason == "differs: schedule"  # ownership rows without last-applied records: no claim
 
 
 @pytest.mark.parametrize("schedule", ["*/5  *  * * *", "0-59/5 * * * *", "0,5,10,15,20,25,30,35,40,45,50,55 * * * *"])
@@ -75,7 +75,7 @@ def test_command_literal_edit_is_drift():
 
 def test_disabled_trigger_is_update_of_active():
     (change,) = make(in_sync_live(trigger_rows=[_trigger_row(active=False)])).mutating
-    assert change.reason == "disabled" and [(f.path, f.old, f.new) for f in change.fields] == [("active", False, True)]
+    assert change.reason == "differs: active" and [(f.path, f.old, f.new) for f in change.fields] == [("active", False, True)]
 
 
 def test_secret_value_drift_is_sensitive_update():

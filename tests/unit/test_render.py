@@ -33,16 +33,19 @@ PLAN = Plan(
 )
 
 EXPECTED_TEXT = """\
-The reconciler will perform the following actions:
+Changes from scheduler.yaml:
 
   + extension pg_net: create (missing)
       schema: "extensions"
+  - trigger old: delete (not declared)
+      schedule: "* * * * *"
+
+Differences without a record of the last apply (who made them is not known):
+
   ~ secret cron_secret: update (value differs from its source)
       value: (sensitive) changed
   ~ job ttl_cleanup: update (changed outside git: schedule)
       schedule: "0 3 * * *" → "0 4 * * *"
-  - trigger old: delete (not declared)
-      schedule: "* * * * *"
 
   Warning: 1 change(s) delete or deactivate existing objects:
     delete trigger old
@@ -74,7 +77,9 @@ def test_json_schema_shape():
     assert doc["summary"]["create"] == 1 and doc["summary"]["update"] == 2 and doc["summary"]["delete"] == 1
     secret = next(c for c in doc["changes"] if c["kind"] == "secret")
     assert secret == {"kind": "secret", "key": "cron_secret", "action": "update", "reason": "value differs from its source",
-                      "fields": [{"path": "value", "old": None, "new": None, "sensitive": True}]}
+                      "fields": [{"path": "value", "old": None, "new": None, "sensitive": True, "origin": None}],
+                      "origin": None, "kept": False, "last_applied": None}
+    assert doc["origins"] == {"manifest": 0, "drift": 0, "conflict": 0, "unknown": 2} and doc["kept"] == 0  # not attributed
     assert doc["findings"] == [{"severity": "warning", "code": "cron_timezone", "message": "cron.timezone is CET",
                                 "fix": "set cron.timezone = 'UTC'"}]
     assert {c["kind"] for c in doc["changes"]} <= {"extension", "secret", "job", "trigger", "table"}
@@ -89,7 +94,7 @@ def test_markdown_empty_plan_has_no_table():
 def test_markdown_has_table_and_details():
     md = render.to_markdown(PLAN)
     assert "| create | 1 |" in md and "| update | 2 |" in md and "| delete | 1 |" in md
-    assert "<details><summary>Changes</summary>" in md
+    assert "<details><summary>Changes from scheduler.yaml</summary>" in md
     assert "! job ttl_cleanup: update" in md
     assert "**Warning:** 1 change(s)" in md
 
@@ -106,3 +111,28 @@ def test_multiline_command_is_an_indented_block():
                     fields=(FieldChange("command", "SELECT 1\nFROM a", "SELECT 2\nFROM a"),), reason="changed outside git: command")
     text = render.to_text(Plan((change,)))
     assert "      command:\n      old: |\n          SELECT 1\n          FROM a\n      new: |\n          SELECT 2\n" in text
+
+
+def test_a_plan_of_only_destructive_changes_does_not_list_them_twice():
+    down = Plan((Change("trigger", "t", Action.DELETE, before={"jobname": "t"}, reason="rollback"),
+                 Change("job", "j", Action.DEACTIVATE, before={"is_active": True}, after={"is_active": False},
+                        reason="rollback")))
+    text = render.to_text(down)
+    assert "  Warning: 2 change(s) delete or deactivate existing objects (all of the above).\n" in text
+    assert text.count("trigger t") == 1 and text.count("job j") == 1
+
+
+def test_kept_objects_are_listed_and_counted_by_default():
+    kept = Plan((Change("job", "send_daily_digest", Action.NOOP, before={"job_name": "send_daily_digest"},
+                        reason="removed from scheduler.yaml; pruning is off"),))
+    text = render.to_text(kept)
+    assert "    job send_daily_digest: kept (removed from scheduler.yaml; pruning is off)\n" in text
+    assert text.endswith("No changes. The database matches scheduler.yaml. 1 no longer declared, kept.\n")
+    doc = json.loads(render.to_json(kept))
+    assert doc["kept"] == 1 and doc["changes"][0]["kept"] is True
+
+
+def test_an_adopt_only_plan_says_the_database_is_in_sync():
+    adopt = Plan((Change("job", "a", Action.ADOPT, before={}, after={}, reason="exists, not yet managed"),))
+    assert render.summary_line(adopt) == ("Plan: 0 to create, 0 to update, 0 to delete, 1 to adopt. The database is in"
+                                          " sync; applying only records that the reconciler manages these objects.")

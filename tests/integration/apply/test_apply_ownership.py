@@ -111,8 +111,9 @@ def test_prune_delete_keeps_previous_values_in_history(applied: DbTarget, tmp_pa
     assert "job cleanup_old_cache: delete (not declared)" in result.stdout
     assert "cleanup_old_cache" not in jobs(su)
     assert len(jobs(su)) == len(JOB_NAMES) - 1
-    assert query(su, "SELECT count(*) FROM reconciler.managed WHERE kind = 'job' AND key = 'cleanup_old_cache'") \
-        == [(0,)]
+    # the row stays, marked removed, so the next plan knows the tool itself removed it
+    assert query(su, "SELECT removed, applied FROM reconciler.managed WHERE kind = 'job' AND key = 'cleanup_old_cache'") \
+        == [(True, None)]
 
     history_id, _, _, changes = history_rows(su)[-1]
     [deleted] = [c for c in changes if c["key"] == "cleanup_old_cache"]
@@ -222,6 +223,11 @@ def test_down_rolls_back_what_it_manages_and_apply_restores_it(applied: DbTarget
 
     down = reconcile_sub(applied.url, "down", "--apply")
     assert_ok(down)
+    # it ends as --apply does, and its warning does not list the 14 changes a second time
+    assert down.stdout.endswith("Plan: 0 to create, 0 to update, 1 to delete, 13 to deactivate; 3 no longer declared,"
+                                " kept.\nRollback complete (history #2).\n"), down.stdout
+    assert "Warning: 14 change(s) delete or deactivate existing objects (all of the above).\n" in down.stdout
+    assert down.stdout.count("job fetch_google_news") == 1
     assert cron_job(su) is None
     assert cron_job(su, "hand-made") == hand
     assert set(jobs(su)) == set(JOB_NAMES)
@@ -233,6 +239,9 @@ def test_down_rolls_back_what_it_manages_and_apply_restores_it(applied: DbTarget
     assert {(c["kind"], c["action"]) for c in changes} == {("trigger", "delete"), ("job", "deactivate")}
     assert_no_markers(down.output + json.dumps(changes))
 
+    again = reconcile_sub(applied.url, "down", "--dry-run")
+    assert again.stdout.endswith("No changes. The database matches the rollback (reconcile down). 16 no longer declared,"
+                                 " kept.\n"), again.stdout
     with_secrets = reconcile_sub(applied.url, "down", "--apply", "--include-secrets")
     assert_ok(with_secrets)
     assert secret_digests(su) == {}
@@ -242,6 +251,12 @@ def test_down_rolls_back_what_it_manages_and_apply_restores_it(applied: DbTarget
     restored = reconcile(applied.url, "--apply")
     assert_ok(restored)
     assert_converged(applied.url)
+    # history names what each entry did, as text and as JSON
+    listing = reconcile_sub(applied.url, "history", manifest=None)
+    assert [line.split()[4] for line in listing.stdout.splitlines()] == ["apply", "down", "down", "apply"]
+    entries = json.loads(reconcile_sub(applied.url, "history", "--format", "json", manifest=None).stdout)["entries"]
+    assert [(e["id"], e["command"], e["arguments"]) for e in entries] == [
+        (4, "apply", "--apply"), (3, "down", "down --include-secrets"), (2, "down", "down"), (1, "apply", "--apply")]
     assert all(j["is_active"] for j in jobs(su).values())
     assert secret_digests(su) == digests
     master = cron_job(su)

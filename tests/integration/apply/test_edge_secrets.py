@@ -132,7 +132,7 @@ def test_create_then_noop_then_drift(audited_db: DbTarget, stub: EdgeApiStub, tm
     assert "RESEND_KEY" not in drift.stdout
     doc = plan_json(audited_db, path)
     assert edge_changes(doc)["CRON_SECRET"]["fields"] == [{"path": "value", "old": None, "new": None,
-                                                           "sensitive": True}]
+                                                           "sensitive": True, "origin": "unknown"}]
     stub.clear()
     assert_ok(run(audited_db, path, "--apply"))
     assert writes(stub) == [("POST", [{"name": "CRON_SECRET", "value": SECRETS_ENV["CRON_SECRET"]}])]
@@ -212,7 +212,7 @@ def test_prune_deletes_only_managed_names(audited_db: DbTarget, stub: EdgeApiStu
     listed = run(audited_db, only_cron, "--verbose")
     assert_ok(listed)
     assert "? edge_secret HAND_MADE: unmanaged" in listed.stdout
-    assert "  edge_secret RESEND_KEY: no-op (not declared; pruning is off)" in listed.stdout
+    assert "  edge_secret RESEND_KEY: kept (removed from smaller.yaml; pruning is off)" in listed.stdout
     for reserved in RESERVED:
         assert reserved not in listed.stdout
     stub.clear()
@@ -225,7 +225,7 @@ def test_prune_deletes_only_managed_names(audited_db: DbTarget, stub: EdgeApiStu
     assert "HAND_MADE" in pruned.stdout and "- edge_secret HAND_MADE" not in pruned.stdout
     assert writes(stub) == [("DELETE", ["RESEND_KEY"])]
     assert set(stub.values) == {"CRON_SECRET", "HAND_MADE"}
-    assert query(audited_db.superuser_url, "SELECT key FROM reconciler.managed WHERE kind = 'edge_secret'") \
+    assert query(audited_db.superuser_url, "SELECT key FROM reconciler.managed WHERE kind = 'edge_secret' AND NOT removed") \
         == [("CRON_SECRET",)]
     for reserved in RESERVED:
         assert reserved not in pruned.stdout

@@ -1,7 +1,8 @@
 """Golden plans: one folder per case under tests/integration/apply/cases/, run against the real database.
 
-A case folder holds `case.yaml` (setup, optional manifest, args, role), `live.sql` (run as the superuser
-after the setup to build the live state), and the exact expected plans `expected.txt` / `expected.json`.
+A case folder holds `case.yaml` (setup, optional manifest, args, role, steps), `live.sql` (run as the
+superuser after the setup to build the live state), and the exact expected plans `expected.txt` /
+`expected.json` / `expected.md` (the time an apply was recorded reads `<applied_at>`).
 Each case: reset the database, set up, run live.sql, compare `reconcile --dry-run` in both formats with the
 expected files, then `--apply` with the same arguments and check that a new plan is empty; a case whose
 plan has blocking findings instead checks that apply refuses in one line and changes nothing.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[3]
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 CASE_NAMES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "case.yaml").is_file())
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+#: When an apply was recorded (the drift section's title, JSON's last_applied): the one thing that varies.
+APPLIED_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 #: Fixed, recognisable values for every secret source of scheduler.yaml.
 SECRET_ENV = {
@@ -39,7 +43,7 @@ SECRET_ENV = {
     "SUPABASE_SERVICE_ROLE_KEY": "golden-service-role-key",
     "CRON_SECRET": "golden-cron-secret",
 }
-CASE_KEYS = {"setup", "manifest", "args", "role", "description"}
+CASE_KEYS = {"setup", "manifest", "args", "role", "description", "steps"}
 SETUPS = ("audited", "applied", "empty")
 
 
@@ -50,6 +54,9 @@ class Case:
     manifest: str | None = None  # relative to ROOT (the tests run from there)
     args: tuple[str, ...] = ()
     role: str = "postgres"
+    #: Commands run after the setup and before live.sql (`reconcile down --apply`, a pruning apply);
+    #: "{dir}" in an argument is the case folder, relative to ROOT.
+    steps: tuple[tuple[str, ...], ...] = ()
 
     @property
     def dir(self) -> Path:
@@ -74,8 +81,10 @@ def load_case(name: str) -> Case:
     if manifest is not None:
         assert (folder / manifest).is_file(), f"{name}: manifest {manifest} not found"
         manifest = str((folder / manifest).relative_to(ROOT))
+    where = str(folder.relative_to(ROOT))
+    steps = tuple(tuple(str(a).replace("{dir}", where) for a in step) for step in data.get("steps", ()))
     return Case(name, data["setup"], manifest, tuple(str(a) for a in data.get("args", ())),
-                data.get("role", "postgres"))
+                data.get("role", "postgres"), steps)
 
 
 @dataclass
@@ -123,6 +132,9 @@ def prepare(case: Case, target: DbTarget, env: Mapping[str, str] | None = None) 
     if case.setup == "applied":
         run = invoke(["--apply"], case.url(target), env)
         assert run.exit_code == 0, f"setup apply failed:\n{run}"
+    for step in case.steps:
+        done = invoke(step, case.url(target), env)
+        assert done.exit_code == 0, f"setup step failed:\n{done}"
     live_sql = (case.dir / "live.sql").read_text()
     if live_sql.strip():
         with superuser_conn(target) as conn:
@@ -135,7 +147,7 @@ _SNAPSHOT_TABLES = {
                              " FROM public.scheduled_jobs ORDER BY id",
     "vault.secrets": "SELECT id::text, name, description, secret, updated_at::text FROM vault.secrets ORDER BY id",
     "cron.job": "SELECT jobid, jobname, schedule, command, active, username FROM cron.job ORDER BY jobid",
-    "reconciler.managed": "SELECT kind, key, fingerprint FROM reconciler.managed ORDER BY kind, key",
+    "reconciler.managed": "SELECT to_jsonb(m) FROM reconciler.managed m ORDER BY kind, key",
     "reconciler.history": "SELECT id FROM reconciler.history ORDER BY id",
 }
 
@@ -212,6 +224,7 @@ def _unmanaged(run: Run) -> list[tuple[str, str]]:
 
 
 def _compare(path: Path, actual: str) -> None:
+    actual = APPLIED_AT.sub("<applied_at>", actual)
     if UPDATE:
         path.write_text(actual)
         return
@@ -222,9 +235,10 @@ def _compare(path: Path, actual: str) -> None:
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_golden(name: str, empty_db: DbTarget) -> None:
     case = load_case(name)
-    runs = run_case(case, empty_db)
+    runs = run_case(case, empty_db, formats=("text", "json", "markdown"))
     _compare(case.dir / "expected.txt", runs.plans["text"].stdout)
     _compare(case.dir / "expected.json", runs.plans["json"].stdout)
+    _compare(case.dir / "expected.md", runs.plans["markdown"].stdout)
     for run in runs.all():
         assert "Traceback" not in run.stderr
 
@@ -282,7 +296,8 @@ def test_trigger_command_formatting_is_not_drift(audited_db: DbTarget, rewrite: 
     assert _trigger_command(audited_db) == edited
     plan = _plan_json(case, audited_db, "-v")
     trigger = [c for c in plan["changes"] if c["kind"] == "trigger"]
-    assert trigger == [{"kind": "trigger", "key": "master-scheduler", "action": "no-op", "reason": "", "fields": []}]
+    assert trigger == [{"kind": "trigger", "key": "master-scheduler", "action": "no-op", "reason": "", "fields": [],
+                        "origin": None, "kept": False, "last_applied": None}]
     assert plan["empty"] is True
     run = invoke(["--dry-run", "--detailed-exitcode"], audited_db.url)
     assert run.exit_code == 0, str(run)
@@ -293,10 +308,14 @@ def test_trigger_schedule_edit_is_exactly_one_field_change(audited_db: DbTarget)
     prepare_applied(case, audited_db)
     _alter_trigger(audited_db, schedule="*/2 * * * *")
     plan = _plan_json(case, audited_db)
-    assert plan["changes"] == [{
-        "kind": "trigger", "key": "master-scheduler", "action": "update", "reason": "changed outside git: schedule",
-        "fields": [{"path": "schedule", "old": "*/2 * * * *", "new": "* * * * *", "sensitive": False}],
-    }]
+    (change,) = plan["changes"]
+    assert change.pop("last_applied")["history_id"] == 1
+    assert change == {
+        "kind": "trigger", "key": "master-scheduler", "action": "update",
+        "reason": "changed outside git since apply #1: schedule", "origin": "drift", "kept": False,
+        "fields": [{"path": "schedule", "old": "*/2 * * * *", "new": "* * * * *", "sensitive": False,
+                    "origin": "drift"}],
+    }
     assert {a: n for a, n in plan["summary"].items() if n and a != "no-op"} == {"update": 1}
 
 
@@ -306,10 +325,14 @@ def test_job_schedule_edit_is_exactly_one_field_change(audited_db: DbTarget) -> 
     with superuser_conn(audited_db) as conn:
         conn.execute("UPDATE public.scheduled_jobs SET schedule = '*/7 * * * *' WHERE job_name = 'ttl_cleanup'")
     plan = _plan_json(case, audited_db)
-    assert plan["changes"] == [{
-        "kind": "job", "key": "ttl_cleanup", "action": "update", "reason": "changed outside git: schedule",
-        "fields": [{"path": "schedule", "old": "*/7 * * * *", "new": "0 3 * * *", "sensitive": False}],
-    }]
+    (change,) = plan["changes"]
+    assert change.pop("last_applied")["history_id"] == 1
+    assert change == {
+        "kind": "job", "key": "ttl_cleanup", "action": "update", "reason": "changed outside git since apply #1: schedule",
+        "origin": "drift", "kept": False,
+        "fields": [{"path": "schedule", "old": "*/7 * * * *", "new": "0 3 * * *", "sensitive": False,
+                    "origin": "drift"}],
+    }
 
 
 def prepare_applied(case: Case, target: DbTarget) -> None:

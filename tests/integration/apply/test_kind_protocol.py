@@ -236,11 +236,11 @@ def test_a_kind_defined_in_a_test_goes_through_the_whole_tool(audited_db: DbTarg
                                                                                              "protect": True}))
         pruned = reconcile(url, "--prune", "--apply", manifest=edited)
         assert_ok(pruned)
-        assert "~ note alpha: update (edited)\n      body: \"first\" → \"edited\"\n" in pruned.stdout
+        assert "~ note alpha: update (changed in scheduler.yaml: body)\n      body: \"first\" → \"edited\"\n" in pruned.stdout
         assert "- note beta: delete (not declared)" in pruned.stdout
         assert query(url, "SELECT name, body FROM public.kind_notes ORDER BY name") == [
             ("alpha", "edited"), ("gamma", "g"), ("hand-made", "not ours")]
-        assert query(url, "SELECT key, protect FROM reconciler.managed WHERE kind = 'note' ORDER BY key") == [
+        assert query(url, "SELECT key, protect FROM reconciler.managed WHERE kind = 'note' AND NOT removed ORDER BY key") == [
             ("alpha", False), ("gamma", True)]
         last = history_rows(audited_db.superuser_url)[-1][3]
         [deleted] = [c for c in last if c["kind"] == "note" and c["action"] == "delete"]

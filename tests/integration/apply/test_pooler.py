@@ -114,7 +114,7 @@ def test_plan_apply_and_drift_through_the_pooler(pooled: Pooled) -> None:
 
     _drift(pooled.superuser_url)
     drifted = reconcile(pooled.url, "--dry-run", "--detailed-exitcode")
-    assert drifted.exit_code == 2 and "Plan: 0 to create, 2 to update, 0 to delete." in drifted.stdout, drifted.output
+    assert drifted.exit_code == 2 and "Plan: 0 to create, 2 to update, 0 to delete; 2 drifted outside git." in drifted.stdout, drifted.output
     assert_ok(reconcile(pooled.url, "--apply"))
     assert _drift_corrected(pooled.superuser_url)
     assert_converged(pooled.url)
@@ -210,7 +210,8 @@ def test_watch_apply_corrects_drift_through_the_pooler(pooled: Pooled, tmp_path:
         samples = w.metrics()
         assert metric(samples, "reconciler_cycles_total", result="error") == 0, w.stderr()[-3000:]
         assert metric(samples, "reconciler_changes_applied_total", kind="trigger", action="update") == 2
-    assert {e["result"] for e in w.cycles()} == {"success"}
+    assert {e["result"] for e in w.cycles()} == {"success", "drift"}  # the two drifts were corrected
+    assert len(w.cycles("drift")) == 2
     assert_no_markers(w.stderr() + w.stdout())
     assert_converged(pooled.url, manifest)
 

@@ -65,8 +65,8 @@ def test_triggers_of_another_user_and_database(other_db: DbTarget, tmp_path: Pat
                                            {**ELSEWHERE, "database": database}), name="moved.yaml")
     updated = reconcile(db.url, "--apply", manifest=moved)
     assert_ok(updated)
-    assert "~ trigger as-postgres@postgres: update (changed outside git: schedule)" in updated.stdout
-    assert "~ trigger elsewhere@postgres: update (changed outside git: database)" in updated.stdout
+    assert "~ trigger as-postgres@postgres: update (changed in moved.yaml: schedule)" in updated.stdout
+    assert "~ trigger elsewhere@postgres: update (changed in moved.yaml: database)" in updated.stdout
     after = _cron(db)
     assert after["as-postgres"] == (cron["as-postgres"][0], "*/20 * * * *", "SELECT 1", database, "postgres")
     assert after["elsewhere"] == (cron["elsewhere"][0], "0 * * * *", "SELECT 2", database, "postgres")
@@ -83,7 +83,8 @@ def test_protect_holds_for_a_trigger_of_another_user(other_db: DbTarget, tmp_pat
     pruned = reconcile(db.url, "--prune", "--apply", manifest=dropped)
     assert_ok(pruned)
     assert "- trigger elsewhere@postgres: delete (not declared)" in pruned.stdout
-    assert "as-postgres" not in pruned.stdout
+    # protected: kept, and listed so the removal from the manifest is visible
+    assert "    trigger as-postgres@postgres: kept (removed from dropped.yaml; protected)" in pruned.stdout
     assert set(_cron(db)) == {"as-postgres"}
     assert _cron(db)["as-postgres"][0] == protected_jobid
     assert_converged(db.url, dropped, "--prune")

@@ -19,6 +19,7 @@ import pytest
 from reconciler.engine.apply import LOCK_KEY
 from tests.fix_db import DbTarget, free_port
 from tests.integration.apply.test_golden import (
+    APPLIED_AT,
     ROOT,
     SECRET_ENV,
     Case,
@@ -50,7 +51,7 @@ def test_plan_with_changes_exits_0_without_detailed_exitcode(audited_db: DbTarge
 def test_detailed_exitcode_is_2_when_the_plan_has_changes(audited_db: DbTarget) -> None:
     run = invoke(["--dry-run", "--detailed-exitcode"], audited_db.url)
     assert run.exit_code == 2 and run.stderr == "", str(run)
-    assert run.stdout.startswith("The reconciler will perform the following actions:\n")
+    assert run.stdout.startswith("Changes from scheduler.yaml:\n")
 
 
 def test_detailed_exitcode_is_2_for_blocking_findings(empty_db: DbTarget) -> None:
@@ -210,7 +211,7 @@ def test_lock_held_by_another_session_exits_3(audited_db: DbTarget) -> None:
 MARKDOWN = """\
 ### Reconciler plan for `scheduler.yaml`
 
-**Plan: 0 to create, 1 to update, 1 to delete.**
+**Plan: 0 to create, 1 to update, 1 to delete; 2 drifted outside git.**
 
 | action | count |
 | --- | ---: |
@@ -223,10 +224,10 @@ MARKDOWN = """\
 | --- | --- | --- |
 | warning | public.scheduled_jobs.job_name has no unique constraint | add one (CREATE UNIQUE INDEX ... ON public.scheduled_jobs (job_name)) so duplicates cannot appear |
 
-<details><summary>Changes</summary>
+**Drift: changed outside git since the last apply (#1 at <applied_at> by postgres)**
 
 ```diff
-! trigger master-scheduler: update (disabled)
+! trigger master-scheduler: update (changed outside git since apply #1: active)
       active: false → true
 - job ttl_cleanup: delete (duplicate rows)
       job_type: "cleanup"
@@ -235,8 +236,6 @@ MARKDOWN = """\
       description: null
       is_active: true
 ```
-
-</details>
 """
 
 
@@ -248,7 +247,7 @@ def test_markdown_plan_shape(applied: DbTarget) -> None:
                      " VALUES ('ttl_cleanup', 'cleanup', '0 2 * * *', '/functions/v1/ttl-cleanup')")
     run = invoke(["--format", "markdown", "--detailed-exitcode"], applied.url)
     assert (run.exit_code, run.stderr) == (2, ""), str(run)
-    assert run.stdout == MARKDOWN
+    assert APPLIED_AT.sub("<applied_at>", run.stdout) == MARKDOWN
 
 
 def test_markdown_for_an_empty_plan(applied: DbTarget) -> None:

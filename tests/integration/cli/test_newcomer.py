@@ -88,8 +88,8 @@ def test_a_fresh_shell_plans_nothing_sees_a_drift_fixes_it_and_reads_history_and
         conn.execute("UPDATE public.scheduled_jobs SET schedule = '*/7 * * * *' WHERE job_name = 'fetch_rss_feeds'")
     plan = shell.run("--dry-run", "--detailed-exitcode")
     assert plan.returncode == 2, plan.stderr
-    assert "~ job fetch_rss_feeds: update (changed outside git: schedule)" in plan.stdout
-    assert "Plan: 0 to create, 1 to update, 0 to delete." in plan.stdout
+    assert "~ job fetch_rss_feeds: update (changed outside git since apply #1: schedule)" in plan.stdout
+    assert "Plan: 0 to create, 1 to update, 0 to delete; 1 drifted outside git." in plan.stdout
     fixed = shell.run("--apply")
     assert fixed.returncode == 0 and fixed.stderr == "", fixed.stderr
     assert "Apply complete (history #2)." in fixed.stdout

@@ -81,6 +81,7 @@ def test_apply_corrects_injected_drift_and_counts_it(audited_db: DbTarget, tmp_p
         wait_until("readyz 200", lambda: w.status("/readyz") == 200, 3)
         before = w.metrics()
         cycles_before = metric(before, "reconciler_cycles_total", result="success")
+        drift_before = metric(before, "reconciler_cycles_total", result="drift")
         assert cycles_before >= 1
         assert metric(before, "reconciler_changes_applied_total", kind="job", action="create") == len(JOB_NAMES)
 
@@ -95,7 +96,7 @@ def test_apply_corrects_injected_drift_and_counts_it(audited_db: DbTarget, tmp_p
         assert_converged(audited_db.url, manifest)
 
         after = w.metrics()
-        assert metric(after, "reconciler_cycles_total", result="success") > cycles_before
+        assert metric(after, "reconciler_cycles_total", result="drift") > drift_before
         assert metric(after, "reconciler_changes_applied_total", kind="job", action="update") \
             - metric(before, "reconciler_changes_applied_total", kind="job", action="update") == 1
         assert metric(after, "reconciler_changes_applied_total", kind="trigger", action="update") \
@@ -110,7 +111,7 @@ def test_apply_corrects_injected_drift_and_counts_it(audited_db: DbTarget, tmp_p
         assert metric(after, "reconciler_cycle_duration_seconds_count") >= 2
         assert object_counts(su) == CONVERGED_COUNTS
     finished = w.cycles()
-    assert {e["result"] for e in finished} == {"success"}
+    assert {e["result"] for e in finished} == {"success", "drift"}  # the roll-out, then the corrected drift
     for event in finished:
         assert {"cycle_id", "result", "duration_ms", "counts", "drift_found", "applied", "error"} <= event.keys()
     assert len({e["cycle_id"] for e in finished}) == len(finished)
@@ -264,7 +265,7 @@ def test_sighup_runs_a_cycle_now_and_sigterm_finishes_the_cycle(converged: DbTar
         assert time.monotonic() - released < 5
     last = w.cycles()[-1]
     assert len(w.cycles()) == 5
-    assert last["result"] == "success" and last["applied"] is True
+    assert last["result"] == "drift" and last["applied"] is True  # it corrected what was changed outside git
     assert _drift_corrected(su)
     assert w.events()[-1]["event"] == "controller_stopped"
 
@@ -303,6 +304,9 @@ def test_manifest_edit_is_picked_up_and_invalid_edit_keeps_the_last_valid(conver
         assert schedule_of(su, JOB) == "*/7 * * * *"
         assert w.status("/readyz") == 503
         assert len(w.events("manifest_invalid")) == 1  # reported once, not every cycle
+        # a cycle on the kept manifest is not a success while the file on disk is invalid
+        assert w.cycles()[-1]["result"] == "manifest_invalid"
+        assert metric(w.metrics(), "reconciler_cycles_total", result="manifest_invalid") >= 1
 
         job["schedule"] = "*/9 * * * *"
         write_atomically(manifest, data)
@@ -340,3 +344,39 @@ def test_secret_values_never_appear_in_logs(converged: DbTarget, tmp_path: Path)
         plain = conn.execute("SELECT string_agg(plan_text || changes::text, '') FROM reconciler.history").fetchone()
     for marker in MARKERS:
         assert marker not in plain[0]
+
+
+# --- issue 25: a manifest roll-out is not drift; a change in the database is ---------------------------------
+
+
+def test_a_manifest_roll_out_is_success_and_a_database_edit_is_drift(converged: DbTarget, tmp_path: Path) -> None:
+    su = converged.superuser_url
+    manifest = copy_manifest(tmp_path)
+    data = yaml.safe_load(manifest.read_text())
+    with watcher(converged.url, manifest, "--apply", workdir=tmp_path) as w:
+        w.wait_cycles(1, timeout=10, result="success")
+        w.wait_http()
+        next(j for j in data["jobs"] if j["name"] == JOB)["schedule"] = "*/7 * * * *"
+        write_atomically(manifest, data)
+        wait_until("the manifest rolled out", lambda: schedule_of(su, JOB) == "*/7 * * * *", 5.0)
+        rolled = w.wait_event("manifest_rolled_out", timeout=3)[0]
+        assert rolled["objects"] == [f"job {JOB}"]
+        samples = w.metrics()
+        assert metric(samples, "reconciler_cycles_total", result="drift") == 0
+        assert metric(samples, "reconciler_drift_corrected_total", kind="job") == 0
+        assert not w.events("drift_detected")
+        assert w.cycles("success")
+
+        set_schedule(su, OTHER_JOB, "*/30 * * * *")  # by hand, outside git
+        wait_until("the drift corrected", lambda: schedule_of(su, OTHER_JOB) == "*/15 * * * *", 5.0)
+        (detected,) = w.wait_event("drift_detected", timeout=3)
+        assert (detected["kind"], detected["key"], detected["corrected"]) == ("job", OTHER_JOB, True)
+        assert detected["reason"].startswith("changed outside git since apply #")
+        drifted = w.wait_cycles(1, timeout=3, result="drift")
+        assert drifted[0]["applied"] is True
+        samples = w.metrics()
+        assert metric(samples, "reconciler_cycles_total", result="drift") == 1
+        assert metric(samples, "reconciler_drift_corrected_total", kind="job") == 1
+        assert metric(samples, "reconciler_drift_corrected_total", kind="trigger") == 0
+        assert len(w.events("manifest_rolled_out")) == 1
+    assert not w.cycles("error")

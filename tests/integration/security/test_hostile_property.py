@@ -224,7 +224,7 @@ def build_live_state(c: Connections, ex: Example) -> None:
             cur.execute("SELECT vault.create_secret(%s, %s, %s)", (value, name, description))
     if ex.managed:
         with c.su.cursor() as cur:
-            cur.executemany("INSERT INTO reconciler.managed (kind, key, fingerprint) VALUES (%s, %s, 'x')",
+            cur.executemany("INSERT INTO reconciler.managed (kind, key) VALUES (%s, %s)",
                             ex.managed)
 
 

@@ -1,0 +1,1 @@
+-- the database is as reconcile down left it

@@ -1,0 +1,1 @@
+-- the database is as the pruning apply left it

@@ -1,0 +1,1 @@
+-- the database is as the last apply left it
