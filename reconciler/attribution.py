@@ -120,4 +120,12 @@ def _update_reason(change: Change, fields: Sequence[FieldChange], row: Managed |
         Origin.UNKNOWN: "differs",
     }
     order = (Origin.DRIFT, Origin.CONFLICT, Origin.MANIFEST, Origin.UNKNOWN)
-    return "; ".join(f"{words[o]}: {', '.join(by_origin[o])}" for o in order if o in by_origin)
+    clauses = [f"{words[o]}: {', '.join(by_origin[o])}" for o in order if o in by_origin]
+    if any(_switched_off(f) for f in fields if f.origin == Origin.DRIFT):
+        # an object switched off behind our back (a trigger: every job stops) is an outage, not an edit
+        clauses[0] = clauses[0].replace("changed outside git", "disabled outside git", 1)
+    return "; ".join(clauses)
+
+
+def _switched_off(field: FieldChange) -> bool:
+    return field.path == "active" and field.old is False and field.new is True

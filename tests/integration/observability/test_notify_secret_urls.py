@@ -32,9 +32,9 @@ def test_urls_from_the_environment_and_a_file_are_used_and_never_shown(audited_d
     try:
         with watcher(audited_db.url, manifest, "--apply", "--notify-file", str(urls_file), interval="0.3s",
                      workdir=tmp_path, env={"RECONCILE_NOTIFY_URLS": env_url}) as w:
-            # the first cycle applies the manifest: a drift_corrected message to every URL
-            wait_until("drift_corrected at both receivers",
-                       lambda: from_env.events("drift_corrected") and from_file.events("drift_corrected"), 20)
+            # the first cycle applies the manifest (a roll-out, not drift): a message to every URL
+            wait_until("manifest_rolled_out at both receivers",
+                       lambda: from_env.events("manifest_rolled_out") and from_file.events("manifest_rolled_out"), 20)
             w.wait_event("notification_failed", timeout=20)  # the dead URL: 4 attempts with backoff
             w.wait_http()
             outputs = {

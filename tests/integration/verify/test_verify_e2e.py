@@ -171,7 +171,7 @@ def test_trigger_disabled_behind_our_back(window: dict[str, Scenario]) -> None:
     assert ("FAIL  master-scheduler: runs: trigger master-scheduler is disabled (cron.job.active = false)"
             in verified.stdout)
     assert "FAIL  preflight: the database differs from" in verified.stdout
-    assert "trigger master-scheduler: update (changed outside git since apply #" in verified.stdout
+    assert "trigger master-scheduler: update (disabled outside git since apply #" in verified.stdout
     assert ": active): active false → true" in verified.stdout
     plan = s.cli("-f", str(MANIFEST), "--dry-run")
     assert plan.exit_code == 0, plan.output
