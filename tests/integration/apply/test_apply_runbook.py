@@ -114,7 +114,7 @@ DRIFTS = [
      "job fetch_rss_feeds: update (changed outside git since apply #1: is_active)"),
     ("trigger-disabled", None,
      "SELECT cron.alter_job((SELECT jobid FROM cron.job WHERE jobname = 'master-scheduler'), active := false)",
-     "trigger master-scheduler: update (changed outside git since apply #1: active)"),
+     "trigger master-scheduler: update (disabled outside git since apply #1: active)"),
     ("trigger-command-edited", None,
      "SELECT cron.alter_job((SELECT jobid FROM cron.job WHERE jobname = 'master-scheduler'), command := 'SELECT 1')",
      "trigger master-scheduler: update (changed outside git since apply #1: command)"),

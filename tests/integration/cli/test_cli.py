@@ -227,7 +227,7 @@ MARKDOWN = """\
 **Drift: changed outside git since the last apply (#1 at <applied_at> by postgres)**
 
 ```diff
-! trigger master-scheduler: update (changed outside git since apply #1: active)
+! trigger master-scheduler: update (disabled outside git since apply #1: active)
       active: false → true
 - job ttl_cleanup: delete (duplicate rows)
       job_type: "cleanup"
