@@ -301,3 +301,25 @@ def _diff_lines(entries: Iterable[tuple[Change, tuple[FieldChange, ...]]]) -> It
         yield head + (f" ({change.reason})" if change.reason else "")
         for f in fields:
             yield "      " + _field_line(f, change.action).replace("```", "'''")
+
+
+def change_head(kind: str, key: str, action: str, reason: str | None) -> str:
+    """A recorded change's head line, as the plan prints it (`~ job a: update (reason)`)."""
+    head = f"{SYMBOLS[Action(action)]} {kind} {key}: {action}"
+    return head + (f" ({reason})" if reason else "")
+
+
+def recorded_field_lines(action: str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[str]:
+    """Field lines of a change recorded in reconciler.history (before/after, secrets already redacted): every
+    field of a created or deleted object, the differing ones of any other. A sensitive field reads
+    `(sensitive)`: no value, and no claim that it changed (the record cannot tell)."""
+    kind = Action(action)
+    old, new = dict(before or {}), dict(after or {})
+    lines = []
+    for path in [*new, *(p for p in old if p not in new)]:
+        was, now = old.get(path), new.get(path)
+        if SENSITIVE in (was, now):
+            lines.append(f"{path}: {SENSITIVE}")
+        elif kind in (Action.CREATE, Action.DELETE) or was != now:
+            lines.append(_field_line(FieldChange(path, old=was, new=now), kind))
+    return lines
