@@ -199,6 +199,7 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
            lock_timeout: float | None, statement_timeout: float, name: str) -> int:
     from reconciler import render
     from reconciler.engine.apply import apply
+    from reconciler.engine.saved_plan import is_saved_plan
 
     saved = None
     if apply_plan != "-":
@@ -206,8 +207,7 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
             saved = json.loads(Path(apply_plan).read_text())
         except (OSError, ValueError) as e:
             raise ReconcilerError(f"cannot read saved plan {apply_plan}: {e}") from e
-        if not (isinstance(saved, dict) and isinstance(saved.get("live_fingerprint"), str)
-                and isinstance(saved.get("changes"), list)):
+        if not is_saved_plan(saved):
             raise ReconcilerError(f"{apply_plan} is not a saved plan",
                                   hint="make one with reconcile --dry-run --out FILE")
     shown: list[Any] = []
