@@ -36,6 +36,9 @@ CASE_NAMES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "case.yaml").is_
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 #: When an apply was recorded (the drift section's title, JSON's last_applied): the one thing that varies.
 APPLIED_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+#: The throwaway cluster's port and socket directory, in the database a plan names: they vary per run.
+CLUSTER_PORT = re.compile(r'(\(port |"port": )\d+')
+SOCKET_DIRECTORY = re.compile(r'"host": "/[^"]*"')
 
 #: Fixed, recognisable values for every secret source of scheduler.yaml.
 SECRET_ENV = {
@@ -225,6 +228,7 @@ def _unmanaged(run: Run) -> list[tuple[str, str]]:
 
 def _compare(path: Path, actual: str) -> None:
     actual = APPLIED_AT.sub("<applied_at>", actual)
+    actual = SOCKET_DIRECTORY.sub('"host": "<socket directory>"', CLUSTER_PORT.sub(r"\1<port>", actual))
     if UPDATE:
         path.write_text(actual)
         return
