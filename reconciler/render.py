@@ -275,11 +275,12 @@ def _md_cell(text: str) -> str:
 
 
 def to_markdown(plan: Plan, *, verbose: bool = False, manifest_name: str = "scheduler.yaml",
-                database: str | None = None) -> str:
+                database: str | None = None, target: str | None = None) -> str:
     """The plan as a pull-request comment; `database` (`database postgres on db:5432`) heads it when given,
-    so comments for two databases can be told apart."""
+    so comments for two databases can be told apart; a fleet's plan names its `target` in the title."""
     counts = plan.counts()
-    lines = [f"### Reconciler plan for `{manifest_name}`", ""]
+    on = f" on target `{target}`" if target is not None else ""
+    lines = [f"### Reconciler plan for `{manifest_name}`{on}", ""]
     if database is not None:
         lines += [f"Made against {_md_cell(database)}.", ""]
     lines.append(f"**{summary_line(plan) if not plan.is_empty else 'No changes. The database matches ' + manifest_name + '.'}**")
