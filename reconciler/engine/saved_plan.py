@@ -81,7 +81,7 @@ def changed_objects(saved: Mapping[str, Mapping[str, str]], now: Mapping[str, Ma
     changed = []
     for kind in sorted(set(saved) | set(now)):
         before, after = saved.get(kind, {}), now.get(kind, {})
-        changed += [f"a {kind}'s value" if key == SECRET_VALUES else f"{kind} {key}"
+        changed += [f"the {kind} values" if key == SECRET_VALUES else f"{kind} {key}"
                     for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
     return changed
 

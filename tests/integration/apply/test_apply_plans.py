@@ -213,7 +213,7 @@ def test_a_stale_saved_plans_refusal_names_the_objects_that_changed(supabase_lik
     before = dump(su)
     result = reconcile(supabase_like.url, "--apply", str(plan_file))
     assert result.exit_code == 1, result.output
-    assert result.stderr == ("error: saved plan is stale: job ttl_cleanup, a secret's value, trigger master-scheduler "
+    assert result.stderr == ("error: saved plan is stale: job ttl_cleanup, the secret values, trigger master-scheduler "
                              "changed since the plan was made (run reconcile --dry-run --out again and review the new "
                              "plan)\n")
     assert dump(su) == before
