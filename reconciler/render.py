@@ -311,9 +311,17 @@ def _diff_lines(entries: Iterable[tuple[Change, tuple[FieldChange, ...]]]) -> It
             yield "      " + _field_line(f, change.action).replace("```", "'''")
 
 
+def _recorded_action(action: str) -> Action | None:
+    try:
+        return Action(action)
+    except ValueError:
+        return None
+
+
 def change_head(kind: str, key: str, action: str, reason: str | None) -> str:
     """A recorded change's head line, as the plan prints it (`~ job a: update (reason)`)."""
-    head = f"{SYMBOLS[Action(action)]} {kind} {key}: {action}"
+    known = _recorded_action(action)
+    head = f"{SYMBOLS[known] if known is not None else '?'} {kind} {key}: {action}"
     return head + (f" ({reason})" if reason else "")
 
 
@@ -321,7 +329,7 @@ def recorded_field_lines(action: str, before: Mapping[str, Any] | None, after: M
     """Field lines of a change recorded in reconciler.history (before/after, secrets already redacted): every
     field of a created or deleted object, the differing ones of any other. A sensitive field reads
     `(sensitive)`: no value, and no claim that it changed (the record cannot tell)."""
-    kind = Action(action)
+    kind = _recorded_action(action) or Action.UPDATE  # another release's action: its differing fields
     old, new = dict(before or {}), dict(after or {})
     lines = []
     for path in [*new, *(p for p in old if p not in new)]:

@@ -136,3 +136,19 @@ def test_an_adopt_only_plan_says_the_database_is_in_sync():
     adopt = Plan((Change("job", "a", Action.ADOPT, before={}, after={}, reason="exists, not yet managed"),))
     assert render.summary_line(adopt) == ("Plan: 0 to create, 0 to update, 0 to delete, 1 to adopt. The database is in"
                                           " sync; applying only records that the reconciler manages these objects.")
+
+
+def test_a_recorded_change_reads_as_field_changes() -> None:
+    from reconciler.render import change_head, recorded_field_lines
+
+    assert change_head("job", "a", "update", "changed in scheduler.yaml: schedule") == \
+        "~ job a: update (changed in scheduler.yaml: schedule)"
+    assert recorded_field_lines("update", {"schedule": "*/5 * * * *", "endpoint": "/e"},
+                                {"schedule": "*/10 * * * *", "endpoint": "/e"}) == ['schedule: "*/5 * * * *" → "*/10 * * * *"']
+    assert recorded_field_lines("update", {"value": "(sensitive)", "description": "x"},
+                                {"value": "(sensitive)", "description": "y"}) == ["value: (sensitive)",
+                                                                               'description: "x" → "y"']
+    assert recorded_field_lines("delete", {"schedule": "0 5 * * 0"}, None) == ['schedule: "0 5 * * 0"']
+    assert recorded_field_lines("adopt", {"a": 1}, {"a": 1}) == []
+    assert change_head("job", "a", "renamed-later", None) == "? job a: renamed-later"  # another release's action
+    assert recorded_field_lines("renamed-later", {"a": 1}, {"a": 2}) == ["a: 1 → 2"]
