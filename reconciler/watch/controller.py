@@ -122,7 +122,7 @@ class Controller:
         self.cycle_running = False
         self.stuck_after = min(STUCK_AFTER, deadline.answer_timeout(settings.statement_timeout,
                                                                     settings.lock_timeout) / 2)
-        self.shutdown_grace = _seconds(os.environ.get(GRACE_ENV), SHUTDOWN_GRACE)
+        self.shutdown_grace = deadline.seconds_setting(os.environ, GRACE_ENV) or SHUTDOWN_GRACE
         self._loop_done = threading.Event()
         self.last_cycle_ok = False
         self.last_error: str | None = None  # the last attempted cycle's one-line error: /readyz says it
@@ -359,9 +359,3 @@ def _counts(plan: Plan) -> dict[str, dict[str, int]]:
         counts[change.kind][change.action.value] += 1
     return counts
 
-
-def _seconds(text: str | None, default: float) -> float:
-    try:
-        return float(text) if text else default
-    except ValueError:
-        return default
