@@ -293,7 +293,7 @@ def test_runs_that_started_but_never_finished_are_named_as_such() -> None:
 
 
 def test_naive_timestamps_in_application_tables_are_read_as_utc() -> None:
-    from reconciler.verify.read import _ts
+    from reconciler.verify.rows import utc_timestamp as _ts
 
     assert _ts("2026-03-02T12:00:00") == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
     assert _ts("2026-03-02T12:00:00+02:00") == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
