@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from reconciler.engine import blockers as lock_holders
 from reconciler.engine import db, writable
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, LockHeld
 from reconciler.util import faults
@@ -122,7 +123,7 @@ def explain_wait(error: ApplyFailed, url: str) -> ApplyFailed:
     cause = error.__cause__
     if not isinstance(cause, (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled)):
         return error
-    blockers = db.lock_blockers(url)
+    blockers = lock_holders.lock_blockers(url)
     if not blockers:
         if isinstance(cause, psycopg.errors.QueryCanceled):
             return error
