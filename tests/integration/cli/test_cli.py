@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from reconciler.engine.apply import LOCK_KEY
+from reconciler.engine.transaction import LOCK_KEY
 from tests.fix_db import DbTarget, free_port
 from tests.integration.apply.test_golden import (
     APPLIED_AT,
