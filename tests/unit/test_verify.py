@@ -244,7 +244,7 @@ def test_a_trigger_without_a_known_path_does_not_claim_other_requests() -> None:
     ("/functions/v1/other", False),
 ], ids=["same", "trailing-slash", "prefixed", "not-a-segment-boundary", "other"])
 def test_requests_are_matched_to_a_trigger_by_whole_path_segments(seen: str, mine: bool) -> None:
-    assert verify._same_path(seen, TRIGGER.path or "") is mine
+    assert verify.same_path(seen, TRIGGER.path or "") is mine
 
 
 def test_runs_that_started_but_never_finished_are_named_as_such() -> None:
