@@ -42,7 +42,8 @@ class _Loader(_SafeLoader):  # type: ignore[misc]
     """The safe loader with the same tags, found by a shorter path.
 
     libyaml composes in C but calls three methods in Python for every node; PyYAML's general versions
-    (path resolvers, list concatenation per call) took about 40% of composing a 10,000-job file.
+    (path resolvers, list concatenation per call) are a large share of composing a big file
+    (docs/benchmarks.md).
     """
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:

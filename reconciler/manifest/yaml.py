@@ -11,6 +11,7 @@ a composer recurse too deep, or hold too many nodes, from reaching one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -21,6 +22,8 @@ from reconciler.manifest.composer import Composer, Fatal
 from reconciler.manifest.positions import LMap, LSeq, Pos
 from reconciler.manifest.types import describe, quote
 from reconciler.util.files import read_limited
+
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _line_col(text: str, index: int) -> tuple[int, int]:
@@ -65,6 +68,10 @@ def parse_file(path: str | Path) -> tuple[LMap | None, list[ManifestProblem]]:
         message = f"YAML anchor defined a second time{first}" if "anchor" in str(exc.context) else f"YAML error: {exc}"
         return None, [*composer.problems, ManifestProblem(label, line, column, "", message)]
     except yaml.MarkedYAMLError as exc:
+        unclosed = _unclosed_quote(text, exc)
+        if unclosed is not None:
+            line, column, message = unclosed
+            return None, [*composer.problems, ManifestProblem(label, line, column, "", message)]
         mark = exc.problem_mark or exc.context_mark
         message = f"YAML syntax error: {exc.problem or exc.context}"
         if exc.context and exc.problem and exc.context_mark is not None:
@@ -102,6 +109,46 @@ def parse_file(path: str | Path) -> tuple[LMap | None, list[ManifestProblem]]:
         return None, problems
     problems.extend(_loader_only_keys(root))
     return root, problems
+
+
+#: What the scanners (libyaml, PyYAML) say when a quoted scalar runs into the end of the text (or of the document).
+_QUOTE_RUNS_OUT = ("found unexpected end of stream", "found unexpected document separator",
+                   "found unexpected document indicator")
+
+
+def _unclosed_quote(text: str, exc: yaml.MarkedYAMLError) -> tuple[int, int, str] | None:
+    """(line, column, message) at the quote that opens the value, when a syntax error comes from a
+    closing quote left out; None for any other error.
+
+    The scanner notices a missing quote only where it gives up: at the end of the text (the quote never
+    closes), or where the value's next quote closes it a line or more later and what follows makes no
+    sense (`name: "nightly` then `schedule: "0 3 * * *"`). Both are reported where the quote opens.
+    """
+    start = exc.context_mark
+    if exc.context == "while scanning a quoted scalar" and exc.problem in _QUOTE_RUNS_OUT and start is not None:
+        return start.line + 1, start.column + 1, "YAML syntax error: unclosed quote (the document ends before it closes)"
+    found = exc.problem_mark
+    if found is None:
+        return None
+    last: Any = None  # the last quoted scalar that ends at or before the error
+    loader = _SafeLoader(text)
+    try:
+        while loader.check_token():
+            token = loader.get_token()
+            if token.start_mark.index >= found.index:
+                break
+            if isinstance(token, yaml.ScalarToken) and token.style in ("'", '"'):
+                last = token
+    except yaml.YAMLError:
+        pass  # the error itself: every token before it has been seen
+    finally:
+        loader.dispose()
+    if last is None or last.start_mark.line == last.end_mark.line or last.end_mark.line != found.line:
+        return None
+    opened, closed = last.start_mark, last.end_mark
+    return opened.line + 1, opened.column + 1, (
+        f"YAML syntax error: unclosed quote? It closes only at line {closed.line + 1}, column {closed.column}, "
+        f"and then: {exc.problem} at line {found.line + 1}, column {found.column + 1}")
 
 
 def _loader_only_keys(root: LMap) -> list[ManifestProblem]:

@@ -18,7 +18,8 @@ import pytest
 
 from reconciler.engine.transaction import LOCK_KEY
 from tests.fix_db import DbTarget, free_port
-from tests.integration.apply.test_golden import (
+from tests.integration.apply_support import one_line_error
+from tests.integration.golden_support import (
     APPLIED_AT,
     ROOT,
     SECRET_ENV,
@@ -28,7 +29,6 @@ from tests.integration.apply.test_golden import (
     snapshot,
     superuser_conn,
 )
-from tests.integration.apply_support import one_line_error
 
 IN_SYNC = "No changes. The database matches scheduler.yaml.\n"
 
