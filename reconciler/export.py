@@ -16,9 +16,14 @@ import yaml
 from reconciler import kinds
 from reconciler.kinds.base import Export, LiveState
 
-__all__ = ["SCHEMA_LINE", "export_manifest", "to_yaml"]
+__all__ = ["SCHEMA_FILE", "export_manifest", "schema_line", "to_yaml"]
 
-SCHEMA_LINE = "# yaml-language-server: $schema=./scheduler.schema.json"
+SCHEMA_FILE = "scheduler.schema.json"
+
+
+def schema_line(reference: str) -> str:
+    """The editors' comment naming the manifest's JSON Schema (`reference` relative to the manifest's folder)."""
+    return f"# yaml-language-server: $schema={reference}"
 
 #: Characters written escaped in a double-quoted scalar so nobody misreads the file: controls (C0, C1, DEL),
 #: line and paragraph separators, bidi controls, zero-width characters and the byte order mark.
@@ -45,7 +50,25 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value)
 
 
+class _Schedule(str):
+    """A cron schedule: always written double-quoted, so every schedule of an export reads the same."""
+
+
+def _represent_schedule(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style='"')
+
+
 _Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(_Schedule, _represent_schedule)
+
+
+def _quoted_schedules(entries: Any) -> Any:
+    if isinstance(entries, list):
+        return [_quoted_schedules(e) for e in entries]
+    if isinstance(entries, Mapping):
+        return {k: _Schedule(v) if k == "schedule" and isinstance(v, str) else _quoted_schedules(v)
+                for k, v in entries.items()}
+    return entries
 
 
 def to_yaml(document: Mapping[str, Any]) -> str:
@@ -60,8 +83,9 @@ def _comment(text: str) -> str:
                           .replace("\r", "\\r"))
 
 
-def export_manifest(live: LiveState, only: Collection[str] | None = None) -> str:
-    """The manifest of `live`: the schema line, a short header, then every kind's section in registry order."""
+def export_manifest(live: LiveState, only: Collection[str] | None = None, schema: str | None = None) -> str:
+    """The manifest of `live`: the schema line (when `schema`, the JSON Schema's path from where the manifest
+    is written, is known), a short header, then every kind's section in registry order."""
     caps = live.capabilities
     exports: list[Export] = []
     for kind in kinds.REGISTRY:
@@ -73,11 +97,11 @@ def export_manifest(live: LiveState, only: Collection[str] | None = None) -> str
     document: dict[str, Any] = {"version": 1}
     for exported in exports:
         if exported.entries:
-            document[exported.section] = exported.entries
+            document[exported.section] = _quoted_schedules(exported.entries)
     variables = sorted({v for e in exports for v in e.variables})
     notes = [n for e in exports for n in e.notes]
-    header = [SCHEMA_LINE, "#", _comment(f"# Written by `reconcile export` from database {caps.database} as "
-                                         f"{caps.current_user}.")]
+    header = [schema_line(schema), "#"] if schema is not None else []
+    header.append(_comment(f"# Written by `reconcile export` from database {caps.database} as {caps.current_user}."))
     if variables:
         header.append("# Set these variables to the secrets' values before planning (values are never exported):")
         header.append(_comment(f"#   {' '.join(variables)}"))

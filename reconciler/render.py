@@ -220,10 +220,12 @@ def to_text(plan: Plan, *, verbose: bool = False, colour: bool = False, manifest
     return "\n".join(lines) + "\n"
 
 
-def to_data(plan: Plan, *, verbose: bool = False) -> dict[str, Any]:
-    """The JSON document (format_version 1). Documented in docs/plan-json.md."""
+def to_data(plan: Plan, *, verbose: bool = False, database: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON document (format_version 1). Documented in docs/plan-json.md. `database` (host, port, dbname:
+    what the plan was made against) is added when given."""
     return {
         "format_version": FORMAT_VERSION,
+        **({"database": dict(database)} if database is not None else {}),
         "empty": plan.is_empty,
         "changes": [
             {
@@ -264,17 +266,23 @@ def _record_data(record: AppliedRecord | None) -> dict[str, Any] | None:
             "command": record.command}
 
 
-def to_json(plan: Plan, *, verbose: bool = False) -> str:
-    return json.dumps(to_data(plan, verbose=verbose), indent=2, ensure_ascii=False) + "\n"
+def to_json(plan: Plan, *, verbose: bool = False, database: Mapping[str, Any] | None = None) -> str:
+    return json.dumps(to_data(plan, verbose=verbose, database=database), indent=2, ensure_ascii=False) + "\n"
 
 
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(plan: Plan, *, verbose: bool = False, manifest_name: str = "scheduler.yaml") -> str:
+def to_markdown(plan: Plan, *, verbose: bool = False, manifest_name: str = "scheduler.yaml",
+                database: str | None = None, target: str | None = None) -> str:
+    """The plan as a pull-request comment; `database` (`database postgres on db:5432`) heads it when given,
+    so comments for two databases can be told apart; a fleet's plan names its `target` in the title."""
     counts = plan.counts()
-    lines = [f"### Reconciler plan for `{manifest_name}`", ""]
+    on = f" on target `{target}`" if target is not None else ""
+    lines = [f"### Reconciler plan for `{manifest_name}`{on}", ""]
+    if database is not None:
+        lines += [f"Made against {_md_cell(database)}.", ""]
     lines.append(f"**{summary_line(plan) if not plan.is_empty else 'No changes. The database matches ' + manifest_name + '.'}**")
     rows = [f"| {a} | {n} |" for a, n in counts.items() if n and a != Action.NOOP.value]
     if rows:  # an empty plan has no counts: no table header without rows
@@ -301,3 +309,25 @@ def _diff_lines(entries: Iterable[tuple[Change, tuple[FieldChange, ...]]]) -> It
         yield head + (f" ({change.reason})" if change.reason else "")
         for f in fields:
             yield "      " + _field_line(f, change.action).replace("```", "'''")
+
+
+def change_head(kind: str, key: str, action: str, reason: str | None) -> str:
+    """A recorded change's head line, as the plan prints it (`~ job a: update (reason)`)."""
+    head = f"{SYMBOLS[Action(action)]} {kind} {key}: {action}"
+    return head + (f" ({reason})" if reason else "")
+
+
+def recorded_field_lines(action: str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[str]:
+    """Field lines of a change recorded in reconciler.history (before/after, secrets already redacted): every
+    field of a created or deleted object, the differing ones of any other. A sensitive field reads
+    `(sensitive)`: no value, and no claim that it changed (the record cannot tell)."""
+    kind = Action(action)
+    old, new = dict(before or {}), dict(after or {})
+    lines = []
+    for path in [*new, *(p for p in old if p not in new)]:
+        was, now = old.get(path), new.get(path)
+        if SENSITIVE in (was, now):
+            lines.append(f"{path}: {SENSITIVE}")
+        elif kind in (Action.CREATE, Action.DELETE) or was != now:
+            lines.append(_field_line(FieldChange(path, old=was, new=now), kind))
+    return lines

@@ -7,6 +7,7 @@ registers `export_command`. Errors are one line and exit 1, like every command.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +35,19 @@ def _reading_manifest(env: Mapping[str, str]) -> object:
     return Manifest(version=1, edge_functions=edge if env.get(edge.access_token_env) else None)
 
 
+def schema_reference(output: Path) -> str | None:
+    """The manifest schema's path as seen from `output`'s folder: the nearest scheduler.schema.json in that
+    folder or one above it (a repository keeps it at its root), or None when there is none to point at."""
+    from reconciler.export import SCHEMA_FILE
+
+    folder = output.absolute().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / SCHEMA_FILE).is_file():
+            relative = Path(os.path.relpath(candidate / SCHEMA_FILE, folder)).as_posix()
+            return relative if relative.startswith("../") else f"./{relative}"
+    return None
+
+
 def _check(text: str) -> None:
     """The export must load back: a problem here is a bug in export, reported without the text."""
     from reconciler.manifest import load_manifest
@@ -50,7 +64,8 @@ def _check(text: str) -> None:
 
 @click.command("export", cls=Command, short_help="Write the manifest of the live database.")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
-              help="Write to FILE instead of stdout.")
+              help="Write to FILE instead of stdout (its $schema comment then points at the nearest "
+                   "scheduler.schema.json, relative to FILE).")
 @click.option("--kinds", "kinds_text", cls=KindsHelpOption, default=None, metavar="KIND,...",
               help="Only these kinds ({kinds}); default all.")
 @database_url_option
@@ -79,7 +94,7 @@ def export_command(output: str | None, kinds_text: str | None, database_url: str
     manifest = _reading_manifest(env)
     with kinds.open_planes(manifest, env) as planes, db.connect(url, autocommit=True) as conn:  # type: ignore[arg-type]
         live = db.read_live(conn, None, planes)
-    text = export_manifest(live, only)
+    text = export_manifest(live, only, schema=None if output is None else schema_reference(Path(output)))
     _check(text)
     if output is None:
         click.echo(text, nl=False)

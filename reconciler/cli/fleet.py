@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -134,8 +136,9 @@ def plan_or_apply(listing: TargetList, files: Sequence[str], environ: Mapping[st
     for error in listing.errors:
         click.echo(f"error: {error}", err=True)
     for result in results:
-        if result.error is not None:
-            click.echo(f"error: target {result.target}: {result.error}", err=True)
+        own_error = target_error(result)
+        if own_error is not None:
+            click.echo(f"error: target {result.target}: {own_error}", err=True)
         if result.corrections:
             from reconciler import render
 
@@ -155,22 +158,73 @@ def exit_code(results: Sequence[TargetResult], generator_errors: Sequence[str], 
 def _manifest_name(target: Target | None, files: Sequence[str]) -> str:
     from reconciler.fleet.runner import target_files
 
-    return ", ".join(target_files(files, target) if target is not None else files or ["scheduler.yaml"])
+    names = target_files(files, target) if target is not None else files or ["scheduler.yaml"]
+    return ", ".join(os.path.normpath(name) for name in names)
 
 
-def summary_table(results: Sequence[TargetResult]) -> str:
-    """One row per target: changes, findings and the error (one line, never a secret)."""
-    rows = [("TARGET", "CHANGES", "FINDINGS", "ERROR")]
-    for r in results:
+def target_error(result: TargetResult) -> str | None:
+    """The target's error without its own name in front (the outputs name the target once)."""
+    if result.error is None:
+        return None
+    return result.error.removeprefix(f"target {result.target}: ")
+
+
+#: The longest error the summary table shows in its cell; the whole message follows the table.
+SHORT_ERROR = 60
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """How one target's run reads in the fleet's outputs: `word` (ok, applied, in sync, error, pending), the
+    summary table's one-line `cell`, and the full message printed below the table (errors only)."""
+
+    word: str
+    cell: str
+    detail: str | None = None
+
+
+def target_status(result: TargetResult, *, apply: bool) -> TargetStatus:
+    error = target_error(result)
+    if error is not None:
+        line = error.splitlines()[0] if error else error
+        short = line if len(line) <= SHORT_ERROR else line[:SHORT_ERROR].rsplit(" ", 1)[0] + " …"
+        return TargetStatus("error", f"error: {short}", error)
+    if result.plan is None:  # not run (yet): nothing is wrong with it
+        return TargetStatus("pending", "pending")
+    if apply:
+        return (TargetStatus("applied", f"applied (history #{result.history_id})") if result.applied
+                else TargetStatus("in sync", "in sync"))
+    return TargetStatus("ok", "ok")
+
+
+def _counts_line(results: Sequence[TargetResult], statuses: Sequence[TargetStatus], *, apply: bool) -> str:
+    words = [s.word for s in statuses]
+    if apply:
+        applied = sum(r.changes for r, s in zip(results, statuses, strict=True) if s.word == "applied")
+        parts = [f"{words.count('applied')} applied ({applied} change(s))", f"{words.count('in sync')} in sync"]
+    else:
+        parts = [f"{sum(r.plan is not None and not r.plan.is_empty for r in results)} with changes"]
+    parts.append(f"{words.count('error')} failed")
+    if words.count("pending"):
+        parts.append(f"{words.count('pending')} pending")
+    return f"{len(results)} target(s): {', '.join(parts)}."
+
+
+def summary_table(results: Sequence[TargetResult], *, apply: bool = False) -> str:
+    """One row per target: changes, findings and the result in one short line (never a secret); the count;
+    then each error in full."""
+    statuses = [target_status(r, apply=apply) for r in results]
+    rows = [("TARGET", "CHANGES", "FINDINGS", "RESULT")]
+    for r, status in zip(results, statuses, strict=True):
         rows.append((r.target, "-" if r.plan is None else str(r.changes), "-" if r.plan is None else str(r.findings),
-                     r.error or "-"))
+                     status.cell))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}".rstrip()
              for row in rows]
-    failed = sum(r.error is not None for r in results)
-    changed = sum(r.plan is not None and not r.plan.is_empty for r in results)
-    lines.append("")
-    lines.append(f"{len(results)} target(s): {changed} with changes, {failed} failed.")
+    lines += ["", _counts_line(results, statuses, apply=apply)]
+    failed = [(r.target, s.detail) for r, s in zip(results, statuses, strict=True) if s.detail is not None]
+    if failed:
+        lines += ["", "Errors:", *(f"  {name}: {detail}" for name, detail in failed)]
     return "\n".join(lines) + "\n"
 
 
@@ -178,7 +232,7 @@ def text(results: Sequence[TargetResult], targets: Mapping[str, Target], files: 
          verbose: bool) -> str:
     from reconciler import render
 
-    parts = [summary_table(results)]
+    parts = [summary_table(results, apply=apply)]
     for r in results:
         if r.plan is None:
             continue
@@ -201,7 +255,8 @@ def document(results: Sequence[TargetResult], generator_errors: Sequence[str], *
         "targets": {
             r.target: {
                 "plan": render.to_data(r.plan, verbose=verbose) if r.plan is not None else None,
-                "error": r.error,
+                "error": target_error(r),
+                "status": target_status(r, apply=apply).word,
                 "retryable": r.retryable if r.error else None,
                 "changes": r.changes,
                 "findings": r.findings,
@@ -219,17 +274,23 @@ def markdown(results: Sequence[TargetResult], generator_errors: Sequence[str], t
              files: Sequence[str], *, apply: bool, verbose: bool) -> str:
     from reconciler import render
 
-    lines = ["## Reconciler fleet " + ("apply" if apply else "plan"), "", "| target | changes | findings | error |",
+    statuses = [target_status(r, apply=apply) for r in results]
+    lines = ["## Reconciler fleet " + ("apply" if apply else "plan"), "", "| target | changes | findings | result |",
              "| --- | ---: | ---: | --- |"]
-    for r in results:
-        error = (r.error or "").replace("|", "\\|")
+    for r, status in zip(results, statuses, strict=True):
         lines.append(f"| `{r.target}` | {'-' if r.plan is None else r.changes} | "
-                     f"{'-' if r.plan is None else r.findings} | {error} |")
+                     f"{'-' if r.plan is None else r.findings} | {_md_cell(status.cell)} |")
+    lines += ["", _counts_line(results, statuses, apply=apply)]
+    lines += [f"\n**`{r.target}`**: {_md_cell(s.detail)}" for r, s in zip(results, statuses, strict=True)
+              if s.detail is not None]
     lines += [f"\n**generator failed**: {e}" for e in generator_errors]
     parts = ["\n".join(lines) + "\n"]
     for r in results:
         if r.plan is not None:
-            parts.append("\n" + render.to_markdown(r.plan, verbose=verbose,
-                                                   manifest_name=f"{r.target}: "
-                                                   + _manifest_name(targets.get(r.target), files)))
+            parts.append("\n" + render.to_markdown(r.plan, verbose=verbose, target=r.target,
+                                                   manifest_name=_manifest_name(targets.get(r.target), files)))
     return "".join(parts)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -42,13 +42,17 @@ if TYPE_CHECKING:
     from reconciler.model import Plan
 
 
-def _render(plan: Plan, fmt: str, verbose: bool, name: str) -> str:
+def _render(plan: Plan, fmt: str, verbose: bool, name: str, url: str | None = None) -> str:
+    """The plan in `fmt`; JSON and Markdown name the database of `url` (never a credential)."""
     from reconciler import render
+    from reconciler.engine.conninfo import database_identity, database_words
 
+    identity = database_identity(url) if url is not None else None
     if fmt == "json":
-        return render.to_json(plan, verbose=verbose)
+        return render.to_json(plan, verbose=verbose, database=identity)
     if fmt == "markdown":
-        return render.to_markdown(plan, verbose=verbose, manifest_name=name)
+        return render.to_markdown(plan, verbose=verbose, manifest_name=name,
+                                  database=database_words(identity) if identity is not None else None)
     return render.to_text(plan, verbose=verbose, colour=sys.stdout.isatty(), manifest_name=name)
 
 
@@ -181,7 +185,7 @@ def _dry_run(session: run.Session, options: PlanOptions, fmt: str, verbose: bool
 
     live, plan = read_and_plan(session.url, session.manifest, session.secret_values, options,
                                session.planes, statement_timeout=statement_timeout, lock_timeout=lock_timeout)
-    click.echo(_render(plan, fmt, verbose, name), nl=False)
+    click.echo(_render(plan, fmt, verbose, name, session.url), nl=False)
     if out_file:
         try:
             Path(out_file).write_text(json.dumps(saved_plan_document(plan, live, session.manifest), indent=2) + "\n")
@@ -199,6 +203,7 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
            lock_timeout: float | None, statement_timeout: float, name: str) -> int:
     from reconciler import render
     from reconciler.engine.apply import apply
+    from reconciler.engine.saved_plan import is_saved_plan
 
     saved = None
     if apply_plan != "-":
@@ -206,8 +211,7 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
             saved = json.loads(Path(apply_plan).read_text())
         except (OSError, ValueError) as e:
             raise ReconcilerError(f"cannot read saved plan {apply_plan}: {e}") from e
-        if not (isinstance(saved, dict) and isinstance(saved.get("live_fingerprint"), str)
-                and isinstance(saved.get("changes"), list)):
+        if not is_saved_plan(saved):
             raise ReconcilerError(f"{apply_plan} is not a saved plan",
                                   hint="make one with reconcile --dry-run --out FILE")
     shown: list[Any] = []
@@ -219,9 +223,9 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
     except UnsafePlan:
         # The error says "fix the findings above": show them (with their fixes), as the dry run would.
         if shown:
-            click.echo(_render(shown[-1], fmt, verbose, name), nl=False)
+            click.echo(_render(shown[-1], fmt, verbose, name, session.url), nl=False)
         raise
-    click.echo(_render(result.plan, fmt, verbose, name), nl=False)
+    click.echo(_render(result.plan, fmt, verbose, name, session.url), nl=False)
     if fmt == "text" and not result.plan.is_empty:
         click.echo(f"Apply complete (history #{result.history_id}).")
     if result.corrections:
@@ -257,12 +261,12 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
     with run.session(manifest, environment(env_file), database_url, secrets="none") as session:
         if not do_apply:
             _, plan = read_and_plan(session.url, manifest, {}, options, session.planes)
-            click.echo(_render(plan, fmt, False, name), nl=False)
+            click.echo(_render(plan, fmt, False, name, session.url), nl=False)
             return EXIT_OK
         result = apply(session.url, manifest, {}, options, lock_timeout=lock_timeout,
                        command="down" + (" --include-secrets" if include_secrets else ""), version=package_version(),
                        planes=session.planes, on_migrated=_say_migrated)
-    click.echo(_render(result.plan, fmt, False, name), nl=False)
+    click.echo(_render(result.plan, fmt, False, name, session.url), nl=False)
     if fmt == "text" and not result.plan.is_empty:
         click.echo(f"Rollback complete (history #{result.history_id}).")
     return EXIT_OK

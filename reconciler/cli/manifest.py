@@ -128,8 +128,8 @@ def _validate_manifest(files: tuple[str, ...], show_next: int | None, reference:
         from reconciler import kinds
 
         for kind in kinds.REGISTRY:
-            for name, schedule in kind.schedules(manifest):
-                runs = _next_runs(schedule, reference, show_next, version)
+            for name, schedule, active in kind.schedules(manifest):
+                runs = _next_runs(schedule, reference, show_next, version) if active else "inactive: no runs"
                 click.echo(f"  {kind.name} {name} ({schedule}): {runs}")
 
 

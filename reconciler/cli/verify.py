@@ -58,6 +58,9 @@ def collect(session: Session, wait: float | None, manifest_name: str) -> list[An
         if wait is not None:
             polled = reader.read(full=False)
             deadline = time.monotonic() + wait
+            pending = verify.awaited(polled)
+            if pending:  # stderr: a JSON or Markdown result on stdout stays parseable
+                click.echo(waiting_line(pending, wait), err=True)
             while not verify.settled(polled) and time.monotonic() < deadline:
                 time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
                 polled = reader.read(full=False)
@@ -73,6 +76,13 @@ def collect(session: Session, wait: float | None, manifest_name: str) -> list[An
     evidence = dataclasses.replace(evidence, plan=plan, plan_error=session.secret_error, manifest_name=manifest_name,
                                    waited=None if wait is None else timedelta(seconds=wait))
     return verify.run_checks(evidence)
+
+
+def waiting_line(triggers: list[str], wait: float) -> str:
+    """What --wait waits for, said once before the first poll's sleep."""
+    names = ", ".join(triggers)
+    return (f"waiting up to {wait:g}s for a run of {'trigger' if len(triggers) == 1 else 'triggers'} {names} "
+            "since the check began (and its HTTP answer)...")
 
 
 @click.command("verify", cls=Command, context_settings={"help_option_names": ["-h", "--help"]},

@@ -102,3 +102,29 @@ def scrub(text: str, url: str) -> str:
         if len(secret) >= 3:  # a shorter one would mask ordinary letters of the message
             text = text.replace(secret, MASK)
     return text
+
+
+def database_identity(url: str) -> dict[str, str | int | None] | None:
+    """Which database `url` names, for a plan to say what it was made against: host, port and database
+    name as libpq reads them (a socket directory as the host; None for a part left to libpq's defaults),
+    never a credential. None when the string does not parse or libpq would misread its password."""
+    try:
+        params = conninfo_to_dict(url)
+    except ProgrammingError:
+        return None
+    if misread_password(url):  # then part of the password is in the host, port or database name
+        return None
+    port = params.get("port")
+    return {"host": params.get("host") or None,
+            "port": int(port) if isinstance(port, str) and port.isdigit() else (port or None),
+            "dbname": params.get("dbname") or None}
+
+
+def database_words(identity: dict[str, str | int | None]) -> str:
+    """`database postgres on db.example.com:5432`; a socket directory reads `the local socket (port 5432)`."""
+    host, port, name = identity["host"], identity["port"], identity["dbname"]
+    if host is None or str(host).startswith("/"):
+        where = "the local socket" + (f" (port {port})" if port is not None else "")
+    else:
+        where = str(host) + (f":{port}" if port is not None else "")
+    return f"database {name or '(the default)'} on {where}"

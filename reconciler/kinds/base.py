@@ -22,6 +22,14 @@ from reconciler.model import AppliedRecord, Change, Finding
 from reconciler.secret_value import SecretValue
 
 
+class Scheduled(NamedTuple):
+    """A declared object that runs on a schedule; an inactive one has no runs."""
+
+    name: str
+    schedule: str
+    active: bool = True
+
+
 class Statement(NamedTuple):
     """One SQL statement; values travel only in `params` (or `copy_rows`), never in the text.
 
@@ -289,7 +297,7 @@ class Kind(Protocol):
 
     def declared(self, manifest: Manifest) -> int | None: ...
 
-    def schedules(self, manifest: Manifest) -> Sequence[tuple[str, str]]: ...
+    def schedules(self, manifest: Manifest) -> Sequence[Scheduled]: ...
 
     def sources(self, manifest: Manifest) -> Mapping[str, Any]: ...
 
@@ -362,8 +370,8 @@ class KindDefaults:
         """How many objects of this kind the manifest declares (None: it has nothing to say about them)."""
         return None
 
-    def schedules(self, manifest: Manifest) -> Sequence[tuple[str, str]]:
-        """(name, cron schedule) of every declared object that runs on a schedule."""
+    def schedules(self, manifest: Manifest) -> Sequence[Scheduled]:
+        """Every declared object that runs on a schedule, with whether it is active."""
         return ()
 
     def sources(self, manifest: Manifest) -> Mapping[str, Any]:

@@ -20,6 +20,7 @@ from reconciler.kinds.base import (
     PlanContext,
     Privilege,
     Rollback,
+    Scheduled,
     Statement,
     TableCreation,
     export_problem,
@@ -311,8 +312,8 @@ class JobKind(KindDefaults):
     def declared(self, manifest: Manifest) -> int | None:
         return len(manifest.jobs)
 
-    def schedules(self, manifest: Manifest) -> Sequence[tuple[str, str]]:
-        return [(job.name, job.schedule) for job in manifest.jobs]
+    def schedules(self, manifest: Manifest) -> Sequence[Scheduled]:
+        return [Scheduled(job.name, job.schedule, job.active) for job in manifest.jobs]
 
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback:
         return Rollback({"jobs": ()}, {"jobs": "deactivate"})

@@ -13,7 +13,7 @@ Importing this package imports no database driver: `verify.read` (psycopg) is im
 from __future__ import annotations
 
 from reconciler.kinds.facts import DEFAULT_TIMEOUT_MS, DeclaredTrigger
-from reconciler.verify.checks import RETENTION, exit_code, lookback, run_checks, settled
+from reconciler.verify.checks import RETENTION, awaited, exit_code, lookback, run_checks, settled
 from reconciler.verify.evidence import (
     FORMAT_VERSION,
     NOT_SENDING,
@@ -59,6 +59,7 @@ __all__ = [
     "lookback",
     "run_checks",
     "scan_text",
+    "awaited",
     "settled",
     "to_json",
     "to_markdown",

@@ -206,6 +206,12 @@ def check_housekeeping(ev: Evidence) -> CheckResult:
 def settled(ev: Evidence) -> bool:
     """With --wait: True once every active declared trigger has a finished run since the check began and, for
     an HTTP trigger whose run succeeded, its request has an answer or is stuck in the queue."""
+    return not awaited(ev)
+
+
+def awaited(ev: Evidence) -> list[str]:
+    """The active declared triggers --wait still waits for (see `settled`), by name."""
+    waiting = []
     for trig in ev.declared:
         job = job_by_name(ev, trig.name)
         if job is None or not job.active:
@@ -213,10 +219,11 @@ def settled(ev: Evidence) -> bool:
         new = [r for r in runs_of(ev, job.jobid) if r.start_time >= ev.check_start]
         finished = [r for r in new if r.status in FINISHED]
         if not finished:
-            return False
+            waiting.append(trig.name)
+            continue
         if trig.path is None or finished[0].status != "succeeded":
             continue
         http = http_evidence(ev, trig, job, ev.check_start)
         if not http.responses and not any(age > STUCK_AFTER for _, age in http.queued):
-            return False
-    return True
+            waiting.append(trig.name)
+    return waiting

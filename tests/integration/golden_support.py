@@ -28,6 +28,9 @@ CASES_DIR = ROOT / "tests" / "integration" / "apply" / "cases"
 CASE_NAMES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "case.yaml").is_file())
 #: When an apply was recorded (the drift section's title, JSON's last_applied): the one thing that varies.
 APPLIED_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+#: The throwaway cluster's port and socket directory, in the database a plan names: they vary per run.
+CLUSTER_PORT = re.compile(r'(\(port |"port": )\d+')
+SOCKET_DIRECTORY = re.compile(r'"host": "/[^"]*"')
 #: Fixed, recognisable values for every secret source of scheduler.yaml.
 SECRET_ENV = {
     "SUPABASE_URL": "https://golden.example.test",

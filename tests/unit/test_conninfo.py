@@ -73,3 +73,18 @@ def test_scrub_masks_the_string_and_each_credential_in_a_driver_message() -> Non
     message = f'connection to "{url}" failed: password "pa/ss" or "pa%2Fss" rejected'
     cleaned = scrub(message, url)
     assert "pa/ss" not in cleaned and "pa%2Fss" not in cleaned and cleaned.count(MASK) >= 3
+
+
+def test_a_plan_names_the_database_by_host_port_and_name_never_a_credential() -> None:
+    from reconciler.engine.conninfo import database_identity, database_words
+
+    for url in ("postgresql://deployer:hunter2-pw@db.example.com:6543/prod?sslpassword=key-pw",
+                "host=db.example.com port=6543 dbname=prod user=deployer password='hunter2-pw' sslpassword=key-pw"):
+        identity = database_identity(url)
+        assert identity == {"host": "db.example.com", "port": 6543, "dbname": "prod"}
+        assert database_words(identity) == "database prod on db.example.com:6543"
+    local = database_identity("postgresql:///postgres?host=/tmp/run&port=5433")
+    assert local is not None and database_words(local) == "database postgres on the local socket (port 5433)"
+    assert database_words({"host": None, "port": None, "dbname": None}) == "database (the default) on the local socket"
+    assert database_identity("postgresql://u:pa/ss@host/db") is None  # libpq would read the password as the host
+    assert database_identity("host='unclosed") is None

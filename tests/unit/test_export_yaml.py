@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.export import SCHEMA_LINE, to_yaml
+from reconciler.export import schema_line, to_yaml
 from reconciler.manifest import load_manifest
 
 TRICKY = ["on", "off", "yes", "No", "null", "~", "0755", "0x1F", "1e3", "*alias", "&anchor", "!tag", "- item",
@@ -22,7 +22,7 @@ def test_tricky_strings_load_back_identical(text: str, tmp_path: Path) -> None:
                                         "description": text}],
                 "triggers": [{"name": "t", "schedule": "* * * * *", "command": f"SELECT 1 -- {text}"}]}
     path = tmp_path / "m.yaml"
-    written = SCHEMA_LINE + "\n" + to_yaml(document)
+    written = schema_line("./scheduler.schema.json") + "\n" + to_yaml(document)
     path.write_text(written, encoding="utf-8")
     manifest = load_manifest(path)
     assert manifest.jobs[0].description == text

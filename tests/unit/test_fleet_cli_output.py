@@ -28,10 +28,10 @@ def test_exit_codes() -> None:
 def test_the_summary_has_a_row_per_target_and_a_count() -> None:
     table = summary_table([_ok("alpha", CREATE), TargetResult("beta-long-name", error="cannot connect")])
     lines = table.splitlines()
-    assert lines[0].split() == ["TARGET", "CHANGES", "FINDINGS", "ERROR"]
-    assert lines[1].split() == ["alpha", "1", "0", "-"]
-    assert lines[2].split()[:3] == ["beta-long-name", "-", "-"] and lines[2].endswith("cannot connect")
-    assert lines[-1] == "2 target(s): 1 with changes, 1 failed."
+    assert lines[0].split() == ["TARGET", "CHANGES", "FINDINGS", "RESULT"]
+    assert lines[1].split() == ["alpha", "1", "0", "ok"]
+    assert lines[2].split()[:3] == ["beta-long-name", "-", "-"] and lines[2].endswith("error: cannot connect")
+    assert lines[4:] == ["2 target(s): 1 with changes, 1 failed.", "", "Errors:", "  beta-long-name: cannot connect"]
 
 
 def test_the_document_holds_each_plan_by_name() -> None:
@@ -40,5 +40,52 @@ def test_the_document_holds_each_plan_by_name() -> None:
     assert doc["format_version"] == "1" and doc["mode"] == "plan" and doc["errors"] == ["gen: x"]
     assert doc["targets"]["a"]["plan"]["changes"][0]["key"] == "fetch_news"
     assert doc["targets"]["a"]["changes"] == 1 and doc["targets"]["a"]["error"] is None
-    assert doc["targets"]["b"] == {"plan": None, "error": "down", "retryable": True, "changes": 0, "findings": 0,
-                                   "applied": False, "history_id": None, "duration_ms": 0.0}
+    assert doc["targets"]["b"] == {"plan": None, "error": "down", "status": "error", "retryable": True, "changes": 0,
+                                   "findings": 0, "applied": False, "history_id": None, "duration_ms": 0.0}
+    assert doc["targets"]["a"]["status"] == "ok"
+
+
+LONG = ("target db2: database URL: the environment variable DB2_URL is not set (set it, or point the target's "
+        "database_url at a file)")
+
+
+def test_an_error_names_its_target_once_and_the_table_cell_is_one_short_line() -> None:
+    from reconciler.cli.fleet import SHORT_ERROR, target_error
+
+    failed = TargetResult("db2", error=LONG)
+    assert target_error(failed) == LONG.removeprefix("target db2: ")
+    lines = summary_table([failed]).splitlines()
+    cell = lines[1].split(None, 3)[3]
+    assert cell.startswith("error: database URL: the environment variable") and cell.endswith(" …")
+    assert len(cell) <= len("error: ") + SHORT_ERROR + 2
+    assert lines[-2:] == ["Errors:", "  db2: " + LONG.removeprefix("target db2: ")]
+    assert "target db2: target db2" not in summary_table([failed])
+    doc = document([failed], [], apply=False, verbose=False)
+    assert doc["targets"]["db2"]["error"] == LONG.removeprefix("target db2: ")
+
+
+def test_a_target_not_run_reads_pending_and_an_apply_says_what_it_applied() -> None:
+    applied = TargetResult("a", plan=Plan((CREATE,)), applied=True, history_id=7)
+    in_sync = TargetResult("b", plan=Plan(()))
+    pending = TargetResult("c")
+    lines = summary_table([applied, in_sync, pending], apply=True).splitlines()
+    assert [line.split(None, 3) for line in lines[1:4]] == [
+        ["a", "1", "0", "applied (history #7)"], ["b", "0", "0", "in sync"], ["c", "-", "-", "pending"]]
+    assert lines[5] == "3 target(s): 1 applied (1 change(s)), 1 in sync, 0 failed, 1 pending."
+    assert "Errors:" not in lines
+    assert exit_code([applied, in_sync, pending], [], detailed=False) == 0
+    doc = document([pending], [], apply=True, verbose=False)
+    assert doc["targets"]["c"]["status"] == "pending" and doc["targets"]["c"]["error"] is None
+
+
+def test_the_markdown_names_each_target_in_a_sentence_and_paths_are_normalised() -> None:
+    from reconciler.cli.fleet import markdown
+    from reconciler.fleet.target import Target, ValueSource
+
+    target = Target("db2", ValueSource(from_env="DB2_URL"), files=("./overlays/../overlays/db2.yaml",))
+    md = markdown([TargetResult("db2", plan=Plan(()))], [], {"db2": target}, ["./fleet/../scheduler.yaml"],
+                  apply=False, verbose=False)
+    assert "### Reconciler plan for `scheduler.yaml, overlays/db2.yaml` on target `db2`" in md
+    assert "**No changes. The database matches scheduler.yaml, overlays/db2.yaml.**" in md
+    assert "db2: scheduler.yaml" not in md and "/../" not in md and "./" not in md
+    assert "| target | changes | findings | result |" in md and "| `db2` | 0 | 0 | ok |" in md

@@ -604,3 +604,21 @@ def test_other_syntax_errors_near_a_quote_keep_their_place(tmp_path: Path, monke
     assert problem.startswith("m.yaml:5:1: YAML syntax error:")
     write(tmp_path, "n.yaml", MINIMAL.replace('"*/5 * * * *"', '"*/5\n      * * * *"'))
     assert load_manifest(["n.yaml"]).jobs[0].schedule == "*/5 * * * *"  # a line break folds to a space
+
+
+def test_show_next_marks_inactive_jobs_and_triggers(tmp_path: Path) -> None:
+    import yaml
+
+    data = yaml.safe_load(SCHEDULER_YAML.read_text(encoding="utf-8"))
+    next(j for j in data["jobs"] if j["name"] == "fetch_google_news")["active"] = False
+    data["triggers"][0]["active"] = False
+    manifest = tmp_path / "scheduler.yaml"
+    manifest.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    result = CliRunner().invoke(
+        validate_command, ["-f", str(manifest), "--show-next", "2", "--start", "2025-01-01T00:00:00Z"]
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "  job fetch_google_news (*/5 * * * *): inactive: no runs" in lines
+    assert f"  trigger {data['triggers'][0]['name']} ({data['triggers'][0]['schedule']}): inactive: no runs" in lines
+    assert "  job cleanup_old_cache (0 5 * * 0): 2025-01-05 05:00:00Z, 2025-01-12 05:00:00Z" in lines

@@ -20,6 +20,7 @@ from reconciler.kinds.base import (
     PlanContext,
     Privilege,
     Rollback,
+    Scheduled,
     Statement,
     export_problem,
 )
@@ -289,8 +290,8 @@ class TriggerKind(KindDefaults):
     def declared(self, manifest: Manifest) -> int | None:
         return len(manifest.triggers)
 
-    def schedules(self, manifest: Manifest) -> Sequence[tuple[str, str]]:
-        return [(trigger.name, trigger.schedule) for trigger in manifest.triggers]
+    def schedules(self, manifest: Manifest) -> Sequence[Scheduled]:
+        return [Scheduled(trigger.name, trigger.schedule, trigger.active) for trigger in manifest.triggers]
 
     def declared_triggers(self, manifest: Manifest) -> tuple[DeclaredTrigger, ...]:
         """The triggers as verify sees them (kinds.facts.TriggerFacts): endpoint path and display form, never a secret value."""

@@ -124,8 +124,9 @@ def test_prune_delete_keeps_previous_values_in_history(applied: DbTarget, tmp_pa
     shown = reconcile_sub(applied.url, "history", "--show", str(history_id), manifest=None)
     assert_ok(shown)
     assert f"Apply #{history_id}" in shown.stdout
-    assert '"schedule": "0 5 * * 0"' in shown.stdout
-    assert '"endpoint": "/functions/v1/cleanup-old-cache"' in shown.stdout
+    assert '- job cleanup_old_cache: delete (not declared)\n      endpoint: "/functions/v1/cleanup-old-cache"\n' \
+        in shown.stdout.split("Before/after of each change:\n", 1)[1]
+    assert 'schedule: "0 5 * * 0"' in shown.stdout
     listing = reconcile_sub(applied.url, "history", manifest=None)
     assert f"#{history_id} " in listing.stdout
     assert_no_markers(shown.output + listing.output)

@@ -193,3 +193,43 @@ def test_a_trigger_schedule_with_tabs_is_applied_by_pg_cron_and_then_in_sync(sup
     assert_converged(supabase_like.url, manifest)
     # the same schedule written with spaces means the same thing: not drift
     assert_converged(supabase_like.url)
+
+
+def test_a_stale_saved_plans_refusal_names_the_objects_that_changed(supabase_like: DbTarget, tmp_path: Path) -> None:
+    from tests.integration.apply_support import MARKERS
+
+    su = supabase_like.superuser_url
+    assert_ok(reconcile(supabase_like.url, "--apply"))
+    plan_file = tmp_path / "plan.json"
+    assert_ok(reconcile(supabase_like.url, "--dry-run", "--out", str(plan_file)))
+    saved = json.loads(plan_file.read_text())
+    assert "live_fingerprint" not in saved
+    assert set(saved["live_fingerprints"]["job"]) == set(JOB_NAMES)
+    assert all(marker not in plan_file.read_text() for marker in MARKERS)
+
+    execute(su, "UPDATE public.scheduled_jobs SET schedule = '*/9 * * * *' WHERE job_name = 'ttl_cleanup'")
+    execute(su, "UPDATE cron.job SET schedule = '*/2 * * * *' WHERE jobname = 'master-scheduler'")
+    execute(su, "SELECT vault.update_secret(id, 'rotated-by-hand') FROM vault.secrets WHERE name = 'cron_secret'")
+    before = dump(su)
+    result = reconcile(supabase_like.url, "--apply", str(plan_file))
+    assert result.exit_code == 1, result.output
+    assert result.stderr == ("error: saved plan is stale: job ttl_cleanup, the secret values, trigger master-scheduler "
+                             "changed since the plan was made (run reconcile --dry-run --out again and review the new "
+                             "plan)\n")
+    assert dump(su) == before
+
+
+def test_a_saved_plan_of_an_earlier_release_is_refused_cleanly(supabase_like: DbTarget, tmp_path: Path) -> None:
+    """An earlier release kept one fingerprint for the whole database: refused in one line, nothing changed."""
+    su = supabase_like.superuser_url
+    plan_file = tmp_path / "plan.json"
+    assert_ok(reconcile(supabase_like.url, "--dry-run", "--out", str(plan_file)))
+    saved = json.loads(plan_file.read_text())
+    del saved["live_fingerprints"]
+    plan_file.write_text(json.dumps({**saved, "live_fingerprint": "0" * 64}))
+    before = dump(su)
+    result = reconcile(supabase_like.url, "--apply", str(plan_file))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: saved plan is stale: it was made by an earlier release")
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert dump(su) == before

@@ -24,7 +24,9 @@ from tests.fix_db import DbTarget
 from tests.integration.golden_support import (
     APPLIED_AT,
     CASE_NAMES,
+    CLUSTER_PORT,
     ROOT,
+    SOCKET_DIRECTORY,
     Case,
     invoke,
     load_case,
@@ -44,6 +46,7 @@ def _run_from_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _compare(path: Path, actual: str) -> None:
     actual = APPLIED_AT.sub("<applied_at>", actual)
+    actual = SOCKET_DIRECTORY.sub('"host": "<socket directory>"', CLUSTER_PORT.sub(r"\1<port>", actual))
     if UPDATE:
         path.write_text(actual)
         return

@@ -211,6 +211,8 @@ def test_lock_held_by_another_session_exits_3(audited_db: DbTarget) -> None:
 MARKDOWN = """\
 ### Reconciler plan for `scheduler.yaml`
 
+Made against database postgres on the local socket (port <port>).
+
 **Plan: 0 to create, 1 to update, 1 to delete; 2 drifted outside git.**
 
 | action | count |
@@ -247,14 +249,17 @@ def test_markdown_plan_shape(applied: DbTarget) -> None:
                      " VALUES ('ttl_cleanup', 'cleanup', '0 2 * * *', '/functions/v1/ttl-cleanup')")
     run = invoke(["--format", "markdown", "--detailed-exitcode"], applied.url)
     assert (run.exit_code, run.stderr) == (2, ""), str(run)
-    assert APPLIED_AT.sub("<applied_at>", run.stdout) == MARKDOWN
+    from tests.integration.golden_support import CLUSTER_PORT
+
+    assert CLUSTER_PORT.sub(r"\1<port>", APPLIED_AT.sub("<applied_at>", run.stdout)) == MARKDOWN
 
 
 def test_markdown_for_an_empty_plan(applied: DbTarget) -> None:
     run = invoke(["--format", "markdown"], applied.url)
     assert run.exit_code == 0, str(run)
-    assert run.stdout.startswith("### Reconciler plan for `scheduler.yaml`\n\n"
-                                 "**No changes. The database matches scheduler.yaml.**\n")
+    assert run.stdout.startswith("### Reconciler plan for `scheduler.yaml`\n\nMade against database postgres on the "
+                                 "local socket (port ")
+    assert run.stdout.endswith(").\n\n**No changes. The database matches scheduler.yaml.**\n")
     assert "```" not in run.stdout and "<details>" not in run.stdout
 
 

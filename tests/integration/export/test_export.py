@@ -36,7 +36,7 @@ def export_and_plan(url: str, target: DbTarget, tmp_path: Path, *extra: str) -> 
     run = invoke(["export", "-o", str(out), *extra], url, {})
     assert run.exit_code == 0, str(run)
     text = out.read_text()
-    assert text.splitlines()[0] == "# yaml-language-server: $schema=./scheduler.schema.json"
+    assert "yaml-language-server" not in text  # no scheduler.schema.json for it to point at from tmp_path
     values = vault_values(target)
     for value in values.values():
         assert value not in text and value not in run.stdout + run.stderr, "a secret value leaked into the export"
@@ -148,3 +148,26 @@ def test_export_on_plain_postgresql_as_its_superuser(vanilla_db: DbTarget, tmp_p
     with superuser_conn(vanilla_db) as conn:
         row = conn.execute("SELECT schedule, active, username FROM cron.job WHERE jobname = 'other-owner'").fetchone()
     assert row == ("@daily", False, other)
+
+
+def test_the_schema_comment_resolves_from_where_the_export_is_written(audited_db: DbTarget, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    assert invoke(["--apply"], audited_db.url).exit_code == 0
+    repo = tmp_path / "repo"
+    (repo / "deploy" / "prod").mkdir(parents=True)
+    (repo / "scheduler.schema.json").write_text((ROOT / "scheduler.schema.json").read_text())
+    for where, reference in (("scheduler.yaml", "./scheduler.schema.json"),
+                             ("deploy/prod/scheduler.yaml", "../../scheduler.schema.json")):
+        out = repo / where
+        run = invoke(["export", "-o", str(out)], audited_db.url, {})
+        assert run.exit_code == 0, str(run)
+        first = out.read_text().splitlines()[0]
+        assert first == f"# yaml-language-server: $schema={reference}"
+        assert (out.parent / reference).resolve() == (repo / "scheduler.schema.json").resolve()
+    printed = invoke(["export"], audited_db.url, {})
+    assert printed.exit_code == 0 and "yaml-language-server" not in printed.stdout  # stdout: written who knows where
+    schedules = [line.strip() for line in printed.stdout.splitlines() if line.strip().startswith("schedule:")]
+    assert len(schedules) == 14  # 13 jobs and the master trigger
+    assert all(line.startswith('schedule: "') and line.endswith('"') for line in schedules), schedules
+    assert 'schedule: "0 5 * * 0"' in schedules and 'schedule: "*/5 * * * *"' in schedules

@@ -49,12 +49,12 @@ def test_a_dry_run_summarises_every_target_and_one_dead_target_fails_the_run(fle
     result = fleet_cli(fleet, "--dry-run", "--detailed-exitcode", "--parallel", "4")
     assert result.exit_code == 1, result.stderr
     table = result.stdout.split("\n\n")[0].splitlines()
-    assert table[0].split() == ["TARGET", "CHANGES", "FINDINGS", "ERROR"]
+    assert table[0].split() == ["TARGET", "CHANGES", "FINDINGS", "RESULT"]
     rows = {line.split()[0]: line for line in table[1:]}
     assert sorted(rows) == sorted((*LIVE, DEAD))
     assert "cannot connect to the database" in rows[DEAD]
     for name in LIVE:
-        assert rows[name].split()[1] != "0" and rows[name].split()[3] == "-"
+        assert rows[name].split()[1] != "0" and rows[name].split()[3] == "ok"
         assert f"== target {name} ==" in result.stdout
     assert "4 target(s): 3 with changes, 1 failed." in result.stdout
     assert [line for line in result.stderr.splitlines() if line.startswith("error: target ")] == [
@@ -83,8 +83,8 @@ def test_json_is_one_document_with_each_targets_plan(fleet) -> None:  # type: ig
 def test_markdown_has_the_table_and_each_plan(fleet) -> None:  # type: ignore[no-untyped-def]
     result = fleet_cli(fleet, *_live("--dry-run", "--format", "markdown"))
     assert result.exit_code == 0
-    assert "| target | changes | findings | error |" in result.stdout
-    assert all(f"### Reconciler plan for `{name}: " in result.stdout for name in LIVE)
+    assert "| target | changes | findings | result |" in result.stdout
+    assert all(f"### Reconciler plan for `{fleet['manifest']}` on target `{name}`" in result.stdout for name in LIVE)
 
 
 def test_apply_then_a_second_dry_run_finds_nothing_and_the_dead_target_does_not_stop_the_others(fleet) -> None:  # type: ignore[no-untyped-def]
@@ -158,3 +158,31 @@ def test_a_refused_apply_shows_the_targets_blocking_findings_under_its_name(flee
     assert "Apply complete" not in section
     assert f"error: target {blocked}: refusing to apply: public.scheduled_jobs lacks column(s): endpoint" in result.stderr
     assert f"== target {fine} ==" in result.stdout and result.stdout.count("Apply complete") == 1
+
+
+def test_fleet_errors_name_the_target_once_in_full_below_the_table(fleet) -> None:  # type: ignore[no-untyped-def]
+    del fleet["env"][url_variable(DEAD)]  # its database URL's variable is not set
+    result = fleet_cli(fleet, "--dry-run", "--target", DEAD, "--target", LIVE[0])
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: target {DEAD}: database URL: " + errors[0].split(": database URL: ", 1)[1]], errors
+    assert f"target {DEAD}: target {DEAD}" not in result.stdout + result.stderr
+    table, rest = result.stdout.split("\nErrors:\n", 1)
+    row = next(line for line in table.splitlines() if line.startswith(DEAD))
+    assert row.split(None, 3)[3].startswith("error: database URL: ")
+    assert rest.splitlines()[0] == f"  {DEAD}: " + errors[0].removeprefix(f"error: target {DEAD}: ")
+
+
+def test_a_fleet_apply_says_what_it_applied_per_target(fleet) -> None:  # type: ignore[no-untyped-def]
+    applied = fleet_cli(fleet, *_live("--apply"))
+    assert applied.exit_code == 0, applied.stderr
+    table = applied.stdout.split("\n\n")[0].splitlines()
+    rows = {line.split()[0]: line.split(None, 3) for line in table[1:]}
+    for name in LIVE:
+        assert rows[name][3] == "applied (history #1)" and int(rows[name][1]) > 0
+    changes = sum(int(rows[name][1]) for name in LIVE)
+    assert f"3 target(s): 3 applied ({changes} change(s)), 0 in sync, 0 failed." in applied.stdout
+    again = fleet_cli(fleet, *_live("--apply", "--format", "json"))
+    assert again.exit_code == 0
+    assert {n: (t["status"], t["applied"]) for n, t in json.loads(again.stdout)["targets"].items()} == {
+        n: ("in sync", False) for n in LIVE}

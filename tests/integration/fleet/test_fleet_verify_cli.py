@@ -63,3 +63,13 @@ def test_a_table_of_targets_and_checks_and_its_exit_codes(empty_db: DbTarget, tm
 
         usage = cli(env, "verify", "--targets", str(targets), "--wait", "10s")
         assert usage.exit_code == 1 and "cannot be used with --targets" in usage.stderr
+
+
+def test_a_targets_error_names_it_once(empty_db: DbTarget, tmp_path: Path) -> None:
+    manifest = fleet_manifest(tmp_path)
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(targets_yaml((DEAD,)))
+    result = cli(dict(SECRETS_ENV), "verify", "--targets", str(targets), "-f", str(manifest))  # its URL is not set
+    assert result.exit_code == 1
+    assert f"error: target {DEAD}: database URL: " in result.stderr
+    assert f"target {DEAD}: target {DEAD}" not in result.stdout + result.stderr

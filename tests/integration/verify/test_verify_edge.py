@@ -182,3 +182,16 @@ def test_a_wait_poll_reads_only_what_settles_the_wait(audited_db: DbTarget) -> N
     assert polled.scheduled_jobs == () and polled.tables == () and polled.texts == ()
     assert {j.name for j in full.scheduled_jobs} == {"never", "due", "not_due", "inactive"}
     assert {t.table for t in full.tables} == {"cron.job_run_details", "net._http_response"}
+
+
+def test_a_wait_says_once_on_stderr_what_it_waits_for(audited_db: DbTarget) -> None:
+    applied = CliRunner().invoke(main, ["-f", str(MANIFEST), "--apply"], env={**ENV, "DATABASE_URL": audited_db.url})
+    assert applied.exit_code == 0, applied.output
+    with psycopg.connect(audited_db.superuser_url, autocommit=True) as conn:  # no run can land within the wait
+        conn.execute("UPDATE cron.job SET schedule = '0 0 1 1 *' WHERE jobname = 'master-scheduler'")
+    result = CliRunner().invoke(main, ["verify", "-f", str(MANIFEST), "--format", "json", "--wait", "2s"],
+                                env={**ENV, "DATABASE_URL": audited_db.url}, catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == ("waiting up to 2s for a run of trigger master-scheduler since the check began "
+                             "(and its HTTP answer)...\n")
+    assert json.loads(result.stdout)["checks"]  # stdout stays one JSON document
