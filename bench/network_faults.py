@@ -44,7 +44,7 @@ import psycopg  # noqa: E402
 
 from bench.common import ROOT, SECRETS_ENV, cluster, free_port, reset  # noqa: E402
 from localdb.faultproxy import FaultProxy, Trigger, on_commit, on_message, on_query, on_startup  # noqa: E402
-from reconciler.watch.controller import SHUTDOWN_GRACE  # noqa: E402
+from reconciler.watch.lifecycle import SHUTDOWN_GRACE  # noqa: E402
 
 MANIFEST = ROOT / "scheduler.yaml"
 

@@ -60,6 +60,10 @@ class ManifestError(ReconcilerError):
         return self.message
 
 
+class SettingError(ReconcilerError):
+    """An environment setting of the tool itself (not of the manifest) is malformed."""
+
+
 class SecretSourceError(ReconcilerError):
     """A secret's source (environment variable, file) is missing; names only, never values."""
 

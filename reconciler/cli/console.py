@@ -2,7 +2,7 @@
 
 Importing click, pydantic (building the manifest's models), PyYAML and the reconciler allocates a few
 hundred thousand objects that live until the process ends; the collector would look at them about a
-hundred times during the imports and free nothing (25-50 ms of CPU per run, docs/benchmarks.md). They are
+hundred times during the imports and free nothing (the cost per run: docs/benchmarks.md). They are
 imported with it paused, then frozen (`gc.freeze`: left out of every later collection) before it resumes.
 Only this entry point does so: importing `reconciler.cli.main` elsewhere (the tests do) changes nothing.
 """

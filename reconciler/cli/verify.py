@@ -8,7 +8,7 @@ full evidence riding on that read (`apply.read_only` with the reader's rider) â†
 text, json or markdown on stdout. All over one connection.
 
 Exit codes: 0 nothing failed (warnings allowed), 1 error (a ReconcilerError, one line on stderr; usage
-errors too), 2 a check failed. The lead registers `verify_command` on the main group.
+errors too), 2 a check failed. `cli/main.py` registers `verify_command` on the main group.
 """
 
 from __future__ import annotations

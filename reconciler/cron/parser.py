@@ -12,14 +12,14 @@ import re
 from functools import lru_cache
 
 from reconciler.cron.schedule import (
-    _NEVER,
+    NEVER,
     PG_CRON_1_5,
     PG_CRON_1_6,
     CronError,
+    CronFields,
     Schedule,
-    _canonical,
-    _Fields,
-    _reduce,
+    canonical_text,
+    reduce_fields,
 )
 
 _CLASSIC = (1, 0)
@@ -205,7 +205,7 @@ class _EntryParser:
         return values, self._skip_blanks(ch)
 
     # -- parse_cron_entry ------------------------------------------------------------------------------
-    def parse(self) -> tuple[str, _Fields | None]:
+    def parse(self) -> tuple[str, CronFields | None]:
         ch = self.r.get()
         if ch == "@":
             return "macro", self._macro()
@@ -241,9 +241,9 @@ class _EntryParser:
             rest = self.text[self.r.at :]
             self.warnings.append(f"text after the fifth field is ignored: {_quote(rest)}")
         minutes, hours, doms, months, dows = sets
-        return "fields", _reduce(minutes, hours, doms, last_dom, months, dows, stars[2], stars[4])
+        return "fields", reduce_fields(minutes, hours, doms, last_dom, months, dows, stars[2], stars[4])
 
-    def _macro(self) -> _Fields | None:
+    def _macro(self) -> CronFields | None:
         begin = self.r.pos
         ch = self.r.get()
         while ch not in (" ", "\t", "\n", _END):  # get_string(cmd, ..., " \t\n")
@@ -265,14 +265,14 @@ class _EntryParser:
                     f'"@{name}" may never fire on pg_cron 1.5 and later (entry.c sets its month from an'
                     ' out-of-range value); "0 0 1 1 *" is safe'
                 )
-            return _reduce({0}, {0}, {1}, False, {1}, all_dows, False, True)
+            return reduce_fields({0}, {0}, {1}, False, {1}, all_dows, False, True)
         if name == "monthly":
-            return _reduce({0}, {0}, {1}, False, all_months, all_dows, False, True)
+            return reduce_fields({0}, {0}, {1}, False, all_months, all_dows, False, True)
         if name == "weekly":
-            return _reduce({0}, {0}, all_doms, False, all_months, {0}, False, True)
+            return reduce_fields({0}, {0}, all_doms, False, all_months, {0}, False, True)
         if name in ("daily", "midnight"):
-            return _reduce({0}, {0}, all_doms, False, all_months, all_dows, False, False)
-        return _reduce({0}, all_hours, all_doms, False, all_months, all_dows, False, False)  # hourly
+            return reduce_fields({0}, {0}, all_doms, False, all_months, all_dows, False, False)
+        return reduce_fields({0}, all_hours, all_doms, False, all_months, all_dows, False, False)  # hourly
 
 
 def _skip_comments(text: str) -> tuple[int, bool]:
@@ -342,9 +342,9 @@ def _parse(text: str, version: tuple[int, int]) -> Schedule:
                 warnings.insert(0, "contains tabs (pg_cron reads a tab as a space)")
             if skipped:
                 warnings.insert(0, "leading blank or comment lines are ignored")
-            if fields is not None and fields.day == _NEVER:
+            if fields is not None and fields.day == NEVER:
                 warnings.append("the schedule never fires")
-            canonical = _REBOOT if fields is None else _canonical(fields)
+            canonical = _REBOOT if fields is None else canonical_text(fields)
             return Schedule(text, form, parser.min_version, tuple(warnings), canonical, _fields=fields)
 
     seconds = _interval_seconds(text)

@@ -15,7 +15,7 @@ PG_CRON_1_4 = (1, 4)
 PG_CRON_1_5 = (1, 5)
 PG_CRON_1_6 = (1, 6)
 
-_NEVER = "never"
+NEVER = "never"
 _CYCLE_DAYS = 146097  # the Gregorian calendar (and the weekday cycle) repeats every 400 years
 _MONTH_MAX_DAYS = {m: calendar.monthrange(2000, m)[1] for m in range(1, 13)}  # 2000 is a leap year
 
@@ -29,7 +29,7 @@ class CronError(ValueError):
 
 
 @dataclass(frozen=True)
-class _Fields:
+class CronFields:
     """What a five-field schedule means, simplified so that equal values fire at equal times.
 
     `day` is how day-of-month and day-of-week combine after simplification (vixie cron: when either
@@ -46,7 +46,7 @@ class _Fields:
     day: str
 
 
-def _reduce(
+def reduce_fields(
     minutes: set[int],
     hours: set[int],
     doms: set[int],
@@ -55,14 +55,14 @@ def _reduce(
     dows_raw: set[int],
     dom_star: bool,
     dow_star: bool,
-) -> _Fields:
+) -> CronFields:
     dows = {d % 7 for d in dows_raw}  # "make sundays equivalent"
     full_dom = set(range(1, 32)) <= doms
     full_dow = len(dows) == 7
     has_dom = bool(doms) or last_dom
     if dom_star or dow_star:  # a day must match both fields
         if not has_dom or not dows:
-            day = _NEVER
+            day = NEVER
         elif full_dom:
             day = "all" if full_dow else "dow"
         else:
@@ -70,7 +70,7 @@ def _reduce(
     elif full_dom or full_dow:  # either field is enough, and one matches every day
         day = "all"
     elif not has_dom:
-        day = "dow" if dows else _NEVER
+        day = "dow" if dows else NEVER
     else:
         day = "or" if dows else "dom"
 
@@ -78,15 +78,15 @@ def _reduce(
         months = {m for m in months if last_dom or any(d <= _MONTH_MAX_DAYS[m] for d in doms)}
         doms = {d for d in doms if any(d <= _MONTH_MAX_DAYS[m] for m in months)}
         if not months:
-            day = _NEVER
+            day = NEVER
     if not (minutes and hours and months):
-        day = _NEVER
+        day = NEVER
 
-    if day == _NEVER:
-        return _Fields(frozenset(), frozenset(), frozenset(), False, frozenset(), frozenset(), _NEVER)
+    if day == NEVER:
+        return CronFields(frozenset(), frozenset(), frozenset(), False, frozenset(), frozenset(), NEVER)
     keep_dom = day in ("dom", "and", "or")
     keep_dow = day in ("dow", "and", "or")
-    return _Fields(
+    return CronFields(
         minutes=frozenset(minutes),
         hours=frozenset(hours),
         doms=frozenset(doms) if keep_dom else frozenset(),
@@ -122,9 +122,9 @@ def _render(values: frozenset[int], low: int, high: int, *, star_ok: bool) -> st
     return ",".join(parts)
 
 
-def _canonical(f: _Fields) -> str:
-    if f.day == _NEVER:
-        return _NEVER
+def canonical_text(f: CronFields) -> str:
+    if f.day == NEVER:
+        return NEVER
     minute = _render(f.minutes, 0, 59, star_ok=True)
     hour = _render(f.hours, 0, 23, star_ok=True)
     month = _render(f.months, 1, 12, star_ok=True)
@@ -150,7 +150,7 @@ def _cron_weekday(d: date) -> int:
     return (d.weekday() + 1) % 7
 
 
-def _day_matches(f: _Fields, day: int, weekday: int, ndays: int) -> bool:
+def _day_matches(f: CronFields, day: int, weekday: int, ndays: int) -> bool:
     if f.day == "all":
         return True
     in_dom = day in f.doms or (f.last_dom and day == ndays)
@@ -164,24 +164,24 @@ def _day_matches(f: _Fields, day: int, weekday: int, ndays: int) -> bool:
     return in_dom or in_dow  # "or"
 
 
-def _matching_days(f: _Fields, year: int, month: int, first_day: int = 1) -> list[int]:
+def _matching_days(f: CronFields, year: int, month: int, first_day: int = 1) -> list[int]:
     ndays = calendar.monthrange(year, month)[1]
     days = _month_pattern(f, ndays, _cron_weekday(date(year, month, 1)))
     return [d for d in days if d >= first_day]
 
 
 @lru_cache(maxsize=4096)
-def _month_pattern(f: _Fields, ndays: int, first_weekday: int) -> tuple[int, ...]:
+def _month_pattern(f: CronFields, ndays: int, first_weekday: int) -> tuple[int, ...]:
     """The matching days of any month with `ndays` days whose first day is `first_weekday`."""
     return tuple(d for d in range(1, ndays + 1) if _day_matches(f, d, (first_weekday + d - 1) % 7, ndays))
 
 
-def _times_of_day(f: _Fields) -> list[int]:
+def _times_of_day(f: CronFields) -> list[int]:
     return sorted(h * 60 + m for h in f.hours for m in f.minutes)
 
 
-def _next_field_runs(f: _Fields, start: datetime, count: int) -> list[datetime]:
-    if f.day == _NEVER or count <= 0:
+def _next_field_runs(f: CronFields, start: datetime, count: int) -> list[datetime]:
+    if f.day == NEVER or count <= 0:
         return []
     times = _times_of_day(f)
     start_minute = start.hour * 60 + start.minute  # a run at this minute is not strictly after start
@@ -211,8 +211,8 @@ def _next_field_runs(f: _Fields, start: datetime, count: int) -> list[datetime]:
 
 
 @lru_cache(maxsize=512)
-def _max_gap(f: _Fields) -> timedelta | None:
-    if f.day == _NEVER:
+def _max_gap(f: CronFields) -> timedelta | None:
+    if f.day == NEVER:
         return None
     times = _times_of_day(f)
     within = max((b - a for a, b in zip(times, times[1:], strict=False)), default=0)
@@ -254,7 +254,7 @@ class Schedule:
     min_version: tuple[int, int]
     warnings: tuple[str, ...]
     canonical: str
-    _fields: _Fields | None = field(default=None, repr=False, compare=False)
+    _fields: CronFields | None = field(default=None, repr=False, compare=False)
     _seconds: int | None = field(default=None, repr=False, compare=False)
 
     def next_runs(self, start: datetime, count: int) -> list[datetime]:

@@ -22,6 +22,8 @@ from typing import Any
 
 import psycopg
 
+from reconciler.errors import SettingError
+
 #: Overrides the computed deadline (seconds) for every wait: the test suite and the fault matrix use it.
 ENV = "RECONCILER_ANSWER_TIMEOUT"
 #: What the deadline adds to the longest wait the server itself may legitimately make (its statement
@@ -35,15 +37,26 @@ def answer_timeout(statement_timeout: float | None = None, lock_timeout: float |
                    environ: Any = os.environ) -> float:
     """Seconds to wait for any one answer: RECONCILER_ANSWER_TIMEOUT, else the server's own longest
     wait (the statement timeout, or the lock wait when longer) plus GRACE."""
-    override = environ.get(ENV, "")
-    if override:
-        try:
-            value = float(override)
-        except ValueError:
-            value = 0.0
-        if value > 0:
-            return value
+    override = seconds_setting(environ, ENV)
+    if override is not None:
+        return override
     return max(statement_timeout or DEFAULT_SERVER_BOUND, lock_timeout or 0.0) + GRACE
+
+
+def seconds_setting(environ: Any, name: str) -> float | None:
+    """A duration from the environment variable `name`: None when unset or empty; a positive number of
+    seconds otherwise, or a one-line error (a typo must not silently mean the default)."""
+    text = environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise SettingError(f"{name}={text!r} is not a positive number of seconds",
+                           hint=f"unset {name} for the default")
+    return value
 
 
 class NoAnswer(psycopg.OperationalError):

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import errors as pgerr
 from psycopg import sql
 
-from reconciler.engine import db
+from reconciler.engine import blockers as lock_holders
 from reconciler.errors import ReconcilerError
 
 #: Seconds a read waits for a table or row lock when --lock-timeout is not given (an apply's default too).
@@ -44,7 +44,7 @@ def explain(error: ReconcilerError, conn: psycopg.Connection[Any]) -> Reconciler
     cause = error.__cause__
     if not isinstance(cause, (pgerr.LockNotAvailable, pgerr.QueryCanceled)):
         return error
-    blockers = db.blockers(conn)
+    blockers = lock_holders.blockers(conn)
     bound = "lock timeout" if isinstance(cause, pgerr.LockNotAvailable) else "statement timeout"
     if not blockers:
         if isinstance(cause, pgerr.QueryCanceled):

@@ -1,6 +1,6 @@
 """Is the database writable? An apply asks before it changes anything, and refuses if not.
 
-Where it sits: `apply._begin_locked` appends `PROBE` to its BEGIN's round trip (no round trip more) and
+Where it sits: `transaction.begin_locked` appends `PROBE` to its BEGIN's round trip (no round trip more) and
 passes the answer to `refusal`. Two cases make a database read-only to us:
 - a hot standby (a read replica): `pg_is_in_recovery()`; nothing can write there;
 - `default_transaction_read_only = on` for the database, the role or the server: Supabase sets it on a

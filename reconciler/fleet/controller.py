@@ -1,4 +1,5 @@
 """`reconcile --watch --targets FILE`: the long-running controller of a fleet (or of one shard of it).
+SIGTERM: running targets get the shutdown grace (watch.lifecycle), then their waits are ended.
 
 One scheduling thread and a bounded pool of `--parallel` workers. Every target has its own schedule:
 its next run is its interval with jitter after a success, an exponential backoff (about 1 s doubling up
@@ -112,6 +113,7 @@ class FleetController:
     # --- lifecycle -------------------------------------------------------------------------------
     def run(self) -> int:
         self.lifecycle.install_signals()
+        self.lifecycle.watch_grace()
         self._server = lifecycle.serve_http(self.settings.http_host, self.settings.http_port, healthy=self.healthy,
                                            ready=self.ready, registry=self.metrics.registry)
         ordinal, replicas = self.shard or (0, 1)
@@ -136,7 +138,8 @@ class FleetController:
                 self._finished.clear()
         finally:
             reader.shutdown(wait=False, cancel_futures=True)
-            pool.shutdown(wait=True)  # the running targets finish; nothing new starts
+            pool.shutdown(wait=True)  # the running targets finish (within the grace); nothing new starts
+            self.lifecycle.loop_done.set()
             lifecycle.shutdown_http(self._server)
             log.info("fleet_controller_stopped")
         return 0

@@ -1,10 +1,9 @@
 """A small read-only client for the Supabase Management API endpoints the fleet's generators use (I/O edge).
 
 GET /v1/projects, /v1/projects/{ref}/branches, /v1/branches/{id} and /v1/projects/{ref}/api-keys (the
-facts relied on: docs/upstream.md, "The Management API"). Requests have a timeout and are retried with
-backoff on 429, 5xx and network errors (honouring Retry-After and x-ratelimit-reset, as
-`reconciler.kinds.edge_api`). The token is sent only in the Authorization header; answers hold credentials
-(database passwords, service keys), so no message ever quotes an answer's body.
+facts relied on: docs/upstream.md, "The Management API"). Timeouts, retries, rate limits and refusals
+without the token or a body are the base's (`kinds/api_client.py`): answers hold credentials (database
+passwords, service keys), so no message ever quotes an answer's body.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from reconciler.errors import ReconcilerError
-from reconciler.kinds.edge_api import send  # the same API, so the same waiting rules
+from reconciler.kinds.api_client import ApiClient, Refusal
 
 if TYPE_CHECKING:
     from reconciler.fleet.generator_cache import RequestPacer
@@ -30,34 +29,20 @@ class ManagementApiError(ReconcilerError):
     """The Management API refused or failed (one line, never a body or a token); retryable for 429/5xx."""
 
 
-class ManagementApi:
+class ManagementApi(ApiClient):
     """GETs JSON from the Management API with one access token."""
+
+    error = ManagementApiError
+    token_hint = "check the variable named by access_token_env"
 
     def __init__(self, api_url: str, token: str, *, timeout: float = TIMEOUT_SECONDS,
                  max_attempts: int = MAX_ATTEMPTS, sleep: Callable[[float], None] = time.sleep,
                  transport: httpx.BaseTransport | None = None, pacer: RequestPacer | None = None) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.max_attempts = max_attempts
-        self.sleep = sleep
-        hooks: dict[str, list[Callable[[Any], None]]] = {"request": [], "response": []}
-        if pacer is not None:  # every attempt, retries included, waits for its slot after a 429
-            hooks["request"].append(lambda _request: pacer.before_request())
-            hooks["response"].append(lambda response: pacer.after_response(response.status_code, response.headers))
-        self._client = httpx.Client(base_url=self.api_url, timeout=timeout, transport=transport, event_hooks=hooks,
-                                    headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
-                                             "User-Agent": "scheduler-reconciler"})
-
-    def __repr__(self) -> str:  # the token stays out of every repr
-        return f"ManagementApi(api_url={self.api_url!r}, token=(sensitive))"
-
-    def close(self) -> None:
-        self._client.close()
+        super().__init__(api_url, token, timeout=timeout, max_attempts=max_attempts, sleep=sleep,
+                         transport=transport, pacer=pacer)
 
     def __enter__(self) -> ManagementApi:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def projects(self) -> list[Mapping[str, Any]]:
         """Every project the token can see (not paginated: the API returns one list)."""
@@ -97,29 +82,13 @@ class ManagementApi:
         return body
 
     def _get(self, path: str, what: str, *, not_found: str = "") -> Any:
-        response = send(self._client, "GET", path, max_attempts=self.max_attempts, sleep=self.sleep,
-                        unreachable=lambda e: ManagementApiError(
-                            f"Management API unreachable at {self.api_url}: {type(e).__name__}", retryable=True),
-                        exhausted=lambda status, attempts: ManagementApiError(
-                            f"Management API GET {what} failed with {status} after {attempts} attempts",
-                            retryable=True))
-        if response.status_code >= 400:
-            raise _refused(response.status_code, what, not_found)
+        response = self.request(
+            "GET", path, what,
+            forbidden=Refusal(f"the access token may not read {what}",
+                              "use a token of a member of the project's organization"),
+            not_found=Refusal(not_found) if not_found else None)
         try:
             return response.json()
         except ValueError:  # not JSON (a proxy's HTML page...): one line, not a traceback
             raise ManagementApiError(f"unexpected answer from the Management API ({what} is not JSON)",
                                      retryable=True) from None
-
-
-def _refused(status: int, what: str, not_found: str) -> ManagementApiError:
-    if status == 401:
-        return ManagementApiError("the Management API rejected the access token (401)",
-                                  hint="check the variable named by access_token_env")
-    if status == 403:
-        return ManagementApiError(f"the access token may not read {what} (403)",
-                                  hint="use a token of a member of the project's organization")
-    if status == 404 and not_found:
-        return ManagementApiError(f"{not_found} (404)")
-    # The body is not shown: an answer of this API can hold credentials.
-    return ManagementApiError(f"Management API GET {what} failed with {status}")

@@ -30,9 +30,10 @@ from reconciler.fleet.targets_models import (
     model_fields_of,
 )
 from reconciler.manifest.checks import Loc, format_path
+from reconciler.manifest.positions import LMap, LSeq
 from reconciler.manifest.problems import dedupe, locate, problem_for
 from reconciler.manifest.types import UNION_TAGS, quote
-from reconciler.manifest.yaml import LMap, LSeq, parse_file
+from reconciler.manifest.yaml import parse_file
 
 if TYPE_CHECKING:
     import httpx

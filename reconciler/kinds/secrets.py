@@ -137,7 +137,7 @@ class SecretKind(KindDefaults):
     hidden_fields = frozenset({"id", "name"})
     rollback_help = "deletes managed Vault secrets only with --include-secrets"
     assigned_fields = frozenset({"id"})
-    quiet_logging = True  # superusers write secret values with statement logging off (apply._quiet_logging)
+    quiet_logging = True  # superusers write secret values with statement logging off (statements.quiet_logging)
     relations = ("vault.secrets", "vault.decrypted_secrets")
     settings = ("log_statement",)
     probes = PROBES

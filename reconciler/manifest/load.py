@@ -16,10 +16,11 @@ from reconciler.errors import ManifestError, ManifestProblem
 from reconciler.manifest.checks import duplicate_problems, reference_problems
 from reconciler.manifest.models import Manifest
 from reconciler.manifest.overlay import merge
+from reconciler.manifest.positions import LMap
 from reconciler.manifest.problems import dedupe, located_cross, manifest_warnings, problem_for
 from reconciler.manifest.sections import manifest_model
 from reconciler.manifest.types import DEFAULT_CRON_VERSION
-from reconciler.manifest.yaml import LMap, parse_file
+from reconciler.manifest.yaml import parse_file
 from reconciler.util.gc_pause import paused_gc
 
 __all__ = ["load_manifest"]

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.manifest.checks import NAMED_LISTS
+from reconciler.manifest.positions import LMap, LSeq
 from reconciler.manifest.types import EXTENSION_ALIASES, SECRET_SOURCES
-from reconciler.manifest.yaml import LMap, LSeq
 
 __all__ = ["merge"]
 

@@ -26,9 +26,9 @@ from reconciler.manifest.models import (
     SecretSpec,
     TriggerSpec,
 )
+from reconciler.manifest.positions import LMap, LSeq, Pos
 from reconciler.manifest.sections import field_models, manifest_model
 from reconciler.manifest.types import UNION_TAGS, NowMarker, SecretRef, describe, quote
-from reconciler.manifest.yaml import LMap, LSeq, Pos
 
 
 def _model_for(loc: Sequence[str | int]) -> type[BaseModel] | None:

@@ -3,7 +3,7 @@
 Loading 10,000 jobs, reading their rows and planning them each allocate hundreds of thousands of objects
 that stay alive and form no reference cycles. Every 700 allocations CPython collects the youngest
 generation, and now and then all of them: each pass walks the growing tree again and finds nothing to
-free (a third of a 10,000-job dry run's CPU time). Paused for the burst, it resumes when the block ends,
+free (docs/benchmarks.md measures the cost). Paused for the burst, it resumes when the block ends,
 however it ends, and collects nothing it would not have collected later.
 
 The collector's switch is one per process, while the fleet runs applies and manifest loads on several

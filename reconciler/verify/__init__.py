@@ -33,7 +33,7 @@ from reconciler.verify.evidence import (
 )
 from reconciler.verify.leaks import scan_text
 from reconciler.verify.render import to_json, to_markdown, to_text
-from reconciler.verify.triggers import _same_path, trigger_responses
+from reconciler.verify.triggers import same_path, trigger_responses
 
 __all__ = [
     "DEFAULT_TIMEOUT_MS",
@@ -54,7 +54,7 @@ __all__ = [
     "Status",
     "TableStats",
     "TextField",
-    "_same_path",
+    "same_path",
     "exit_code",
     "lookback",
     "run_checks",

@@ -21,20 +21,20 @@ from reconciler.verify.evidence import (
     CheckResult,
     Evidence,
     Status,
-    _ago,
-    _and,
-    _job_by_name,
-    _period,
-    _runs_of,
-    _span,
+    duration_text,
+    job_by_name,
+    joined_with_and,
+    runs_of,
+    schedule_period,
+    time_ago,
 )
 from reconciler.verify.leaks import check_secret_literals
-from reconciler.verify.triggers import _http_evidence, check_executions, check_http, check_runs
+from reconciler.verify.triggers import check_executions, check_http, check_runs, http_evidence
 
 
 def lookback(declared: Sequence[DeclaredTrigger]) -> timedelta:
     """How far back the reader must look: two periods of the slowest declared trigger (2 min to 2 days)."""
-    periods = [p for p in (_period(t.schedule) for t in declared) if p is not None]
+    periods = [p for p in (schedule_period(t.schedule) for t in declared) if p is not None]
     longest = max(periods, default=timedelta(minutes=1))
     return min(max(2 * longest, timedelta(minutes=2)), timedelta(days=2))
 
@@ -113,7 +113,7 @@ def check_preflight(ev: Evidence) -> CheckResult:
 def freshness(job: Any, now: datetime) -> tuple[str, timedelta | None]:
     """(state, period) of an active job: `fresh`, `stale` (last ran more than two periods ago), `never` (never ran
     though created more than two periods ago, or when unknown), `pending` (new, not run yet) or `odd` (no period)."""
-    period = _period(job.schedule)
+    period = schedule_period(job.schedule)
     if period is None:
         return "odd", None
     if job.last_run_at is None:
@@ -137,12 +137,12 @@ def check_jobs(ev: Evidence) -> CheckResult:
         if state == "odd":
             odd.append(f"{j.name}: schedule {j.schedule!r} has no regular period")
         elif state == "pending" and j.created_at is not None:
-            pending.append(f"{j.name}: never ran (created {_ago(ev.now, j.created_at)})")
+            pending.append(f"{j.name}: never ran (created {time_ago(ev.now, j.created_at)})")
         elif state == "never":
             never.append(f"{j.name}: never ran")
         elif state == "stale" and period is not None and j.last_run_at is not None:
-            stale.append(f"{j.name}: last ran {_ago(ev.now, j.last_run_at)} (schedule {j.schedule!r}, "
-                         f"expected within {_span(2 * period)})")
+            stale.append(f"{j.name}: last ran {time_ago(ev.now, j.last_run_at)} (schedule {j.schedule!r}, "
+                         f"expected within {duration_text(2 * period)})")
     facts = tuple(stale + never + pending + odd)
     fix = ("the scheduler endpoint runs due jobs each time master-scheduler calls it: fix the checks above first; "
            "then read the logs of the jobs' Edge Functions")
@@ -179,7 +179,7 @@ def check_housekeeping(ev: Evidence) -> CheckResult:
             facts.append(f"{t.table}: not read ({t.note or 'absent'})")
             unread.append(t.table)
             continue
-        line = f"{t.table}: {t.rows:,} row{'' if t.rows == 1 else 's'}" + (f", oldest {_ago(ev.now, t.oldest)}" if t.oldest else "")
+        line = f"{t.table}: {t.rows:,} row{'' if t.rows == 1 else 's'}" + (f", oldest {time_ago(ev.now, t.oldest)}" if t.oldest else "")
         big = t.rows > HOUSEKEEPING_MAX_ROWS
         old = t.oldest is not None and ev.now - t.oldest > HOUSEKEEPING_MAX_AGE
         if big or old:
@@ -192,10 +192,10 @@ def check_housekeeping(ev: Evidence) -> CheckResult:
     # a table that could not be read was not judged: never a pass for it
     read = [t.table for t in ev.tables if t.rows is not None]
     if unread and not read:
-        return CheckResult(name, Status.SKIP, f"not checked: {_and(unread)} could not be read", tuple(facts))
+        return CheckResult(name, Status.SKIP, f"not checked: {joined_with_and(unread)} could not be read", tuple(facts))
     if unread:
-        return CheckResult(name, Status.SKIP, f"{_and(read)} {'is' if len(read) == 1 else 'are'} within 100,000 rows "
-                           f"and 7 days; {_and(unread)} could not be read", tuple(facts))
+        return CheckResult(name, Status.SKIP, f"{joined_with_and(read)} {'is' if len(read) == 1 else 'are'} within 100,000 rows "
+                           f"and 7 days; {joined_with_and(unread)} could not be read", tuple(facts))
     return CheckResult(name, Status.PASS, "history tables are within 100,000 rows and 7 days", tuple(facts))
 
 
@@ -213,17 +213,17 @@ def awaited(ev: Evidence) -> list[str]:
     """The active declared triggers --wait still waits for (see `settled`), by name."""
     waiting = []
     for trig in ev.declared:
-        job = _job_by_name(ev, trig.name)
+        job = job_by_name(ev, trig.name)
         if job is None or not job.active:
             continue
-        new = [r for r in _runs_of(ev, job.jobid) if r.start_time >= ev.check_start]
+        new = [r for r in runs_of(ev, job.jobid) if r.start_time >= ev.check_start]
         finished = [r for r in new if r.status in FINISHED]
         if not finished:
             waiting.append(trig.name)
             continue
         if trig.path is None or finished[0].status != "succeeded":
             continue
-        http = _http_evidence(ev, trig, job, ev.check_start)
+        http = http_evidence(ev, trig, job, ev.check_start)
         if not http.responses and not any(age > STUCK_AFTER for _, age in http.queued):
             waiting.append(trig.name)
     return waiting

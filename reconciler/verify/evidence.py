@@ -156,11 +156,11 @@ class CheckResult:
 # Small helpers
 
 
-def _ago(now: datetime, then: datetime) -> str:
-    return f"{_span(now - then)} ago"
+def time_ago(now: datetime, then: datetime) -> str:
+    return f"{duration_text(now - then)} ago"
 
 
-def _span(delta: timedelta) -> str:
+def duration_text(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     if seconds < 0:
         return "0s"
@@ -173,42 +173,42 @@ def _span(delta: timedelta) -> str:
     return f"{seconds // 86400}d"
 
 
-def _stamp(t: datetime | None) -> str:
+def timestamp_text(t: datetime | None) -> str:
     return "-" if t is None else t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _period(schedule: str) -> timedelta | None:
+def schedule_period(schedule: str) -> timedelta | None:
     try:
         return cron.parse(schedule).max_period()
     except cron.CronError:
         return None
 
 
-def _short(text: str | None, limit: int = 200) -> str:
+def short_text(text: str | None, limit: int = 200) -> str:
     one = " ".join((text or "").split())
     one = re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://\S+", "<url>", one)  # never echo a URL (it may hold a secret)
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
-def _job_by_name(ev: Evidence, name: str) -> CronJob | None:
+def job_by_name(ev: Evidence, name: str) -> CronJob | None:
     return next((j for j in ev.cron_jobs if j.jobname == name), None)
 
 
-def _window_start(ev: Evidence, period: timedelta | None) -> datetime:
+def window_start(ev: Evidence, period: timedelta | None) -> datetime:
     if ev.waited is not None or period is None:
         return ev.check_start
     return ev.now - 2 * period
 
 
-def _runs_of(ev: Evidence, jobid: int) -> list[CronRun]:
+def runs_of(ev: Evidence, jobid: int) -> list[CronRun]:
     runs = [r for r in ev.runs if r.jobid == jobid]
     return sorted(runs, key=lambda r: (r.start_time, r.runid), reverse=True)
 
 
-def _trigger_period(ev: Evidence, trig: DeclaredTrigger) -> timedelta | None:
-    job = _job_by_name(ev, trig.name)
-    return _period(job.schedule if job is not None else trig.schedule)
+def trigger_period(ev: Evidence, trig: DeclaredTrigger) -> timedelta | None:
+    job = job_by_name(ev, trig.name)
+    return schedule_period(job.schedule if job is not None else trig.schedule)
 
 
-def _and(items: Sequence[str]) -> str:
+def joined_with_and(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)

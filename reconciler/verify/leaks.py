@@ -8,7 +8,7 @@ import math
 import re
 from collections import Counter
 
-from reconciler.verify.evidence import CheckResult, Evidence, Status, _and
+from reconciler.verify.evidence import CheckResult, Evidence, Status, joined_with_and
 
 # -- literal credentials ----------------------------------------------------------------------------
 
@@ -72,7 +72,7 @@ def check_secret_literals(ev: Evidence) -> CheckResult:
                            "= '...'); then rotate the exposed credential: pg_cron also copied it into "
                            "cron.job_run_details.command of every run (DELETE those rows)")
     if len(unread) == 2:  # nothing could be scanned: not a pass
-        return CheckResult(name, Status.SKIP, f"not checked: {_and(unread)} could not be read",
+        return CheckResult(name, Status.SKIP, f"not checked: {joined_with_and(unread)} could not be read",
                            tuple(f"{rel}: not read ({ev.unavailable[rel]})" for rel in unread))
     if unread:
         read = "public.scheduled_jobs" if unread == ["cron.job"] else "cron.job"

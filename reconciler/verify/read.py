@@ -8,17 +8,14 @@ checks (`watch/pipeline.py`) read that way: one connection, the plan's round tri
 two round trips. Every read is one read-only transaction (no session state, so it works through a
 transaction-mode pooler) and returns a `verify.evidence.Evidence` (without the plan). A relation that is
 absent or not readable is recorded in `Evidence.unavailable` instead of failing the whole command.
-
-Secrets stay in the database: queued request URLs are cut down to their path in SQL (the base URL is
-the project_url secret), and nothing reads vault.
+The SQL is in `verify.queries`; the rows become an Evidence in `verify.rows`.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -29,65 +26,24 @@ from reconciler.engine import db
 from reconciler.errors import ReconcilerError
 from reconciler.kinds.facts import DeclaredTrigger
 from reconciler.verify.checks import lookback
-from reconciler.verify.evidence import (
-    CronJob,
-    CronRun,
-    Evidence,
-    ExecutionRow,
-    HttpResponse,
-    ObservedRequest,
-    ScheduledJob,
-    TableStats,
-    TextField,
+from reconciler.verify.evidence import Evidence
+from reconciler.verify.queries import (
+    CRON_JOBS,
+    EXECUTIONS,
+    HEAD,
+    QUEUE,
+    RELATIONS,
+    RESPONSES,
+    RUNS,
+    SCHEDULED,
+    STATS,
 )
+from reconciler.verify.rows import Memory, evidence_from_rows
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest
 
 __all__ = ["EvidenceRead", "Memory", "Reader", "declared_triggers", "read_evidence"]
-
-ROW_LIMIT = 2000
-RELATIONS = ("cron.job", "cron.job_run_details", "net.http_request_queue", "net._http_response",
-             "public.scheduled_jobs", "public.job_executions")
-
-# The head rides in the plan's (or the apply's) transaction, so it must not fail: the OID form of
-# has_table_privilege is NULL for a missing relation, where the text form raises, whatever order the
-# planner evaluates the conditions in.
-_HEAD = """
-SELECT now(), current_database(), current_setting('pg_net.database_name', true),
-       ARRAY(SELECT r FROM unnest(%(relations)s::text[]) r WHERE to_regclass(r) IS NOT NULL),
-       ARRAY(SELECT r FROM unnest(%(relations)s::text[]) r WHERE has_table_privilege(to_regclass(r), 'SELECT'))
-"""
-_CRON_JOBS = "SELECT jobid, jobname::text, schedule, command, active FROM cron.job ORDER BY jobid"
-_RUNS = f"""
-SELECT jobid, runid, status, left(return_message, 500), start_time, end_time
-  FROM cron.job_run_details
- WHERE jobid IN (SELECT jobid FROM cron.job WHERE jobname = ANY(%(names)s)) AND start_time IS NOT NULL
-   AND (start_time >= %(since)s
-        OR runid IN (SELECT max(runid) FROM cron.job_run_details
-                      WHERE jobid IN (SELECT jobid FROM cron.job WHERE jobname = ANY(%(names)s)) GROUP BY jobid))
- ORDER BY start_time DESC
- LIMIT {ROW_LIMIT}
-"""
-_RESPONSES = f"""
-SELECT id, status_code, timed_out, left(error_msg, 500), created
-  FROM net._http_response WHERE created >= %s ORDER BY created DESC LIMIT {ROW_LIMIT}
-"""
-# Only the path: scheme and authority (the project_url secret) and the query are cut off in the database.
-_QUEUE = f"""
-SELECT id, split_part(split_part(regexp_replace(url, '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*', ''), '?', 1), '#', 1)
-  FROM net.http_request_queue ORDER BY id LIMIT {ROW_LIMIT}
-"""
-_EXECUTIONS = f"""
-SELECT s.job_name, e.started_at::timestamptz, e.status, left(e.error_message, 500)
-  FROM public.job_executions e LEFT JOIN public.scheduled_jobs s ON s.id = e.job_id
- WHERE e.started_at >= %s ORDER BY e.started_at DESC LIMIT {ROW_LIMIT}
-"""
-_SCHEDULED = "SELECT to_jsonb(s) FROM public.scheduled_jobs s"
-_STATS = {
-    "cron.job_run_details": "SELECT count(*), min(start_time) FROM cron.job_run_details",
-    "net._http_response": "SELECT count(*), min(created) FROM net._http_response",
-}
 
 
 def declared_triggers(manifest: Manifest) -> tuple[DeclaredTrigger, ...]:
@@ -97,38 +53,6 @@ def declared_triggers(manifest: Manifest) -> tuple[DeclaredTrigger, ...]:
 
     facts: list[TriggerFacts] = kinds.providing(TriggerFacts)  # type: ignore[type-abstract]
     return tuple(t for kind in facts for t in kind.declared_triggers(manifest))
-
-
-def _ts(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    try:
-        value = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    # A `timestamp without time zone` column in an application table: the server stores UTC (Supabase).
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _texts(source: str, key: str, row: dict[str, Any], prefix: str = "") -> list[TextField]:
-    out = []
-    for column, value in row.items():
-        if isinstance(value, str):
-            out.append(TextField(source, key, prefix + column, value))
-        elif isinstance(value, dict):
-            out += _texts(source, key, value, f"{prefix}{column}.")
-        elif isinstance(value, list):
-            out += _texts(source, key, {str(i): v for i, v in enumerate(value)}, f"{prefix}{column}.")
-    return out
-
-
-@dataclass
-class Memory:
-    """What survives from one read to the next on a `Reader` (the --wait polls): when the check began, and
-    when each queued request was first seen."""
-
-    check_start: datetime | None = None
-    seen: dict[int, tuple[str, datetime]] = field(default_factory=dict)
 
 
 class EvidenceRead:
@@ -167,7 +91,7 @@ class EvidenceRead:
     # --- the steps (db.Rider) ------------------------------------------------------------------------
     def queue_head(self, conn: psycopg.Connection[Any]) -> None:
         self._head_cursor = cur = conn.cursor()
-        cur.execute(_HEAD, {"relations": list(RELATIONS)})
+        cur.execute(HEAD, {"relations": list(RELATIONS)})
 
     def queue_queries(self, conn: psycopg.Connection[Any]) -> None:
         """Queue the query of every readable relation (after the head's round trip)."""
@@ -208,7 +132,9 @@ class EvidenceRead:
                 self._fetch(conn, missing, rollback_first=rollback_first)
         finally:
             _end(conn)
-        return self._build()
+        assert self._head is not None
+        return evidence_from_rows(self._head, self._rows, self._unavailable, self.memory, self.declared,
+                                  full=self.full, later_now=self._now)
 
     # --- reading ---------------------------------------------------------------------------------------
     def _take_head(self) -> None:
@@ -229,16 +155,16 @@ class EvidenceRead:
         self._readable = set(readable)
         names = [t.name for t in self.declared]
         queries: dict[str, tuple[str, str, Any]] = {
-            "cron_jobs": ("cron.job", _CRON_JOBS, None),
-            "responses": ("net._http_response", _RESPONSES, (since,)),
-            "queued": ("net.http_request_queue", _QUEUE, None),
+            "cron_jobs": ("cron.job", CRON_JOBS, None),
+            "responses": ("net._http_response", RESPONSES, (since,)),
+            "queued": ("net.http_request_queue", QUEUE, None),
         }
         if names and "cron.job" in self._readable:
-            queries["runs"] = ("cron.job_run_details", _RUNS, {"names": names, "since": since})
+            queries["runs"] = ("cron.job_run_details", RUNS, {"names": names, "since": since})
         if self.full:
-            queries["executions"] = ("public.job_executions", _EXECUTIONS, (since,))
-            queries["scheduled"] = ("public.scheduled_jobs", _SCHEDULED, None)
-            queries.update({f"stats:{rel}": (rel, query, None) for rel, query in _STATS.items()})
+            queries["executions"] = ("public.job_executions", EXECUTIONS, (since,))
+            queries["scheduled"] = ("public.scheduled_jobs", SCHEDULED, None)
+            queries.update({f"stats:{rel}": (rel, query, None) for rel, query in STATS.items()})
         self._queries = {n: q for n, q in queries.items() if q[0] not in self._unavailable}
 
     def _fetch(self, conn: psycopg.Connection[Any], queries: dict[str, tuple[str, str, Any]], *,
@@ -287,56 +213,6 @@ class EvidenceRead:
             if name not in piped:
                 self._rows[name] = _read_alone(conn, query, params, relation, self._unavailable)
 
-    def _build(self) -> Evidence:
-        assert self._head is not None
-        head_now, database, pg_net_database, _present, _readable = self._head
-        now = self._now or head_now
-        check_start = self.memory.check_start
-        assert check_start is not None
-        unavailable = self._unavailable
-
-        def rows(rel: str, name: str) -> list[tuple[Any, ...]]:
-            return [] if rel in unavailable else self._rows.get(name, [])
-
-        cron_jobs = tuple(CronJob(*r) for r in rows("cron.job", "cron_jobs"))
-        runs = tuple(CronRun(*r) for r in rows("cron.job_run_details", "runs"))
-        responses = tuple(HttpResponse(*r) for r in rows("net._http_response", "responses"))
-        queued = rows("net.http_request_queue", "queued")
-        seen = self.memory.seen
-        queued_ids = set()
-        for rid, path in queued:
-            queued_ids.add(rid)
-            seen.setdefault(rid, (path, now))
-        answered = {r.id for r in responses}
-        requests = tuple(ObservedRequest(rid, path, first, rid in queued_ids)
-                         for rid, (path, first) in sorted(seen.items())
-                         if rid in queued_ids or rid in answered)
-        if not self.full:
-            return Evidence(now=now, check_start=check_start, declared=self.declared, cron_jobs=cron_jobs,
-                            runs=runs, responses=responses, requests=requests, database=database,
-                            pg_net_database=pg_net_database, unavailable=unavailable)
-        executions = tuple(ExecutionRow(*r) for r in rows("public.job_executions", "executions"))
-        scheduled, texts = [], []
-        for (doc,) in rows("public.scheduled_jobs", "scheduled"):
-            name = str(doc.get("job_name") or doc.get("id") or "?")
-            scheduled.append(ScheduledJob(name, str(doc.get("schedule") or ""), bool(doc.get("is_active", True)),
-                                          _ts(doc.get("last_run_at")), _ts(doc.get("created_at"))))
-            texts += _texts("public.scheduled_jobs", name, doc)
-        for job in cron_jobs:
-            texts.append(TextField("cron.job", job.jobname or f"#{job.jobid}", "command", job.command))
-        tables = []
-        for rel in _STATS:
-            got = rows(rel, f"stats:{rel}")
-            if got:
-                tables.append(TableStats(rel, int(got[0][0]), got[0][1]))
-            else:
-                tables.append(TableStats(rel, None, note=unavailable.get(rel, "")))
-        return Evidence(
-            now=now, check_start=check_start, declared=self.declared, cron_jobs=cron_jobs, runs=runs,
-            responses=responses, requests=requests, executions=executions, scheduled_jobs=tuple(scheduled),
-            tables=tuple(tables), texts=tuple(texts), database=database, pg_net_database=pg_net_database,
-            unavailable=unavailable,
-        )
 
 
 def read_evidence(conn: psycopg.Connection[Any], declared: Sequence[DeclaredTrigger], *, full: bool = True,

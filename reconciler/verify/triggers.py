@@ -24,15 +24,15 @@ from reconciler.verify.evidence import (
     HttpResponse,
     ObservedRequest,
     Status,
-    _ago,
-    _job_by_name,
-    _period,
-    _runs_of,
-    _short,
-    _span,
-    _stamp,
-    _trigger_period,
-    _window_start,
+    duration_text,
+    job_by_name,
+    runs_of,
+    schedule_period,
+    short_text,
+    time_ago,
+    timestamp_text,
+    trigger_period,
+    window_start,
 )
 
 
@@ -45,11 +45,11 @@ class _Http:
     queued: list[tuple[ObservedRequest, timedelta]]  # still queued, with its estimated age
 
 
-def _http_evidence(ev: Evidence, trig: DeclaredTrigger, job: CronJob, since: datetime) -> _Http:
-    runs = [r for r in _runs_of(ev, job.jobid) if r.start_time >= since]
+def http_evidence(ev: Evidence, trig: DeclaredTrigger, job: CronJob, since: datetime) -> _Http:
+    runs = [r for r in runs_of(ev, job.jobid) if r.start_time >= since]
     # Without a known path ("/" or none) a request cannot be told apart from another trigger's: by time only.
     known = trig.path is not None and trig.path.strip("/") != ""
-    ours = {r.id for r in ev.requests if known and _same_path(r.path, trig.path or "")}
+    ours = {r.id for r in ev.requests if known and same_path(r.path, trig.path or "")}
     others = {r.id for r in ev.requests} - ours if known else set()
     reach = timedelta(milliseconds=trig.timeout_ms) + RESPONSE_MARGIN
     sent = [r for r in runs if r.status == "succeeded"]
@@ -64,7 +64,7 @@ def _http_evidence(ev: Evidence, trig: DeclaredTrigger, job: CronJob, since: dat
     responses = sorted((r for r in ev.responses if correlated(r)), key=lambda r: (r.created, r.id), reverse=True)
     queued = sorted((r for r in ev.requests if r.queued and r.id in ours), key=lambda r: r.id, reverse=True)
     # Each run queues one request, in order: the k-th newest queued request is the k-th newest run's.
-    all_sent = [r for r in _runs_of(ev, job.jobid) if r.status == "succeeded"]
+    all_sent = [r for r in runs_of(ev, job.jobid) if r.status == "succeeded"]
     aged = []
     for k, req in enumerate(queued):
         age = ev.now - req.first_seen
@@ -74,7 +74,7 @@ def _http_evidence(ev: Evidence, trig: DeclaredTrigger, job: CronJob, since: dat
     return _Http(runs, responses, aged)
 
 
-def _same_path(seen: str, declared: str) -> bool:
+def same_path(seen: str, declared: str) -> bool:
     """The same path, or `seen` ends with it at a segment boundary (project_url may carry a path prefix)."""
     seen, declared = seen.rstrip("/"), declared.strip("/")
     return seen.lstrip("/") == declared or seen.endswith("/" + declared)
@@ -83,10 +83,10 @@ def _same_path(seen: str, declared: str) -> bool:
 def trigger_responses(ev: Evidence, trig: DeclaredTrigger) -> list[HttpResponse]:
     """The responses matched to `trig`'s requests in its window, newest first, as `check_http` judges them
     (empty when it is not an http trigger or not scheduled). The controller's metrics use it."""
-    job = _job_by_name(ev, trig.name)
+    job = job_by_name(ev, trig.name)
     if job is None or trig.path is None:
         return []
-    return _http_evidence(ev, trig, job, _window_start(ev, _trigger_period(ev, trig))).responses
+    return http_evidence(ev, trig, job, window_start(ev, trigger_period(ev, trig))).responses
 
 
 def _outcome(resp: HttpResponse) -> str:
@@ -94,7 +94,7 @@ def _outcome(resp: HttpResponse) -> str:
         return f"HTTP {resp.status_code}"
     if resp.timed_out:
         return "timed out"
-    return _short(resp.error_msg, 80) or "no status"
+    return short_text(resp.error_msg, 80) or "no status"
 
 
 def _unreachable(resp: HttpResponse) -> bool:
@@ -103,19 +103,19 @@ def _unreachable(resp: HttpResponse) -> bool:
 
 def check_runs(ev: Evidence, trig: DeclaredTrigger) -> CheckResult:
     name = f"{trig.name}: runs"
-    job = _job_by_name(ev, trig.name)
+    job = job_by_name(ev, trig.name)
     if "cron.job" in ev.unavailable:
         return CheckResult(name, Status.FAIL, f"cron.job cannot be read: {ev.unavailable['cron.job']}",
                            fix="install pg_cron (reconcile --apply) and grant SELECT on cron.job")
     if job is None:
         return CheckResult(name, Status.FAIL, f"trigger {trig.name} is not scheduled (no cron.job row)",
                            fix="run `reconcile --apply` to schedule it")
-    period = _period(job.schedule)
-    runs = _runs_of(ev, job.jobid)
+    period = schedule_period(job.schedule)
+    runs = runs_of(ev, job.jobid)
     newest = runs[0] if runs else None
     facts = [f"jobid {job.jobid}, schedule {job.schedule!r}, active {str(job.active).lower()}"]
     if newest is not None:
-        facts.append(f"newest run #{newest.runid}: {newest.status} at {_stamp(newest.start_time)}")
+        facts.append(f"newest run #{newest.runid}: {newest.status} at {timestamp_text(newest.start_time)}")
     if not job.active:
         return CheckResult(name, Status.FAIL, f"trigger {trig.name} is disabled (cron.job.active = false)",
                            tuple(facts), f"run `reconcile --apply`: it re-enables the trigger with "
@@ -127,20 +127,20 @@ def check_runs(ev: Evidence, trig: DeclaredTrigger) -> CheckResult:
     if period is None:
         return CheckResult(name, Status.WARN, f"schedule {job.schedule!r} has no regular period; not judged",
                            tuple(facts))
-    since = _window_start(ev, period)
+    since = window_start(ev, period)
     in_window = [r for r in runs if r.start_time >= since]
     finished = [r for r in in_window if r.status in FINISHED]
     failed = [r for r in finished if r.status == "failed"]
     if failed:
         facts.append(f"{len(failed)} of {len(finished)} finished run(s) in the window failed")
-        facts += [f"run #{r.runid} at {_stamp(r.start_time)}: {_short(r.return_message)}" for r in failed[:3]]
+        facts += [f"run #{r.runid} at {timestamp_text(r.start_time)}: {short_text(r.return_message)}" for r in failed[:3]]
     not_firing_fix = ("check that pg_cron's launcher runs (SELECT * FROM pg_stat_activity WHERE application_name"
                       " = 'pg_cron scheduler'), that cron.database_name names this database, and the server log")
     if ev.waited is not None:
         if not finished:
             what = "no run finished" if in_window else "no new run appeared"
             return CheckResult(name, Status.FAIL,
-                               f"{what} within the --wait of {_span(ev.waited)} (schedule {job.schedule!r})",
+                               f"{what} within the --wait of {duration_text(ev.waited)} (schedule {job.schedule!r})",
                                tuple(facts), not_firing_fix)
     else:
         if newest is None:
@@ -150,20 +150,20 @@ def check_runs(ev: Evidence, trig: DeclaredTrigger) -> CheckResult:
         if in_window and not finished:
             return CheckResult(name, Status.FAIL,
                                f"{len(in_window)} run(s) started in the window, none finished (newest: "
-                               f"{newest.status}, {_ago(ev.now, newest.start_time)})", tuple(facts),
+                               f"{newest.status}, {time_ago(ev.now, newest.start_time)})", tuple(facts),
                                "a run that does not finish is blocked: look for lock waits in pg_stat_activity "
                                "(application_name 'pg_cron') and for the command's statement_timeout")
         if not finished:
             return CheckResult(name, Status.FAIL,
-                               f"last run {_ago(ev.now, newest.start_time)}: more than two periods "
-                               f"({_span(2 * period)}) ago", tuple(facts), not_firing_fix)
+                               f"last run {time_ago(ev.now, newest.start_time)}: more than two periods "
+                               f"({duration_text(2 * period)}) ago", tuple(facts), not_firing_fix)
     last = finished[0]
     if last.status == "failed":
         return CheckResult(name, Status.FAIL,
-                           f"the newest run failed: {_short(last.return_message) or '(no message)'}",
+                           f"the newest run failed: {short_text(last.return_message) or '(no message)'}",
                            tuple(facts), "fix the command's error above (the trigger's SQL runs as "
                                          f"{trig.name}'s username); `reconcile --dry-run` shows command drift")
-    summary = f"ran {_ago(ev.now, last.start_time)} ({len(finished)} finished run(s) in the window)"
+    summary = f"ran {time_ago(ev.now, last.start_time)} ({len(finished)} finished run(s) in the window)"
     if failed:
         return CheckResult(name, Status.WARN, summary + ", some failed", tuple(facts))
     return CheckResult(name, Status.PASS, summary, tuple(facts))
@@ -171,15 +171,15 @@ def check_runs(ev: Evidence, trig: DeclaredTrigger) -> CheckResult:
 
 def check_http(ev: Evidence, trig: DeclaredTrigger) -> CheckResult:
     name = f"{trig.name}: http"
-    job = _job_by_name(ev, trig.name)
+    job = job_by_name(ev, trig.name)
     if job is None or not job.active:
         return CheckResult(name, Status.SKIP, "the trigger is not scheduled and active; no request to check")
     for rel in ("net._http_response", "net.http_request_queue"):
         if rel in ev.unavailable:
             return CheckResult(name, Status.FAIL, f"{rel} cannot be read: {ev.unavailable[rel]}",
                                fix="install pg_net (reconcile --apply) and grant SELECT on net's tables")
-    period = _trigger_period(ev, trig)
-    http = _http_evidence(ev, trig, job, _window_start(ev, period))
+    period = trigger_period(ev, trig)
+    http = http_evidence(ev, trig, job, window_start(ev, period))
     counts = Counter(_outcome(r) for r in http.responses)
     facts = [f"endpoint {trig.endpoint}"]
     if http.responses:
@@ -188,7 +188,7 @@ def check_http(ev: Evidence, trig: DeclaredTrigger) -> CheckResult:
     if stuck:
         oldest = max(age for _, age in stuck)
         facts.append(f"{len(stuck)} request(s) to {trig.endpoint} still in net.http_request_queue, the oldest for"
-                     f" about {_span(oldest)}")
+                     f" about {duration_text(oldest)}")
         fix = "pg_net's background worker sends requests only for the database named by pg_net.database_name"
         if ev.pg_net_database is not None and ev.pg_net_database != ev.database:
             fix += (f" — it is {ev.pg_net_database!r} but this database is {ev.database!r}: set "
@@ -211,7 +211,7 @@ def check_http(ev: Evidence, trig: DeclaredTrigger) -> CheckResult:
                            "responses are kept for pg_net.ttl (6 hours); if the trigger's command is not an "
                            "http_post, `reconcile --dry-run` shows the drift")
     newest = http.responses[0]
-    facts.append(f"newest response: request {newest.id} at {_stamp(newest.created)}: {_outcome(newest)}")
+    facts.append(f"newest response: request {newest.id} at {timestamp_text(newest.created)}: {_outcome(newest)}")
     code = newest.status_code
     if code is not None and 200 <= code < 300:
         return CheckResult(name, Status.PASS, f"{trig.endpoint} answered HTTP {code}", tuple(facts))
@@ -222,7 +222,7 @@ def check_http(ev: Evidence, trig: DeclaredTrigger) -> CheckResult:
                            f"CRON_SECRET=...) to the value `reconcile` writes to vault secret {secret}, or give "
                            f"`reconcile --apply` the Edge Function's value; both should come from one secret store")
     if _unreachable(newest):
-        reason = "timed out" if newest.timed_out else _short(newest.error_msg, 120) or "no answer"
+        reason = "timed out" if newest.timed_out else short_text(newest.error_msg, 120) or "no answer"
         return CheckResult(name, Status.FAIL, f"unreachable: {trig.endpoint}: {reason}", tuple(facts),
                            "check that project_url in Vault names the deployed project (it is the URL's base), "
                            "that the Edge Function run-scheduled-jobs is deployed, and that the database can "
@@ -239,20 +239,20 @@ def check_executions(ev: Evidence, trig: DeclaredTrigger, http: CheckResult) -> 
     if "public.job_executions" in ev.unavailable:
         return CheckResult(name, Status.FAIL, "public.job_executions cannot be read: "
                            + ev.unavailable["public.job_executions"])
-    job = _job_by_name(ev, trig.name)
+    job = job_by_name(ev, trig.name)
     assert job is not None
-    since = _window_start(ev, _trigger_period(ev, trig))
+    since = window_start(ev, trigger_period(ev, trig))
     rows = [e for e in ev.executions if e.started_at >= since]
     if rows:
         failed = [e for e in rows if (e.status or "").lower() in ("failed", "error")]
-        facts = [f"newest: {rows[0].job_name or '?'} {rows[0].status} at {_stamp(rows[0].started_at)}"]
-        facts += [f"{e.job_name or '?'} failed at {_stamp(e.started_at)}: {_short(e.error_message)}" for e in failed[:5]]
-        summary = f"{len(rows)} job_executions row(s) since {_stamp(since)}"
+        facts = [f"newest: {rows[0].job_name or '?'} {rows[0].status} at {timestamp_text(rows[0].started_at)}"]
+        facts += [f"{e.job_name or '?'} failed at {timestamp_text(e.started_at)}: {short_text(e.error_message)}" for e in failed[:5]]
+        summary = f"{len(rows)} job_executions row(s) since {timestamp_text(since)}"
         if failed:
             return CheckResult(name, Status.WARN, summary + f", {len(failed)} failed", tuple(facts),
                                "see error_message of the failed executions and those functions' logs")
         return CheckResult(name, Status.PASS, summary, tuple(facts))
-    http_ev = _http_evidence(ev, trig, job, since)
+    http_ev = http_evidence(ev, trig, job, since)
     answered = [r.created for r in http_ev.responses if r.status_code is not None and 200 <= r.status_code < 300]
     until = max(answered, default=ev.now)
     due = []
@@ -267,12 +267,12 @@ def check_executions(ev: Evidence, trig: DeclaredTrigger, http: CheckResult) -> 
         except cron.CronError:
             continue
         if fire and fire[0] <= until:
-            due.append(f"{sj.name} (due at {_stamp(fire[0])})")
+            due.append(f"{sj.name} (due at {timestamp_text(fire[0])})")
     if not due:
         return CheckResult(name, Status.PASS, "no job was due in the window, so nothing to record",
-                           (f"window since {_stamp(since)}",))
+                           (f"window since {timestamp_text(since)}",))
     return CheckResult(name, Status.FAIL, RECORDED_NOTHING,
-                       (f"no job_executions row since {_stamp(since)}", "due: " + ", ".join(due[:8])
+                       (f"no job_executions row since {timestamp_text(since)}", "due: " + ", ".join(due[:8])
                         + (f" and {len(due) - 8} more" if len(due) > 8 else "")),
                        "read the logs of the Edge Function run-scheduled-jobs: it must insert job_executions and "
                        "update scheduled_jobs.last_run_at in this database (check its SUPABASE_URL / service role "

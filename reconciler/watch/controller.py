@@ -5,7 +5,7 @@ manifest kept), resolve secrets, read, plan, then apply (with --apply) or only r
 overlap; they are spaced by the interval with a little jitter. Retryable errors (database down) back
 off exponentially from about 1 s up to the interval; permanent ones are reported once per interval; a
 cycle skipped because another replica holds the lock simply waits for the next interval. SIGTERM/SIGINT finish the
-running cycle and exit 0; a cycle still waiting for the database after SHUTDOWN_GRACE seconds has its waits
+running cycle and exit 0; a cycle still waiting for the database after lifecycle.SHUTDOWN_GRACE seconds has its waits
 ended (engine/deadline.py), so the process stops within the grace period. SIGHUP starts a cycle now.
 Every wait for the database ends at the client-side deadline; a cycle running longer than `stuck_after`
 (half that deadline, at most STUCK_AFTER) makes /readyz answer 503 until it ends.
@@ -18,7 +18,6 @@ apply's COMMIT); changes of state are sent to the --notify webhooks (`notify`, f
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -53,10 +52,6 @@ log = structlog.get_logger("reconciler.watch.controller")
 #: Every cycle's result label (cycle_result, plus the failures).
 RESULTS = ("success", "drift", "pending", "manifest_invalid", "error", "skipped")
 
-#: Seconds a stopping controller lets its running cycle finish before it ends the cycle's waits for the
-#: database (RECONCILER_SHUTDOWN_GRACE overrides it); Kubernetes' terminationGracePeriodSeconds must exceed it.
-SHUTDOWN_GRACE = 10.0
-GRACE_ENV = "RECONCILER_SHUTDOWN_GRACE"
 #: A cycle running longer than this (or half the client-side deadline, when shorter) reports not ready.
 STUCK_AFTER = 10.0
 
@@ -122,8 +117,6 @@ class Controller:
         self.cycle_running = False
         self.stuck_after = min(STUCK_AFTER, deadline.answer_timeout(settings.statement_timeout,
                                                                     settings.lock_timeout) / 2)
-        self.shutdown_grace = _seconds(os.environ.get(GRACE_ENV), SHUTDOWN_GRACE)
-        self._loop_done = threading.Event()
         self.last_cycle_ok = False
         self.last_error: str | None = None  # the last attempted cycle's one-line error: /readyz says it
         self.manifest: Manifest | None = None
@@ -142,7 +135,7 @@ class Controller:
         self.lifecycle.install_signals()
         self._serve_http()
         self.notices.notifier.start()
-        threading.Thread(target=self._end_stuck_cycle_on_stop, name="shutdown-grace", daemon=True).start()
+        self.lifecycle.watch_grace()
         log.info("controller_started", interval=self.settings.interval, apply=self.settings.apply,
                  http_port=self.http_port, files=list(self.settings.files))
         try:
@@ -152,24 +145,11 @@ class Controller:
                 delay = self.cycle()
                 self.lifecycle.sleep(delay)
         finally:
-            self._loop_done.set()
+            self.lifecycle.loop_done.set()
             lifecycle.shutdown_http(self._server)
             self.notices.notifier.close()
             log.info("controller_stopped")
         return 0
-
-    def _end_stuck_cycle_on_stop(self) -> None:
-        """Once stopped, give the running cycle `shutdown_grace` seconds, then end its waits for the database."""
-        while not self.stop.wait(0.5):
-            if self._loop_done.is_set():  # the loop ended otherwise (an in-process caller): nothing to do
-                return
-        if self._loop_done.wait(self.shutdown_grace):
-            return
-        log.warning("shutdown_grace_expired", seconds=self.shutdown_grace,
-                    action="ending the cycle's waits for the database; an apply not yet committed rolls back")
-        while not self._loop_done.is_set():  # again until the loop ends: a wait may start after the first
-            deadline.abort_waits()
-            self._loop_done.wait(0.2)
 
     # --- one cycle -------------------------------------------------------------------------------
     def cycle(self) -> float:
@@ -359,9 +339,3 @@ def _counts(plan: Plan) -> dict[str, dict[str, int]]:
         counts[change.kind][change.action.value] += 1
     return counts
 
-
-def _seconds(text: str | None, default: float) -> float:
-    try:
-        return float(text) if text else default
-    except ValueError:
-        return default

@@ -22,7 +22,7 @@ import psycopg
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from reconciler.engine.apply import LOCK_KEY
+from reconciler.engine.transaction import LOCK_KEY
 from tests.fix_db import free_port
 from tests.integration.apply_support import MANIFEST, ROOT, SECRETS_ENV, query, wait_until
 

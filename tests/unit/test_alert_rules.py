@@ -19,13 +19,12 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.monitoring_support import DASHBOARD, RULES, dashboard_exprs
 from tests.tools import system_tool, venv_tool
 
 ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / "deploy/prometheus/reconciler-rules.yaml"
 RULE_TESTS = ROOT / "deploy/prometheus/tests.yaml"
 OPERATOR_RULE = ROOT / "deploy/prometheus/prometheusrule.yaml"
-DASHBOARD = ROOT / "deploy/grafana/scheduler-reconciler.json"
 DOC = ROOT / "docs/observability.md"
 #: Grafana's own variables, replaced by plain values so promtool can parse the expressions.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "$instance": ".*"}
@@ -39,11 +38,6 @@ def promtool() -> str:
 def alerts() -> dict[str, dict[str, Any]]:
     doc = yaml.safe_load(RULES.read_text())
     return {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
-
-
-def dashboard_exprs() -> list[str]:
-    doc = json.loads(DASHBOARD.read_text())
-    return [t["expr"] for p in doc["panels"] for t in p.get("targets", [])]
 
 
 def test_rules_parse_with_promtool() -> None:
@@ -163,7 +157,7 @@ def exported_names() -> set[str]:
     from prometheus_client.parser import text_string_to_metric_families
 
     from reconciler.watch.controller import Controller, Settings
-    from tests.unit.test_verify import healthy
+    from tests.unit.verify_support import healthy
 
     controller = Controller(Settings(files=["scheduler.yaml"], url="postgresql://unused", http_port=-1))
     assert controller.pipeline is not None

@@ -97,8 +97,9 @@ def test_no_import_cycles() -> None:
 
 
 #: Modules of kinds/ that are not a kind: what kinds exchange with the core, and shared helpers
-#: (`edge_api` is also the fleet's Management API client's).
-NOT_KINDS = {"kinds", "kinds.base", "kinds.common", "kinds.exporting", "kinds.facts", "kinds.edge_api"}
+#: (`api_client` is also the base of the fleet's Management API client).
+NOT_KINDS = {"kinds", "kinds.base", "kinds.common", "kinds.exporting", "kinds.facts", "kinds.edge_api",
+             "kinds.api_client"}
 
 
 #: The layers that may know particular kinds and sections: the kinds themselves, and the manifest (which
@@ -173,3 +174,12 @@ def test_the_naming_check_leaves_other_strings_alone() -> None:
     clean = ('"""Mentions a trigger."""\nGauge("x", "help", ["trigger"])\nroles = {"secret": "service_role"}\n'
              'def f(manifest):\n    return manifest.digest()\n')
     assert naming_violations(clean, frozenset({"trigger", "secret"}), kind_sections()) == []
+
+
+def test_no_module_imports_another_modules_private_name() -> None:
+    """A name with a leading underscore is its module's own: what another module needs is public."""
+    found = [f"{m}: {node.module}.{alias.name}"
+             for m, path in _modules().items() for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("reconciler")
+             for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert found == []

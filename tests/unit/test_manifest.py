@@ -575,6 +575,37 @@ def test_a_typo_in_any_section_gets_a_hint(tmp_path: Path, monkeypatch: pytest.M
     ]
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ('version: 1\njobs:\n  - name: "nightly\n    schedule: "0 3 * * *"\n    command: select 1\n',
+     "m.yaml:3:11: YAML syntax error: unclosed quote? It closes only at line 4, column 15, and then: "
+     "did not find expected key at line 4, column 16"),
+    ("version: 1\njobs:\n  - name: 'nightly\n    schedule: '0 3 * * *'\n",
+     "m.yaml:3:11: YAML syntax error: unclosed quote? It closes only at line 4, column 15, and then: "
+     "did not find expected key at line 4, column 16"),
+    ("version: 1\njobs:\n  - name: nightly\n    command: \"select 1\n\n\n",
+     "m.yaml:4:14: YAML syntax error: unclosed quote (the document ends before it closes)"),
+    ("version: 1\njobs:\n  - name: 'nightly\n---\nversion: 1\n",
+     "m.yaml:3:11: YAML syntax error: unclosed quote (the document ends before it closes)"),
+], ids=["closed-by-the-next-value", "single-quotes", "end-of-text", "document-separator"])
+def test_an_unclosed_quote_is_reported_where_it_opens(
+    text: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "m.yaml", text)
+    assert problems_of(["m.yaml"]) == [expected]
+
+
+def test_other_syntax_errors_near_a_quote_keep_their_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quoted value closed on its own line is not a missing quote: the error stays where the scanner is."""
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "m.yaml", 'version: 1\njobs:\n  - name: "nightly"\n    schedule: [\n')
+    (problem,) = problems_of(["m.yaml"])
+    assert "unclosed quote" not in problem
+    assert problem.startswith("m.yaml:5:1: YAML syntax error:")
+    write(tmp_path, "n.yaml", MINIMAL.replace('"*/5 * * * *"', '"*/5\n      * * * *"'))
+    assert load_manifest(["n.yaml"]).jobs[0].schedule == "*/5 * * * *"  # a line break folds to a space
+
+
 def test_show_next_marks_inactive_jobs_and_triggers(tmp_path: Path) -> None:
     import yaml
 

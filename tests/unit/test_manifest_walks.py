@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from reconciler.manifest import yaml as manifest_yaml
-from reconciler.manifest.yaml import Composer, LMap, LSeq
+from reconciler.manifest.composer import Composer
+from reconciler.manifest.positions import LMap, LSeq
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted({ROOT / "scheduler.yaml", *ROOT.glob("examples/**/*.yaml"), *(ROOT / "tests" / "manifests").rglob("*.yaml")})

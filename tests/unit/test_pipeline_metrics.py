@@ -19,7 +19,7 @@ from reconciler.model import Action, Change, FieldChange, Plan
 from reconciler.verify import ScheduledJob, Status
 from reconciler.watch.notify import Message, Notices, Notifier, target, webhook_url
 from reconciler.watch.pipeline import CheckStates, PipelineMonitor, Transition, http_class, stale_jobs
-from tests.unit.test_verify import JOB, NOW, at, healthy, response, run
+from tests.unit.verify_support import JOB, NOW, at, healthy, response, run
 
 MANIFEST = Path(__file__).resolve().parents[2] / "scheduler.yaml"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -19,57 +19,20 @@ from reconciler.kinds.triggers.command import render_command
 from reconciler.model import Action, Change, FieldChange, Finding, Plan, Severity
 from reconciler.secret_value import scrub
 from reconciler.verify import (
-    CronJob,
     CronRun,
     DeclaredTrigger,
     Evidence,
     ExecutionRow,
-    HttpResponse,
     ObservedRequest,
     ScheduledJob,
     Status,
     TableStats,
     TextField,
 )
+from tests.unit.verify_support import JOB, TRIGGER, at, healthy, response, run
 
 ROOT = Path(__file__).resolve().parents[2]
-NOW = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)
-TRIGGER = DeclaredTrigger("master-scheduler", "* * * * *", "/functions/v1/run-scheduled-jobs",
-                          "{project_url}/functions/v1/run-scheduled-jobs", "cron_secret")
-JOB = CronJob(7, "master-scheduler", "* * * * *", "SELECT net.http_post(...)", True)
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abcdefghijklmnopqrstuvwxyz012345"
-
-
-def at(seconds: float) -> datetime:
-    """NOW + seconds (negative: the past)."""
-    return NOW + timedelta(seconds=seconds)
-
-
-def run(runid: int, start: float, status: str = "succeeded", message: str = "1 row") -> CronRun:
-    return CronRun(7, runid, status, message, at(start), at(start + 0.05))
-
-
-def response(rid: int, created: float, status: int | None = 200, error: str | None = None,
-             timed_out: bool = False) -> HttpResponse:
-    return HttpResponse(rid, status, timed_out, error, at(created))
-
-
-def fresh_jobs(last: float = -30) -> tuple[ScheduledJob, ...]:
-    return (ScheduledJob("fetch_google_news", "*/5 * * * *", True, at(last), at(-86400)),
-            ScheduledJob("ttl_cleanup", "0 3 * * *", True, at(last), at(-86400)))
-
-
-def healthy(**changes: object) -> Evidence:
-    ev = Evidence(
-        now=NOW, check_start=at(-5), declared=(TRIGGER,), cron_jobs=(JOB,),
-        runs=(run(2, -30), run(1, -90)), responses=(response(2, -29.5), response(1, -89.5)),
-        executions=(ExecutionRow("fetch_google_news", at(-29.5), "succeeded"),),
-        scheduled_jobs=fresh_jobs(),
-        tables=(TableStats("cron.job_run_details", 2, at(-90)), TableStats("net._http_response", 2, at(-90))),
-        texts=(TextField("cron.job", "master-scheduler", "command", JOB.command),),
-        database="postgres", plan=Plan(),
-    )
-    return replace(ev, **changes)  # type: ignore[arg-type]
 
 
 def by_name(results: list[verify.CheckResult], name: str) -> verify.CheckResult:
@@ -281,7 +244,7 @@ def test_a_trigger_without_a_known_path_does_not_claim_other_requests() -> None:
     ("/functions/v1/other", False),
 ], ids=["same", "trailing-slash", "prefixed", "not-a-segment-boundary", "other"])
 def test_requests_are_matched_to_a_trigger_by_whole_path_segments(seen: str, mine: bool) -> None:
-    assert verify._same_path(seen, TRIGGER.path or "") is mine
+    assert verify.same_path(seen, TRIGGER.path or "") is mine
 
 
 def test_runs_that_started_but_never_finished_are_named_as_such() -> None:
@@ -293,7 +256,7 @@ def test_runs_that_started_but_never_finished_are_named_as_such() -> None:
 
 
 def test_naive_timestamps_in_application_tables_are_read_as_utc() -> None:
-    from reconciler.verify.read import _ts
+    from reconciler.verify.rows import utc_timestamp as _ts
 
     assert _ts("2026-03-02T12:00:00") == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
     assert _ts("2026-03-02T12:00:00+02:00") == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

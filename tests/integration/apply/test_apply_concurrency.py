@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 
-from reconciler.engine.apply import LOCK_KEY, ApplyResult, apply
+from reconciler.engine.apply import ApplyResult, apply
 from reconciler.engine.sources import resolve_secrets
+from reconciler.engine.transaction import LOCK_KEY
 from reconciler.errors import LockHeld
 from reconciler.kinds.base import PlanOptions
 from reconciler.manifest import load_manifest

@@ -15,8 +15,8 @@ import pytest
 from psycopg import sql
 
 from localdb import create_app_tables
-from tests.integration.apply.test_golden import snapshot
 from tests.integration.apply_support import JOB_NAMES, SECRET_NAMES, assert_ok, reconcile
+from tests.integration.golden_support import snapshot
 
 APP_ROLE = "scheduler_app"
 

@@ -27,7 +27,7 @@ import pytest
 
 from localdb import Cluster
 from reconciler.engine import db
-from reconciler.engine.apply import LOCK_KEY
+from reconciler.engine.transaction import LOCK_KEY
 from reconciler.manifest import load_manifest
 from reconciler.verify.read import Reader, declared_triggers
 from tests import fix_pooler

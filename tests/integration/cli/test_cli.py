@@ -16,9 +16,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from reconciler.engine.apply import LOCK_KEY
+from reconciler.engine.transaction import LOCK_KEY
 from tests.fix_db import DbTarget, free_port
-from tests.integration.apply.test_golden import (
+from tests.integration.apply_support import one_line_error
+from tests.integration.golden_support import (
     APPLIED_AT,
     ROOT,
     SECRET_ENV,
@@ -28,7 +29,6 @@ from tests.integration.apply.test_golden import (
     snapshot,
     superuser_conn,
 )
-from tests.integration.apply_support import one_line_error
 
 IN_SYNC = "No changes. The database matches scheduler.yaml.\n"
 
@@ -249,7 +249,7 @@ def test_markdown_plan_shape(applied: DbTarget) -> None:
                      " VALUES ('ttl_cleanup', 'cleanup', '0 2 * * *', '/functions/v1/ttl-cleanup')")
     run = invoke(["--format", "markdown", "--detailed-exitcode"], applied.url)
     assert (run.exit_code, run.stderr) == (2, ""), str(run)
-    from tests.integration.apply.test_golden import CLUSTER_PORT
+    from tests.integration.golden_support import CLUSTER_PORT
 
     assert CLUSTER_PORT.sub(r"\1<port>", APPLIED_AT.sub("<applied_at>", run.stdout)) == MARKDOWN
 

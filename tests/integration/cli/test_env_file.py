@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.fix_db import DbTarget
-from tests.integration.apply.test_golden import SECRET_ENV, Case, invoke, prepare_applied
 from tests.integration.apply_support import one_line_error
+from tests.integration.golden_support import SECRET_ENV, Case, invoke, prepare_applied
 
 IN_SYNC = "No changes. The database matches scheduler.yaml.\n"
 #: Every variable the commands read, unset: the env file is the only source.

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from reconciler.cli.main import main
 from tests.fix_db import DbTarget, free_port
-from tests.integration.apply.test_golden import ROOT, SECRET_ENV, invoke
 from tests.integration.apply_support import one_line_error
+from tests.integration.golden_support import ROOT, SECRET_ENV, invoke
 
 # -- --dry-run --out: where the plan went, and the command that applies it -----------------------------
 

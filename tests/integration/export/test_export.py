@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.manifest import load_manifest
 from tests.fix_db import DbTarget
-from tests.integration.apply.test_golden import CASE_NAMES, ROOT, invoke, load_case, prepare, superuser_conn
+from tests.integration.export_support import placeholder_env
+from tests.integration.golden_support import CASE_NAMES, ROOT, invoke, load_case, prepare, superuser_conn
 
 #: Changes a plan of an export may hold: adoption only, plus the extra rows of a duplicated job
 #: (the manifest declares one row per name; the export says so in a comment).
@@ -29,12 +29,6 @@ def vault_values(target: DbTarget) -> dict[str, str]:
                             ).fetchall() if conn.execute("SELECT to_regclass('vault.decrypted_secrets')"
                                                          ).fetchone()[0] else []  # type: ignore[index]
     return {name: value for name, value in rows}
-
-
-def placeholder_env(path: Path, values: dict[str, str]) -> dict[str, str]:
-    """Each `from_env:` placeholder of the export set to the live value of its vault secret."""
-    manifest = load_manifest(path)
-    return {s.from_env: values[s.name] for s in manifest.secrets if s.from_env is not None}
 
 
 def export_and_plan(url: str, target: DbTarget, tmp_path: Path, *extra: str) -> tuple[str, dict[str, Any], dict[str, str]]:
@@ -86,7 +80,7 @@ def test_export_of_every_golden_case_plans_only_adoption(name: str, empty_db: Db
 def test_adoption_after_export_changes_nothing_but_ownership(empty_db: DbTarget, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The runbook's database: the export's first apply only adopts, history says so, a second plan is empty."""
-    from tests.integration.apply.test_golden import snapshot
+    from tests.integration.golden_support import snapshot
 
     monkeypatch.chdir(ROOT)
     case = load_case("adopt_runbook")

@@ -25,9 +25,9 @@ from psycopg import sql
 from reconciler import cron
 from reconciler.kinds.triggers.command import render_command
 from reconciler.manifest import TriggerSpec
-from tests.integration.apply.test_golden import invoke
-from tests.integration.export.test_export import placeholder_env
-from tests.integration.security.test_hostile_property import Connections, connections, reset_rows  # noqa: F401 (fixture)
+from tests.integration.export_support import placeholder_env
+from tests.integration.golden_support import invoke
+from tests.integration.security_support import Connections, reset_rows
 
 OTHER_ROLE = "export_other_owner"
 
@@ -160,7 +160,7 @@ def _ensure_other_role(c: Connections) -> None:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large, HealthCheck.filter_too_much])
 @given(state=states())
-def test_export_of_any_live_state_plans_only_adoption(state: State, connections: Connections,  # noqa: F811
+def test_export_of_any_live_state_plans_only_adoption(state: State, connections: Connections,
                                                       tmp_path: Path) -> None:
     c = connections
     _ensure_other_role(c)

@@ -4,6 +4,7 @@ targets added or removed by editing the file, without a restart."""
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import psycopg
@@ -137,3 +138,37 @@ def test_each_target_backs_off_on_its_own_holds_no_connection_and_sigterm_stops_
             assert w.events("fleet_controller_stopped")
         finally:
             w.close()
+
+
+def test_sigterm_ends_a_stuck_target_run_within_the_grace_period(empty_db: DbTarget, tmp_path: Path) -> None:
+    """A target's apply goes silent at its INSERT; the deadline is long (60 s): only the shutdown grace
+    (1 s) can end it, and the process exits 0 soon after SIGTERM with nothing of the apply committed."""
+    from localdb.faultproxy import FaultProxy, on_query
+
+    name = "fleet-stuck"
+    fleet_manifest(tmp_path)
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(targets_yaml([name]))
+    with databases(empty_db.cluster, [name]), FaultProxy(empty_db.cluster.port) as proxy:
+        fault = proxy.arm("silent", on_query(r'INSERT INTO "public"\."scheduled_jobs"'))
+        env = {url_variable(name): proxy.url(database=name), "RECONCILER_ANSWER_TIMEOUT": "60",
+               "RECONCILER_SHUTDOWN_GRACE": "1"}
+        w = fleet_watcher(tmp_path, targets, "--apply", env=env, name="stuck")
+        try:
+            assert fault.fired.wait(30), w.stderr()[-2000:]
+            started = time.monotonic()
+            w.send(signal.SIGTERM)
+            assert w.proc.wait(15) == 0, w.stderr()[-2000:]
+            assert time.monotonic() - started < 1 + 4
+            assert w.events("shutdown_grace_expired") and w.events("fleet_controller_stopped")
+        finally:
+            w.close()
+        target_url = empty_db.cluster.url(empty_db.cluster.superuser, name)
+        wait_until("the cut session to end", lambda: _reconcile_sessions(empty_db.superuser_url, name) == 0, 30)
+        with psycopg.connect(target_url) as conn:
+            has_history = conn.execute("SELECT to_regclass('reconciler.history') IS NOT NULL").fetchone()
+            history = conn.execute("SELECT count(*) > 0 FROM reconciler.history").fetchone() \
+                if has_history == (True,) else (False,)
+            jobs = conn.execute("SELECT count(*) FROM public.scheduled_jobs").fetchone()
+    assert history is not None and history[0] is not True
+    assert jobs == (0,)

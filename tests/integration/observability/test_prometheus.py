@@ -115,7 +115,7 @@ def test_alerts_fire_and_resolve_and_notifications_arrive_once(_resetter: Resett
                           code_class="2xx") >= 1
             assert "ReconcileFailing" not in prom.alerts() and "ManifestInvalid" not in prom.alerts()
             # every metric the rules and the dashboard name is in what Prometheus scraped from the controller
-            from tests.unit.test_alert_rules import RULES, dashboard_exprs
+            from tests.monitoring_support import RULES, dashboard_exprs
             named = set(re.findall(r"\breconciler_[a-z_]+\b", RULES.read_text() + " ".join(dashboard_exprs())))
             assert named - prom.metric_names() == set()
             exposition = w.get("/metrics").text

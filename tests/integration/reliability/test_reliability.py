@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from reconciler.engine.apply import DEFAULT_LOCK_TIMEOUT, _begin_locked, _rollback
+from reconciler.engine.transaction import DEFAULT_LOCK_TIMEOUT, begin_locked, rollback
 from reconciler.util import faults
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import ROOT, assert_converged, assert_ok, execute, reconcile
@@ -183,8 +183,8 @@ def test_statement_timeout_also_bounds_a_lock_wait_and_names_the_blocker(audited
 @pytest.mark.parametrize("lock_timeout, expected", [(None, f"{int(DEFAULT_LOCK_TIMEOUT)}s"), (2.0, "2s"), (0.5, "500ms")])
 def test_lock_timeout_inside_the_transaction(audited_db: DbTarget, lock_timeout: float | None, expected: str) -> None:
     with psycopg.connect(audited_db.url, autocommit=True) as conn:
-        _begin_locked(conn, lock_timeout, 5.0)
+        begin_locked(conn, lock_timeout, 5.0)
         assert conn.execute("SHOW lock_timeout").fetchone() == (expected,)
         assert conn.execute("SHOW statement_timeout").fetchone() == ("5s",)
-        _rollback(conn)
+        rollback(conn)
 

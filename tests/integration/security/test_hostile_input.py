@@ -30,9 +30,8 @@ from reconciler.manifest import Manifest, load_manifest
 from tests import manifest_lookup as lookup
 from tests.fix_db import DbTarget
 from tests.integration.apply_support import assert_ok, reconcile
+from tests.integration.security_support import EXTENSIONS, statement_count
 
-EXTENSIONS = [{"name": "pg_cron", "schema": "pg_catalog"}, {"name": "pg_net", "schema": "extensions"},
-              {"name": "supabase_vault"}]
 #: Fires only at 00:00 on 1 January: pg_cron never runs the hostile commands during a test.
 NEVER_DURING_TESTS = "0 0 1 1 *"
 
@@ -113,10 +112,6 @@ def string_constants(command: str) -> list[str]:
 
     walk(json.loads(pg_parser.parse_sql_json(command)))
     return out
-
-
-def statement_count(command: str) -> int:
-    return len(pg_parser.parse_sql(command))
 
 
 def raw_state(superuser_url: str) -> dict[str, Any]:

@@ -13,12 +13,9 @@ Derandomized, so CI sees the same 200 examples every run.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
@@ -31,8 +28,7 @@ from reconciler.kinds.triggers.command import render_command
 from reconciler.kinds.triggers.sqltext import normalise_sql
 from reconciler.manifest import Manifest
 from tests import manifest_lookup as lookup
-from tests.fix_db import DbTarget
-from tests.integration.security.test_hostile_input import EXTENSIONS, statement_count
+from tests.integration.security_support import EXTENSIONS, Connections, reset_rows, statement_count
 
 # --- text --------------------------------------------------------------------------------------------------
 
@@ -179,34 +175,6 @@ def examples(draw: st.DrawFn) -> Example:
 
 
 # --- the database ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Connections:
-    url: str
-    su: psycopg.Connection[Any]
-    app: psycopg.Connection[Any]   # as postgres, the role the reconciler uses
-
-
-@pytest.fixture
-def connections(audited_db: DbTarget) -> Iterator[Connections]:
-    # One apply installs the extensions and the reconciler schema; examples then only reset rows.
-    warm = Manifest.model_validate({"version": 1, "extensions": EXTENSIONS,
-                                    "jobs": [{"name": "warm", "type": "t", "schedule": "* * * * *",
-                                              "endpoint": "/x"}]})
-    apply(audited_db.url, warm, {}, PlanOptions())
-    su = psycopg.connect(audited_db.superuser_url, autocommit=True)
-    app = psycopg.connect(audited_db.url, autocommit=True)
-    try:
-        yield Connections(audited_db.url, su, app)
-    finally:
-        su.close()
-        app.close()
-
-
-def reset_rows(c: Connections) -> None:
-    c.su.execute("DELETE FROM public.scheduled_jobs; DELETE FROM cron.job; DELETE FROM vault.secrets;"
-                 " TRUNCATE reconciler.managed, reconciler.history")
 
 
 def build_live_state(c: Connections, ex: Example) -> None:

@@ -21,7 +21,7 @@ from psycopg import sql
 
 from localdb import create_app_tables
 from tests.fix_db import DbTarget, free_port
-from tests.integration.apply.test_golden import (
+from tests.integration.golden_support import (
     CASE_NAMES,
     SECRET_ENV,
     Run,
