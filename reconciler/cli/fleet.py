@@ -125,10 +125,11 @@ def plan_or_apply(listing: TargetList, files: Sequence[str], environ: Mapping[st
                         lock_timeout=lock_timeout, statement_timeout=statement_timeout, connect_timeout=connect_timeout)
     by_name = {t.name: t for t in listing.targets}
     if fmt == "json":
-        click.echo(json.dumps(document(results, listing.errors, apply=apply, verbose=verbose), indent=2,
-                              ensure_ascii=False))
+        click.echo(json.dumps(document(results, listing.errors, apply=apply, verbose=verbose,
+                                       databases=databases(listing.targets, environ)), indent=2, ensure_ascii=False))
     elif fmt == "markdown":
-        click.echo(markdown(results, listing.errors, by_name, files, apply=apply, verbose=verbose), nl=False)
+        click.echo(markdown(results, listing.errors, by_name, files, apply=apply, verbose=verbose,
+                            databases=databases(listing.targets, environ)), nl=False)
     else:
         click.echo(text(results, by_name, files, apply=apply, verbose=verbose), nl=False)
     for note in listing.notes:
@@ -160,6 +161,23 @@ def _manifest_name(target: Target | None, files: Sequence[str]) -> str:
 
     names = target_files(files, target) if target is not None else files or ["scheduler.yaml"]
     return ", ".join(os.path.normpath(name) for name in names)
+
+
+def databases(targets: Sequence[Target], environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Each target's database (host, port, dbname; never a credential), for its plan to name; a target whose
+    URL cannot be had is left out (its error says why)."""
+    from reconciler.engine.conninfo import database_identity
+    from reconciler.errors import ReconcilerError
+
+    out = {}
+    for target in targets:
+        try:
+            identity = database_identity(target.url(environ).reveal())
+        except ReconcilerError:
+            continue
+        if identity is not None:
+            out[target.name] = identity
+    return out
 
 
 def target_error(result: TargetResult) -> str | None:
@@ -245,7 +263,7 @@ def text(results: Sequence[TargetResult], targets: Mapping[str, Target], files: 
 
 
 def document(results: Sequence[TargetResult], generator_errors: Sequence[str], *, apply: bool,
-             verbose: bool) -> dict[str, Any]:
+             verbose: bool, databases: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The fleet's JSON document (docs/plan-json.md, "Fleet"): each target's plan document, by name."""
     from reconciler import render
 
@@ -254,7 +272,8 @@ def document(results: Sequence[TargetResult], generator_errors: Sequence[str], *
         "mode": "apply" if apply else "plan",
         "targets": {
             r.target: {
-                "plan": render.to_data(r.plan, verbose=verbose) if r.plan is not None else None,
+                "plan": render.to_data(r.plan, verbose=verbose, database=(databases or {}).get(r.target))
+                if r.plan is not None else None,
                 "error": target_error(r),
                 "status": target_status(r, apply=apply).word,
                 "retryable": r.retryable if r.error else None,
@@ -271,8 +290,10 @@ def document(results: Sequence[TargetResult], generator_errors: Sequence[str], *
 
 
 def markdown(results: Sequence[TargetResult], generator_errors: Sequence[str], targets: Mapping[str, Target],
-             files: Sequence[str], *, apply: bool, verbose: bool) -> str:
+             files: Sequence[str], *, apply: bool, verbose: bool,
+             databases: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     from reconciler import render
+    from reconciler.engine.conninfo import database_words
 
     statuses = [target_status(r, apply=apply) for r in results]
     lines = ["## Reconciler fleet " + ("apply" if apply else "plan"), "", "| target | changes | findings | result |",
@@ -287,8 +308,10 @@ def markdown(results: Sequence[TargetResult], generator_errors: Sequence[str], t
     parts = ["\n".join(lines) + "\n"]
     for r in results:
         if r.plan is not None:
+            identity = (databases or {}).get(r.target)
             parts.append("\n" + render.to_markdown(r.plan, verbose=verbose, target=r.target,
-                                                   manifest_name=_manifest_name(targets.get(r.target), files)))
+                                                   manifest_name=_manifest_name(targets.get(r.target), files),
+                                                   database=database_words(dict(identity)) if identity else None))
     return "".join(parts)
 
 

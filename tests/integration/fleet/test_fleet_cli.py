@@ -186,3 +186,19 @@ def test_a_fleet_apply_says_what_it_applied_per_target(fleet) -> None:  # type: 
     assert again.exit_code == 0
     assert {n: (t["status"], t["applied"]) for n, t in json.loads(again.stdout)["targets"].items()} == {
         n: ("in sync", False) for n in LIVE}
+
+
+def test_each_targets_plan_names_its_database(fleet) -> None:  # type: ignore[no-untyped-def]
+    from psycopg.conninfo import conninfo_to_dict
+
+    as_json = fleet_cli(fleet, *_live("--dry-run", "--format", "json"))
+    assert as_json.exit_code == 0
+    targets = json.loads(as_json.stdout)["targets"]
+    as_markdown = fleet_cli(fleet, *_live("--dry-run", "--format", "markdown"))
+    for name in LIVE:
+        params = conninfo_to_dict(fleet["urls"][name])
+        assert targets[name]["plan"]["database"] == {"host": params["host"], "port": int(params["port"]),
+                                                     "dbname": params["dbname"]}
+        title = f"### Reconciler plan for `{fleet['manifest']}` on target `{name}`\n\n"
+        assert (title + f"Made against database {params['dbname']} on the local socket (port {params['port']}).\n"
+                in as_markdown.stdout)
