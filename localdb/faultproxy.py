@@ -233,7 +233,11 @@ class Connection:
         try:
             while data := src.recv(65536):
                 self.proxy._saw(direction)
-                for message in framer.feed(data):
+                messages = framer.feed(data)
+                # counted per chunk, before any of it is forwarded: a pipeline read in one chunk is one
+                # round trip even when the server's first answer passes the other way between its messages
+                self._count_after_setup(direction, messages)
+                for message in messages:
                     if not self._handle(message):
                         return
         except (OSError, ValueError):
@@ -247,7 +251,6 @@ class Connection:
             return False
         if self.silent:
             return True  # read and dropped: both sockets stay open
-        self._count_after_setup(message)
         if message.direction == "c2s":
             if message.kind in ("ssl", "gss"):
                 self.client.sendall(b"N")  # no encryption through the proxy: the client goes on in plaintext
@@ -266,12 +269,12 @@ class Connection:
         self._send[message.direction](message.raw)
         return True
 
-    def _count_after_setup(self, message: Message) -> None:
-        if not self.authenticated:
+    def _count_after_setup(self, direction: str, messages: list[Message]) -> None:
+        if not self.authenticated or self.silent or self.closed or not messages:
             return
-        if message.direction == "c2s" and message.kind != "X" and self._last_message == "s2c":
+        if direction == "c2s" and self._last_message == "s2c" and any(m.kind != "X" for m in messages):
             self.proxy._turn_after_setup()
-        self._last_message = message.direction
+        self._last_message = direction
 
     def _act(self, fault: Fault) -> bool:
         fault.fired_at = time.monotonic()
