@@ -221,6 +221,9 @@ def test_two_controllers_take_turns(converged: DbTarget, tmp_path: Path) -> None
             wait_until("the job schedule corrected", lambda: schedule_of(su, OTHER_JOB) == "*/15 * * * *", 3.0)
         assert a.alive() and b.alive()
         assert not a.cycles("error") and not b.cycles("error")
+        # the COMMIT is visible before the cycle logs what it applied: wait for the lines, not only the rows
+        wait_until("every correction logged",
+                   lambda: len(a.events("change_applied") + b.events("change_applied")) >= 4, timeout=5.0)
     rows = history_rows(su)[history_before:]
     assert len(rows) == 3, [r[2] for r in rows]  # one per injection, never a second apply of the same fix
     applied = a.events("change_applied") + b.events("change_applied")
