@@ -193,3 +193,14 @@ def test_no_module_imports_another_modules_private_name() -> None:
              if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("reconciler")
              for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
     assert found == []
+
+
+#: Modules still over the limit, each to be split; the test fails once one is under it, so the entry goes.
+OVER_THE_LIMIT = {"engine/apply.py"}
+MAX_LINES = 400
+
+
+def test_no_module_is_over_400_lines() -> None:
+    sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert {m: n for m, n in sizes.items() if n > MAX_LINES and m not in OVER_THE_LIMIT} == {}
+    assert {m for m in OVER_THE_LIMIT if sizes.get(m, 0) <= MAX_LINES} == set(), "remove it from OVER_THE_LIMIT"
