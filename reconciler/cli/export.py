@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -28,11 +29,14 @@ __all__ = ["export_command"]
 
 
 def _reading_manifest(env: Mapping[str, str]) -> object:
-    """A manifest that asks only for the planes that can be read: Edge Function secrets when a token is set."""
-    from reconciler.manifest import EdgeFunctionsSpec, Manifest
+    """A manifest that asks only for the planes that can be read (each kind's `export_reading`)."""
+    from reconciler import kinds
+    from reconciler.manifest import Manifest
 
-    edge = EdgeFunctionsSpec(api_url=env["SUPABASE_API_URL"]) if env.get("SUPABASE_API_URL") else EdgeFunctionsSpec()
-    return Manifest(version=1, edge_functions=edge if env.get(edge.access_token_env) else None)
+    sections: dict[str, Any] = {}
+    for kind in kinds.REGISTRY:
+        sections.update(kind.export_reading(env))
+    return Manifest(version=1, **sections)
 
 
 def schema_reference(output: Path) -> str | None:

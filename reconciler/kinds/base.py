@@ -233,7 +233,7 @@ class Kind(Protocol):
     statement logging off while this kind's changes are written), `protected_keys` (ownership records
     with protect), `assigned_fields` (left out of the last-applied record). Output: `hidden_fields`. `reconcile
     down`: `rollback`. `reconcile export`: `export` (its live objects as manifest entries; None for a kind
-    that has nothing to declare). The CLI: `declared` (validate's counts), `schedules` (`--next`),
+    that has nothing to declare) and `export_reading` (what the reading manifest must declare for it). The CLI: `declared` (validate's counts), `schedules` (`--next`),
     `sources` (secret sources resolved before planning), `rotatable` (what `--rotate` may name).
     """
 
@@ -294,6 +294,8 @@ class Kind(Protocol):
     def rollback(self, manifest: Manifest, *, include_secrets: bool) -> Rollback: ...
 
     def export(self, live: LiveState, caps: Capabilities) -> Export | None: ...
+
+    def export_reading(self, environ: Mapping[str, str]) -> Mapping[str, Any]: ...
 
     def declared(self, manifest: Manifest) -> int | None: ...
 
@@ -365,6 +367,11 @@ class KindDefaults:
 
     def export(self, live: LiveState, caps: Capabilities) -> Export | None:
         return None
+
+    def export_reading(self, environ: Mapping[str, str]) -> Mapping[str, Any]:
+        """The manifest sections `reconcile export` declares to read this kind's live state (a plane's
+        address and token), from the environment; empty for a kind the database read covers."""
+        return {}
 
     def declared(self, manifest: Manifest) -> int | None:
         """How many objects of this kind the manifest declares (None: it has nothing to say about them)."""

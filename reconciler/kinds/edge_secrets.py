@@ -212,6 +212,15 @@ class EdgeSecretKind(KindDefaults):
                             "(edge_functions.project_ref or SUPABASE_PROJECT_REF) to manage them")]
         return []
 
+    def export_reading(self, environ: Mapping[str, str]) -> Mapping[str, Any]:
+        """An `edge_functions:` section when a Management API token is set (SUPABASE_API_URL, when set, as
+        its address), so that export reads the project's secrets; none without a token."""
+        from reconciler.manifest import EdgeFunctionsSpec
+
+        api_url = environ.get("SUPABASE_API_URL")
+        edge = EdgeFunctionsSpec(api_url=api_url) if api_url else EdgeFunctionsSpec()
+        return {"edge_functions": edge} if environ.get(edge.access_token_env) else {}
+
     def export(self, live: LiveState, caps: Capabilities) -> Export | None:
         """Edge Function secrets by name: `{secret: x}` when the digest equals vault secret x's, else `from_env:`."""
         edge: EdgeLive = live.of(KIND)

@@ -13,7 +13,15 @@ Importing this package imports no database driver: `verify.read` (psycopg) is im
 from __future__ import annotations
 
 from reconciler.kinds.facts import DEFAULT_TIMEOUT_MS, DeclaredTrigger
-from reconciler.verify.checks import RETENTION, awaited, exit_code, lookback, run_checks, settled
+from reconciler.verify.checks import (
+    RETENTION,
+    awaited,
+    exit_code,
+    lookback,
+    overdue_jobs,
+    run_checks,
+    settled,
+)
 from reconciler.verify.evidence import (
     FORMAT_VERSION,
     NOT_SENDING,
@@ -30,6 +38,8 @@ from reconciler.verify.evidence import (
     Status,
     TableStats,
     TextField,
+    job_by_name,
+    runs_of,
 )
 from reconciler.verify.leaks import scan_text
 from reconciler.verify.render import to_json, to_markdown, to_text
@@ -56,8 +66,11 @@ __all__ = [
     "TextField",
     "same_path",
     "exit_code",
+    "job_by_name",
     "lookback",
+    "overdue_jobs",
     "run_checks",
+    "runs_of",
     "scan_text",
     "awaited",
     "settled",

@@ -123,6 +123,16 @@ def freshness(job: Any, now: datetime) -> tuple[str, timedelta | None]:
     return ("stale" if now - job.last_run_at > 2 * period else "fresh"), period
 
 
+#: The freshness states that fail `scheduled jobs: freshness`.
+OVERDUE = ("stale", "never")
+
+
+def overdue_jobs(scheduled_jobs: Sequence[Any], now: datetime) -> int:
+    """Active jobs whose `last_run_at` is older than two periods of their schedule, or that never ran
+    although created more than two periods ago: the count behind a failing `scheduled jobs: freshness`."""
+    return sum(1 for job in scheduled_jobs if job.active and freshness(job, now)[0] in OVERDUE)
+
+
 def check_jobs(ev: Evidence) -> CheckResult:
     name = "scheduled jobs: freshness"
     if "public.scheduled_jobs" in ev.unavailable:
@@ -146,7 +156,7 @@ def check_jobs(ev: Evidence) -> CheckResult:
     facts = tuple(stale + never + pending + odd)
     fix = ("the scheduler endpoint runs due jobs each time master-scheduler calls it: fix the checks above first; "
            "then read the logs of the jobs' Edge Functions")
-    if stale or never:
+    if overdue_jobs(active, ev.now):
         return CheckResult(name, Status.FAIL, f"{len(stale)} stale and {len(never)} never-run job(s) of "
                            f"{len(active)} active", facts, fix)
     if pending or odd:

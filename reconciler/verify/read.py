@@ -9,6 +9,11 @@ two round trips. Every read is one read-only transaction (no session state, so i
 transaction-mode pooler) and returns a `verify.evidence.Evidence` (without the plan). A relation that is
 absent or not readable is recorded in `Evidence.unavailable` instead of failing the whole command.
 The SQL is in `verify.queries`; the rows become an Evidence in `verify.rows`.
+
+The evidence reads cron.job itself rather than take the trigger kind's live rows: it must show the jobs
+as they are when it is read (after an apply's COMMIT, and at every --wait poll, where no plan is read).
+What verify knows about the declared triggers comes from the kinds (`declared_triggers`, through
+`kinds.facts.TriggerFacts`), not from the manifest's sections.
 """
 
 from __future__ import annotations

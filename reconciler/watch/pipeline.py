@@ -90,14 +90,6 @@ def http_class(status_code: int | None) -> str:
     return "error"
 
 
-def stale_jobs(scheduled_jobs: Sequence[Any], now: datetime) -> int:
-    """Active jobs whose `last_run_at` is older than two periods of their schedule, or that never ran
-    although created more than two periods ago: the count behind a failing `scheduled jobs: freshness`."""
-    from reconciler.verify.checks import freshness
-
-    return sum(1 for job in scheduled_jobs if job.active and freshness(job, now)[0] in ("stale", "never"))
-
-
 class PipelineMetrics:
     """The pipeline's metrics, registered on the controller's registry."""
 
@@ -218,7 +210,7 @@ class PipelineMonitor:
         if ev.executions:
             m.executions_last.set(self._forward("executions", max(e.started_at for e in ev.executions)))
         m.executions_recent.set(len(ev.executions))
-        m.stale_jobs.set(stale_jobs(ev.scheduled_jobs, ev.now))
+        m.stale_jobs.set(verify.overdue_jobs(ev.scheduled_jobs, ev.now))
         m.verifications.labels("ok").inc()
         m.verified_at.set(time.time())
 
@@ -232,9 +224,9 @@ class PipelineMonitor:
         from reconciler import verify
 
         m = self.metrics
-        job = next((j for j in ev.cron_jobs if j.jobname == trig.name), None)
+        job = verify.job_by_name(ev, trig.name)
         if job is not None:
-            succeeded = [r for r in ev.runs if r.jobid == job.jobid and r.status == "succeeded"]
+            succeeded = [r for r in verify.runs_of(ev, job.jobid) if r.status == "succeeded"]
             if succeeded:
                 newest = max((r.end_time or r.start_time) for r in succeeded)
                 m.trigger_last_success.labels(trig.name).set(self._forward("run:" + trig.name, newest))

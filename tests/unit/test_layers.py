@@ -116,7 +116,12 @@ def test_the_core_never_names_a_kind() -> None:
 
 
 def kind_sections() -> frozenset[str]:
-    """The Manifest's sections that belong to kinds (`prune` is every kind's policy, read by `down` as a whole)."""
+    """The Manifest's sections that belong to kinds.
+
+    Not a kind's: `version`, what the loader fills in (`source_files`, `warnings`), and `prune`, the one
+    policy section every kind has a field in. The core reads `prune` only as a whole: `engine/down.py`
+    merges into it the fields each kind's `rollback` returns, naming none of them (a kind reads its own
+    field through `prune_policy`)."""
     from reconciler.manifest import Manifest
 
     return frozenset(info.alias or name for name, info in Manifest.model_fields.items()) - {
@@ -124,8 +129,9 @@ def kind_sections() -> frozenset[str]:
 
 
 def naming_violations(source: str, kind_names: frozenset[str], sections: frozenset[str]) -> list[str]:
-    """Where `source` names a kind by string (compared with, passed as an argument, used as an index) or
-    reads a kind's section of a manifest (`manifest.jobs`, `session.manifest.triggers`)."""
+    """Where `source` names a kind by string (compared with, passed as an argument, used as an index),
+    reads a kind's section of a manifest (`manifest.jobs`, `session.manifest.triggers`) or builds one
+    (`Manifest(edge_functions=...)`: a keyword named after a section, passed to a manifest's constructor)."""
     found = []
     for node in ast.walk(ast.parse(source)):
         named: list[ast.expr] = []
@@ -133,6 +139,9 @@ def naming_violations(source: str, kind_names: frozenset[str], sections: frozens
             named = [node.left, *node.comparators]
         elif isinstance(node, ast.Call):
             named = [*node.args, *(k.value for k in node.keywords)]
+            callee = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            if "manifest" in callee.lower():  # Manifest(...), manifest_model()(...): not Evidence(tables=...)
+                found += [f"line {node.lineno}: builds manifest.{k.arg}" for k in node.keywords if k.arg in sections]
         elif isinstance(node, ast.Subscript):
             named = [node.slice]
         for expr in named:
@@ -163,7 +172,8 @@ def test_the_core_never_names_a_kind_or_reads_its_section() -> None:
     "def f(live):\n    return live.kinds['edge_secret']\n",
     "def f(session):\n    return len(session.manifest.triggers)\n",
     "def f(manifest):\n    return [s.name for s in manifest.secrets]\n",
-], ids=["live.of", "compare", "by_name", "index", "session.manifest", "manifest"])
+    "def f(edge):\n    return Manifest(version=1, edge_functions=edge)\n",
+], ids=["live.of", "compare", "by_name", "index", "session.manifest", "manifest", "builds a section"])
 def test_the_naming_check_catches_a_planted_violation(planted: str) -> None:
     names = frozenset({"extension", "table", "secret", "job", "trigger", "edge_secret"})
     assert len(naming_violations(planted, names, kind_sections())) == 1
@@ -183,3 +193,14 @@ def test_no_module_imports_another_modules_private_name() -> None:
              if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("reconciler")
              for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
     assert found == []
+
+
+#: Modules still over the limit, each to be split; the test fails once one is under it, so the entry goes.
+OVER_THE_LIMIT: set[str] = set()
+MAX_LINES = 400
+
+
+def test_no_module_is_over_400_lines() -> None:
+    sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert {m: n for m, n in sizes.items() if n > MAX_LINES and m not in OVER_THE_LIMIT} == {}
+    assert {m for m in OVER_THE_LIMIT if sizes.get(m, 0) <= MAX_LINES} == set(), "remove it from OVER_THE_LIMIT"

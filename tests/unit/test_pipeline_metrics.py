@@ -17,8 +17,9 @@ from reconciler import verify
 from reconciler.manifest import load_manifest
 from reconciler.model import Action, Change, FieldChange, Plan
 from reconciler.verify import ScheduledJob, Status
+from reconciler.verify.checks import overdue_jobs as stale_jobs
 from reconciler.watch.notify import Message, Notices, Notifier, target, webhook_url
-from reconciler.watch.pipeline import CheckStates, PipelineMonitor, Transition, http_class, stale_jobs
+from reconciler.watch.pipeline import CheckStates, PipelineMonitor, Transition, http_class
 from tests.unit.verify_support import JOB, NOW, at, healthy, response, run
 
 MANIFEST = Path(__file__).resolve().parents[2] / "scheduler.yaml"

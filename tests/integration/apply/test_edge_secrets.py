@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import Result
 
 from tests.fix_db import DbTarget
@@ -530,3 +531,26 @@ def test_saved_plan_is_stale_when_the_edge_secrets_changed(audited_db: DbTarget,
     stub.values["CRON_SECRET"] = "changed-in-the-dashboard"
     assert_ok(run(audited_db, path, "--apply", str(saved)))
     assert stub.digests()["CRON_SECRET"] == vault_digest(audited_db)
+
+
+# -- export ------------------------------------------------------------------------------------------
+
+
+def test_export_reads_the_edge_plane_only_with_a_token(audited_db: DbTarget, stub: EdgeApiStub, tmp_path: Path) -> None:
+    """The kind says what export's reading manifest declares for it: `edge_functions:` when a token is set."""
+    assert_ok(run(audited_db, manifest(tmp_path, stub), "--apply"))
+    env = {"SUPABASE_ACCESS_TOKEN": TOKEN, "SUPABASE_API_URL": stub.url, "SUPABASE_PROJECT_REF": REF}
+    out = tmp_path / "exported.yaml"
+    exported = reconcile(audited_db.url, "export", "-o", str(out), manifest=None, env=env)
+    assert_ok(exported)
+    data = yaml.safe_load(out.read_text())
+    assert data["edge_functions"]["secrets"]["CRON_SECRET"] == {"secret": "cron_secret"}
+    assert TOKEN not in out.read_text() + exported.stdout + exported.stderr
+    assert any(r.method == "GET" for r in stub.requests)
+
+    stub.clear()
+    without = tmp_path / "without.yaml"
+    assert_ok(reconcile(audited_db.url, "export", "-o", str(without), manifest=None,
+                        env={"SUPABASE_ACCESS_TOKEN": None, "SUPABASE_API_URL": stub.url}))  # type: ignore[dict-item]
+    assert "edge_functions" not in yaml.safe_load(without.read_text())
+    assert stub.requests == []
