@@ -11,7 +11,7 @@ import pytest
 
 from localdb.faultproxy import FaultProxy, after_auth
 from reconciler.engine import db, deadline
-from reconciler.errors import DatabaseUnavailable
+from reconciler.errors import DatabaseUnavailable, SettingError
 from tests.fix_db import DbTarget
 
 
@@ -78,4 +78,5 @@ def test_the_deadline_follows_the_servers_own_longest_wait() -> None:
     assert deadline.answer_timeout(5, None, environ={}) == 5 + deadline.GRACE
     assert deadline.answer_timeout(30, 120, environ={}) == 120 + deadline.GRACE
     assert deadline.answer_timeout(30, 120, environ={deadline.ENV: "2.5"}) == 2.5
-    assert deadline.answer_timeout(5, None, environ={deadline.ENV: "nonsense"}) == 5 + deadline.GRACE
+    with pytest.raises(SettingError, match="RECONCILER_ANSWER_TIMEOUT='nonsense'"):  # never silently the default
+        deadline.answer_timeout(5, None, environ={deadline.ENV: "nonsense"})
