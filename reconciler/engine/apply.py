@@ -22,7 +22,16 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from reconciler import render
-from reconciler.engine import db, deadline, ownership, read_bounds, recording, statements, transaction
+from reconciler.engine import (
+    db,
+    deadline,
+    ownership,
+    read_bounds,
+    recording,
+    records,
+    statements,
+    transaction,
+)
 from reconciler.engine.saved_plan import check_saved
 from reconciler.errors import ApplyFailed, PlanStale, UnsafePlan
 from reconciler.kinds import Planes
@@ -75,15 +84,20 @@ def apply(
     round trip more, so it sees what the apply made; with nothing to apply, in the round trip of the
     ROLLBACK (none more).
     """
-    # autocommit with an explicit BEGIN lets the BEGIN, the timeouts and the lock share one round trip
+    # autocommit with an explicit BEGIN lets the BEGIN, the timeouts, the lock and the first read share one
+    # round trip
     conn = db.connect(url, autocommit=True, connect_timeout=connect_timeout,
                       answer_timeout=deadline.answer_timeout(statement_timeout, lock_timeout))
     try:
-        if ownership.migrate_if_outdated(conn, transaction.LOCK_KEY) and on_migrated is not None:
-            on_migrated()
-        transaction.begin_locked(conn, lock_timeout, statement_timeout)
+        caps = transaction.begin_locked(conn, lock_timeout, statement_timeout, rider)
+        if records.outdated(caps):
+            transaction.rollback(conn)
+            ownership.migrate(conn, transaction.LOCK_KEY)
+            if on_migrated is not None:
+                on_migrated()
+            caps = transaction.begin_locked(conn, lock_timeout, statement_timeout, rider)
         with paused_gc():  # rows and the plan: many objects, no cycles (reconciler.util.gc_pause)
-            live = db.read_live(conn, manifest, planes, rider, rider_queries=False)
+            live = db.read_state(conn, caps, manifest, planes)
             plan = make_plan(manifest, live, secret_values, options)
         if saved is not None:
             check_saved(saved, live, plan)
@@ -98,22 +112,18 @@ def apply(
             if conn.info.transaction_status != TransactionStatus.IDLE:
                 transaction.rollback(conn)
             return ApplyResult(plan, None)
-        faults.point("quiet_logging")
-        statements.quiet_logging(conn, plan, live.capabilities)
-        if not (live.ownership_ready and live.capabilities.has("reconciler.history")):
+        steps = [step] if (step := statements.quiet_logging(plan, caps)) is not None else []
+        if not (live.ownership_ready and caps.has("reconciler.history")):
             # CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database: only when something is missing
-            faults.point("ownership")
-            ownership.ensure(conn)
-        statements.execute(conn, plan, live.capabilities)
-        history_id = recording.record_apply(conn, manifest, plan, live.capabilities, command, version)
-        # Last, just before the verification and COMMIT: the window in which the database and a plane (the
-        # Edge Functions) disagree is as short as it can be (one HTTP call and the commit).
-        statements.send(conn, plan, planes)
-        corrections = _converge(conn, manifest, plan, secret_values, options, planes,
-                                saved is not None)
+            steps += [statements.Step(s, "ownership", s.description) for s in ownership.schema_statements()]
+        steps += statements.plan_steps(plan, caps)
+        recorded = _records(manifest, plan, caps, command, version)
+        written, after = _write_and_reread(conn, manifest, plan, steps + recorded, caps, planes)
+        history_id = _returned_id(written[len(steps)])
+        corrections = _converge(conn, manifest, plan, after, secret_values, options, planes, saved is not None)
         if corrections:
-            recording.record_apply(conn, manifest, Plan(plan.changes + corrections, plan.findings), live.capabilities, command,
-                    version, history_id)
+            statements.run(conn, _records(manifest, Plan(plan.changes + corrections, plan.findings), caps, command,
+                                          version, history_id))
         faults.point("commit")
         transaction.commit(conn)
         if rider is not None:
@@ -129,10 +139,72 @@ def apply(
         conn.close()
 
 
-def _converge(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, secret_values: Mapping[str, SecretValue],
-              options: PlanOptions, planes: Planes | None,
+def _records(manifest: Manifest, plan: Plan, caps: Capabilities, command: str, version: str,
+             history_id: int | None = None) -> list[statements.Step]:
+    """The history row (first: its cursor answers the id), then the ownership records."""
+    return [statements.Step(recording.history_row(manifest, plan, command, version, history_id), "record.history",
+                            recording.DOING),
+            *(statements.Step(s, "record.managed", recording.DOING)
+              for s in recording.ownership_rows(manifest, plan, caps, history_id))]
+
+
+def _returned_id(cur: psycopg.Cursor[Any]) -> int:
+    row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _write_and_reread(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, steps: list[statements.Step],
+                      caps: Capabilities, planes: Planes | None) -> tuple[list[psycopg.Cursor[Any]], LiveState]:
+    """Run `steps` and re-read the live state in the same transaction; the steps' cursors and what it read.
+
+    The re-read rides in the last pipeline of the statements, shaped by the capabilities last read (those
+    read just before a COPY, else `caps`): one round trip for all of it when what the statements created
+    changes no capability; one more when it does (extensions, tables); after a failed shaped read (a
+    relation dropped), back to the SAVEPOINT and the cold read's two. A plane's changes (HTTP) go after
+    the SQL and before the re-read, which then takes its own round trips.
+    """
+    if statements.sends(plan, planes):
+        cursors = statements.run(conn, steps)
+        # Last, just before the verification and COMMIT: the window in which the database and a plane (the
+        # Edge Functions) disagree is as short as it can be (one HTTP call and the commit).
+        statements.send(conn, plan, planes)
+        faults.point("verify")
+        return cursors, db.read_live(conn, manifest, planes)
+    checkpoints: list[psycopg.Cursor[Any]] = []
+    reread: dict[str, Any] = {}
+
+    def before_copy(pipelined: psycopg.Connection[Any]) -> None:
+        checkpoints.append(cur := pipelined.cursor())
+        db.queue_capabilities(cur)
+
+    def then(pipelined: psycopg.Connection[Any]) -> None:
+        pipelined.execute(sql.SQL("SAVEPOINT reconciler_verify"))
+        reread["caps"] = cur = pipelined.cursor()
+        db.queue_capabilities(cur)
+        reread["shaped_by"] = shaped_by = db.capabilities_from(checkpoints[-1]) if checkpoints else caps
+        reread["cursors"] = db.queue_reads(pipelined, shaped_by, manifest)
+
+    try:
+        cursors = statements.run(conn, steps, before_copy=before_copy, then=then,
+                                 then_points=("verify", "read.capabilities", "read.live"))
+    except statements.QueuedFailed as e:
+        if db.connection_lost(e.error):
+            raise db.translate(e.error, "reading the live state") from e.error
+        with db.translated("reading the live state"):
+            conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT reconciler_verify"))
+        return [], db.read_live(conn, manifest, planes)
+    now = db.capabilities_from(reread["caps"])
+    if now != reread["shaped_by"]:
+        return cursors, db.read_state(conn, now, manifest, planes)
+    with db.translated("reading the live state"):
+        return cursors, db.live_state(now, reread["cursors"], planes)
+
+
+def _converge(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, live: LiveState,
+              secret_values: Mapping[str, SecretValue], options: PlanOptions, planes: Planes | None,
               saved: bool) -> tuple[Change, ...]:
-    """Re-read and re-plan inside the transaction until the plan is empty; the corrections it made.
+    """Re-plan on the re-read `live` inside the transaction until the plan is empty; the corrections it made.
 
     The advisory lock keeps other reconcilers out, not people: a row deleted or a trigger edited after
     this apply's read shows up here. Such a change is corrected in the same transaction (a saved plan
@@ -145,8 +217,6 @@ def _converge(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, sec
     note = _unrecoverable(plan, planes)
     rolled_back = "rolled back" + note
     for passes_left in range(CONVERGE_PASSES, -1, -1):
-        faults.point("verify")
-        live = db.read_live(conn, manifest, planes)
         after = make_plan(manifest, live, secret_values, PlanOptions(prune=options.prune))
         if after.is_empty:
             return tuple(corrections)
@@ -162,8 +232,8 @@ def _converge(conn: psycopg.Connection[Any], manifest: Manifest, plan: Plan, sec
             raise ApplyFailed(f"the database kept changing during the apply, {rolled_back}: "
                               f"{render.listed(after.mutating)}",
                               hint="something else changes these objects continuously; find it, then run again")
-        statements.execute(conn, after, live.capabilities)
-        statements.send(conn, after, planes)
+        _, live = _write_and_reread(conn, manifest, after, statements.plan_steps(after, live.capabilities),
+                                    live.capabilities, planes)
         made |= {_signature(c) for c in after.mutating}
         corrections += after.mutating
     raise AssertionError("unreachable: the last pass returns or raises")

@@ -8,6 +8,7 @@ queries to both. Driver errors are translated once, here, into ReconcilerErrors 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,17 @@ if TYPE_CHECKING:
     from reconciler.manifest import Manifest
 
 APPLICATION_NAME = "reconcile"
+
+
+class _PipelineEndedOnLostConnection(logging.Filter):
+    """psycopg logs a second error when a pipeline cannot end on a lost connection (besides raising the
+    first): the raised one is what the user sees, once, translated."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("error ignored terminating")
+
+
+logging.getLogger("psycopg").addFilter(_PipelineEndedOnLostConnection())
 #: The ownership records' relations: the core's own, besides what the kinds list.
 OWNERSHIP_RELATIONS = ("reconciler.managed", "reconciler.history")
 #: The core's own probe: may the role record ownership and history (NULL where the schema is missing).
@@ -211,18 +223,23 @@ def read_capabilities(conn: psycopg.Connection[Any], rider: Rider | None = None,
     faults.point("read.capabilities")
     with translated("reading server capabilities"), conn.cursor() as cur:
         if rider is None and not before:
-            cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
+            queue_capabilities(cur)
         else:
             with conn.pipeline():
                 for statement in before:
                     conn.execute(statement)
-                cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
+                queue_capabilities(cur)
                 if rider is not None:
                     rider.queue_head(conn)
-        return _capabilities(cur)
+        return capabilities_from(cur)
 
 
-def _capabilities(cur: psycopg.Cursor[Any]) -> Capabilities:
+def queue_capabilities(cur: psycopg.Cursor[Any]) -> None:
+    """The capabilities query on `cur` (in a pipeline: queued; `capabilities_from` reads its answer)."""
+    cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
+
+
+def capabilities_from(cur: psycopg.Cursor[Any]) -> Capabilities:
     row = cur.fetchone()
     assert row is not None
     user, database, superuser, found_settings, found, probes = row
@@ -262,7 +279,7 @@ def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
         cursors: dict[str, psycopg.Cursor[Any]] = {}
         try:
             with conn.pipeline():
-                _queue_reads(conn, caps, manifest, cursors)
+                queue_reads(conn, caps, manifest, cursors)
                 if rider is not None and rider_queries:
                     rider.queue_queries(conn)
                 for statement in after:
@@ -278,9 +295,11 @@ def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
 _MANAGED = "reconciler.managed"
 
 
-def _queue_reads(conn: psycopg.Connection[Any], caps: Capabilities, manifest: Manifest | None,
-                 cursors: dict[str, psycopg.Cursor[Any]]) -> None:
-    """Every kind's query shaped by `caps`, and the ownership records', into the open pipeline."""
+def queue_reads(conn: psycopg.Connection[Any], caps: Capabilities, manifest: Manifest | None,
+                into: dict[str, psycopg.Cursor[Any]] | None = None) -> dict[str, psycopg.Cursor[Any]]:
+    """Every kind's query shaped by `caps`, and the ownership records', into the open pipeline; their
+    cursors (added to `into` as they are queued), for `live_state` once the pipeline has answered."""
+    cursors: dict[str, psycopg.Cursor[Any]] = {} if into is None else into
     for kind in kinds.REGISTRY:
         statement = kind.read(caps, manifest)
         if statement is None:
@@ -291,6 +310,22 @@ def _queue_reads(conn: psycopg.Connection[Any], caps: Capabilities, manifest: Ma
     if caps.has("reconciler.managed"):
         cursors[_MANAGED] = cur = conn.cursor()
         cur.execute(records.records_query(caps))
+    return cursors
+
+
+def live_state(caps: Capabilities, cursors: dict[str, psycopg.Cursor[Any]], planes: kinds.Planes | None) -> LiveState:
+    """The LiveState from `queue_reads`'s answered cursors (and each plane's own read)."""
+    return _live_state(caps, {name: cur.fetchall() for name, cur in cursors.items()}, planes)
+
+
+def read_state(conn: psycopg.Connection[Any], caps: Capabilities, manifest: Manifest | None,
+               planes: kinds.Planes | None = None) -> LiveState:
+    """The kinds' and the ownership records' reads shaped by `caps`, in one pipeline: one round trip."""
+    faults.point("read.live")
+    with translated("reading the live state"):
+        with conn.pipeline():
+            cursors = queue_reads(conn, caps, manifest)
+        return live_state(caps, cursors, planes)
 
 
 def _live_state(caps: Capabilities, rows: dict[str, list[tuple[Any, ...]]], planes: kinds.Planes | None) -> LiveState:
@@ -313,8 +348,8 @@ def _read_with_known(conn: psycopg.Connection[Any], manifest: Manifest | None, p
             with conn.pipeline():
                 for statement in before:
                     conn.execute(statement)
-                caps_cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
-                _queue_reads(conn, known, manifest, cursors)
+                queue_capabilities(caps_cur)
+                queue_reads(conn, known, manifest, cursors)
                 for statement in after:
                     conn.execute(statement)
         except psycopg.Error as e:
@@ -323,7 +358,7 @@ def _read_with_known(conn: psycopg.Connection[Any], manifest: Manifest | None, p
             failed: psycopg.Error | None = e
         else:
             failed = None
-        if _capabilities(caps_cur) != known:
+        if capabilities_from(caps_cur) != known:
             return None
         if failed is not None:
             raise failed

@@ -23,10 +23,10 @@ from tests.fix_db import DbTarget
 #: Round trips after set-up, and connections, per row. Lower them as the reads and the apply get cheaper.
 EXPECTED = {
     ROWS[0]: (2, 1),
-    ROWS[1]: (5, 1),  # 4 before the last-applied records (issue 25); see docs/benchmarks.md
-    ROWS[2]: (23, 1),  # 22 before the last-applied records (issue 25) took a round trip of their own
-    ROWS[3]: (10, 1),
-    ROWS[4]: (23, 1),
+    ROWS[1]: (3, 1),  # BEGIN + lock + capabilities, the reads, the ROLLBACK
+    ROWS[2]: (7, 1),  # ... the statements up to the secrets' COPY, the COPY's two, the rest + re-read, COMMIT
+    ROWS[3]: (4, 1),  # ... the statements, records and re-read in one pipeline, COMMIT
+    ROWS[4]: (7, 1),  # as the runbook's: the number of jobs changes nothing
 }
 
 
