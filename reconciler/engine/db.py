@@ -2,8 +2,8 @@
 
 All live state is read in two round trips whatever the number of objects: one query for the
 capabilities (settings, relations, privileges), then one pipelined batch with a query per kind plus
-the ownership records; a `Rider` (verify's evidence, in `--watch` and `reconcile verify`) may add its
-queries to both. Driver errors are translated once, here, into ReconcilerErrors by SQLSTATE.
+the ownership records; a rider (verify's evidence: engine/rider.py) may add its queries to both.
+Driver errors are translated once, here, into ReconcilerErrors by SQLSTATE.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pgerr
@@ -21,6 +21,7 @@ from psycopg.pq import ExecStatus, TransactionStatus
 
 from reconciler import kinds
 from reconciler.engine import conninfo, deadline, records
+from reconciler.engine import rider as riders
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, PermissionDenied, ReconcilerError
 from reconciler.kinds.base import Capabilities, LiveState
 from reconciler.util import faults
@@ -197,26 +198,7 @@ def translated(doing: str) -> Iterator[None]:
         raise translate(e, doing) from e
 
 
-class Rider(Protocol):
-    """Another reader's queries that travel in the live-state read's round trips instead of their own
-    (verify's evidence: `verify.read.EvidenceRead`).
-
-    `queue_head` is called inside the capabilities' round trip; `queue_queries` inside the pipeline's,
-    after the kinds' queries (only when the caller asks for it: a rider's failing query aborts the
-    transaction, so only a read-only one that ends right after may carry them); `finish` once the
-    caller's transaction is over, on the same connection, for whatever the rider still has to read
-    (`rollback_first`: the caller's transaction is still open and only has to be rolled back, which the
-    rider does at the start of its own round trip).
-    """
-
-    def queue_head(self, conn: psycopg.Connection[Any]) -> None: ...
-
-    def queue_queries(self, conn: psycopg.Connection[Any]) -> None: ...
-
-    def finish(self, conn: psycopg.Connection[Any], *, rollback_first: bool = False) -> None: ...
-
-
-def read_capabilities(conn: psycopg.Connection[Any], rider: Rider | None = None,
+def read_capabilities(conn: psycopg.Connection[Any], rider: riders.Rider | None = None,
                       before: Sequence[sql.SQL | sql.Composed] = ()) -> Capabilities:
     """The capabilities in one round trip; the statements `before` (BEGIN READ ONLY, a transaction-local
     timeout) go ahead of the query in the same pipeline, results unread."""
@@ -229,8 +211,7 @@ def read_capabilities(conn: psycopg.Connection[Any], rider: Rider | None = None,
                 for statement in before:
                     conn.execute(statement)
                 queue_capabilities(cur)
-                if rider is not None:
-                    rider.queue_head(conn)
+                riders.queue_head(rider, conn)
         return capabilities_from(cur)
 
 
@@ -249,7 +230,7 @@ def capabilities_from(cur: psycopg.Cursor[Any]) -> Capabilities:
 
 
 def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
-              planes: kinds.Planes | None = None, rider: Rider | None = None, *,
+              planes: kinds.Planes | None = None, rider: riders.Rider | None = None, *,
               rider_queries: bool = True, before: Sequence[sql.SQL | sql.Composed] = (),
               after: Sequence[sql.SQL | sql.Composed] = (), known: Capabilities | None = None) -> LiveState:
     """Everything the planner needs: two round trips (capabilities, then one pipeline), plus each plane's read.
@@ -280,12 +261,11 @@ def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
         try:
             with conn.pipeline():
                 queue_reads(conn, caps, manifest, cursors)
-                if rider is not None and rider_queries:
-                    rider.queue_queries(conn)
+                riders.queue_queries(rider, conn, rider_queries)
                 for statement in after:
                     conn.execute(statement)
         except psycopg.Error:
-            if rider is None or not rider_queries or not all(_answered(c) for c in cursors.values()):
+            if not riders.tolerates(rider, rider_queries, cursors.values()):
                 raise
         rows = {name: cur.fetchall() for name, cur in cursors.items()}
     return _live_state(caps, rows, planes)
@@ -353,7 +333,7 @@ def _read_with_known(conn: psycopg.Connection[Any], manifest: Manifest | None, p
                 for statement in after:
                     conn.execute(statement)
         except psycopg.Error as e:
-            if connection_lost(e) or not _answered(caps_cur):
+            if connection_lost(e) or not answered(caps_cur):
                 raise
             failed: psycopg.Error | None = e
         else:
@@ -366,5 +346,5 @@ def _read_with_known(conn: psycopg.Connection[Any], manifest: Manifest | None, p
     return _live_state(known, rows, planes)
 
 
-def _answered(cur: psycopg.Cursor[Any]) -> bool:
+def answered(cur: psycopg.Cursor[Any]) -> bool:
     return cur.pgresult is not None and cur.pgresult.status == ExecStatus.TUPLES_OK

@@ -15,7 +15,8 @@ import psycopg
 from psycopg import sql
 
 from reconciler.engine import blockers as lock_holders
-from reconciler.engine import db, writable
+from reconciler.engine import db, statements, writable
+from reconciler.engine import rider as riders
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, LockHeld
 from reconciler.kinds.base import Capabilities
 from reconciler.util import faults
@@ -28,13 +29,14 @@ DEFAULT_LOCK_TIMEOUT = 10.0
 
 
 def begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, statement_timeout: float | None,
-                 rider: db.Rider | None = None) -> Capabilities:
+                 rider: riders.Rider | None = None, then: statements.Queue | None = None) -> Capabilities:
     """BEGIN, timeouts, the advisory lock, the writable probe and the capabilities in one round trip (a
     pipeline); raises LockHeld when another apply runs, DatabaseReadOnly where nothing may be written.
 
     Inside the transaction every statement waits at most `lock_timeout` (DEFAULT_LOCK_TIMEOUT when not
     given) for a table or row lock, and runs at most `statement_timeout`. A `rider`'s head query rides in
-    the same pipeline.
+    the same pipeline, and whatever `then` queues after it; when only that fails (the lock and the
+    capabilities answered), statements.QueuedFailed says so, the transaction aborted.
     """
     timeout = sql.Literal(_ms(statement_timeout))
     in_tx_lock = sql.Literal(_ms(lock_timeout if lock_timeout and lock_timeout > 0 else DEFAULT_LOCK_TIMEOUT))
@@ -58,15 +60,20 @@ def begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, stat
                                                                                                   key))
             probe.execute(writable.PROBE)  # type: ignore[arg-type]
             db.queue_capabilities(caps)
-            if rider is not None:
-                rider.queue_head(conn)
+            riders.queue_head(rider, conn)
+            if then is not None:
+                then(conn)
     except psycopg.errors.LockNotAvailable:
         rollback(conn)
         raise LockHeld(f"another reconciler holds the lock ({_holder(conn)})",
                        hint="wait for it, or pass a longer --lock-timeout") from None
     except psycopg.Error as e:
-        rollback(conn)
-        raise db.translate(e, "starting the transaction") from e
+        if db.connection_lost(e) or then is None or not all(db.answered(c) for c in (lock, probe, caps)):
+            rollback(conn)
+            raise db.translate(e, "starting the transaction") from e
+        failed: psycopg.Error | None = e
+    else:
+        failed = None
     row = lock.fetchone()
     probed = probe.fetchone()
     refused = writable.refusal(*probed) if probed is not None else None
@@ -78,6 +85,8 @@ def begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, stat
         rollback(conn)
         raise LockHeld(f"another reconciler holds the lock ({holder})",
                        hint="wait for it, or pass --lock-timeout SECONDS to wait")
+    if failed is not None:
+        raise statements.QueuedFailed(failed)
     return db.capabilities_from(caps)
 
 

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from bench.common import SECRETS_ENV, manifest_file
-from bench.latency import MANIFEST, ROWS, large_row, small_rows
+from bench.latency import DRIFTED_JOB, MANIFEST, ROWS, drift, large_row, small_rows
 from localdb.faultproxy import FaultProxy
-from reconciler.engine.apply import read_and_plan
+from reconciler.engine.apply import ApplyContext, ApplyResult, apply, read_and_plan
 from reconciler.engine.sources import resolve_secrets
 from reconciler.kinds.base import Capabilities, LiveState, PlanOptions
 from reconciler.manifest import load_manifest
@@ -76,3 +76,60 @@ def test_changed_capabilities_are_noticed_and_the_state_read_again(audited_db: D
     assert f"public.{table}" not in warm.capabilities.relations
     assert warm == cold and warm_plan.changes == cold_plan.changes
     assert trips == expected_trips
+
+
+def _apply(proxy: FaultProxy, known: Capabilities | None = None) -> tuple[int, ApplyResult]:
+    manifest = load_manifest([str(MANIFEST)])
+    values = resolve_secrets(manifest, SECRETS_ENV)
+    with proxy.counted_after_setup() as trips:
+        result = apply(proxy.url(), manifest, values, PlanOptions(), ApplyContext(known=known))
+    return trips(), result
+
+
+def test_an_apply_with_known_capabilities_begins_and_reads_in_one_round_trip(audited_db: DbTarget) -> None:
+    """A `--watch --apply` cycle after the first: the reads the previous capabilities shaped go with the
+    BEGIN and the lock; an in-sync cycle is that and its ROLLBACK."""
+    with FaultProxy(audited_db.cluster.port) as proxy:
+        small_rows(proxy, audited_db.superuser_url, lambda: None)
+        cold_trips, cold = _apply(proxy)
+        warm_trips, warm = _apply(proxy, known=cold.capabilities)
+        drift(audited_db.superuser_url)
+        drifted_trips, drifted = _apply(proxy, known=warm.capabilities)
+    assert cold.plan.is_empty and warm.plan.is_empty and warm.capabilities == cold.capabilities
+    assert (cold_trips, warm_trips) == (3, 2)
+    assert [(c.kind, c.key) for c in drifted.plan.mutating] == [("job", DRIFTED_JOB)]
+    assert drifted_trips == 3 and drifted.history_id is not None
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("table", "expected_trips"), [
+    ("job_executions", 1 + 1 + 1),  # only a capability: the state read with the new ones; the ROLLBACK
+    ("scheduled_jobs", 1 + 1 + 2 + 1),  # a shaped read fails: back to the savepoint, the cold read; the ROLLBACK
+])
+def test_an_apply_notices_changed_capabilities_and_reads_again(audited_db: DbTarget, table: str,
+                                                               expected_trips: int) -> None:
+    """Stopped at its plan (on_plan raises), so the count is the BEGIN, the reads and the ROLLBACK."""
+    manifest = load_manifest([str(MANIFEST)])
+    values = resolve_secrets(manifest, SECRETS_ENV)
+    shown: list[Plan] = []
+
+    def stop(plan: Plan) -> None:
+        shown.append(plan)
+        raise _Stop
+
+    with FaultProxy(audited_db.cluster.port) as proxy:
+        small_rows(proxy, audited_db.superuser_url, lambda: None)
+        _, before = _apply(proxy)
+        with psycopg.connect(audited_db.superuser_url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE public.{table} CASCADE")
+        _, cold, cold_plan = _read(proxy)
+        with proxy.counted_after_setup() as trips, pytest.raises(_Stop):
+            apply(proxy.url(), manifest, values, PlanOptions(), ApplyContext(known=before.capabilities, on_plan=stop))
+        counted = trips()
+    assert before.capabilities is not None and f"public.{table}" in before.capabilities.relations
+    assert f"public.{table}" not in cold.capabilities.relations
+    assert [c for c in shown[0].changes if c.mutating] == [c for c in cold_plan.changes if c.mutating]
+    assert counted == expected_trips

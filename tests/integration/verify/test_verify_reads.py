@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from bench.common import TurnCountingProxy
-from reconciler.engine.apply import apply, read_and_plan
+from reconciler.engine.apply import ApplyContext, apply, read_and_plan
 from reconciler.engine.sources import resolve_secrets
 from reconciler.kinds.base import PlanOptions
 from reconciler.manifest import load_manifest
@@ -126,7 +126,7 @@ def test_after_an_apply_the_evidence_is_read_after_its_commit(applied: DbTarget)
         disable_trigger(applied.superuser_url)
         _settled(proxy)
         with proxy.counted() as trips, proxy.sessions() as sessions:
-            result = apply(proxy.url(), manifest, values, PlanOptions(), rider=rider)
+            result = apply(proxy.url(), manifest, values, PlanOptions(), ApplyContext(rider=rider))
             _settled(proxy)
         assert [(c.kind, c.key) for c in result.plan.mutating] == [("trigger", "master-scheduler")]
         counts.append((trips(), sessions()))
