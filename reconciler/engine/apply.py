@@ -234,7 +234,7 @@ def _write_and_reread(conn: psycopg.Connection[Any], manifest: Manifest, plan: P
             raise db.translate(e.error, "reading the live state") from e.error
         with db.translated("reading the live state"):
             conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT reconciler_verify"))
-        return [], db.read_live(conn, manifest, planes)
+        return e.cursors, db.read_live(conn, manifest, planes)
     now = db.capabilities_from(reread["caps"])
     if now != reread["shaped_by"]:
         return cursors, db.read_state(conn, now, manifest, planes)

@@ -42,9 +42,10 @@ class QueuedFailed(Exception):
     """Every step succeeded, a query the caller queued after them failed (`error`); the transaction is
     aborted, back to where the caller's SAVEPOINT left it if it set one."""
 
-    def __init__(self, error: psycopg.Error) -> None:
+    def __init__(self, error: psycopg.Error, cursors: Sequence[psycopg.Cursor[Any]] = ()) -> None:
         super().__init__(str(error))
         self.error = error
+        self.cursors = list(cursors)  # every step's, answered
 
 
 def quiet_logging(plan: Plan, caps: Capabilities) -> Step | None:
@@ -96,8 +97,13 @@ def run(conn: psycopg.Connection[Any], steps: Sequence[Step], *, before_copy: Qu
         last = i == len(groups) - 1
         if isinstance(group, Step):
             cursors.append(_copy(conn, group))
-        elif group or last:
-            cursors += _pipeline(conn, group, then, then_points) if last else _pipeline(conn, group, before_copy)
+        elif last:
+            try:
+                cursors += _pipeline(conn, group, then, then_points)
+            except QueuedFailed as e:
+                raise QueuedFailed(e.error, cursors + e.cursors) from e.error
+        elif group:
+            cursors += _pipeline(conn, group, before_copy)
     return cursors
 
 
@@ -121,7 +127,7 @@ def _pipeline(conn: psycopg.Connection[Any], group: list[Step], then: Queue | No
         for n, step in enumerate(group):
             if n >= len(cursors) or not _succeeded(cursors[n]):
                 raise _failed(step, e) from e
-        raise QueuedFailed(e) from e
+        raise QueuedFailed(e, cursors) from e
     return cursors
 
 

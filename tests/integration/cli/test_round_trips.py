@@ -15,6 +15,7 @@ from bench.latency import DRIFTED_JOB, MANIFEST, ROWS, drift, large_row, small_r
 from localdb.faultproxy import FaultProxy
 from reconciler.engine.apply import ApplyContext, ApplyResult, apply, read_and_plan
 from reconciler.engine.sources import resolve_secrets
+from reconciler.errors import ReconcilerError
 from reconciler.kinds.base import Capabilities, LiveState, PlanOptions
 from reconciler.manifest import load_manifest
 from reconciler.model import Plan
@@ -133,3 +134,29 @@ def test_an_apply_notices_changed_capabilities_and_reads_again(audited_db: DbTar
     assert f"public.{table}" not in cold.capabilities.relations
     assert [c for c in shown[0].changes if c.mutating] == [c for c in cold_plan.changes if c.mutating]
     assert counted == expected_trips
+
+
+def test_a_relation_dropped_inside_the_apply_sends_the_re_read_back_to_its_savepoint(audited_db: DbTarget) -> None:
+    """Something in the database drops a relation the re-read was shaped to read (here a trigger on the
+    history row): the shaped read fails in the statements' pipeline; the apply goes back to the SAVEPOINT
+    before it, reads cold, re-plans (the jobs are missing now) and fails at the correction, named by its
+    change: one line, nothing committed."""
+    with FaultProxy(audited_db.cluster.port) as proxy:
+        small_rows(proxy, audited_db.superuser_url, lambda: None)
+    with psycopg.connect(audited_db.superuser_url, autocommit=True) as conn:
+        conn.execute("""CREATE FUNCTION public.drop_jobs() RETURNS trigger LANGUAGE plpgsql AS
+                        $$BEGIN DROP TABLE public.scheduled_jobs CASCADE; RETURN NULL; END$$""")
+        conn.execute("CREATE TRIGGER drop_jobs AFTER INSERT ON reconciler.history FOR EACH ROW"
+                     " EXECUTE FUNCTION public.drop_jobs()")
+        histories = conn.execute("SELECT count(*) FROM reconciler.history").fetchone()
+    drift(audited_db.superuser_url)
+    manifest = load_manifest([str(MANIFEST)])
+    values = resolve_secrets(manifest, SECRETS_ENV)
+    with pytest.raises(ReconcilerError) as failed:
+        apply(audited_db.url, manifest, values, PlanOptions())
+    with psycopg.connect(audited_db.superuser_url, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('public.scheduled_jobs') IS NOT NULL").fetchone() == (True,)
+        assert conn.execute("SELECT count(*) FROM reconciler.history").fetchone() == histories
+        conn.execute("DROP TRIGGER drop_jobs ON reconciler.history")
+    line = failed.value.one_line()
+    assert line.startswith("insert 13 job row(s) failed: relation \"public.scheduled_jobs\" does not exist"), line
