@@ -16,6 +16,8 @@ from localdb.faultproxy import FaultProxy
 from reconciler.engine.apply import ApplyContext, ApplyResult, apply, read_and_plan
 from reconciler.engine.sources import resolve_secrets
 from reconciler.errors import ReconcilerError
+from reconciler.fleet.runner import CapabilitiesCache, run_target
+from reconciler.fleet.target import Target, ValueSource
 from reconciler.kinds.base import Capabilities, LiveState, PlanOptions
 from reconciler.manifest import load_manifest
 from reconciler.model import Plan
@@ -160,3 +162,21 @@ def test_a_relation_dropped_inside_the_apply_sends_the_re_read_back_to_its_savep
         conn.execute("DROP TRIGGER drop_jobs ON reconciler.history")
     line = failed.value.one_line()
     assert line.startswith("insert 13 job row(s) failed: relation \"public.scheduled_jobs\" does not exist"), line
+
+
+def test_a_fleet_targets_next_run_begins_and_reads_in_one_round_trip(audited_db: DbTarget) -> None:
+    """The fleet runner keeps each target's capabilities between runs, as a `--watch` cycle does."""
+    with FaultProxy(audited_db.cluster.port) as proxy:
+        small_rows(proxy, audited_db.superuser_url, lambda: None)
+        target = Target("alpha", ValueSource(from_env="ALPHA_URL"))
+        environ = {**SECRETS_ENV, "ALPHA_URL": proxy.url()}
+        cache = CapabilitiesCache()
+        counts = []
+        for apply_mode in (True, True, False):
+            with proxy.counted_after_setup() as trips:
+                result = run_target(target, [str(MANIFEST)], environ, PlanOptions(), apply=apply_mode,
+                                    capabilities=cache)
+            assert result.ok and result.plan is not None and result.plan.is_empty, result.error
+            counts.append(trips())
+    assert counts == [3, 2, 1]  # cold apply, warm apply (BEGIN + lock + reads, ROLLBACK), warm plan
+    assert cache.get("alpha") is not None
