@@ -202,7 +202,7 @@ def _dry_run(session: run.Session, options: PlanOptions, fmt: str, verbose: bool
 def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, apply_plan: str,
            lock_timeout: float | None, statement_timeout: float, name: str) -> int:
     from reconciler import render
-    from reconciler.engine.apply import apply
+    from reconciler.engine.apply import ApplyContext, apply
     from reconciler.engine.saved_plan import is_saved_plan
 
     saved = None
@@ -216,10 +216,10 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
                                   hint="make one with reconcile --dry-run --out FILE")
     shown: list[Any] = []
     try:
-        result = apply(session.url, session.manifest, session.secret_values, options,
-                       lock_timeout=lock_timeout, statement_timeout=statement_timeout, saved=saved,
-                       command=_command_line(apply_plan, options), version=package_version(), on_plan=shown.append,
-                       planes=session.planes, on_migrated=_say_migrated)
+        result = apply(session.url, session.manifest, session.secret_values, options, ApplyContext(
+            lock_timeout=lock_timeout, statement_timeout=statement_timeout, saved=saved,
+            command=_command_line(apply_plan, options), version=package_version(), on_plan=shown.append,
+            planes=session.planes, on_migrated=_say_migrated))
     except UnsafePlan:
         # The error says "fix the findings above": show them (with their fixes), as the dry run would.
         if shown:
@@ -250,7 +250,7 @@ def _apply(session: run.Session, options: PlanOptions, fmt: str, verbose: bool, 
 def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_secrets: bool,
                  database_url: str | None, env_file: str | None, fmt: str, lock_timeout: float | None) -> int:
     """Roll back what this tool manages: {rollback}."""
-    from reconciler.engine.apply import apply, read_and_plan
+    from reconciler.engine.apply import ApplyContext, apply, read_and_plan
     from reconciler.engine.down import down_manifest
 
     if dry_run and do_apply:
@@ -263,9 +263,9 @@ def down_command(files: tuple[str, ...], dry_run: bool, do_apply: bool, include_
             _, plan = read_and_plan(session.url, manifest, {}, options, session.planes)
             click.echo(_render(plan, fmt, False, name, session.url), nl=False)
             return EXIT_OK
-        result = apply(session.url, manifest, {}, options, lock_timeout=lock_timeout,
-                       command="down" + (" --include-secrets" if include_secrets else ""), version=package_version(),
-                       planes=session.planes, on_migrated=_say_migrated)
+        result = apply(session.url, manifest, {}, options, ApplyContext(
+            lock_timeout=lock_timeout, command="down" + (" --include-secrets" if include_secrets else ""),
+            version=package_version(), planes=session.planes, on_migrated=_say_migrated))
     click.echo(_render(result.plan, fmt, False, name, session.url), nl=False)
     if fmt == "text" and not result.plan.is_empty:
         click.echo(f"Rollback complete (history #{result.history_id}).")

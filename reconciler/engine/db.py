@@ -2,16 +2,17 @@
 
 All live state is read in two round trips whatever the number of objects: one query for the
 capabilities (settings, relations, privileges), then one pipelined batch with a query per kind plus
-the ownership records; a `Rider` (verify's evidence, in `--watch` and `reconcile verify`) may add its
-queries to both. Driver errors are translated once, here, into ReconcilerErrors by SQLSTATE.
+the ownership records; a rider (verify's evidence: engine/rider.py) may add its queries to both.
+Driver errors are translated once, here, into ReconcilerErrors by SQLSTATE.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pgerr
@@ -20,6 +21,7 @@ from psycopg.pq import ExecStatus, TransactionStatus
 
 from reconciler import kinds
 from reconciler.engine import conninfo, deadline, records
+from reconciler.engine import rider as riders
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, PermissionDenied, ReconcilerError
 from reconciler.kinds.base import Capabilities, LiveState
 from reconciler.util import faults
@@ -28,6 +30,17 @@ if TYPE_CHECKING:
     from reconciler.manifest import Manifest
 
 APPLICATION_NAME = "reconcile"
+
+
+class _PipelineEndedOnLostConnection(logging.Filter):
+    """psycopg logs a second error when a pipeline cannot end on a lost connection (besides raising the
+    first): the raised one is what the user sees, once, translated."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("error ignored terminating")
+
+
+logging.getLogger("psycopg").addFilter(_PipelineEndedOnLostConnection())
 #: The ownership records' relations: the core's own, besides what the kinds list.
 OWNERSHIP_RELATIONS = ("reconciler.managed", "reconciler.history")
 #: The core's own probe: may the role record ownership and history (NULL where the schema is missing).
@@ -185,44 +198,29 @@ def translated(doing: str) -> Iterator[None]:
         raise translate(e, doing) from e
 
 
-class Rider(Protocol):
-    """Another reader's queries that travel in the live-state read's round trips instead of their own
-    (verify's evidence: `verify.read.EvidenceRead`).
-
-    `queue_head` is called inside the capabilities' round trip; `queue_queries` inside the pipeline's,
-    after the kinds' queries (only when the caller asks for it: a rider's failing query aborts the
-    transaction, so only a read-only one that ends right after may carry them); `finish` once the
-    caller's transaction is over, on the same connection, for whatever the rider still has to read
-    (`rollback_first`: the caller's transaction is still open and only has to be rolled back, which the
-    rider does at the start of its own round trip).
-    """
-
-    def queue_head(self, conn: psycopg.Connection[Any]) -> None: ...
-
-    def queue_queries(self, conn: psycopg.Connection[Any]) -> None: ...
-
-    def finish(self, conn: psycopg.Connection[Any], *, rollback_first: bool = False) -> None: ...
-
-
-def read_capabilities(conn: psycopg.Connection[Any], rider: Rider | None = None,
+def read_capabilities(conn: psycopg.Connection[Any], rider: riders.Rider | None = None,
                       before: Sequence[sql.SQL | sql.Composed] = ()) -> Capabilities:
     """The capabilities in one round trip; the statements `before` (BEGIN READ ONLY, a transaction-local
     timeout) go ahead of the query in the same pipeline, results unread."""
     faults.point("read.capabilities")
     with translated("reading server capabilities"), conn.cursor() as cur:
         if rider is None and not before:
-            cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
+            queue_capabilities(cur)
         else:
             with conn.pipeline():
                 for statement in before:
                     conn.execute(statement)
-                cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
-                if rider is not None:
-                    rider.queue_head(conn)
-        return _capabilities(cur)
+                queue_capabilities(cur)
+                riders.queue_head(rider, conn)
+        return capabilities_from(cur)
 
 
-def _capabilities(cur: psycopg.Cursor[Any]) -> Capabilities:
+def queue_capabilities(cur: psycopg.Cursor[Any]) -> None:
+    """The capabilities query on `cur` (in a pipeline: queued; `capabilities_from` reads its answer)."""
+    cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
+
+
+def capabilities_from(cur: psycopg.Cursor[Any]) -> Capabilities:
     row = cur.fetchone()
     assert row is not None
     user, database, superuser, found_settings, found, probes = row
@@ -232,7 +230,7 @@ def _capabilities(cur: psycopg.Cursor[Any]) -> Capabilities:
 
 
 def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
-              planes: kinds.Planes | None = None, rider: Rider | None = None, *,
+              planes: kinds.Planes | None = None, rider: riders.Rider | None = None, *,
               rider_queries: bool = True, before: Sequence[sql.SQL | sql.Composed] = (),
               after: Sequence[sql.SQL | sql.Composed] = (), known: Capabilities | None = None) -> LiveState:
     """Everything the planner needs: two round trips (capabilities, then one pipeline), plus each plane's read.
@@ -262,13 +260,12 @@ def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
         cursors: dict[str, psycopg.Cursor[Any]] = {}
         try:
             with conn.pipeline():
-                _queue_reads(conn, caps, manifest, cursors)
-                if rider is not None and rider_queries:
-                    rider.queue_queries(conn)
+                queue_reads(conn, caps, manifest, cursors)
+                riders.queue_queries(rider, conn, rider_queries)
                 for statement in after:
                     conn.execute(statement)
         except psycopg.Error:
-            if rider is None or not rider_queries or not all(_answered(c) for c in cursors.values()):
+            if not riders.tolerates(rider, rider_queries, cursors.values()):
                 raise
         rows = {name: cur.fetchall() for name, cur in cursors.items()}
     return _live_state(caps, rows, planes)
@@ -278,9 +275,11 @@ def read_live(conn: psycopg.Connection[Any], manifest: Manifest | None = None,
 _MANAGED = "reconciler.managed"
 
 
-def _queue_reads(conn: psycopg.Connection[Any], caps: Capabilities, manifest: Manifest | None,
-                 cursors: dict[str, psycopg.Cursor[Any]]) -> None:
-    """Every kind's query shaped by `caps`, and the ownership records', into the open pipeline."""
+def queue_reads(conn: psycopg.Connection[Any], caps: Capabilities, manifest: Manifest | None,
+                into: dict[str, psycopg.Cursor[Any]] | None = None) -> dict[str, psycopg.Cursor[Any]]:
+    """Every kind's query shaped by `caps`, and the ownership records', into the open pipeline; their
+    cursors (added to `into` as they are queued), for `live_state` once the pipeline has answered."""
+    cursors: dict[str, psycopg.Cursor[Any]] = {} if into is None else into
     for kind in kinds.REGISTRY:
         statement = kind.read(caps, manifest)
         if statement is None:
@@ -291,6 +290,22 @@ def _queue_reads(conn: psycopg.Connection[Any], caps: Capabilities, manifest: Ma
     if caps.has("reconciler.managed"):
         cursors[_MANAGED] = cur = conn.cursor()
         cur.execute(records.records_query(caps))
+    return cursors
+
+
+def live_state(caps: Capabilities, cursors: dict[str, psycopg.Cursor[Any]], planes: kinds.Planes | None) -> LiveState:
+    """The LiveState from `queue_reads`'s answered cursors (and each plane's own read)."""
+    return _live_state(caps, {name: cur.fetchall() for name, cur in cursors.items()}, planes)
+
+
+def read_state(conn: psycopg.Connection[Any], caps: Capabilities, manifest: Manifest | None,
+               planes: kinds.Planes | None = None) -> LiveState:
+    """The kinds' and the ownership records' reads shaped by `caps`, in one pipeline: one round trip."""
+    faults.point("read.live")
+    with translated("reading the live state"):
+        with conn.pipeline():
+            cursors = queue_reads(conn, caps, manifest)
+        return live_state(caps, cursors, planes)
 
 
 def _live_state(caps: Capabilities, rows: dict[str, list[tuple[Any, ...]]], planes: kinds.Planes | None) -> LiveState:
@@ -313,17 +328,17 @@ def _read_with_known(conn: psycopg.Connection[Any], manifest: Manifest | None, p
             with conn.pipeline():
                 for statement in before:
                     conn.execute(statement)
-                caps_cur.execute(capabilities_query(), {"settings": list(settings()), "relations": list(relations())})
-                _queue_reads(conn, known, manifest, cursors)
+                queue_capabilities(caps_cur)
+                queue_reads(conn, known, manifest, cursors)
                 for statement in after:
                     conn.execute(statement)
         except psycopg.Error as e:
-            if connection_lost(e) or not _answered(caps_cur):
+            if connection_lost(e) or not answered(caps_cur):
                 raise
             failed: psycopg.Error | None = e
         else:
             failed = None
-        if _capabilities(caps_cur) != known:
+        if capabilities_from(caps_cur) != known:
             return None
         if failed is not None:
             raise failed
@@ -331,5 +346,5 @@ def _read_with_known(conn: psycopg.Connection[Any], manifest: Manifest | None, p
     return _live_state(known, rows, planes)
 
 
-def _answered(cur: psycopg.Cursor[Any]) -> bool:
+def answered(cur: psycopg.Cursor[Any]) -> bool:
     return cur.pgresult is not None and cur.pgresult.status == ExecStatus.TUPLES_OK

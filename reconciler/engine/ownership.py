@@ -25,15 +25,17 @@ from psycopg import sql
 
 from reconciler import kinds, render
 from reconciler.engine import db
-from reconciler.engine.records import SHAPE_PROBE
 from reconciler.errors import PermissionDenied
-from reconciler.kinds.base import Capabilities
+from reconciler.kinds.base import Capabilities, Statement
 from reconciler.model import Action, Change, Plan
 from reconciler.secret_value import SENSITIVE
 from reconciler.util import faults
 
 if TYPE_CHECKING:
     from reconciler.manifest import Manifest
+
+#: The apply's history id: the parameter, or (NULL) the row the same transaction inserted just before.
+HISTORY_ID = sql.SQL("coalesce(%s::bigint, currval(pg_get_serial_sequence('reconciler.history', 'id')))")
 
 UPGRADE = sql.SQL("""ALTER TABLE reconciler.managed
     ADD COLUMN IF NOT EXISTS applied jsonb,
@@ -42,24 +44,22 @@ UPGRADE = sql.SQL("""ALTER TABLE reconciler.managed
     DROP COLUMN IF EXISTS fingerprint""")
 
 
-def ensure(conn: psycopg.Connection[Any]) -> None:
+def schema_statements() -> list[Statement]:
+    """The reconciler schema's DDL (every statement IF NOT EXISTS), one Statement each: a pipeline sends
+    one command per query."""
     ddl = files("reconciler").joinpath("sql/ownership.sql").read_text()
-    with db.translated("creating the reconciler schema"), conn.cursor() as cur:
-        cur.execute(ddl)  # type: ignore[arg-type]
+    lines = [line for line in ddl.splitlines() if not line.lstrip().startswith("--")]
+    return [Statement(sql.SQL(text.strip()), (), "creating the reconciler schema")  # type: ignore[arg-type]
+            for text in "\n".join(lines).split(";\n") if text.strip()]
 
 
-def migrate_if_outdated(conn: psycopg.Connection[Any], lock_key: tuple[int, int]) -> bool:
-    """Bring a previous release's reconciler.managed to this shape in its own transaction; True if it did.
+def migrate(conn: psycopg.Connection[Any], lock_key: tuple[int, int]) -> None:
+    """Bring a previous release's reconciler.managed (records.outdated) to this shape in its own transaction.
 
-    Runs before the apply's transaction (autocommit connection, idle), under the apply's advisory lock so
-    two upgrading applies do not race. A role that may not alter the table gets one line saying so.
+    Runs once the apply's first round trip found the old shape and rolled back (autocommit connection,
+    idle), before the apply's transaction, under the apply's advisory lock so two upgrading applies do
+    not race. A role that may not alter the table gets one line saying so.
     """
-    probe = SHAPE_PROBE
-    with db.translated("checking the shape of reconciler.managed"), conn.cursor() as cur:
-        cur.execute(sql.SQL("SELECT " + probe))  # type: ignore[arg-type]
-        row = cur.fetchone()
-    if not row or row[0] is not False:
-        return False
     faults.point("ownership.migrate")
     try:
         with conn.transaction(), conn.cursor() as cur:
@@ -71,7 +71,6 @@ def migrate_if_outdated(conn: psycopg.Connection[Any], lock_key: tuple[int, int]
             "last-applied records", hint="run one apply as the table's owner (or a superuser), which migrates it") from e
     except psycopg.Error as e:
         raise db.translate(e, "migrating reconciler.managed") from e
-    return True
 
 
 def applied_fields(change: Change) -> dict[str, Any]:
@@ -97,8 +96,9 @@ def _columns(rows: Mapping[tuple[str, str], tuple[Any, ...]]) -> tuple[list[Any]
     return tuple(list(column) for column in zip(*((*key, *value) for key, value in rows.items()), strict=True))
 
 
-def record(cur: psycopg.Cursor[Any], manifest: Manifest, plan: Plan, caps: Capabilities, history_id: int) -> None:
-    """Ownership rows and last-applied records for `plan`, written as apply #history_id."""
+def record(manifest: Manifest, plan: Plan, caps: Capabilities, history_id: int | None) -> list[Statement]:
+    """The statements writing the ownership rows and last-applied records for `plan` as apply #history_id
+    (None: the history row inserted just before, in the same transaction)."""
     protected = {(kind.name, key) for kind in kinds.REGISTRY for key in kind.protected_keys(manifest, caps)}
     upserts: dict[tuple[str, str], tuple[Any, ...]] = {}
     deactivated: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -114,27 +114,30 @@ def record(cur: psycopg.Cursor[Any], manifest: Manifest, plan: Plan, caps: Capab
             removals.add(key)
     removals -= upserts.keys()  # a declared job's duplicate rows are deleted, the job stays ours
     # One set-based statement each, so the round trips do not grow with the number of objects.
+    out: list[Statement] = []
     if upserts:
-        cur.execute(
+        out.append(Statement(sql.SQL(
             """INSERT INTO reconciler.managed (kind, key, protect, applied, history_id, removed)
-               SELECT r.kind, r.key, r.protect, r.applied::jsonb, %s, false
+               SELECT r.kind, r.key, r.protect, r.applied::jsonb, {id}, false
                  FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::text[]) AS r(kind, key, protect, applied)
                ON CONFLICT (kind, key) DO UPDATE SET protect = EXCLUDED.protect, applied = EXCLUDED.applied,
-                   history_id = EXCLUDED.history_id, removed = false, last_applied = now()""",
-            (history_id, *_columns(upserts)))
+                   history_id = EXCLUDED.history_id, removed = false, last_applied = now()""").format(id=HISTORY_ID),
+            (history_id, *_columns(upserts)), "recording ownership"))
     if deactivated:  # `reconcile down` and prune: the protect flag stays as the manifest last set it
-        cur.execute(
+        out.append(Statement(sql.SQL(
             """INSERT INTO reconciler.managed (kind, key, applied, history_id, removed)
-               SELECT r.kind, r.key, r.applied::jsonb, %s, false
+               SELECT r.kind, r.key, r.applied::jsonb, {id}, false
                  FROM unnest(%s::text[], %s::text[], %s::text[]) AS r(kind, key, applied)
                ON CONFLICT (kind, key) DO UPDATE SET applied = EXCLUDED.applied, history_id = EXCLUDED.history_id,
-                   removed = false, last_applied = now()""",
-            (history_id, *_columns(deactivated)))
+                   removed = false, last_applied = now()""").format(id=HISTORY_ID),
+            (history_id, *_columns(deactivated)), "recording ownership"))
     if removals:
-        cur.execute(
-            """UPDATE reconciler.managed m SET removed = true, applied = NULL, history_id = %s, last_applied = now()
-                 FROM unnest(%s::text[], %s::text[]) AS r(kind, key) WHERE m.kind = r.kind AND m.key = r.key""",
-            (history_id, *(list(column) for column in zip(*sorted(removals), strict=True))))
+        out.append(Statement(sql.SQL(
+            """UPDATE reconciler.managed m SET removed = true, applied = NULL, history_id = {id}, last_applied = now()
+                 FROM unnest(%s::text[], %s::text[]) AS r(kind, key) WHERE m.kind = r.kind AND m.key = r.key""").format(
+                id=HISTORY_ID),
+            (history_id, *(list(column) for column in zip(*sorted(removals), strict=True))), "recording ownership"))
+    return out
 
 
 def _redacted(values: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """One run of the reconciler: the manifest, the secret values, the database URL and the planes, together.
 
 Where it sits: between the edges that start a run (cli/main.py's plan, apply and down; cli/verify.py; each
-cycle of watch/controller.py) and what they run (`apply.read_and_plan`, `apply.apply`, `verify.read`). An edge
+cycle of watch/controller.py, each target of fleet/runner.py) and what they run (`apply.read_and_plan`, `apply.apply`, `verify.read`). An edge
 loads the manifest (`load`), then opens a `session`: it determines the URL (`--database-url`, else
 DATABASE_URL in the environment, which includes an --env-file), resolves the secrets from that
 environment, opens every kind's plane (`kinds.open_planes`) and closes them when the block ends, however
@@ -71,8 +71,6 @@ def resolve(manifest: Manifest, environ: Mapping[str, str]) -> dict[str, SecretV
 def session(manifest: Manifest, environ: Mapping[str, str], url: str | None, *,
             secrets: SecretsMode = "required") -> Iterator[Session]:
     """The URL, the secret values and the open planes for one run; the planes are closed at the end."""
-    from reconciler.kinds import Planes, open_planes
-
     resolved_url = database_url(url, environ)  # before the secrets (see the module's docstring)
     values: dict[str, SecretValue] | None = {}
     secret_error = None
@@ -83,8 +81,20 @@ def session(manifest: Manifest, environ: Mapping[str, str], url: str | None, *,
             values = resolve(manifest, environ)
         except SecretSourceError as e:
             values, secret_error = None, e.one_line()
+    with opened(manifest, environ, resolved_url, values, secret_error) as one:
+        yield one
+
+
+@contextmanager
+def opened(manifest: Manifest, environ: Mapping[str, str], url: str, values: dict[str, SecretValue] | None,
+           secret_error: str | None = None) -> Iterator[Session]:
+    """The session of a URL and secret values already resolved (`session`, or a fleet target from its own
+    sources): every kind's plane opened with `environ` (none when the values did not resolve), closed at
+    the end however the block ends."""
+    from reconciler.kinds import Planes, open_planes
+
     planes = open_planes(manifest, environ) if values is not None else Planes()
     try:
-        yield Session(manifest, resolved_url, environ, values, secret_error, planes)
+        yield Session(manifest, url, environ, values, secret_error, planes)
     finally:
         planes.close()

@@ -15,8 +15,10 @@ import psycopg
 from psycopg import sql
 
 from reconciler.engine import blockers as lock_holders
-from reconciler.engine import db, writable
+from reconciler.engine import db, statements, writable
+from reconciler.engine import rider as riders
 from reconciler.errors import ApplyFailed, DatabaseUnavailable, LockHeld
+from reconciler.kinds.base import Capabilities
 from reconciler.util import faults
 
 #: Advisory lock key (two int4s, so pg_locks shows it as classid/objid): "sche" "dule" in ASCII.
@@ -26,57 +28,66 @@ LOCK_KEY = (0x73636865, 0x64756C65)
 DEFAULT_LOCK_TIMEOUT = 10.0
 
 
-
-def begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, statement_timeout: float | None) -> None:
-    """BEGIN, timeouts and the advisory lock in one round trip; raises LockHeld when another apply runs.
+def begin_locked(conn: psycopg.Connection[Any], lock_timeout: float | None, statement_timeout: float | None,
+                 rider: riders.Rider | None = None, then: statements.Queue | None = None) -> Capabilities:
+    """BEGIN, timeouts, the advisory lock, the writable probe and the capabilities in one round trip (a
+    pipeline); raises LockHeld when another apply runs, DatabaseReadOnly where nothing may be written.
 
     Inside the transaction every statement waits at most `lock_timeout` (DEFAULT_LOCK_TIMEOUT when not
-    given) for a table or row lock, and runs at most `statement_timeout`.
+    given) for a table or row lock, and runs at most `statement_timeout`. A `rider`'s head query rides in
+    the same pipeline, and whatever `then` queues after it; when only that fails (the lock and the
+    capabilities answered), statements.QueuedFailed says so, the transaction aborted.
     """
     timeout = sql.Literal(_ms(statement_timeout))
     in_tx_lock = sql.Literal(_ms(lock_timeout if lock_timeout and lock_timeout > 0 else DEFAULT_LOCK_TIMEOUT))
     key = sql.SQL(", ").join(sql.Literal(k) for k in LOCK_KEY)
     wait = lock_timeout is not None and lock_timeout > 0
-    if wait:
-        # Only lock_timeout bounds the wait (a shorter statement_timeout would cut it and turn "lock held"
-        # into a generic error); the statement timeout starts once the lock is ours.
-        query = sql.SQL("BEGIN; SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', {}, true);"
-                        " SELECT pg_advisory_xact_lock({}), true AS acquired;"
-                        " SELECT set_config('statement_timeout', {}, true); {}").format(
-            in_tx_lock, key, timeout, sql.SQL(writable.PROBE))  # type: ignore[operator]
-    else:
-        query = sql.SQL("BEGIN; SELECT set_config('statement_timeout', {}, true), set_config('lock_timeout', {}, true),"
-                        " pg_try_advisory_xact_lock({}) AS acquired; {}").format(
-            timeout, in_tx_lock, key, sql.SQL(writable.PROBE))
     faults.point("begin")
-    with conn.cursor() as cur:
-        try:
-            cur.execute(query)
-        except psycopg.errors.LockNotAvailable:
-            rollback(conn)
-            raise LockHeld(f"another reconciler holds the lock ({_holder(conn)})",
-                           hint="wait for it, or pass a longer --lock-timeout") from None
-        except psycopg.Error as e:
+    lock, probe, caps = conn.cursor(), conn.cursor(), conn.cursor()
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            if wait:
+                # Only lock_timeout bounds the wait (a shorter statement_timeout would cut it and turn "lock
+                # held" into a generic error); the statement timeout starts once the lock is ours.
+                conn.execute(sql.SQL("SELECT set_config('statement_timeout', '0', true),"
+                                     " set_config('lock_timeout', {}, true)").format(in_tx_lock))
+                lock.execute(sql.SQL("SELECT pg_advisory_xact_lock({}), true AS acquired").format(key))
+                conn.execute(sql.SQL("SELECT set_config('statement_timeout', {}, true)").format(timeout))
+            else:
+                lock.execute(sql.SQL("SELECT set_config('statement_timeout', {}, true), set_config('lock_timeout', {},"
+                                     " true), pg_try_advisory_xact_lock({}) AS acquired").format(timeout, in_tx_lock,
+                                                                                                  key))
+            probe.execute(writable.PROBE)  # type: ignore[arg-type]
+            db.queue_capabilities(caps)
+            riders.queue_head(rider, conn)
+            if then is not None:
+                then(conn)
+    except psycopg.errors.LockNotAvailable:
+        rollback(conn)
+        raise LockHeld(f"another reconciler holds the lock ({_holder(conn)})",
+                       hint="wait for it, or pass a longer --lock-timeout") from None
+    except psycopg.Error as e:
+        if db.connection_lost(e) or then is None or not all(db.answered(c) for c in (lock, probe, caps)):
             rollback(conn)
             raise db.translate(e, "starting the transaction") from e
-        acquired, refused = False, None
-        while True:  # one result set per statement; the lock's is the one with an `acquired` column
-            if cur.description is not None and cur.description[-1].name == "acquired":
-                row = cur.fetchone()
-                acquired = bool(row and row[-1])
-            elif cur.description is not None and cur.description[-1].name == writable.PROBE_COLUMN:
-                probed = cur.fetchone()
-                refused = writable.refusal(*probed) if probed is not None else None
-            if not cur.nextset():
-                break
+        failed: psycopg.Error | None = e
+    else:
+        failed = None
+    row = lock.fetchone()
+    probed = probe.fetchone()
+    refused = writable.refusal(*probed) if probed is not None else None
     if refused is not None:  # before "lock held": a read-only database is the news, whoever holds the lock
         rollback(conn)
         raise refused
-    if not acquired:
+    if not (row and row[-1]):
         holder = _holder(conn)
         rollback(conn)
         raise LockHeld(f"another reconciler holds the lock ({holder})",
                        hint="wait for it, or pass --lock-timeout SECONDS to wait")
+    if failed is not None:
+        raise statements.QueuedFailed(failed)
+    return db.capabilities_from(caps)
 
 
 def _ms(seconds: float | None) -> str:

@@ -2,7 +2,8 @@
 
 `run_target` does for one target what cli/main.py's dry run and apply do: it loads the manifest (the fleet's
 shared files plus the target's own, parsed once per set of unchanged files), resolves the target's URL
-and secret values from its own sources, opens the kinds' planes with the target's environment, and reads
+and secret values from its own sources, opens the run's session with the target's environment
+(engine/session.py, as a single run: the kinds' planes), and reads
 and plans, or applies under the database's advisory lock. Every error becomes one line in its
 `TargetResult`; nothing one target does (even a bug) stops the others. Connections use a short connect
 timeout and every statement a statement timeout, so a dead or slow target costs its own time only.
@@ -23,14 +24,14 @@ import structlog
 
 from reconciler.engine import session as run
 from reconciler.errors import LockHeld, ManifestError, ReconcilerError, UnsafePlan
-from reconciler.kinds.base import PlanOptions
+from reconciler.kinds.base import Capabilities, PlanOptions
 from reconciler.util.files import signature as file_signature
 from reconciler.util.version import package_version
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from reconciler.engine.db import Rider
+    from reconciler.engine.rider import Rider
     from reconciler.fleet.target import Target
     from reconciler.manifest import Manifest
     from reconciler.model import Change, Plan
@@ -104,6 +105,30 @@ class ManifestCache:
 _MANIFESTS = ManifestCache()
 
 
+class CapabilitiesCache:
+    """Each target's capabilities as its last run left them, by target name: its next run begins (and
+    reads) in one round trip fewer, as a `--watch` cycle of one database does. Every read checks them
+    against the database, so a stale entry costs a read again, never a wrong plan. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_target: dict[str, Capabilities] = {}
+
+    def get(self, target: str) -> Capabilities | None:
+        with self._lock:
+            return self._by_target.get(target)
+
+    def put(self, target: str, capabilities: Capabilities | None) -> None:
+        with self._lock:
+            if capabilities is None:
+                self._by_target.pop(target, None)
+            else:
+                self._by_target[target] = capabilities
+
+
+_CAPABILITIES = CapabilitiesCache()
+
+
 def target_files(files: Sequence[str], target: Target) -> list[str]:
     """The target's manifest files: the fleet's shared ones (./scheduler.yaml when none), then its own."""
     return [*(files or ["scheduler.yaml"]), *target.files]
@@ -113,17 +138,18 @@ def run_target(target: Target, files: Sequence[str], environ: Mapping[str, str],
                apply: bool, lock_timeout: float | None = None,
                statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
                connect_timeout: int = DEFAULT_CONNECT_TIMEOUT, mode: str = "--apply",
-               manifests: ManifestCache | None = None, rider: RiderFor | None = None) -> TargetResult:
+               manifests: ManifestCache | None = None, rider: RiderFor | None = None,
+               capabilities: CapabilitiesCache | None = None) -> TargetResult:
     """Plan (or apply) the manifest on one target; never raises for anything the target causes.
 
-    `rider(manifest, secret values)` may return a `db.Rider` (the fleet controller's pipeline verification)
+    `rider(manifest, secret values)` may return a `Rider` (engine/rider.py) (the fleet controller's pipeline verification)
     that reads over this run's connection, in the plan's round trips."""
     started = time.perf_counter()
     try:
         outcome = _run(target, files, environ, options, apply=apply, lock_timeout=lock_timeout,
                        statement_timeout=statement_timeout, connect_timeout=connect_timeout,
                        command=_command(mode, options, target.name), manifests=manifests or _MANIFESTS,
-                       rider=rider)
+                       rider=rider, capabilities=capabilities or _CAPABILITIES)
     except LockHeld as e:
         outcome = TargetResult(target.name, error=e.one_line(), retryable=True, lock_held=True)
     except ManifestError as e:
@@ -139,29 +165,35 @@ def run_target(target: Target, files: Sequence[str], environ: Mapping[str, str],
 
 def _run(target: Target, files: Sequence[str], environ: Mapping[str, str], options: PlanOptions, *, apply: bool,
          lock_timeout: float | None, statement_timeout: float | None, connect_timeout: int, command: str,
-         manifests: ManifestCache, rider: RiderFor | None = None) -> TargetResult:
-    from reconciler import kinds
+         manifests: ManifestCache, rider: RiderFor | None = None,
+         capabilities: CapabilitiesCache | None = None) -> TargetResult:
+    from reconciler.engine.apply import ApplyContext, read_and_plan
     from reconciler.engine.apply import apply as apply_manifest
-    from reconciler.engine.apply import read_and_plan
 
     manifest = manifests.load(target_files(files, target))
     url = target.url(environ).reveal()  # before the secrets, as run.session: no database, nothing to compare
     values = target.secret_values(manifest, environ)
     riding = rider(manifest, values) if rider is not None else None
-    with kinds.open_planes(manifest, target.environment(environ)) as planes:
+    known = capabilities.get(target.name) if capabilities is not None else None
+    with run.opened(manifest, target.environment(environ), url, values) as session:
         if not apply:
-            _, plan = read_and_plan(url, manifest, values, options, planes, riding,
-                                    connect_timeout=connect_timeout, statement_timeout=statement_timeout)
+            live, plan = read_and_plan(session.url, manifest, session.secret_values, options, session.planes, riding,
+                                       connect_timeout=connect_timeout, statement_timeout=statement_timeout,
+                                       known=known)
+            if capabilities is not None:
+                capabilities.put(target.name, live.capabilities)
             return TargetResult(target.name, plan=plan)
         shown: list[Plan] = []
         try:
-            result = apply_manifest(url, manifest, values, options, lock_timeout=lock_timeout,
-                                    statement_timeout=statement_timeout, command=command, version=package_version(),
-                                    planes=planes, connect_timeout=connect_timeout, rider=riding,
-                                    on_plan=shown.append)
+            result = apply_manifest(session.url, manifest, session.secret_values, options, ApplyContext(
+                lock_timeout=lock_timeout, statement_timeout=statement_timeout, connect_timeout=connect_timeout,
+                command=command, version=package_version(), planes=session.planes, rider=riding, known=known,
+                on_plan=shown.append))
         except UnsafePlan as e:
             # The refusal says "fix the findings above": the plan goes with it, to be shown under the target.
             return TargetResult(target.name, plan=shown[-1] if shown else None, error=e.one_line())
+    if capabilities is not None:
+        capabilities.put(target.name, result.capabilities)
     return TargetResult(target.name, plan=result.plan, applied=not result.plan.is_empty,
                         history_id=result.history_id, corrections=result.corrections)
 

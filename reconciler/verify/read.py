@@ -61,7 +61,7 @@ def declared_triggers(manifest: Manifest) -> tuple[DeclaredTrigger, ...]:
 
 
 class EvidenceRead:
-    """One read of the evidence, in steps that fit into another reader's round trips (a `db.Rider`).
+    """One read of the evidence, in steps that fit into another reader's round trips (an engine/rider.py `Rider`).
 
     `queue_head(conn)` queues the head query (now(), which relations exist and may be read) in whatever
     round trip the caller sends next; `queue_queries(conn)` queues one query per readable relation once the
@@ -93,7 +93,7 @@ class EvidenceRead:
         self._rows: dict[str, list[tuple[Any, ...]]] = {}
         self._now: datetime | None = None  # a later now() than the head's, when the queries ran after it
 
-    # --- the steps (db.Rider) ------------------------------------------------------------------------
+    # --- the steps (engine/rider.py) ------------------------------------------------------------------------
     def queue_head(self, conn: psycopg.Connection[Any]) -> None:
         self._head_cursor = cur = conn.cursor()
         cur.execute(HEAD, {"relations": list(RELATIONS)})

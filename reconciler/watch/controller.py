@@ -232,7 +232,7 @@ class Controller:
     def _reconcile(self, evidence: EvidenceRead | None) -> Plan:
         """Read, plan and (with --apply) apply over one connection; `evidence` (the pipeline's read, when
         due) rides on it."""
-        from reconciler.engine.apply import apply, read_and_plan
+        from reconciler.engine.apply import ApplyContext, apply, read_and_plan
 
         assert self.manifest is not None
         options = PlanOptions(prune=self.settings.prune)
@@ -248,10 +248,11 @@ class Controller:
                     log.warning("drift_detected", kind=change.kind, key=change.key, action=change.action.value,
                                 reason=change.reason)
                 return plan
-            result = apply(self.settings.url, self.manifest, values, options,
-                           lock_timeout=self.settings.lock_timeout, statement_timeout=self.settings.statement_timeout,
-                           command="--watch --apply" + (" --prune" if self.settings.prune else ""),
-                           version=package_version(), planes=planes, rider=evidence)
+            result = apply(self.settings.url, self.manifest, values, options, ApplyContext(
+                lock_timeout=self.settings.lock_timeout, statement_timeout=self.settings.statement_timeout,
+                command="--watch --apply" + (" --prune" if self.settings.prune else ""),
+                version=package_version(), planes=planes, rider=evidence, known=self._capabilities))
+            self._capabilities = result.capabilities  # the next cycle begins and reads in one round trip
         drifted = result.plan.drifted + result.corrections  # a change made during the apply is drift too
         for change in result.plan.mutating + result.corrections:
             self.metrics.applied.labels(change.kind, change.action.value).inc()

@@ -22,7 +22,7 @@ import psycopg
 from bench.common import manifest_file
 from localdb import create_app_tables
 from reconciler import __version__
-from reconciler.engine.apply import apply, read_and_plan
+from reconciler.engine.apply import ApplyContext, apply, read_and_plan
 from reconciler.engine.sources import resolve_secrets
 from reconciler.kinds.base import PlanOptions
 from reconciler.manifest import load_manifest
@@ -154,8 +154,8 @@ class InProcess:
         self.values = resolve_secrets(self.manifest, SECRETS_ENV)
 
     def apply(self, lock_timeout: float = 30) -> Any:
-        return apply(self.url, self.manifest, self.values, PlanOptions(), lock_timeout=lock_timeout,
-                     command="--apply", version=__version__)
+        return apply(self.url, self.manifest, self.values, PlanOptions(),
+                     ApplyContext(lock_timeout=lock_timeout, command="--apply", version=__version__))
 
     def plan_is_empty(self) -> bool:
         _, plan = read_and_plan(self.url, self.manifest, self.values, PlanOptions())

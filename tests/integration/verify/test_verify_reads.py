@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from bench.common import TurnCountingProxy
-from reconciler.engine.apply import apply, read_and_plan
+from reconciler.engine.apply import ApplyContext, apply, read_and_plan
 from reconciler.engine.sources import resolve_secrets
 from reconciler.kinds.base import PlanOptions
 from reconciler.manifest import load_manifest
@@ -116,6 +116,33 @@ def test_a_watch_cycle_reads_the_evidence_over_its_one_connection(applied: DbTar
     assert verifying.pipeline is not None and verifying.pipeline.states.status["preflight"] == "pass"
 
 
+@pytest.mark.parametrize(("apply_mode", "expected"), [(False, (1, 2)), (True, (2, 2))], ids=["report", "apply"])
+def test_an_in_sync_watch_cycle_takes_at_most_two_round_trips_verification_included(
+        applied: DbTarget, apply_mode: bool, expected: tuple[int, int]) -> None:
+    """After the connection's set-up, a cycle after the first (its capabilities known): report mode reads
+    in one round trip, two when the evidence rides along; --apply begins, locks and reads in one and ends
+    with its ROLLBACK, which the evidence's round trip carries."""
+    proxy = TurnCountingProxy(applied.cluster.port)
+
+    def controller(**settings: Any) -> Controller:
+        return Controller(Settings(files=[str(MANIFEST)], url=proxy.url(), apply=apply_mode, environ=SECRETS_ENV,
+                                   **settings))
+
+    plan_only, verifying = controller(verify=False), controller()
+    for c in (plan_only, verifying):
+        c.cycle()  # the first cycle: cold capabilities
+    counts = []
+    for c in (plan_only, verifying):
+        _settled(proxy)
+        with proxy.counted_after_setup() as trips:
+            c.cycle()
+            _settled(proxy)
+        counts.append(trips())
+    assert tuple(counts) == expected
+    assert [_cycles(c, "success") for c in (plan_only, verifying)] == [2, 2]
+    assert _verifications(verifying) == 2
+
+
 def test_after_an_apply_the_evidence_is_read_after_its_commit(applied: DbTarget) -> None:
     """The trigger disabled behind our back: the apply re-enables it, and the evidence read with it says so."""
     manifest = load_manifest([str(MANIFEST)])
@@ -126,7 +153,7 @@ def test_after_an_apply_the_evidence_is_read_after_its_commit(applied: DbTarget)
         disable_trigger(applied.superuser_url)
         _settled(proxy)
         with proxy.counted() as trips, proxy.sessions() as sessions:
-            result = apply(proxy.url(), manifest, values, PlanOptions(), rider=rider)
+            result = apply(proxy.url(), manifest, values, PlanOptions(), ApplyContext(rider=rider))
             _settled(proxy)
         assert [(c.kind, c.key) for c in result.plan.mutating] == [("trigger", "master-scheduler")]
         counts.append((trips(), sessions()))
