@@ -87,6 +87,8 @@ class FleetController:
         self.settings = settings
         self.metrics = FleetMetrics()
         self.lifecycle = lifecycle.Lifecycle(log)
+        #: each target's capabilities after its last run, forgotten when the target leaves the fleet
+        self.capabilities = runner.CapabilitiesCache()
         self.shard = shard_from_environ(settings.environ)
         self.manifests = runner.ManifestCache()
         self.generator_cache = GeneratorCache(replicas=self.shard[1] if self.shard else 1)
@@ -223,6 +225,7 @@ class FleetController:
         now = time.monotonic()
         for name in sorted(set(self.scheduled) - set(wanted)):
             del self.scheduled[name]
+            self.capabilities.forget(name)
             self.metrics.remove(name)
             if self.verification is not None:
                 self.verification.remove(name)
@@ -267,7 +270,8 @@ class FleetController:
                                    apply=self.settings.apply, lock_timeout=self.settings.lock_timeout,
                                    statement_timeout=self.settings.statement_timeout,
                                    connect_timeout=self.settings.connect_timeout, mode="--watch --apply",
-                                   manifests=self.manifests, rider=rider if verification is not None else None)
+                                   manifests=self.manifests, rider=rider if verification is not None else None,
+                                   capabilities=self.capabilities)
         if verification is not None and riding and result.applied:
             # The evidence's head (which relations exist) was read before this apply made them: judge the next run.
             verification.again(target.name)

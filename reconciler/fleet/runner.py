@@ -118,6 +118,14 @@ class CapabilitiesCache:
         with self._lock:
             return self._by_target.get(target)
 
+    def forget(self, target: str) -> None:
+        """A target that left the fleet: its entry goes with it, so the cache does not grow with every name seen."""
+        self.put(target, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_target)
+
     def put(self, target: str, capabilities: Capabilities | None) -> None:
         with self._lock:
             if capabilities is None:

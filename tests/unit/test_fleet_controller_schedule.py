@@ -88,3 +88,16 @@ def test_with_every_worker_busy_the_loop_waits_instead_of_spinning(tmp_path: Pat
     assert controller._wait_time() == 0.5
     controller.scheduled["a"].running = False  # a worker is free: the overdue targets start now
     assert controller._wait_time() == 0.0
+
+
+def test_a_removed_targets_capabilities_are_forgotten(tmp_path: Path) -> None:
+    from reconciler.kinds.base import Capabilities
+
+    controller = _controller(tmp_path, ["a", "b"])
+    for name in ("a", "b"):
+        controller.capabilities.put(name, Capabilities())
+    _targets(tmp_path / "targets.yaml", ["b"])
+    controller._read_targets()
+    assert sorted(controller.scheduled) == ["b"]
+    assert controller.capabilities.get("a") is None and controller.capabilities.get("b") is not None
+    assert len(controller.capabilities) == 1
