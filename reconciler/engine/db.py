@@ -313,7 +313,7 @@ def _live_state(caps: Capabilities, rows: dict[str, list[tuple[Any, ...]]], plan
     for name, plane in (planes.opened.items() if planes is not None else ()):
         live[name] = plane.read()
     managed, removed = records.from_rows(rows.get(_MANAGED, []))
-    return LiveState(caps, live, managed, caps.has("reconciler.managed"), removed, records.outdated(caps))
+    return LiveState(caps, live, managed, caps.has("reconciler.managed"), removed)
 
 
 def _read_with_known(conn: psycopg.Connection[Any], manifest: Manifest | None, planes: kinds.Planes | None,

@@ -111,9 +111,6 @@ class LiveState:
     ownership_ready: bool = False  # reconciler.managed exists
     #: Removed objects' rows (Managed.removed), kept apart so that `managed` means "ours now".
     removed: Mapping[tuple[str, str], Managed] = field(default_factory=dict)
-    #: reconciler.managed still has the previous release's shape (no last-applied records): the next
-    #: apply migrates it (engine/ownership.py).
-    ownership_outdated: bool = False
 
     def record(self, kind: str, key: str) -> Managed | None:
         """The ownership row of (kind, key), removed or not."""
