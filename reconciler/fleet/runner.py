@@ -122,10 +122,6 @@ class CapabilitiesCache:
         """A target that left the fleet: its entry goes with it, so the cache does not grow with every name seen."""
         self.put(target, None)
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._by_target)
-
     def put(self, target: str, capabilities: Capabilities | None) -> None:
         with self._lock:
             if capabilities is None:
@@ -157,7 +153,7 @@ def run_target(target: Target, files: Sequence[str], environ: Mapping[str, str],
         outcome = _run(target, files, environ, options, apply=apply, lock_timeout=lock_timeout,
                        statement_timeout=statement_timeout, connect_timeout=connect_timeout,
                        command=_command(mode, options, target.name), manifests=manifests or _MANIFESTS,
-                       rider=rider, capabilities=capabilities or _CAPABILITIES)
+                       rider=rider, capabilities=_CAPABILITIES if capabilities is None else capabilities)
     except LockHeld as e:
         outcome = TargetResult(target.name, error=e.one_line(), retryable=True, lock_held=True)
     except ManifestError as e:

@@ -100,4 +100,3 @@ def test_a_removed_targets_capabilities_are_forgotten(tmp_path: Path) -> None:
     controller._read_targets()
     assert sorted(controller.scheduled) == ["b"]
     assert controller.capabilities.get("a") is None and controller.capabilities.get("b") is not None
-    assert len(controller.capabilities) == 1
