@@ -3,7 +3,9 @@
 It reads the protocol's framing (the untyped startup packets, then a type byte and an int32 length per
 message; SSLRequest and GSSENCRequest are answered `N` here, so everything after them is plaintext and
 a client with sslmode=require cannot use it), so a fault is placed at a protocol message rather than at
-a byte offset or a moment, and survives a pipelined client:
+a byte offset or a moment, and survives a pipelined client. With `tls=True` an SSLRequest goes to the
+server instead, and a connection the server agrees to encrypt is relayed as bytes from then on: delayed
+and counted in `turns` (TLS set-up costs included), but with no faults and no `turns_after_setup`.
 
     proxy.arm("reset", on_query(r"^\\s*COMMIT"), at="response")   # COMMIT reaches the server, its answer never arrives
     proxy.arm("silent", after_auth())                             # connected, then nothing more (a failover)
@@ -214,6 +216,8 @@ class Connection:
         self.silent = False
         self.closed = False
         self.pending: Fault | None = None  # acts at the server's next message
+        self.ssl_answer_due = False  # an SSLRequest went to the server: its next byte is 'S' or 'N'
+        self.encrypted = False  # the server said 'S': bytes only from here on, both ways
         self._last_message = "s2c"  # direction of the last message after set-up (turns_after_setup)
         self._delayed: list[_Delayed] = []
         self._send = {"c2s": self._sender(upstream, proxy.c2s_delay), "s2c": self._sender(client, proxy.s2c_delay)}
@@ -233,6 +237,12 @@ class Connection:
         try:
             while data := src.recv(65536):
                 self.proxy._saw(direction)
+                if direction == "s2c" and self.ssl_answer_due:
+                    data = self._relay_ssl_answer(data)
+                if self.encrypted:
+                    if data:  # an empty send would end a delayed sender's thread
+                        self._send[direction](data)
+                    continue
                 messages = framer.feed(data)
                 # counted per chunk, before any of it is forwarded: a pipeline read in one chunk is one
                 # round trip even when the server's first answer passes the other way between its messages
@@ -245,6 +255,13 @@ class Connection:
         if direction == "c2s" or not self.silent:
             self.close()
 
+    def _relay_ssl_answer(self, data: bytes) -> bytes:
+        """Forward the server's one-byte answer to an SSLRequest; what follows it is the rest of `data`."""
+        self.ssl_answer_due = False
+        self.encrypted = data[:1] == b"S"
+        self._send["s2c"](data[:1])
+        return data[1:]
+
     def _handle(self, message: Message) -> bool:
         """Forward (or act on) one message; False when this pump should stop."""
         if self.closed:
@@ -252,7 +269,9 @@ class Connection:
         if self.silent:
             return True  # read and dropped: both sockets stay open
         if message.direction == "c2s":
-            if message.kind in ("ssl", "gss"):
+            if message.kind == "ssl" and self.proxy.tls:
+                self.ssl_answer_due = True
+            elif message.kind in ("ssl", "gss"):
                 self.client.sendall(b"N")  # no encryption through the proxy: the client goes on in plaintext
                 return True
             fault = self.proxy._fault_for(message, self)
@@ -306,8 +325,9 @@ class FaultProxy:
     """Listens on 127.0.0.1 (a free port) and forwards to `target_port`; see the module docstring."""
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1", *, c2s_delay: float = 0.0,
-                 s2c_delay: float = 0.0) -> None:
+                 s2c_delay: float = 0.0, tls: bool = False) -> None:
         self.target = (target_host, target_port)
+        self.tls = tls
         self.c2s_delay, self.s2c_delay = c2s_delay, s2c_delay
         self.turns = 0
         self.turns_after_setup = 0

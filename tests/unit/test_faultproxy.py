@@ -265,3 +265,43 @@ def test_each_direction_is_delayed_by_its_latency(server: ScriptedServer) -> Non
         elapsed = time.monotonic() - started
         assert 0.25 <= elapsed < 1.0, elapsed
         sock.close()
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "closed early"
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_an_ssl_request_is_refused_here_or_with_tls_relayed_to_the_server_then_bytes_only(tls: bool) -> None:
+    """Without `tls` the proxy answers N itself; with it the server's S passes and what follows (TLS records,
+    here any bytes) is relayed unframed both ways, its round trips counted."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def server() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(AssertionError, OSError):  # without tls the proxy closes it unanswered
+            received.append(_recv_exactly(conn, 8))
+            conn.sendall(b"S")
+            for _ in range(2):  # not protocol messages: a framing proxy would choke on them
+                conn.sendall(_recv_exactly(conn, 5)[::-1])
+
+    threading.Thread(target=server, daemon=True).start()
+    with FaultProxy(listener.getsockname()[1], tls=tls) as proxy, \
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        sock.sendall(untyped(SSL_REQUEST))
+        if not tls:
+            assert sock.recv(1) == b"N" and received == []
+            return
+        assert sock.recv(1) == b"S"
+        for hello in (b"\x16\x03\x01ab", b"\x17\x03\x03cd"):
+            sock.sendall(hello)
+            assert _recv_exactly(sock, 5) == hello[::-1]
+        assert received == [untyped(SSL_REQUEST)]
+        assert proxy.turns == 3  # the SSLRequest and the two exchanges after it
+    listener.close()
