@@ -163,10 +163,7 @@ def _begin_and_read(conn: psycopg.Connection[Any], manifest: Manifest, run: Appl
     try:
         caps = transaction.begin_locked(conn, run.lock_timeout, run.statement_timeout, run.rider, then)
     except statements.QueuedFailed as e:  # a read the old capabilities shaped failed: a relation went away
-        if db.connection_lost(e.error):
-            raise db.translate(e.error, "reading the live state") from e.error
-        with db.translated("reading the live state"):
-            conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT reconciler_read"))
+        _back_to_savepoint(conn, e, "reconciler_read")
         return db.read_live(conn, manifest, run.planes, run.rider, rider_queries=False)
     if records.outdated(caps):
         transaction.rollback(conn)
@@ -178,6 +175,15 @@ def _begin_and_read(conn: psycopg.Connection[Any], manifest: Manifest, run: Appl
         with db.translated("reading the live state"):
             return db.live_state(caps, queued, run.planes)
     return db.read_state(conn, caps, manifest, run.planes)
+
+
+def _back_to_savepoint(conn: psycopg.Connection[Any], failed: statements.QueuedFailed, savepoint: str) -> None:
+    """A read shaped by capabilities that no longer hold failed: back to `savepoint`, so the cold read can
+    follow in the same transaction. A lost connection has no savepoint left: it is raised."""
+    if db.connection_lost(failed.error):
+        raise db.translate(failed.error, "reading the live state") from failed.error
+    with db.translated("reading the live state"):
+        conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(sql.Identifier(savepoint)))
 
 
 def _records(manifest: Manifest, plan: Plan, caps: Capabilities, run: ApplyContext,
@@ -230,10 +236,7 @@ def _write_and_reread(conn: psycopg.Connection[Any], manifest: Manifest, plan: P
         cursors = statements.run(conn, steps, before_copy=before_copy, then=then,
                                  then_points=("verify", "read.capabilities", "read.live"))
     except statements.QueuedFailed as e:
-        if db.connection_lost(e.error):
-            raise db.translate(e.error, "reading the live state") from e.error
-        with db.translated("reading the live state"):
-            conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT reconciler_verify"))
+        _back_to_savepoint(conn, e, "reconciler_verify")
         return e.cursors, db.read_live(conn, manifest, planes)
     now = db.capabilities_from(reread["caps"])
     if now != reread["shaped_by"]:
