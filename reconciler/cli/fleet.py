@@ -137,9 +137,8 @@ def plan_or_apply(listing: TargetList, files: Sequence[str], environ: Mapping[st
     for error in listing.errors:
         click.echo(f"error: {error}", err=True)
     for result in results:
-        own_error = target_error(result)
-        if own_error is not None:
-            click.echo(f"error: target {result.target}: {own_error}", err=True)
+        if result.error is not None:
+            click.echo(f"error: target {result.target}: {result.error}", err=True)
         if result.corrections:
             from reconciler import render
 
@@ -180,13 +179,6 @@ def databases(targets: Sequence[Target], environ: Mapping[str, str]) -> dict[str
     return out
 
 
-def target_error(result: TargetResult) -> str | None:
-    """The target's error without its own name in front (the outputs name the target once)."""
-    if result.error is None:
-        return None
-    return result.error.removeprefix(f"target {result.target}: ")
-
-
 #: The longest error the summary table shows in its cell; the whole message follows the table.
 SHORT_ERROR = 60
 
@@ -202,7 +194,7 @@ class TargetStatus:
 
 
 def target_status(result: TargetResult, *, apply: bool) -> TargetStatus:
-    error = target_error(result)
+    error = result.error
     if error is not None:
         line = error.splitlines()[0] if error else error
         short = line if len(line) <= SHORT_ERROR else line[:SHORT_ERROR].rsplit(" ", 1)[0] + " …"
@@ -274,7 +266,7 @@ def document(results: Sequence[TargetResult], generator_errors: Sequence[str], *
             r.target: {
                 "plan": render.to_data(r.plan, verbose=verbose, database=(databases or {}).get(r.target))
                 if r.plan is not None else None,
-                "error": target_error(r),
+                "error": r.error,
                 "status": target_status(r, apply=apply).word,
                 "retryable": r.retryable if r.error else None,
                 "changes": r.changes,

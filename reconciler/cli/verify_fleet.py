@@ -104,7 +104,7 @@ def _verify_one(target: Target, files: Sequence[str], environ: Mapping[str, str]
     except ManifestError as e:
         report.error = "; ".join(e.one_line().splitlines())
     except ReconcilerError as e:  # the outputs name the target once
-        report.error = scrub(e.one_line(), report.secrets).removeprefix(f"target {target.name}: ")
+        report.error = scrub(e.one_line(), report.secrets)
     except Exception as e:  # a bug in one target must not stop the report of the others
         report.error = f"unexpected {type(e).__name__} (a bug in the reconciler)"
     return report

@@ -63,10 +63,10 @@ class Target:
         return ChainMap(dict(self.environ), dict(base)) if self.environ else base
 
     def url(self, base: Mapping[str, str]) -> SecretValue:
-        """The database URL; a missing source is one line naming the target and the source."""
+        """The database URL; a missing source is one line naming the source (the caller names the target)."""
         value, why = _value_of(self.database_url, self.environment(base))
         if value is None:
-            raise SecretSourceError(f"target {self.name}: database URL: {why}",
+            raise SecretSourceError(f"database URL: {why}",
                                     hint="set the variable or mount the file named in the targets file")
         return value
 
@@ -77,14 +77,11 @@ class Target:
         declared = declared_sources(manifest)
         unknown = sorted(set(self.secrets) - declared)
         if unknown:
-            raise ReconcilerError(f"target {self.name} overrides undeclared secret(s): {', '.join(unknown)}",
+            raise ReconcilerError(f"overrides undeclared secret(s): {', '.join(unknown)}",
                                   hint="declare them under secrets: in the manifest, or remove the overrides")
         overrides = {name: source.value if source.value is not None else source
                      for name, source in self.secrets.items()}
-        try:
-            return resolve_secrets(manifest, self.environment(base), overrides)
-        except SecretSourceError as e:
-            raise SecretSourceError(f"target {self.name}: {e.message}", hint=e.hint) from None
+        return resolve_secrets(manifest, self.environment(base), overrides)
 
 
 def _value_of(source: ValueSource, environ: Mapping[str, str]) -> tuple[SecretValue | None, str]:
